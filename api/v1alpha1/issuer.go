@@ -1,0 +1,93 @@
+package v1alpha1
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Kind names, as CertificateRequests carry them in spec.issuerRef.kind.
+const (
+	IssuerKind        = "EJBCAIssuer"
+	ClusterIssuerKind = "EJBCAClusterIssuer"
+)
+
+// Issuer is either kind of issuer, so one reconciler and one signer serve both.
+// +kubebuilder:object:generate=false
+type Issuer interface {
+	client.Object
+	GetSpec() *IssuerSpec
+	GetStatus() *IssuerStatus
+}
+
+// Defaults applied by the controller when a field is unset (the API server
+// applies the CRD defaults; these cover objects built in Go).
+const (
+	DefaultApprovalPollInterval = 5 * time.Minute
+	DefaultApprovalMaxWait      = 7 * 24 * time.Hour
+)
+
+// ApprovalPollInterval is the cap on the approval polling schedule.
+func (s *IssuerSpec) ApprovalPollInterval() time.Duration {
+	if s.Approval != nil && s.Approval.PollInterval != nil && s.Approval.PollInterval.Duration > 0 {
+		return s.Approval.PollInterval.Duration
+	}
+	return DefaultApprovalPollInterval
+}
+
+// ApprovalMaxWait is how long a request may wait for EJBCA approval.
+func (s *IssuerSpec) ApprovalMaxWait() time.Duration {
+	if s.Approval != nil && s.Approval.MaxWait != nil && s.Approval.MaxWait.Duration > 0 {
+		return s.Approval.MaxWait.Duration
+	}
+	return DefaultApprovalMaxWait
+}
+
+// AlwaysUseApprovalFlow reports whether enrolment starts with the approval flow.
+func (s *IssuerSpec) AlwaysUseApprovalFlow() bool {
+	return s.Approval != nil && s.Approval.Flow == ApprovalFlowAlways
+}
+
+// AllowsOverride reports whether the request annotation for o is honoured.
+func (s *IssuerSpec) AllowsOverride(o Override) bool {
+	for _, a := range s.AllowedOverrides {
+		if a == o {
+			return true
+		}
+	}
+	return false
+}
+
+// EffectiveAuthMode is the auth mode with the default applied.
+func (s *IssuerSpec) EffectiveAuthMode() AuthMode {
+	if s.Auth.Mode == "" {
+		return AuthModeMTLS
+	}
+	return s.Auth.Mode
+}
+
+// EffectiveEndEntityName is the end entity name source with the default applied.
+func (s *IssuerSpec) EffectiveEndEntityName() EndEntityNameSource {
+	if s.EndEntityName == "" {
+		return EndEntityNameCertificateName
+	}
+	return s.EndEntityName
+}
+
+// ReadyCondition returns the issuer's Ready condition, or nil.
+func (s *IssuerStatus) ReadyCondition() *metav1.Condition {
+	for i := range s.Conditions {
+		if s.Conditions[i].Type == ConditionReady {
+			return &s.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// IsReady reports whether the issuer was checked healthy at its current
+// generation; a Ready condition from an older spec does not count.
+func IsReady(i Issuer) bool {
+	c := i.GetStatus().ReadyCondition()
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == i.GetGeneration()
+}

@@ -1,0 +1,300 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// IssuerSpec is shared by EJBCAIssuer and EJBCAClusterIssuer: it says which
+// EJBCA to call, how to authenticate and which CA and profiles sign.
+//
+// Secrets and ConfigMaps are named without a namespace: an EJBCAIssuer reads
+// them from its own namespace, an EJBCAClusterIssuer from the controller's
+// cluster resource namespace. No field can point at another namespace.
+type IssuerSpec struct {
+	// URL of EJBCA's REST API. Either the server alone
+	// (https://ejbca.example.com:8443), to which /ejbca/ejbca-rest-api is
+	// appended, or the full base path when EJBCA sits behind a proxy
+	// (https://pki.example.com/ejbca/ejbca-rest-api). HTTPS only.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('https://')",message="url must start with https:// (EJBCA's REST API is only served over TLS), e.g. https://ejbca.example.com:8443"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != ''",message="url must be an absolute URL with a host, e.g. https://ejbca.example.com:8443"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getQuery().size() == 0",message="url must not carry a query string"
+	URL string `json:"url"`
+
+	// CAName is the name of the CA in EJBCA that signs certificates (the CA's
+	// name as listed by EJBCA, not its subject DN).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	CAName string `json:"caName"`
+
+	// CertificateProfileName is the EJBCA certificate profile used for
+	// enrolment. When empty, EJBCA applies the end entity profile's default.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	CertificateProfileName string `json:"certificateProfileName,omitempty"`
+
+	// EndEntityProfileName is the EJBCA end entity profile used for
+	// enrolment. When empty, EJBCA uses EMPTY.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	EndEntityProfileName string `json:"endEntityProfileName,omitempty"`
+
+	// EndEntityName says how the EJBCA end entity (username) of a request is
+	// chosen:
+	//   certificateName: <namespace>/<Certificate name> (the default); every
+	//     renewal of a Certificate updates the same end entity and two
+	//     namespaces never share one.
+	//   requestName: <namespace>/<CertificateRequest name>; one end entity
+	//     per request.
+	//   cn, dns, uri, ip: the CSR's common name, or its first DNS name, URI or
+	//     IP address. These are not namespace-qualified: requests with the same
+	//     value share an end entity, whichever namespace they come from.
+	// +optional
+	// +kubebuilder:default=certificateName
+	EndEntityName EndEntityNameSource `json:"endEntityName,omitempty"`
+
+	// UseRequestedDuration sends the CertificateRequest's spec.duration to
+	// EJBCA as the certificate's end time. It needs EJBCA 9.3.3 or later and
+	// a certificate profile that allows validity override; otherwise the
+	// profile's validity applies.
+	// +optional
+	UseRequestedDuration bool `json:"useRequestedDuration,omitempty"`
+
+	// Auth says how the issuer authenticates to EJBCA.
+	Auth AuthSpec `json:"auth"`
+
+	// CABundle holds the PEM roots that verify EJBCA's TLS certificate and the
+	// OAuth2 token endpoint. When unset, the system roots are used.
+	// +optional
+	CABundle *CABundle `json:"caBundle,omitempty"`
+
+	// Approval tunes requests that need an EJBCA administrator's approval.
+	// +optional
+	Approval *ApprovalSpec `json:"approval,omitempty"`
+
+	// AllowedOverrides lists the per-request annotations honoured by this
+	// issuer. Annotations not listed here are ignored, so a tenant cannot
+	// pick another profile or end entity unless the issuer's owner allows it:
+	//   certificateProfileName: ejbca-issuer.certctl.io/certificate-profile-name
+	//   endEntityProfileName:   ejbca-issuer.certctl.io/end-entity-profile-name
+	//   endEntityName:          ejbca-issuer.certctl.io/end-entity-name
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=3
+	AllowedOverrides []Override `json:"allowedOverrides,omitempty"`
+}
+
+// EndEntityNameSource is where the EJBCA end entity name of a request comes from.
+// +kubebuilder:validation:Enum=certificateName;requestName;cn;dns;uri;ip
+type EndEntityNameSource string
+
+// The ways an end entity name is derived; see IssuerSpec.EndEntityName.
+const (
+	EndEntityNameCertificateName EndEntityNameSource = "certificateName"
+	EndEntityNameRequestName     EndEntityNameSource = "requestName"
+	EndEntityNameCN              EndEntityNameSource = "cn"
+	EndEntityNameDNS             EndEntityNameSource = "dns"
+	EndEntityNameURI             EndEntityNameSource = "uri"
+	EndEntityNameIP              EndEntityNameSource = "ip"
+)
+
+// Override names a request annotation an issuer may honour.
+// +kubebuilder:validation:Enum=certificateProfileName;endEntityProfileName;endEntityName
+type Override string
+
+// The overridable settings; see IssuerSpec.AllowedOverrides.
+const (
+	OverrideCertificateProfileName Override = "certificateProfileName"
+	OverrideEndEntityProfileName   Override = "endEntityProfileName"
+	OverrideEndEntityName          Override = "endEntityName"
+)
+
+// Annotations on a CertificateRequest that override the issuer's settings,
+// honoured only when listed in IssuerSpec.AllowedOverrides.
+const (
+	AnnotationCertificateProfileName = "ejbca-issuer.certctl.io/certificate-profile-name"
+	AnnotationEndEntityProfileName   = "ejbca-issuer.certctl.io/end-entity-profile-name"
+	AnnotationEndEntityName          = "ejbca-issuer.certctl.io/end-entity-name"
+)
+
+// AuthMode selects the credential the issuer presents to EJBCA.
+// +kubebuilder:validation:Enum=mtls;oauth2
+type AuthMode string
+
+// The supported authentication modes.
+const (
+	AuthModeMTLS   AuthMode = "mtls"
+	AuthModeOAuth2 AuthMode = "oauth2"
+)
+
+// AuthSpec is the issuer's credential for EJBCA. EJBCA checks a client
+// certificate first and a bearer token otherwise; only the one of Mode is sent.
+// +kubebuilder:validation:XValidation:rule="self.mode != 'mtls' || has(self.mtls)",message="auth.mode is mtls but auth.mtls.secretName is not set: name the kubernetes.io/tls Secret holding the client certificate"
+// +kubebuilder:validation:XValidation:rule="self.mode != 'oauth2' || has(self.oauth2)",message="auth.mode is oauth2 but auth.oauth2 is not set: give either tokenSecretRef or tokenURL with clientSecretRef"
+type AuthSpec struct {
+	// Mode is mtls (a client certificate, the default) or oauth2 (a bearer
+	// token, needs EJBCA Enterprise 7.8+ or Community 9.3+).
+	// +optional
+	// +kubebuilder:default=mtls
+	Mode AuthMode `json:"mode,omitempty"`
+
+	// MTLS holds the client certificate used when mode is mtls.
+	// +optional
+	MTLS *MTLSAuth `json:"mtls,omitempty"`
+
+	// OAuth2 holds the bearer token source used when mode is oauth2.
+	// +optional
+	OAuth2 *OAuth2Auth `json:"oauth2,omitempty"`
+}
+
+// MTLSAuth names the client certificate the issuer presents to EJBCA.
+type MTLSAuth struct {
+	// SecretName is a kubernetes.io/tls Secret holding tls.crt (the client
+	// certificate, optionally followed by its intermediates) and tls.key.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
+}
+
+// OAuth2Auth is either a static bearer token or OAuth2 client credentials.
+// +kubebuilder:validation:XValidation:rule="has(self.tokenSecretRef) != has(self.tokenURL)",message="auth.oauth2 needs exactly one of tokenSecretRef (a static bearer token) or tokenURL with clientSecretRef (client credentials)"
+// +kubebuilder:validation:XValidation:rule="has(self.tokenURL) == has(self.clientSecretRef)",message="auth.oauth2.tokenURL and auth.oauth2.clientSecretRef go together: client credentials need both"
+// +kubebuilder:validation:XValidation:rule="has(self.tokenURL) || (!has(self.scopes) && !has(self.audience))",message="auth.oauth2.scopes and audience only apply to client credentials (tokenURL)"
+type OAuth2Auth struct {
+	// TokenSecretRef points at a Secret key holding a bearer token, sent as
+	// is. Whoever writes the Secret is responsible for refreshing it; the
+	// issuer rereads it when it changes.
+	// +optional
+	TokenSecretRef *SecretKeySelector `json:"tokenSecretRef,omitempty"`
+
+	// TokenURL is the OAuth2 token endpoint for the client credentials grant.
+	// The issuer caches the token and fetches a new one shortly before it
+	// expires.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('https://') && isURL(self)",message="auth.oauth2.tokenURL must be an https:// URL"
+	TokenURL string `json:"tokenURL,omitempty"`
+
+	// ClientSecretRef points at a Secret holding the client id and secret.
+	// +optional
+	ClientSecretRef *ClientSecretRef `json:"clientSecretRef,omitempty"`
+
+	// Scopes requested with the token.
+	// +optional
+	// +listType=atomic
+	Scopes []string `json:"scopes,omitempty"`
+
+	// Audience requested with the token (the "audience" parameter); EJBCA's
+	// OAuth providers require an aud claim.
+	// +optional
+	Audience string `json:"audience,omitempty"`
+}
+
+// SecretKeySelector names a key of a Secret in the issuer's Secret namespace.
+type SecretKeySelector struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Key in the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// ConfigMapKeySelector names a key of a ConfigMap in the issuer's Secret namespace.
+type ConfigMapKeySelector struct {
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Key in the ConfigMap's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// ClientSecretRef names the Secret holding OAuth2 client credentials.
+type ClientSecretRef struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// ClientIDKey is the key holding the client id.
+	// +optional
+	// +kubebuilder:default=client_id
+	ClientIDKey string `json:"clientIDKey,omitempty"`
+
+	// ClientSecretKey is the key holding the client secret.
+	// +optional
+	// +kubebuilder:default=client_secret
+	ClientSecretKey string `json:"clientSecretKey,omitempty"`
+}
+
+// CABundle is where the trusted roots for EJBCA and the token endpoint are.
+// +kubebuilder:validation:XValidation:rule="has(self.secretRef) != has(self.configMapRef)",message="caBundle needs exactly one of secretRef or configMapRef"
+type CABundle struct {
+	// SecretRef points at a Secret key holding PEM certificates.
+	// +optional
+	SecretRef *SecretKeySelector `json:"secretRef,omitempty"`
+
+	// ConfigMapRef points at a ConfigMap key holding PEM certificates.
+	// +optional
+	ConfigMapRef *ConfigMapKeySelector `json:"configMapRef,omitempty"`
+
+	// ExcludeSystemRoots trusts only the bundle. By default the bundle is
+	// added to the system roots.
+	// +optional
+	ExcludeSystemRoots bool `json:"excludeSystemRoots,omitempty"`
+}
+
+// ApprovalFlow selects when the EJBCA approval flow is used.
+// +kubebuilder:validation:Enum=Detect;Always
+type ApprovalFlow string
+
+// The approval flow choices; see ApprovalSpec.Flow.
+const (
+	// ApprovalFlowDetect enrols in one call and switches to the approval
+	// flow only when EJBCA refuses because approvals are enabled.
+	ApprovalFlowDetect ApprovalFlow = "Detect"
+	// ApprovalFlowAlways always adds the end entity first and waits for
+	// approval, saving the refused call when every request needs approval.
+	ApprovalFlowAlways ApprovalFlow = "Always"
+)
+
+// ApprovalSpec tunes enrolments that wait for an EJBCA administrator.
+type ApprovalSpec struct {
+	// Flow is Detect (the default) or Always; see the constants.
+	// +optional
+	// +kubebuilder:default=Detect
+	Flow ApprovalFlow `json:"flow,omitempty"`
+
+	// PollInterval caps the time between two approval status checks. The
+	// issuer asks after about 5s, 15s, 45s, 2m and then every 5m; a shorter
+	// PollInterval lowers every step above it. Default 5m.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="approval.pollInterval must be at least 1s"
+	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
+
+	// MaxWait is how long a request may wait for approval before it is
+	// marked Failed. Default 168h (7 days).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="approval.maxWait must be a positive duration"
+	MaxWait *metav1.Duration `json:"maxWait,omitempty"`
+}
+
+// IssuerStatus is the observed health of an issuer.
+type IssuerStatus struct {
+	// Conditions hold Ready: True once an authenticated call to EJBCA
+	// succeeded and showed caName exists, False with a reason otherwise.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+}
