@@ -30,7 +30,7 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code.
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Regenerate CRDs and RBAC from the API types and markers.
-	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths=./api/... paths=./controllers/... \
+	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths=./api/... paths=./controllers/... paths=./internal/manager/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@if [ -d charts/ejbca-issuer ]; then $(MAKE) --no-print-directory chart-crds; fi
 

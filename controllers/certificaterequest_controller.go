@@ -1,0 +1,339 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	cmac "github.com/cert-manager/cert-manager/pkg/client/applyconfigurations/certmanager/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
+	"github.com/certctl-io/ejbca-issuer/internal/metrics"
+)
+
+// FieldOwner is the field manager of every write the controllers make.
+const FieldOwner = "ejbca-issuer"
+
+// requestIssuerIndex indexes CertificateRequests by the issuer they name, so
+// an issuer becoming Ready wakes exactly its waiting requests.
+const requestIssuerIndex = "ejbca-issuer.certctl.io/issuer"
+
+// finishedMemory is how long a request finished by this process is skipped
+// without a look, covering a cache that has not yet seen the final status.
+const finishedMemory = 10 * time.Minute
+
+// CertificateRequestReconciler signs the CertificateRequests that name an
+// EJBCAIssuer or EJBCAClusterIssuer, following cert-manager's contract.
+type CertificateRequestReconciler struct {
+	Client                   client.Client
+	Clients                  *issuerclients.Cache
+	Signer                   *Signer
+	Recorder                 record.EventRecorder
+	ClusterResourceNamespace string
+	// RetryWindow is how long, from a request's creation, retryable errors
+	// are retried before the request is Failed.
+	RetryWindow             time.Duration
+	Now                     func() time.Time
+	Jitter                  func() float64
+	MaxConcurrentReconciles int
+
+	finished  sync.Map // types.UID -> time.Time
+	approvals sync.Map // types.NamespacedName -> struct{}
+}
+
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=ejbca-issuer.certctl.io,resources=ejbcaissuers;ejbcaclusterissuers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=ejbca-issuer.certctl.io,resources=ejbcaissuers/status;ejbcaclusterissuers/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile decides a request's status, asking EJBCA when the decision needs it.
+func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	cr := &cmapi.CertificateRequest{}
+	if err := r.Client.Get(ctx, req.NamespacedName, cr); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.setWaitingForApproval(req.NamespacedName, false)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if t, ok := r.finished.Load(cr.UID); ok {
+		if r.Now().Sub(t.(time.Time)) < finishedMemory {
+			return ctrl.Result{}, nil
+		}
+		r.finished.Delete(cr.UID)
+	}
+	if !IsOurs(cr.Spec.IssuerRef) {
+		return ctrl.Result{}, nil
+	}
+
+	issuer, state, err := r.issuer(ctx, cr)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	in := Input{Request: cr, Issuer: state, Now: r.Now()}
+	in.RetryDeadline = r.retryDeadline(cr, issuer)
+	d := Decide(in)
+	if d.Action == ActionIgnore {
+		return ctrl.Result{}, nil
+	}
+	if d.Action == ActionSign {
+		cl, err := r.Clients.Client(ctx, issuer)
+		if err != nil {
+			// The issuer was Ready, but its credentials no longer load (a
+			// Secret changed since the check); its own watch re-checks it.
+			in.Issuer.Ready, in.Issuer.Reason, in.Issuer.Message = false, "CredentialsUnavailable", err.Error()
+		} else {
+			res := r.Signer.Sign(ctx, cr, issuer, cl)
+			in.Result = &res
+			in.Now = r.Now()
+			in.RetryDeadline = r.retryDeadline(cr, issuer)
+		}
+		d = Decide(in)
+	}
+	log.V(1).Info("decided", "status", d.Status, "reason", d.Reason, "message", d.Message, "requeueAfter", d.RequeueAfter)
+	return r.apply(ctx, cr, issuer, d)
+}
+
+// apply writes a decision: the request's status (only our fields, by
+// server-side apply), events, metrics, and the issuer's status when EJBCA
+// refused its credentials.
+func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d Decision) (ctrl.Result, error) {
+	now := r.Now()
+	ltt := metav1.NewTime(now)
+	if c := readyCondition(cr); c != nil && c.Status == d.Status && c.LastTransitionTime != nil {
+		ltt = *c.LastTransitionTime
+	}
+	cond := cmac.CertificateRequestCondition().WithType(cmapi.CertificateRequestConditionReady).
+		WithStatus(d.Status).WithReason(d.Reason).WithMessage(d.Message).WithLastTransitionTime(ltt)
+	status := cmac.CertificateRequestStatus().WithConditions(cond)
+	if len(d.Certificate) > 0 {
+		status.WithCertificate(d.Certificate...)
+	}
+	if len(d.CA) > 0 {
+		status.WithCA(d.CA...)
+	}
+	if d.Failed {
+		status.WithFailureTime(metav1.NewTime(now))
+	}
+	if unchanged(cr, d) {
+		// Nothing to write: the same Pending message as before.
+	} else if err := r.Client.Status().Apply(ctx, cmac.CertificateRequest(cr.Name, cr.Namespace).WithStatus(status),
+		client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return ctrl.Result{}, fmt.Errorf("writing the CertificateRequest status: %w", err)
+	}
+
+	kind := cr.Spec.IssuerRef.Kind
+	if d.Event != nil {
+		r.Recorder.Event(cr, d.Event.Type, d.Event.Reason, d.Event.Message)
+	}
+	if d.Outcome != "" {
+		metrics.Requests.WithLabelValues(kind, d.Outcome).Inc()
+	}
+	key := types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}
+	r.setWaitingForApproval(key, d.Outcome == "waiting_for_approval")
+	if d.Status == cmmeta.ConditionTrue {
+		metrics.IssuanceDuration.WithLabelValues(kind).Observe(now.Sub(cr.CreationTimestamp.Time).Seconds())
+	}
+	if d.IssuerNotReady != "" && issuer != nil {
+		r.Clients.Invalidate(issuer.GetUID())
+		if err := SetIssuerReady(ctx, r.Client, issuer, metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, d.IssuerNotReady, now); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if d.Status == cmmeta.ConditionTrue || d.Failed {
+		r.finished.Store(cr.UID, now)
+		if err := r.Signer.DeleteEnrolmentSecret(ctx, cr); err != nil {
+			logf.FromContext(ctx).Error(err, "deleting the enrolment Secret; it is garbage-collected with the request")
+		}
+		return ctrl.Result{}, nil
+	}
+	if d.RequeueAfter > 0 {
+		return ctrl.Result{RequeueAfter: r.jitter(d.RequeueAfter)}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// unchanged reports a Pending decision identical to the current condition.
+func unchanged(cr *cmapi.CertificateRequest, d Decision) bool {
+	c := readyCondition(cr)
+	return c != nil && !d.Failed && len(d.Certificate) == 0 &&
+		c.Status == d.Status && c.Reason == d.Reason && c.Message == d.Message
+}
+
+func (r *CertificateRequestReconciler) jitter(d time.Duration) time.Duration {
+	if r.Jitter == nil {
+		return d
+	}
+	return time.Duration(float64(d) * r.Jitter())
+}
+
+func (r *CertificateRequestReconciler) setWaitingForApproval(key types.NamespacedName, waiting bool) {
+	if waiting {
+		if _, loaded := r.approvals.LoadOrStore(key, struct{}{}); !loaded {
+			metrics.ApprovalsPending.Inc()
+		}
+		return
+	}
+	if _, loaded := r.approvals.LoadAndDelete(key); loaded {
+		metrics.ApprovalsPending.Dec()
+	}
+}
+
+func (r *CertificateRequestReconciler) retryDeadline(cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer) time.Time {
+	if since, ok := annotationTime(cr, AnnotationApprovalRequestedAt); ok && issuer != nil {
+		return since.Add(issuer.GetSpec().ApprovalMaxWait())
+	}
+	return cr.CreationTimestamp.Add(r.RetryWindow)
+}
+
+// issuer loads the request's issuer and what the decision needs of it.
+func (r *CertificateRequestReconciler) issuer(ctx context.Context, cr *cmapi.CertificateRequest) (v1alpha1.Issuer, IssuerState, error) {
+	ref := cr.Spec.IssuerRef
+	var iss v1alpha1.Issuer
+	key := client.ObjectKey{Name: ref.Name}
+	state := IssuerState{}
+	if ref.Kind == v1alpha1.ClusterIssuerKind {
+		iss = &v1alpha1.EJBCAClusterIssuer{}
+		state.Ref = fmt.Sprintf("%s %q", ref.Kind, ref.Name)
+	} else {
+		iss = &v1alpha1.EJBCAIssuer{}
+		key.Namespace = cr.Namespace
+		state.Ref = fmt.Sprintf("%s %q", ref.Kind, cr.Namespace+"/"+ref.Name)
+	}
+	if err := r.Client.Get(ctx, key, iss); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, state, nil
+		}
+		return nil, state, err
+	}
+	state.Found = true
+	state.Ready = v1alpha1.IsReady(iss)
+	if c := iss.GetStatus().ReadyCondition(); !state.Ready && c != nil {
+		state.Reason, state.Message = c.Reason, c.Message
+		if c.ObservedGeneration != iss.GetGeneration() {
+			state.Reason, state.Message = "NotChecked", "its spec changed and has not been checked yet"
+		}
+	}
+	return iss, state, nil
+}
+
+// SetupWithManager watches CertificateRequests (only changes of their
+// approval, not our own writes) and the issuers, waking a request when its
+// issuer changes.
+func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &cmapi.CertificateRequest{}, requestIssuerIndex,
+		func(o client.Object) []string {
+			cr := o.(*cmapi.CertificateRequest)
+			if !IsOurs(cr.Spec.IssuerRef) {
+				return nil
+			}
+			return []string{issuerIndexKey(cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)}
+		}); err != nil {
+		return err
+	}
+	ours := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		cr, ok := o.(*cmapi.CertificateRequest)
+		return ok && IsOurs(cr.Spec.IssuerRef)
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("certificaterequest").
+		For(&cmapi.CertificateRequest{}, builder.WithPredicates(ours, approvalChanged())).
+		Watches(&v1alpha1.EJBCAIssuer{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(v1alpha1.IssuerKind)),
+			builder.WithPredicates(issuerReadinessChanged())).
+		Watches(&v1alpha1.EJBCAClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(v1alpha1.ClusterIssuerKind)),
+			builder.WithPredicates(issuerReadinessChanged())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+func issuerIndexKey(kind, namespace, name string) string {
+	if kind == v1alpha1.ClusterIssuerKind {
+		namespace = ""
+	}
+	return kind + "/" + namespace + "/" + name
+}
+
+// requestsFor maps an issuer to the requests that name it.
+func (r *CertificateRequestReconciler) requestsFor(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list cmapi.CertificateRequestList
+		opts := []client.ListOption{client.MatchingFields{requestIssuerIndex: issuerIndexKey(kind, o.GetNamespace(), o.GetName())}}
+		if kind == v1alpha1.IssuerKind {
+			opts = append(opts, client.InNamespace(o.GetNamespace()))
+		}
+		if err := r.Client.List(ctx, &list, opts...); err != nil {
+			logf.FromContext(ctx).Error(err, "listing the requests of an issuer", "issuer", o.GetName())
+			return nil
+		}
+		out := make([]reconcile.Request, 0, len(list.Items))
+		for i := range list.Items {
+			if isFinal(&list.Items[i]) {
+				continue
+			}
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})
+		}
+		return out
+	}
+}
+
+// approvalChanged passes creations and updates that change a condition other
+// than our Ready condition (Approved, Denied). Our own status writes and
+// annotation patches do not trigger a reconcile: a Pending request is woken by
+// its requeue or its issuer, never by its own write.
+func approvalChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*cmapi.CertificateRequest)
+			n, ok2 := e.ObjectNew.(*cmapi.CertificateRequest)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return othersConditions(o) != othersConditions(n)
+		},
+	}
+}
+
+func othersConditions(cr *cmapi.CertificateRequest) string {
+	s := ""
+	for _, c := range cr.Status.Conditions {
+		if c.Type != cmapi.CertificateRequestConditionReady {
+			s += string(c.Type) + "=" + string(c.Status) + ";"
+		}
+	}
+	return s
+}
+
+// issuerReadinessChanged passes issuer updates that change its readiness.
+func issuerReadinessChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return true },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(v1alpha1.Issuer)
+			n, ok2 := e.ObjectNew.(v1alpha1.Issuer)
+			return !ok1 || !ok2 || v1alpha1.IsReady(o) != v1alpha1.IsReady(n)
+		},
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}

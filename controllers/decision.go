@@ -1,0 +1,232 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+)
+
+// IssuerState is what the decision needs to know about the request's issuer.
+type IssuerState struct {
+	// Ref names the issuer for messages, e.g. `EJBCAIssuer "team-a/ejbca"`.
+	Ref   string
+	Found bool
+	// Ready is true when the issuer's Ready condition is True for its
+	// current generation.
+	Ready bool
+	// Reason and Message are the issuer's Ready condition, when not Ready.
+	Reason, Message string
+}
+
+// Approval is a request waiting for an EJBCA administrator.
+type Approval struct {
+	RequestID int
+	Since     time.Time
+	PollAfter time.Duration
+}
+
+// SignResult is the outcome of asking EJBCA: a certificate, a wait for
+// approval, or an error (classified with the ejbca package's Is* functions;
+// errors of other types are permanent).
+type SignResult struct {
+	Certificate        *ejbca.Certificate
+	WaitingForApproval *Approval
+	Err                error
+}
+
+// Input is everything the status decision depends on.
+type Input struct {
+	Request *cmapi.CertificateRequest
+	Issuer  IssuerState
+	Now     time.Time
+	// RetryDeadline is when retryable errors stop being retried: the
+	// request's creation plus the retry window, or, while waiting for
+	// approval, the approval's start plus the issuer's maxWait.
+	RetryDeadline time.Time
+	// Result is nil until EJBCA was asked.
+	Result *SignResult
+}
+
+// Action is what the reconciler does next.
+type Action int
+
+const (
+	// ActionIgnore: not ours, already final, or not approved yet.
+	ActionIgnore Action = iota
+	// ActionSign: ask EJBCA, then decide again with the result.
+	ActionSign
+	// ActionUpdate: write the decided status.
+	ActionUpdate
+)
+
+// Event is a Kubernetes event to record on the request.
+type Event struct {
+	Type, Reason, Message string
+}
+
+// Decision is the status a request should get.
+type Decision struct {
+	Action  Action
+	Status  cmmeta.ConditionStatus
+	Reason  string
+	Message string
+	// Failed sets status.failureTime: the request is final.
+	Failed          bool
+	Certificate, CA []byte
+	RequeueAfter    time.Duration
+	Event           *Event
+	// IssuerNotReady, when set, is the message with which the issuer is
+	// marked not Ready (EJBCA refused its credentials).
+	IssuerNotReady string
+	// Outcome labels the request metric.
+	Outcome string
+}
+
+// Event reasons recorded on CertificateRequests.
+const (
+	EventIssued             = "Issued"
+	EventWaitingForApproval = "WaitingForApproval"
+	EventFailed             = "Failed"
+	EventIssuerNotReady     = "IssuerNotReady"
+	EventRetrying           = "Retrying"
+)
+
+// Decide is the whole CertificateRequest contract as a pure function of the
+// request, its issuer, the clock and EJBCA's answer.
+func Decide(in Input) Decision {
+	cr := in.Request
+	if !IsOurs(cr.Spec.IssuerRef) || isFinal(cr) {
+		return Decision{Action: ActionIgnore}
+	}
+	if conditionTrue(cr, cmapi.CertificateRequestConditionDenied) {
+		return Decision{Action: ActionUpdate, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonDenied,
+			Message: "The CertificateRequest was denied by an approval controller", Failed: true, Outcome: "denied",
+			Event: &Event{corev1.EventTypeWarning, EventFailed, "The CertificateRequest was denied; it will not be signed"}}
+	}
+	if !conditionTrue(cr, cmapi.CertificateRequestConditionApproved) {
+		return Decision{Action: ActionIgnore}
+	}
+	if !in.Issuer.Found || !in.Issuer.Ready {
+		msg := fmt.Sprintf("Waiting for %s: not found", in.Issuer.Ref)
+		if in.Issuer.Found {
+			msg = fmt.Sprintf("Waiting for %s to be Ready", in.Issuer.Ref)
+			if in.Issuer.Reason != "" {
+				msg += fmt.Sprintf(" (%s: %s)", in.Issuer.Reason, in.Issuer.Message)
+			}
+		}
+		return pending(cr, msg, 0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
+	}
+	if in.Result == nil {
+		return Decision{Action: ActionSign}
+	}
+
+	r := in.Result
+	switch {
+	case r.Certificate != nil:
+		return Decision{Action: ActionUpdate, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued,
+			Message:     fmt.Sprintf("Certificate issued by EJBCA (serial %s)", r.Certificate.SerialNumber),
+			Certificate: r.Certificate.ChainPEM, CA: r.Certificate.CAPEM, Outcome: "issued",
+			Event: &Event{corev1.EventTypeNormal, EventIssued,
+				fmt.Sprintf("Certificate %q issued by EJBCA, serial %s", r.Certificate.Leaf.Subject.String(), r.Certificate.SerialNumber)}}
+	case r.WaitingForApproval != nil:
+		a := r.WaitingForApproval
+		msg := fmt.Sprintf("waiting for EJBCA approval of request %d since %s", a.RequestID, a.Since.UTC().Format(time.RFC3339))
+		return pending(cr, msg, a.PollAfter, EventWaitingForApproval, corev1.EventTypeNormal, "waiting_for_approval")
+	case r.Err == nil:
+		return failed(cr, "EJBCA returned neither a certificate nor an error")
+	}
+
+	msg := ejbcaMessage(r.Err)
+	retryable := ejbca.IsRetryable(r.Err)
+	unauthorized := ejbca.IsUnauthorized(r.Err)
+	if !retryable && !unauthorized {
+		return failed(cr, msg)
+	}
+	if !in.Now.Before(in.RetryDeadline) {
+		return failed(cr, fmt.Sprintf("Giving up: still failing at the retry deadline %s: %s",
+			in.RetryDeadline.UTC().Format(time.RFC3339), msg))
+	}
+	if unauthorized {
+		d := pending(cr, fmt.Sprintf("EJBCA refused %s's credentials; waiting for the issuer to be Ready again: %s", in.Issuer.Ref, msg),
+			0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
+		d.IssuerNotReady = fmt.Sprintf("EJBCA refused the credentials when signing CertificateRequest %s/%s: %s", cr.Namespace, cr.Name, msg)
+		return d
+	}
+	wait := RetryBackoff(in.Now.Sub(cr.CreationTimestamp.Time), r.Err)
+	return pending(cr, fmt.Sprintf("EJBCA call failed, will retry: %s", msg), wait, EventRetrying, corev1.EventTypeWarning, "pending")
+}
+
+// RetryBackoff grows with the request's age, from 2s to 1m, and is never
+// shorter than EJBCA's Retry-After. It depends only on the age, so a restart
+// does not reset it and no per-request counter is needed.
+func RetryBackoff(age time.Duration, err error) time.Duration {
+	d := age / 2
+	if d < 2*time.Second {
+		d = 2 * time.Second
+	}
+	if d > time.Minute {
+		d = time.Minute
+	}
+	if ra, ok := ejbca.RetryAfter(err); ok && ra > d {
+		d = ra
+	}
+	return d
+}
+
+// ejbcaMessage is what EJBCA said, named with the endpoint, for conditions.
+func ejbcaMessage(err error) string { return err.Error() }
+
+func pending(cr *cmapi.CertificateRequest, msg string, requeue time.Duration, eventReason, eventType, outcome string) Decision {
+	d := Decision{Action: ActionUpdate, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonPending,
+		Message: msg, RequeueAfter: requeue, Outcome: outcome}
+	if c := readyCondition(cr); c == nil || c.Reason != d.Reason || c.Message != msg {
+		d.Event = &Event{eventType, eventReason, msg}
+	}
+	return d
+}
+
+func failed(cr *cmapi.CertificateRequest, msg string) Decision {
+	return Decision{Action: ActionUpdate, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonFailed,
+		Message: msg, Failed: true, Outcome: "failed",
+		Event: &Event{corev1.EventTypeWarning, EventFailed, msg}}
+}
+
+// IsOurs reports whether a request names one of our issuer kinds.
+func IsOurs(ref cmmeta.IssuerReference) bool {
+	return ref.Group == v1alpha1.GroupVersion.Group &&
+		(ref.Kind == v1alpha1.IssuerKind || ref.Kind == v1alpha1.ClusterIssuerKind)
+}
+
+// isFinal: issued, failed or denied requests are never touched again.
+func isFinal(cr *cmapi.CertificateRequest) bool {
+	c := readyCondition(cr)
+	if c == nil {
+		return false
+	}
+	return c.Status == cmmeta.ConditionTrue ||
+		c.Reason == cmapi.CertificateRequestReasonFailed || c.Reason == cmapi.CertificateRequestReasonDenied
+}
+
+func readyCondition(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
+	for i := range cr.Status.Conditions {
+		if cr.Status.Conditions[i].Type == cmapi.CertificateRequestConditionReady {
+			return &cr.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func conditionTrue(cr *cmapi.CertificateRequest, t cmapi.CertificateRequestConditionType) bool {
+	for _, c := range cr.Status.Conditions {
+		if c.Type == t {
+			return c.Status == cmmeta.ConditionTrue
+		}
+	}
+	return false
+}

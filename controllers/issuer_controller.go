@@ -1,0 +1,311 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/credentials"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
+	"github.com/certctl-io/ejbca-issuer/internal/metrics"
+)
+
+// issuerRefIndex indexes issuers by the Secrets and ConfigMaps they name
+// ("Secret/<namespace>/<name>"), so a change to one re-checks exactly the
+// issuers that use it.
+const issuerRefIndex = "ejbca-issuer.certctl.io/references"
+
+// MinHealthCheckSpacing is the least time between two health checks of one
+// issuer that the issuer's own state triggers (failures, backoff); only a
+// change the user makes (spec, a referenced Secret) checks sooner.
+const MinHealthCheckSpacing = time.Minute
+
+// IssuerReconciler checks that an issuer can reach and authenticate to EJBCA
+// and that its CA exists, and says so in its Ready condition. One type serves
+// both kinds.
+type IssuerReconciler struct {
+	// Kind is v1alpha1.IssuerKind or v1alpha1.ClusterIssuerKind.
+	Kind                     string
+	Client                   client.Client
+	Clients                  *issuerclients.Cache
+	ClusterResourceNamespace string
+	// Interval between checks of a healthy issuer (jittered).
+	Interval time.Duration
+	Now      func() time.Time
+	Jitter   func() float64
+
+	mu     sync.Mutex
+	checks map[types.NamespacedName]*healthRecord
+}
+
+// healthRecord is the last check of an issuer: what it checked and found.
+type healthRecord struct {
+	uid        types.UID
+	generation int64
+	refs       string
+	at         time.Time
+	status     metav1.ConditionStatus
+	reason     string
+	message    string
+	failures   int
+}
+
+// +kubebuilder:rbac:groups=ejbca-issuer.certctl.io,resources=ejbcaissuers;ejbcaclusterissuers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=ejbca-issuer.certctl.io,resources=ejbcaissuers/status;ejbcaclusterissuers/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
+
+func (r *IssuerReconciler) newIssuer() v1alpha1.Issuer {
+	if r.Kind == v1alpha1.ClusterIssuerKind {
+		return &v1alpha1.EJBCAClusterIssuer{}
+	}
+	return &v1alpha1.EJBCAIssuer{}
+}
+
+// Reconcile checks the issuer when its inputs changed or a check is due.
+func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	iss := r.newIssuer()
+	if err := r.Client.Get(ctx, req.NamespacedName, iss); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	now := r.Now()
+	refs, err := r.referenceVersions(ctx, iss)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	r.mu.Lock()
+	last := r.checks[req.NamespacedName]
+	r.mu.Unlock()
+	if last != nil && last.uid != iss.GetUID() {
+		last = nil // deleted and created again
+	}
+
+	if last != nil && last.generation == iss.GetGeneration() && last.refs == refs {
+		due := r.nextCheck(last)
+		current := iss.GetStatus().ReadyCondition()
+		if current != nil && (current.Status != last.status || current.Reason != last.reason) {
+			// Someone else (the signer, after a 403) changed the condition:
+			// check again, but not sooner than the spacing allows.
+			due = last.at.Add(MinHealthCheckSpacing)
+		}
+		if now.Before(due) {
+			return ctrl.Result{RequeueAfter: due.Sub(now)}, nil
+		}
+	}
+
+	status, reason, message := r.check(ctx, iss)
+	metrics.HealthChecks.WithLabelValues(r.Kind, reason).Inc()
+	rec := &healthRecord{uid: iss.GetUID(), generation: iss.GetGeneration(), refs: refs, at: now, status: status, reason: reason, message: message}
+	if status != metav1.ConditionTrue && last != nil && last.status != metav1.ConditionTrue {
+		rec.failures = last.failures + 1
+	} else if status != metav1.ConditionTrue {
+		rec.failures = 1
+	}
+	r.mu.Lock()
+	if r.checks == nil {
+		r.checks = map[types.NamespacedName]*healthRecord{}
+	}
+	r.checks[req.NamespacedName] = rec
+	r.mu.Unlock()
+
+	if err := SetIssuerReady(ctx, r.Client, iss, status, reason, message, now); err != nil {
+		return ctrl.Result{}, err
+	}
+	logf.FromContext(ctx).V(1).Info("issuer checked", "ready", status, "reason", reason)
+	return ctrl.Result{RequeueAfter: r.nextCheck(rec).Sub(now)}, nil
+}
+
+// nextCheck: a healthy issuer after the interval; a failing one after a
+// backoff of 1m, 2m, 4m... capped at the interval, never sooner than 1m.
+func (r *IssuerReconciler) nextCheck(rec *healthRecord) time.Time {
+	wait := r.Interval
+	if rec.status != metav1.ConditionTrue {
+		wait = MinHealthCheckSpacing << min(rec.failures-1, 5)
+		if wait > r.Interval {
+			wait = r.Interval
+		}
+		if wait < MinHealthCheckSpacing {
+			wait = MinHealthCheckSpacing
+		}
+	}
+	if r.Jitter != nil {
+		j := time.Duration(float64(wait) * r.Jitter())
+		if j >= MinHealthCheckSpacing || rec.status == metav1.ConditionTrue {
+			wait = j
+		}
+	}
+	return rec.at.Add(wait)
+}
+
+// check builds the issuer's client and calls EJBCA's CA list: authenticated,
+// and it shows whether caName exists.
+func (r *IssuerReconciler) check(ctx context.Context, iss v1alpha1.Issuer) (metav1.ConditionStatus, string, string) {
+	spec := iss.GetSpec()
+	cl, err := r.Clients.Client(ctx, iss)
+	if err != nil {
+		var nf *credentials.NotFoundError
+		var inv *credentials.InvalidError
+		switch {
+		case errors.As(err, &nf):
+			return metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, fmt.Sprintf("%v: create it in namespace %s", err, nf.Namespace)
+		case errors.As(err, &inv):
+			return metav1.ConditionFalse, v1alpha1.ReasonInvalidSecret, err.Error()
+		}
+		return metav1.ConditionFalse, v1alpha1.ReasonInvalidConfig, err.Error()
+	}
+	cas, err := cl.ListCAs(ctx)
+	if err != nil {
+		if ejbca.IsUnauthorized(err) {
+			return metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, fmt.Sprintf("EJBCA refused the issuer's credentials: %v", err)
+		}
+		return metav1.ConditionFalse, v1alpha1.ReasonUnreachable, fmt.Sprintf("EJBCA at %s could not be used: %v", spec.URL, err)
+	}
+	var names []string
+	for _, ca := range cas {
+		if ca.Name == spec.CAName {
+			return metav1.ConditionTrue, v1alpha1.ReasonChecked,
+				fmt.Sprintf("EJBCA at %s accepted the credentials and has CA %q (%s)", spec.URL, ca.Name, ca.SubjectDN)
+		}
+		names = append(names, ca.Name)
+	}
+	sort.Strings(names)
+	return metav1.ConditionFalse, v1alpha1.ReasonCANotFound,
+		fmt.Sprintf("EJBCA at %s has no CA named %q visible to these credentials; it has: %s", spec.URL, spec.CAName, strings.Join(names, ", "))
+}
+
+func (r *IssuerReconciler) forget(req ctrl.Request) {
+	r.mu.Lock()
+	if rec := r.checks[req.NamespacedName]; rec != nil {
+		r.Clients.Forget(rec.uid)
+	}
+	delete(r.checks, req.NamespacedName)
+	r.mu.Unlock()
+	metrics.IssuerReady.DeleteLabelValues(r.Kind, req.Namespace, req.Name)
+}
+
+// referenceVersions identifies the current version of every referenced
+// object, from the metadata cache.
+func (r *IssuerReconciler) referenceVersions(ctx context.Context, iss v1alpha1.Issuer) (string, error) {
+	ns := r.Clients.SecretNamespace(iss)
+	var b strings.Builder
+	for _, ref := range credentials.References(iss.GetSpec()) {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(string(ref.Kind)))
+		rv := "absent"
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, m); err == nil {
+			rv = m.GetResourceVersion()
+		} else if !apierrors.IsNotFound(err) {
+			return "", err
+		}
+		fmt.Fprintf(&b, "%s/%s=%s;", ref.Kind, ref.Name, rv)
+	}
+	return b.String(), nil
+}
+
+// SetIssuerReady writes the issuer's Ready condition for its current
+// generation; lastTransitionTime moves only when the status does.
+func SetIssuerReady(ctx context.Context, c client.Client, iss v1alpha1.Issuer, status metav1.ConditionStatus, reason, message string, now time.Time) error {
+	var ready float64
+	if status == metav1.ConditionTrue {
+		ready = 1
+	}
+	kind := v1alpha1.IssuerKind
+	if iss.GetNamespace() == "" {
+		kind = v1alpha1.ClusterIssuerKind
+	}
+	metrics.IssuerReady.WithLabelValues(kind, iss.GetNamespace(), iss.GetName()).Set(ready)
+
+	base := iss.DeepCopyObject().(v1alpha1.Issuer)
+	changed := meta.SetStatusCondition(&iss.GetStatus().Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: status, Reason: reason, Message: message,
+		ObservedGeneration: iss.GetGeneration(), LastTransitionTime: metav1.NewTime(now),
+	})
+	if !changed {
+		return nil
+	}
+	if err := c.Status().Patch(ctx, iss, client.MergeFrom(base), client.FieldOwner(FieldOwner)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("writing the issuer's Ready condition: %w", err)
+	}
+	return nil
+}
+
+// SetupWithManager watches the issuers and, as metadata only, the Secrets and
+// ConfigMaps they reference.
+func (r *IssuerReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	obj := r.newIssuer()
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), obj, issuerRefIndex, func(o client.Object) []string {
+		iss := o.(v1alpha1.Issuer)
+		ns := r.Clients.SecretNamespace(iss)
+		var keys []string
+		for _, ref := range credentials.References(iss.GetSpec()) {
+			keys = append(keys, string(ref.Kind)+"/"+ns+"/"+ref.Name)
+		}
+		return keys
+	}); err != nil {
+		return err
+	}
+	secret := &metav1.PartialObjectMetadata{}
+	secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	configMap := &metav1.PartialObjectMetadata{}
+	configMap.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(strings.ToLower(r.Kind)).
+		For(obj).
+		WatchesMetadata(secret, handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindSecret))).
+		WatchesMetadata(configMap, handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindConfigMap))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
+		Complete(r)
+}
+
+func (r *IssuerReconciler) issuersReferencing(kind credentials.ObjectKind) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var items []client.Object
+		key := client.MatchingFields{issuerRefIndex: string(kind) + "/" + o.GetNamespace() + "/" + o.GetName()}
+		if r.Kind == v1alpha1.ClusterIssuerKind {
+			if o.GetNamespace() != r.ClusterResourceNamespace {
+				return nil
+			}
+			var list v1alpha1.EJBCAClusterIssuerList
+			if err := r.Client.List(ctx, &list, key); err != nil {
+				return nil
+			}
+			for i := range list.Items {
+				items = append(items, &list.Items[i])
+			}
+		} else {
+			var list v1alpha1.EJBCAIssuerList
+			if err := r.Client.List(ctx, &list, key, client.InNamespace(o.GetNamespace())); err != nil {
+				return nil
+			}
+			for i := range list.Items {
+				items = append(items, &list.Items[i])
+			}
+		}
+		out := make([]reconcile.Request, 0, len(items))
+		for _, it := range items {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: it.GetNamespace(), Name: it.GetName()}})
+		}
+		return out
+	}
+}

@@ -1,0 +1,66 @@
+package controllers
+
+import (
+	"math/rand/v2"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
+	"github.com/certctl-io/ejbca-issuer/internal/metrics"
+)
+
+// Options are the controllers' settings, from the manager's flags.
+type Options struct {
+	// ClusterResourceNamespace is where EJBCAClusterIssuers' Secrets live.
+	ClusterResourceNamespace string
+	// MaxConcurrentReconciles is the number of requests signed at once.
+	MaxConcurrentReconciles int
+	// RetryWindow bounds how long retryable errors are retried.
+	RetryWindow time.Duration
+	// HealthCheckInterval is the time between checks of a healthy issuer.
+	HealthCheckInterval time.Duration
+	// EJBCATimeout bounds each call to EJBCA.
+	EJBCATimeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// jitter is a factor in [0.9, 1.1) spreading timers so issuers and requests
+// created together do not call EJBCA in lockstep.
+func jitter() float64 { return 0.9 + rand.Float64()*0.2 }
+
+// Setup registers the issuer and CertificateRequest controllers.
+func Setup(mgr ctrl.Manager, o Options) error {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	workers := max(o.MaxConcurrentReconciles, 1)
+	clients := issuerclients.New(mgr.GetClient(), mgr.GetAPIReader(), o.ClusterResourceNamespace, now, func(opts *ejbca.Options) {
+		opts.Timeout = o.EJBCATimeout
+		opts.MaxIdleConnsPerHost = workers + 4
+		opts.OnRoundTrip = metrics.ObserveEJBCACall
+	})
+	for _, kind := range []string{v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind} {
+		if err := (&IssuerReconciler{
+			Kind: kind, Client: mgr.GetClient(), Clients: clients, ClusterResourceNamespace: o.ClusterResourceNamespace,
+			Interval: o.HealthCheckInterval, Now: now, Jitter: jitter,
+		}).SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	return (&CertificateRequestReconciler{
+		Client:                   mgr.GetClient(),
+		Clients:                  clients,
+		Signer:                   &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Now: now, Jitter: jitter},
+		Recorder:                 mgr.GetEventRecorderFor("ejbca-issuer"),
+		ClusterResourceNamespace: o.ClusterResourceNamespace,
+		RetryWindow:              o.RetryWindow,
+		Now:                      now,
+		Jitter:                   jitter,
+		MaxConcurrentReconciles:  workers,
+	}).SetupWithManager(mgr)
+}

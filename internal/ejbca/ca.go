@@ -1,0 +1,86 @@
+package ejbca
+
+import (
+	"context"
+	"crypto/x509"
+	"net/http"
+	"net/url"
+
+	"github.com/cert-manager/cert-manager/pkg/util/pki"
+)
+
+// ServerStatus is what the unauthenticated status endpoint reports.
+type ServerStatus struct {
+	Status   string `json:"status"`
+	Version  string `json:"version"`
+	Revision string `json:"revision"`
+}
+
+// Status proves EJBCA is reachable. It checks no credentials, so it is not a
+// health check on its own: use ListCAs for that.
+func (c *Client) Status(ctx context.Context) (*ServerStatus, error) {
+	const endpoint = "GET /v1/certificate/status"
+	r, err := c.send(ctx, request{method: http.MethodGet, endpoint: endpoint, path: "/v1/certificate/status"})
+	if err != nil {
+		return nil, err
+	}
+	if r.status != http.StatusOK {
+		return nil, failure(endpoint, r)
+	}
+	var s ServerStatus
+	if err := decode(endpoint, r, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// CA is one certificate authority of EJBCA's CA list.
+type CA struct {
+	ID        int    `json:"id"`
+	Name      string `json:"name"`
+	SubjectDN string `json:"subject_dn"`
+	// IssuerDN is, in EJBCA's answer, the DN of the root at the top of the
+	// CA's chain, not necessarily its direct issuer.
+	IssuerDN       string `json:"issuer_dn"`
+	ExpirationDate string `json:"expiration_date"`
+	External       bool   `json:"external"`
+}
+
+// ListCAs is the authenticated health check: it needs valid credentials and
+// shows which CA names exist.
+func (c *Client) ListCAs(ctx context.Context) ([]CA, error) {
+	const endpoint = "GET /v1/ca"
+	r, err := c.send(ctx, request{method: http.MethodGet, endpoint: endpoint, path: "/v1/ca"})
+	if err != nil {
+		return nil, err
+	}
+	if r.status != http.StatusOK {
+		return nil, failure(endpoint, r)
+	}
+	var body struct {
+		CAs []CA `json:"certificate_authorities"`
+	}
+	if err := decode(endpoint, r, &body); err != nil {
+		return nil, err
+	}
+	return body.CAs, nil
+}
+
+// CAChain downloads a CA's certificate chain, identified by subject DN.
+func (c *Client) CAChain(ctx context.Context, subjectDN string) ([]*x509.Certificate, error) {
+	const endpoint = "GET /v1/ca/{subject_dn}/certificate/download"
+	r, err := c.send(ctx, request{method: http.MethodGet, endpoint: endpoint,
+		path: "/v1/ca/" + url.PathEscape(subjectDN) + "/certificate/download"})
+	if err != nil {
+		return nil, err
+	}
+	if r.status != http.StatusOK {
+		return nil, failure(endpoint, r)
+	}
+	certs, err := pki.DecodeX509CertificateChainBytes(r.body)
+	if err != nil {
+		return nil, &Error{Endpoint: endpoint, StatusCode: r.status, Kind: KindInvalidResponse,
+			Message: "the CA chain is not PEM certificates", Err: err}
+	}
+	return certs, nil
+}

@@ -1,0 +1,391 @@
+// Package ejbca is a client for EJBCA's REST API: enrolment, the approval
+// flow, revocation and the CA list. It speaks what ../shared/ejbca-rest-api.md
+// documents, checks what EJBCA returns (chain order, key match) and types its
+// errors so callers decide without matching strings.
+package ejbca
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultBasePath is appended to a URL that names only the server.
+const DefaultBasePath = "/ejbca/ejbca-rest-api"
+
+// Defaults for Options left zero.
+const (
+	DefaultTimeout          = 30 * time.Second
+	DefaultMaxResponseBytes = 8 << 20
+	DefaultMaxIdleConns     = 256
+)
+
+// Options configure a Client. Exactly one credential must be set:
+// ClientCertificate (mTLS), BearerToken, or ClientCredentials (OAuth2).
+type Options struct {
+	// URL is either https://host[:port] or the full REST base path.
+	URL string
+	// Roots verify EJBCA's TLS certificate and the token endpoint's; nil
+	// means the system roots.
+	Roots *x509.CertPool
+
+	ClientCertificate *tls.Certificate
+	BearerToken       string
+	ClientCredentials *ClientCredentials
+
+	// Timeout bounds each call (and each token fetch); the caller's context
+	// can only shorten it.
+	Timeout time.Duration
+	// MaxResponseBytes caps how much of a response body is read.
+	MaxResponseBytes int64
+	// MaxIdleConnsPerHost is the keep-alive pool size; set it to at least the
+	// number of concurrent callers so connections are reused, not redialled.
+	MaxIdleConnsPerHost int
+	// OnRoundTrip, when set, is told the outcome of every call (for metrics):
+	// the endpoint template, the HTTP status (0 without a response) and the time taken.
+	OnRoundTrip func(endpoint string, status int, took time.Duration)
+}
+
+// Client talks to one EJBCA with one credential. It is safe for concurrent
+// use and keeps its connections (and OAuth2 token) alive between calls, so
+// build one per credential set and reuse it.
+type Client struct {
+	base        *url.URL
+	http        *http.Client
+	transport   *http.Transport
+	bearer      string
+	tokens      *tokenCache
+	timeout     time.Duration
+	maxBody     int64
+	onRoundTrip func(string, int, time.Duration)
+}
+
+// New builds a client. It makes no network call.
+func New(o Options) (*Client, error) {
+	base, err := BaseURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	creds := 0
+	for _, set := range []bool{o.ClientCertificate != nil, o.BearerToken != "", o.ClientCredentials != nil} {
+		if set {
+			creds++
+		}
+	}
+	if creds != 1 {
+		return nil, fmt.Errorf("exactly one of a client certificate, a bearer token or OAuth2 client credentials is needed, got %d", creds)
+	}
+	c := &Client{
+		base:        base,
+		bearer:      o.BearerToken,
+		timeout:     o.Timeout,
+		maxBody:     o.MaxResponseBytes,
+		onRoundTrip: o.OnRoundTrip,
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.maxBody <= 0 {
+		c.maxBody = DefaultMaxResponseBytes
+	}
+	idle := o.MaxIdleConnsPerHost
+	if idle <= 0 {
+		idle = DefaultMaxIdleConns
+	}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.Roots}
+	if o.ClientCertificate != nil {
+		cert := *o.ClientCertificate
+		tlsConfig.Certificates = []tls.Certificate{cert}
+	}
+	c.transport = &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConfig,
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxIdleConns:          idle,
+		MaxIdleConnsPerHost:   idle,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: c.timeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	c.http = &http.Client{Transport: c.transport, Timeout: c.timeout}
+	if o.ClientCredentials != nil {
+		c.tokens, err = newTokenCache(*o.ClientCredentials, c.http)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// BaseURL turns what a user wrote in spec.url into the REST base URL: a URL
+// with no path gets /ejbca/ejbca-rest-api, a URL with a path is used as is.
+func BaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, fmt.Errorf("EJBCA URL %q: %w", raw, err)
+	}
+	if u.Scheme != "https" {
+		return nil, fmt.Errorf("EJBCA URL %q: only https is supported", raw)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("EJBCA URL %q has no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("EJBCA URL %q must not have a query or fragment", raw)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	if u.Path == "" {
+		u.Path = DefaultBasePath
+	}
+	return u, nil
+}
+
+// Close drops idle connections.
+func (c *Client) Close() { c.transport.CloseIdleConnections() }
+
+// request is one call: the endpoint template names it in errors and metrics,
+// path is already escaped.
+type request struct {
+	method   string
+	endpoint string
+	path     string
+	query    url.Values
+	body     any
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// send performs the call and returns any response, success or not; only a
+// missing response is an error here. A 403 with a client-credentials token
+// drops the cached token and tries once more with a new one.
+func (c *Client) send(ctx context.Context, r request) (*response, error) {
+	resp, token, err := c.sendOnce(ctx, r)
+	if err == nil && resp.status == http.StatusForbidden && c.tokens != nil && token != "" {
+		c.tokens.invalidate(token)
+		resp, _, err = c.sendOnce(ctx, r)
+	}
+	return resp, err
+}
+
+func (c *Client) sendOnce(ctx context.Context, r request) (*response, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	u := *c.base
+	u.RawPath = ""
+	u.Path = c.base.Path + r.path
+	if unescaped, err := url.PathUnescape(u.Path); err == nil && unescaped != u.Path {
+		u.RawPath = u.Path
+		u.Path = unescaped
+	}
+	u.RawQuery = r.query.Encode()
+
+	var body io.Reader
+	if r.body != nil {
+		b, err := json.Marshal(r.body)
+		if err != nil {
+			return nil, "", &Error{Endpoint: r.endpoint, Kind: KindPermanent, Err: err}
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	if err != nil {
+		return nil, "", &Error{Endpoint: r.endpoint, Kind: KindPermanent, Err: err}
+	}
+	req.Header.Set("Accept", "application/json")
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	var token string
+	switch {
+	case c.bearer != "":
+		token = c.bearer
+	case c.tokens != nil:
+		token, err = c.tokens.token()
+		if err != nil {
+			return nil, "", err
+		}
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+
+	start := time.Now()
+	res, err := c.http.Do(req)
+	if err != nil {
+		c.observe(r.endpoint, 0, start)
+		return nil, token, &Error{Endpoint: r.endpoint, Kind: KindRetryable, Err: transportError(err)}
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, c.maxBody+1))
+	c.observe(r.endpoint, res.StatusCode, start)
+	if err != nil {
+		return nil, token, &Error{Endpoint: r.endpoint, StatusCode: res.StatusCode, Kind: KindRetryable,
+			Err: fmt.Errorf("reading the response: %w", transportError(err))}
+	}
+	if int64(len(data)) > c.maxBody {
+		return nil, token, &Error{Endpoint: r.endpoint, StatusCode: res.StatusCode, Kind: KindInvalidResponse,
+			Err: fmt.Errorf("response body larger than %d bytes", c.maxBody)}
+	}
+	return &response{status: res.StatusCode, header: res.Header, body: data}, token, nil
+}
+
+func (c *Client) observe(endpoint string, status int, start time.Time) {
+	if c.onRoundTrip != nil {
+		c.onRoundTrip(endpoint, status, time.Since(start))
+	}
+}
+
+// transportError keeps the cause readable: url.Error repeats the method and
+// full URL, which the Error already names.
+func transportError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// errorBody is EJBCA's JSON error document.
+type errorBody struct {
+	ErrorCode    int    `json:"error_code"`
+	ErrorMessage string `json:"error_message"`
+}
+
+// pendingBody is EJBCA's 202 document.
+type pendingBody struct {
+	StatusCode  int    `json:"status_code"`
+	InfoMessage string `json:"info_message"`
+	Link        string `json:"link"`
+	RequestID   int    `json:"request_id"`
+}
+
+var digits = regexp.MustCompile(`\d+`)
+
+// failure turns a non-success response into an *Error.
+func failure(endpoint string, r *response) *Error {
+	e := &Error{Endpoint: endpoint, StatusCode: r.status}
+	if r.status == http.StatusAccepted {
+		var p pendingBody
+		_ = json.Unmarshal(r.body, &p)
+		e.Kind = KindPending
+		e.Message = p.InfoMessage
+		e.RequestID = pendingRequestID(p)
+		if e.Message == "" {
+			e.Message = "waiting for approval"
+		}
+		return e
+	}
+	e.Message = errorMessage(r)
+	e.RetryAfter = retryAfter(r.header.Get("Retry-After"))
+	switch {
+	case r.status == http.StatusForbidden || r.status == http.StatusUnauthorized:
+		e.Kind = KindUnauthorized
+	case r.status == http.StatusTooManyRequests || r.status == http.StatusRequestTimeout || r.status >= 500:
+		e.Kind = KindRetryable
+	case r.status == http.StatusNotFound:
+		e.Kind = KindNotFound
+	case r.status == http.StatusConflict:
+		e.Kind = KindConflict
+	case r.status == http.StatusBadRequest && strings.Contains(e.Message, "approvals are enabled"):
+		e.Kind = KindApprovalRequired
+	default:
+		e.Kind = KindPermanent
+	}
+	return e
+}
+
+// pendingRequestID takes the id from request_id, else from the link (which
+// EJBCA builds wrongly, so it is never followed), else from the message.
+func pendingRequestID(p pendingBody) int {
+	if p.RequestID > 0 {
+		return p.RequestID
+	}
+	for _, s := range []string{p.Link, p.InfoMessage} {
+		if m := digits.FindAllString(s, -1); len(m) > 0 {
+			if id, err := strconv.Atoi(m[len(m)-1]); err == nil && id > 0 {
+				return id
+			}
+		}
+	}
+	return 0
+}
+
+var htmlTags = regexp.MustCompile(`(?s)<[^>]*>`)
+var spaces = regexp.MustCompile(`\s+`)
+
+// errorMessage is EJBCA's error_message, or, for the plain-text and HTML
+// bodies some failures produce, a short readable excerpt saying what it was.
+func errorMessage(r *response) string {
+	var eb errorBody
+	if err := json.Unmarshal(r.body, &eb); err == nil && eb.ErrorMessage != "" {
+		return eb.ErrorMessage
+	}
+	text := strings.TrimSpace(string(r.body))
+	mediaType, _, _ := mime.ParseMediaType(r.header.Get("Content-Type"))
+	if strings.Contains(mediaType, "html") || strings.HasPrefix(strings.ToLower(text), "<!doctype") || strings.HasPrefix(text, "<html") {
+		text = htmlTags.ReplaceAllString(text, " ")
+	}
+	text = strings.TrimSpace(spaces.ReplaceAllString(text, " "))
+	if len(text) > 300 {
+		text = text[:300] + "..."
+	}
+	if mediaType == "" {
+		mediaType = "no content type"
+	}
+	if text == "" {
+		return fmt.Sprintf("%s (empty %s body)", http.StatusText(r.status), mediaType)
+	}
+	if mediaType == "application/json" {
+		return text
+	}
+	return fmt.Sprintf("non-JSON %s body: %s", mediaType, text)
+}
+
+// retryAfter parses Retry-After as seconds or an HTTP date.
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// decode unmarshals a success body, reporting an unusable one as such.
+func decode(endpoint string, r *response, out any) error {
+	if err := json.Unmarshal(r.body, out); err != nil {
+		excerpt := string(r.body)
+		if len(excerpt) > 120 {
+			excerpt = excerpt[:120] + "..."
+		}
+		return &Error{Endpoint: endpoint, StatusCode: r.status, Kind: KindInvalidResponse,
+			Message: fmt.Sprintf("unreadable JSON body %q", excerpt), Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package ejbca
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cert-manager/cert-manager/pkg/util/pki"
+)
+
+// endTimeLayout is the format of pkcs10enroll's start_time/end_time, in UTC.
+const endTimeLayout = "2006-01-02 15:04:05"
+
+// EnrollRequest is a one-call enrolment (pkcs10enroll).
+type EnrollRequest struct {
+	// CSR is the PKCS#10 request, PEM or DER.
+	CSR                    []byte
+	CAName                 string
+	CertificateProfileName string
+	EndEntityProfileName   string
+	// Username is the end entity; EJBCA creates it or updates it.
+	Username string
+	// Password is the enrolment code; EJBCA picks a random one when empty.
+	Password string
+	Email    string
+	// NotAfter, when set, asks for this end of validity (EJBCA 9.3.3+, and
+	// only if the certificate profile allows validity override).
+	NotAfter time.Time
+}
+
+type enrollBody struct {
+	CertificateRequest       string `json:"certificate_request"`
+	CertificateAuthorityName string `json:"certificate_authority_name"`
+	CertificateProfileName   string `json:"certificate_profile_name,omitempty"`
+	EndEntityProfileName     string `json:"end_entity_profile_name,omitempty"`
+	Username                 string `json:"username"`
+	Password                 string `json:"password,omitempty"`
+	Email                    string `json:"email,omitempty"`
+	IncludeChain             bool   `json:"include_chain"`
+	ResponseFormat           string `json:"response_format,omitempty"`
+	EndTime                  string `json:"end_time,omitempty"`
+}
+
+// Certificate is an issued certificate, checked: it parses, its chain was
+// ordered by signature, and its public key is the CSR's.
+type Certificate struct {
+	Leaf *x509.Certificate
+	// SerialNumber as EJBCA reported it (upper-case hex).
+	SerialNumber string
+	// ChainPEM is the leaf followed by the intermediates, leaf first.
+	ChainPEM []byte
+	// CAPEM is the root at the top of the chain, when EJBCA sent one.
+	CAPEM []byte
+}
+
+type certificateBody struct {
+	Certificate      string   `json:"certificate"`
+	SerialNumber     string   `json:"serial_number"`
+	ResponseFormat   string   `json:"response_format"`
+	CertificateChain []string `json:"certificate_chain"`
+}
+
+// Enroll asks EJBCA to issue a certificate for the CSR in one call. When the
+// CA or profile needs approval, the error satisfies IsApprovalRequired and
+// the caller should switch to AddEndEntity.
+func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*Certificate, error) {
+	const endpoint = "POST /v1/certificate/pkcs10enroll"
+	csr, csrPEM, err := parseCSR(endpoint, req.CSR)
+	if err != nil {
+		return nil, err
+	}
+	body := enrollBody{
+		CertificateRequest:       csrPEM,
+		CertificateAuthorityName: req.CAName,
+		CertificateProfileName:   req.CertificateProfileName,
+		EndEntityProfileName:     req.EndEntityProfileName,
+		Username:                 req.Username,
+		Password:                 req.Password,
+		Email:                    req.Email,
+		IncludeChain:             true,
+		ResponseFormat:           "DER",
+	}
+	if !req.NotAfter.IsZero() {
+		body.EndTime = req.NotAfter.UTC().Format(endTimeLayout)
+	}
+	return c.issue(ctx, endpoint, "/v1/certificate/pkcs10enroll", body, csr)
+}
+
+// EnrollForEndEntityRequest enrols a CSR for an end entity that already
+// exists (added by AddEndEntity and approved), with its enrolment password.
+type EnrollForEndEntityRequest struct {
+	CSR      []byte
+	Username string
+	Password string
+	CAName   string
+}
+
+// EnrollForEndEntity issues a certificate for an existing end entity
+// (certificaterequest). The end entity's stored subject wins over the CSR's.
+func (c *Client) EnrollForEndEntity(ctx context.Context, req EnrollForEndEntityRequest) (*Certificate, error) {
+	const endpoint = "POST /v1/certificate/certificaterequest"
+	csr, csrPEM, err := parseCSR(endpoint, req.CSR)
+	if err != nil {
+		return nil, err
+	}
+	body := enrollBody{
+		CertificateRequest:       csrPEM,
+		CertificateAuthorityName: req.CAName,
+		Username:                 req.Username,
+		Password:                 req.Password,
+		IncludeChain:             true,
+	}
+	return c.issue(ctx, endpoint, "/v1/certificate/certificaterequest", body, csr)
+}
+
+func (c *Client) issue(ctx context.Context, endpoint, path string, body enrollBody, csr *x509.CertificateRequest) (*Certificate, error) {
+	r, err := c.send(ctx, request{method: http.MethodPost, endpoint: endpoint, path: path, body: body})
+	if err != nil {
+		return nil, err
+	}
+	if r.status != http.StatusCreated && r.status != http.StatusOK {
+		return nil, failure(endpoint, r)
+	}
+	var out certificateBody
+	if err := decode(endpoint, r, &out); err != nil {
+		return nil, err
+	}
+	cert, err := parseIssued(out)
+	if err != nil {
+		return nil, &Error{Endpoint: endpoint, StatusCode: r.status, Kind: KindInvalidResponse, Message: err.Error()}
+	}
+	if err := matchesCSR(cert.Leaf, csr); err != nil {
+		return nil, &Error{Endpoint: endpoint, StatusCode: r.status, Kind: KindInvalidResponse, Message: err.Error()}
+	}
+	return cert, nil
+}
+
+// parseCSR accepts PEM or DER and returns the parsed request and its PEM.
+func parseCSR(endpoint string, raw []byte) (*x509.CertificateRequest, string, error) {
+	der := raw
+	if block, _ := pem.Decode(raw); block != nil {
+		der = block.Bytes
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, "", &Error{Endpoint: endpoint, Kind: KindPermanent, Message: "the certificate signing request does not parse", Err: err}
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, "", &Error{Endpoint: endpoint, Kind: KindPermanent, Message: "the certificate signing request's signature is invalid", Err: err}
+	}
+	return csr, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), nil
+}
+
+// parseIssued decodes the base64 DER leaf and chain and orders them by
+// signature: EJBCA's chain order is not guaranteed.
+func parseIssued(b certificateBody) (*Certificate, error) {
+	leaf, err := parseBase64Certificate(b.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("the issued certificate: %w", err)
+	}
+	all := []*x509.Certificate{leaf}
+	for i, s := range b.CertificateChain {
+		ca, err := parseBase64Certificate(s)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d of the chain: %w", i+1, err)
+		}
+		all = append(all, ca)
+	}
+	bundle, err := pki.ParseSingleCertificateChain(all)
+	if err != nil {
+		return nil, fmt.Errorf("the certificate and its chain do not form one chain: %w", err)
+	}
+	first, err := pki.DecodeX509CertificateBytes(bundle.ChainPEM)
+	if err != nil || !first.Equal(leaf) {
+		return nil, fmt.Errorf("the issued certificate (serial %X) is not at the bottom of the chain EJBCA returned", leaf.SerialNumber)
+	}
+	serial := b.SerialNumber
+	if serial == "" {
+		serial = fmt.Sprintf("%X", leaf.SerialNumber)
+	}
+	return &Certificate{Leaf: leaf, SerialNumber: serial, ChainPEM: bundle.ChainPEM, CAPEM: bundle.CAPEM}, nil
+}
+
+func parseBase64Certificate(s string) (*x509.Certificate, error) {
+	der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("not base64: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("not a DER certificate: %w", err)
+	}
+	return cert, nil
+}
+
+// matchesCSR refuses a certificate for another key than the CSR's: storing
+// it would hand out a certificate its owner cannot use.
+func matchesCSR(leaf *x509.Certificate, csr *x509.CertificateRequest) error {
+	ok, err := pki.PublicKeyMatchesCertificate(csr.PublicKey, leaf)
+	if err != nil {
+		return fmt.Errorf("comparing the certificate's public key with the CSR's: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("the certificate EJBCA returned (serial %X) does not carry the CSR's public key", leaf.SerialNumber)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+// Package manager assembles the controller-runtime manager that runs
+// ejbca-issuer. main.go, the end-to-end tests, the demo and the benchmarks
+// all start it through New, so they run the same code.
+package manager
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers"
+)
+
+// Options are the manager's settings; main.go fills them from flags.
+type Options struct {
+	controllers.Options
+
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	MetricsBindAddress      string
+	HealthProbeBindAddress  string
+	// EnablePprof serves net/http/pprof on the metrics address.
+	EnablePprof bool
+	// KubeAPIQPS and KubeAPIBurst limit the manager's API server client.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
+}
+
+// LeaderElectionID is the Lease the replicas compete for.
+const LeaderElectionID = "ejbca-issuer.certctl.io"
+
+// Scheme knows the kinds the manager reads and writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmapi.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return s
+}
+
+// New builds the manager with both controllers registered.
+//
+// Secrets are never cached in full: the controllers watch Secrets and
+// ConfigMaps as metadata only and read the few they need directly from the
+// API server (mgr.GetAPIReader), so memory does not grow with the number or
+// size of Secrets in the cluster.
+func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	cfg = rest.CopyConfig(cfg)
+	if o.KubeAPIQPS > 0 {
+		cfg.QPS = o.KubeAPIQPS
+	}
+	if o.KubeAPIBurst > 0 {
+		cfg.Burst = o.KubeAPIBurst
+	}
+	if o.ClusterResourceNamespace == "" {
+		return nil, fmt.Errorf("the cluster resource namespace is not set")
+	}
+	leNamespace := o.LeaderElectionNamespace
+	if leNamespace == "" {
+		leNamespace = o.ClusterResourceNamespace
+	}
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress}
+	if o.EnablePprof {
+		metricsOpts.ExtraHandlers = map[string]http.Handler{
+			"/debug/pprof/":        http.HandlerFunc(pprof.Index),
+			"/debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
+			"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+			"/debug/pprof/symbol":  http.HandlerFunc(pprof.Symbol),
+			"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
+		}
+	}
+	renew, lease := 10*time.Second, 15*time.Second
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        Scheme(),
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       leNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &lease,
+		RenewDeadline:                 &renew,
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := controllers.Setup(mgr, o.Options); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// The leader election Lease lives in the leader election namespace (the
+// cluster resource namespace by default); the chart binds this as a Role there.
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=ejbca-issuer,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",namespace=ejbca-issuer,resources=events,verbs=create;patch

@@ -1,0 +1,68 @@
+// Package metrics defines ejbca-issuer's Prometheus metrics, registered with
+// controller-runtime's registry so they are served on the manager's metrics
+// endpoint next to the controller-runtime and client-go ones.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	// Requests counts CertificateRequests reaching an outcome.
+	Requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ejbca_issuer_certificaterequests_total",
+		Help: "CertificateRequests handled, by issuer kind and outcome (issued, failed, denied, pending, waiting_for_approval, issuer_not_ready).",
+	}, []string{"issuer_kind", "outcome"})
+
+	// EJBCACalls counts calls to EJBCA by endpoint and HTTP status.
+	EJBCACalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ejbca_issuer_ejbca_requests_total",
+		Help: "Calls to EJBCA's REST API by endpoint and HTTP status (0: no response).",
+	}, []string{"endpoint", "status"})
+
+	// EJBCALatency is the time of calls to EJBCA.
+	EJBCALatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ejbca_issuer_ejbca_request_duration_seconds",
+		Help:    "Duration of calls to EJBCA's REST API by endpoint.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"endpoint"})
+
+	// ApprovalsPending is the number of requests waiting for an EJBCA administrator.
+	ApprovalsPending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ejbca_issuer_approvals_pending",
+		Help: "CertificateRequests waiting for approval in EJBCA.",
+	})
+
+	// IssuanceDuration is the time from a request's creation to its certificate.
+	IssuanceDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ejbca_issuer_issuance_duration_seconds",
+		Help:    "Time from CertificateRequest creation to the certificate being issued, by issuer kind.",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400},
+	}, []string{"issuer_kind"})
+
+	// IssuerReady is 1 for a Ready issuer, 0 otherwise.
+	IssuerReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ejbca_issuer_issuer_ready",
+		Help: "1 when the issuer is Ready, 0 when not.",
+	}, []string{"kind", "namespace", "name"})
+
+	// HealthChecks counts issuer health checks sent to EJBCA, by result reason.
+	HealthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ejbca_issuer_health_checks_total",
+		Help: "Issuer health checks that called EJBCA, by kind and resulting Ready reason.",
+	}, []string{"kind", "reason"})
+)
+
+func init() {
+	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks)
+}
+
+// ObserveEJBCACall records one call; it fits ejbca.Options.OnRoundTrip.
+func ObserveEJBCACall(endpoint string, status int, took time.Duration) {
+	EJBCACalls.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+	EJBCALatency.WithLabelValues(endpoint).Observe(took.Seconds())
+}

@@ -1,0 +1,98 @@
+// Command ejbca-issuer is the manager of the ejbca-issuer cert-manager
+// external issuer: it health-checks EJBCAIssuers and EJBCAClusterIssuers and
+// signs the CertificateRequests that name them with EJBCA.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/certctl-io/ejbca-issuer/internal/manager"
+	"github.com/certctl-io/ejbca-issuer/internal/version"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "ejbca-issuer:", err)
+		os.Exit(1)
+	}
+}
+
+// defaultNamespace is the pod's own namespace (POD_NAMESPACE, or the service
+// account's), else cert-manager's usual one.
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	return "cert-manager"
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("ejbca-issuer", flag.ContinueOnError)
+	var (
+		o           manager.Options
+		logFormat   string
+		logLevel    int
+		showVersion bool
+	)
+	fs.StringVar(&o.ClusterResourceNamespace, "cluster-resource-namespace", defaultNamespace(),
+		"Namespace where EJBCAClusterIssuers' Secrets and ConfigMaps are read (default: the pod's namespace).")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader so that only one replica signs at a time.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the cluster resource namespace).")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
+	fs.BoolVar(&o.EnablePprof, "enable-pprof", false, "Serve /debug/pprof on the metrics address.")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 16, "CertificateRequests signed concurrently; size it to EJBCA's capacity.")
+	fs.DurationVar(&o.RetryWindow, "retry-window", time.Hour, "How long after a CertificateRequest's creation retryable EJBCA errors are retried before it is Failed.")
+	fs.DurationVar(&o.HealthCheckInterval, "issuer-health-check-interval", 5*time.Minute, "Time between checks of a Ready issuer (jittered); failing issuers are re-checked with backoff from 1m.")
+	fs.DurationVar(&o.EJBCATimeout, "ejbca-timeout", 30*time.Second, "Timeout of each call to EJBCA.")
+	var qps float64
+	fs.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
+	fs.StringVar(&logFormat, "log-format", "json", "Log format: json or text.")
+	fs.IntVar(&logLevel, "log-level", 0, "Log verbosity: 0 info, 1 decisions, 2 and more debug. Secrets are never logged at any level.")
+	fs.BoolVar(&showVersion, "version", false, "Print the version and exit.")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if showVersion {
+		fmt.Println("ejbca-issuer", version.Version)
+		return nil
+	}
+	o.KubeAPIQPS = float32(qps)
+	if logFormat != "json" && logFormat != "text" {
+		return fmt.Errorf("--log-format must be json or text, not %q", logFormat)
+	}
+	ctrl.SetLogger(zap.New(zap.UseDevMode(false), zap.Level(zapcore.Level(-logLevel)), func(zo *zap.Options) {
+		if logFormat == "text" {
+			zo.Encoder = zapcore.NewConsoleEncoder(zapcore.EncoderConfig{
+				TimeKey: "ts", LevelKey: "level", NameKey: "logger", MessageKey: "msg",
+				EncodeTime: zapcore.ISO8601TimeEncoder, EncodeLevel: zapcore.CapitalLevelEncoder, EncodeDuration: zapcore.StringDurationEncoder,
+			})
+		}
+	}))
+	log := ctrl.Log.WithName("setup")
+	log.Info("starting ejbca-issuer", "version", version.Version, "clusterResourceNamespace", o.ClusterResourceNamespace,
+		"maxConcurrentReconciles", o.MaxConcurrentReconciles, "leaderElection", o.LeaderElection)
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading the Kubernetes client configuration: %w", err)
+	}
+	mgr, err := manager.New(cfg, o)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
