@@ -95,4 +95,3 @@ func run(args []string) error {
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
-
