@@ -1,0 +1,118 @@
+// Command ejbca-sim serves the EJBCA REST API simulator (internal/ejbcasim)
+// until SIGINT or SIGTERM, for demos and manual testing against a "real"
+// EJBCA endpoint without one. It writes the credentials a client needs into
+// --out:
+//
+//	ca.crt       CA bundle that verifies the server (and the token endpoint)
+//	client.crt   an administrator's client certificate
+//	client.key   its key (PKCS#8, mode 0600)
+//	token        a static bearer token
+//	oauth.json   {"token_url","client_id","client_secret"} for client credentials
+//
+// Counters: GET /sim/counters. Approve a pending request as an administrator:
+//
+//	curl --cacert ca.crt --cert client.crt --key client.key -H 'Content-Type: application/json' \
+//	  -d '{"action":"APPROVE"}' https://127.0.0.1:8443/ejbca/ejbca-rest-api/v1/approval/ID/process
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "ejbca-sim:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	addr := flag.String("addr", "127.0.0.1:8443", "address to listen on")
+	out := flag.String("out", "", "directory to write ca.crt, client.crt, client.key, token and oauth.json into (required)")
+	latency := flag.Duration("latency", 0, "latency added to every call")
+	approval := flag.String("approval-required", "APPROVAL", "comma-separated certificate profiles that require approval (empty for none)")
+	tokenLifetime := flag.Duration("token-lifetime", time.Hour, "lifetime of OAuth2 access tokens")
+	flag.Parse()
+	if *out == "" {
+		return fmt.Errorf("--out is required")
+	}
+
+	profiles := []string{}
+	for _, p := range strings.Split(*approval, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			profiles = append(profiles, p)
+		}
+	}
+	sim, err := ejbcasim.Start(ejbcasim.Config{
+		Addr:                        *addr,
+		Latency:                     *latency,
+		ApprovalCertificateProfiles: profiles,
+		TokenLifetime:               *tokenLifetime,
+	})
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+
+	if err := writeCredentials(*out, sim); err != nil {
+		return err
+	}
+	fmt.Printf("EJBCA simulator listening on %s\n", sim.URL())
+	fmt.Printf("  REST API:   %s\n", sim.BaseURL())
+	fmt.Printf("  token URL:  %s\n", sim.TokenURL())
+	fmt.Printf("  counters:   %s/sim/counters\n", sim.URL())
+	fmt.Printf("  credentials in %s\n", *out)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	fmt.Println("shutting down")
+	return nil
+}
+
+func writeCredentials(dir string, sim *ejbcasim.Sim) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	oauth, err := json.MarshalIndent(map[string]string{
+		"token_url":     sim.TokenURL(),
+		"client_id":     sim.OAuthClientID(),
+		"client_secret": sim.OAuthClientSecret(),
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{"ca.crt", sim.CABundlePEM(), 0o644},
+		{"client.crt", sim.ClientCertPEM(), 0o644},
+		{"client.key", sim.ClientKeyPEM(), 0o600},
+		{"token", []byte(sim.StaticToken() + "\n"), 0o600},
+		{"oauth.json", append(oauth, '\n'), 0o600},
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, f.data, f.mode); err != nil {
+			return err
+		}
+		// WriteFile keeps the mode of an existing file; make it what we mean.
+		if err := os.Chmod(path, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}

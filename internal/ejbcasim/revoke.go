@@ -1,0 +1,205 @@
+package ejbcasim
+
+import (
+	"fmt"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// revocationReasons are the reasons EJBCA's REST API accepts, with their
+// RFC 5280 codes; NOT_REVOKED and REMOVE_FROM_CRL lift a CERTIFICATE_HOLD.
+var revocationReasons = map[string]int{
+	"NOT_REVOKED":            -1,
+	"UNSPECIFIED":            0,
+	"KEY_COMPROMISE":         1,
+	"CA_COMPROMISE":          2,
+	"AFFILIATION_CHANGED":    3,
+	"SUPERSEDED":             4,
+	"CESSATION_OF_OPERATION": 5,
+	"CERTIFICATE_HOLD":       6,
+	"REMOVE_FROM_CRL":        8,
+	"PRIVILEGES_WITHDRAWN":   9,
+	"AA_COMPROMISE":          10,
+}
+
+const reasonHold = "CERTIFICATE_HOLD"
+
+// revocationDateSlack tolerates clock skew before a date counts as
+// back-dated or in the future.
+const revocationDateSlack = time.Minute
+
+// pendingRevocation is a revocation (or reactivation) to apply, possibly
+// after approval.
+type pendingRevocation struct {
+	rec    *issuedCertificate
+	reason string
+	date   time.Time
+}
+
+// applyRevocationLocked revokes, changes a hold into a permanent reason, or
+// lifts a hold; false when the certificate's state does not allow it.
+func (s *Sim) applyRevocationLocked(p *pendingRevocation) bool {
+	rec := p.rec
+	if p.reason == "NOT_REVOKED" || p.reason == "REMOVE_FROM_CRL" {
+		if !rec.revoked || rec.revocationReason != reasonHold {
+			return false
+		}
+		rec.revoked, rec.revocationReason, rec.revocationDate = false, "", time.Time{}
+		return true
+	}
+	if rec.revoked && (rec.revocationReason != reasonHold || p.reason == reasonHold) {
+		return false
+	}
+	rec.revoked, rec.revocationReason, rec.revocationDate = true, p.reason, p.date
+	return true
+}
+
+// parseSerial reads a serial number as EJBCA compares it: hex, any case,
+// optional 0x, leading zeros allowed.
+func parseSerial(v string) (*big.Int, bool) {
+	v = strings.TrimSpace(v)
+	if len(v) > 2 && (v[:2] == "0x" || v[:2] == "0X") {
+		v = v[2:]
+	}
+	n, ok := new(big.Int).SetString(v, 16)
+	if !ok || n.Sign() < 0 {
+		return nil, false
+	}
+	return n, true
+}
+
+type revocationResponse struct {
+	IssuerDN         string  `json:"issuer_dn"`
+	SerialNumber     string  `json:"serial_number"`
+	Revoked          bool    `json:"revoked"`
+	RevocationReason string  `json:"revocation_reason"`
+	RevocationDate   *string `json:"revocation_date"`
+	Message          string  `json:"message"`
+}
+
+func revocationBody(issuerDN, serial string, rec *issuedCertificate, message string) revocationResponse {
+	body := revocationResponse{IssuerDN: issuerDN, SerialNumber: serial, Revoked: rec.revoked, RevocationReason: "NOT_REVOKED", Message: message}
+	if rec.revoked {
+		d := restTime(rec.revocationDate)
+		body.RevocationReason = rec.revocationReason
+		body.RevocationDate = &d
+	}
+	return body
+}
+
+// findIssuedLocked finds a certificate by issuer DN (percent-decoded, any
+// component order or spacing) and serial, answering 404 for an unknown CA or
+// certificate.
+func (s *Sim) findIssuedLocked(issuerDN, serial string) (*issuedCertificate, *apiError) {
+	n, ok := parseSerial(serial)
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, fmt.Sprintf("Invalid serial number '%s'.", serial))
+	}
+	ca := s.caByDN(issuerDN)
+	if ca == nil {
+		return nil, errorf(http.StatusNotFound, fmt.Sprintf("CA with DN: %s does not exist.", issuerDN))
+	}
+	rec := s.issuedByKey[issuedKey(ca.dn, n)]
+	if rec == nil {
+		return nil, errorf(http.StatusNotFound, fmt.Sprintf("Certificate with issuer DN '%s' and serial number '%s' was not found.", issuerDN, serial))
+	}
+	return rec, nil
+}
+
+// handleRevoke serves PUT /v1/certificate/{issuer_dn}/{serial}/revoke
+// ?reason=REASON[&date=ISO8601].
+func (s *Sim) handleRevoke(w http.ResponseWriter, r *http.Request, _ Fault) {
+	issuerDN, serial := r.PathValue("issuer_dn"), r.PathValue("serial")
+	reason := strings.ToUpper(r.URL.Query().Get("reason"))
+	if _, ok := revocationReasons[reason]; !ok {
+		writeError(w, http.StatusBadRequest, "Invalid revocation reason.")
+		return
+	}
+	now := s.now()
+	date := now
+	backdated := false
+	if raw := r.URL.Query().Get("date"); raw != "" {
+		t, ok := parseRevocationDate(raw)
+		if !ok {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("Revocation date '%s' is not a valid ISO 8601 date.", raw))
+			return
+		}
+		if t.After(now.Add(revocationDateSlack)) {
+			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("Revocation date in the future: '%s'.", raw))
+			return
+		}
+		date, backdated = t, t.Before(now.Add(-revocationDateSlack))
+	}
+
+	s.mu.Lock()
+	rec, fail := s.findIssuedLocked(issuerDN, serial)
+	if fail != nil {
+		s.mu.Unlock()
+		writeAPIError(w, fail)
+		return
+	}
+	if backdated && !rec.certProfile.backdatedRevocation {
+		s.mu.Unlock()
+		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("Back dated revocation not allowed for Certificate Profile '%s'.", rec.certProfile.name))
+		return
+	}
+	p := &pendingRevocation{rec: rec, reason: reason, date: date.UTC().Truncate(time.Second)}
+	lift := reason == "NOT_REVOKED" || reason == "REMOVE_FROM_CRL"
+	if rec.ca.approvalRequired || rec.certProfile.approvalRequired {
+		a := s.newApprovalLocked(approvalRevocation)
+		a.revocation = p
+		s.mu.Unlock()
+		writeJSON(w, http.StatusAccepted, waitingBody(r, a.id, fmt.Sprintf("Revocation request with Id '%d' is waiting for approval.", a.id), false))
+		return
+	}
+	if !s.applyRevocationLocked(p) {
+		s.mu.Unlock()
+		if lift {
+			writeError(w, http.StatusBadRequest, "Only a certificate revoked with reason CERTIFICATE_HOLD can be reactivated.")
+			return
+		}
+		writeError(w, http.StatusConflict, fmt.Sprintf("Certificate with issuer: %s and serial number: %s has previously been revoked. Revocation reason could not be changed or was not allowed.", issuerDN, serial))
+		return
+	}
+	message := "Successfully revoked"
+	if lift {
+		message = "Successfully reactivated"
+	}
+	body := revocationBody(issuerDN, serial, rec, message)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, body)
+}
+
+// handleRevocationStatus serves GET
+// /v1/certificate/{issuer_dn}/{serial}/revocationstatus.
+func (s *Sim) handleRevocationStatus(w http.ResponseWriter, r *http.Request, _ Fault) {
+	issuerDN, serial := r.PathValue("issuer_dn"), r.PathValue("serial")
+	s.mu.Lock()
+	rec, fail := s.findIssuedLocked(issuerDN, serial)
+	if fail != nil {
+		s.mu.Unlock()
+		writeAPIError(w, fail)
+		return
+	}
+	message := "Certificate is not revoked"
+	if rec.revoked {
+		message = "Certificate is revoked"
+	}
+	body := revocationBody(issuerDN, serial, rec, message)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, body)
+}
+
+// parseRevocationDate reads an ISO 8601 date-time; a '+' offset that arrived
+// unencoded in the query (and so as a space) is accepted too.
+func parseRevocationDate(raw string) (time.Time, bool) {
+	raw = strings.ReplaceAll(raw, " ", "+")
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04:05"} {
+		if t, err := time.ParseInLocation(layout, raw, time.UTC); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
