@@ -10,9 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/certctl-io/ejbca-issuer/internal/manager"
 	"github.com/certctl-io/ejbca-issuer/internal/version"
@@ -60,7 +58,7 @@ func run(args []string) error {
 	fs.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
 	fs.StringVar(&logFormat, "log-format", "json", "Log format: json or text.")
-	fs.IntVar(&logLevel, "log-level", 0, "Log verbosity: 0 info, 1 decisions, 2 and more debug. Secrets are never logged at any level.")
+	fs.IntVar(&logLevel, "log-level", 0, "Log verbosity: 0 info, 1 decisions, 2-5 debug (higher is capped at 5). Secrets are never logged at any level.")
 	fs.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,14 +71,7 @@ func run(args []string) error {
 	if logFormat != "json" && logFormat != "text" {
 		return fmt.Errorf("--log-format must be json or text, not %q", logFormat)
 	}
-	ctrl.SetLogger(zap.New(zap.UseDevMode(false), zap.Level(zapcore.Level(-logLevel)), func(zo *zap.Options) {
-		if logFormat == "text" {
-			zo.Encoder = zapcore.NewConsoleEncoder(zapcore.EncoderConfig{
-				TimeKey: "ts", LevelKey: "level", NameKey: "logger", MessageKey: "msg",
-				EncodeTime: zapcore.ISO8601TimeEncoder, EncodeLevel: zapcore.CapitalLevelEncoder, EncodeDuration: zapcore.StringDurationEncoder,
-			})
-		}
-	}))
+	ctrl.SetLogger(manager.NewLogger(logFormat, logLevel, os.Stderr))
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting ejbca-issuer", "version", version.Version, "clusterResourceNamespace", o.ClusterResourceNamespace,
 		"maxConcurrentReconciles", o.MaxConcurrentReconciles, "leaderElection", o.LeaderElection)

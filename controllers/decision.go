@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -32,8 +33,9 @@ type Approval struct {
 }
 
 // SignResult is the outcome of asking EJBCA: a certificate, a wait for
-// approval, or an error (classified with the ejbca package's Is* functions;
-// errors of other types are permanent).
+// approval, or an error: *PermanentError fails the request, other errors are
+// classified with the ejbca package's Is* functions (errors from elsewhere,
+// such as the API server's, are retryable).
 type SignResult struct {
 	Certificate        *ejbca.Certificate
 	WaitingForApproval *Approval
@@ -142,8 +144,9 @@ func Decide(in Input) Decision {
 		return failed(cr, "EJBCA returned neither a certificate nor an error")
 	}
 
-	msg := ejbcaMessage(r.Err)
-	retryable := ejbca.IsRetryable(r.Err)
+	msg := r.Err.Error()
+	var permanent *PermanentError
+	retryable := ejbca.IsRetryable(r.Err) && !errors.As(r.Err, &permanent)
 	unauthorized := ejbca.IsUnauthorized(r.Err)
 	if !retryable && !unauthorized {
 		return failed(cr, msg)
@@ -178,9 +181,6 @@ func RetryBackoff(age time.Duration, err error) time.Duration {
 	}
 	return d
 }
-
-// ejbcaMessage is what EJBCA said, named with the endpoint, for conditions.
-func ejbcaMessage(err error) string { return err.Error() }
 
 func pending(cr *cmapi.CertificateRequest, msg string, requeue time.Duration, eventReason, eventType, outcome string) Decision {
 	d := Decision{Action: ActionUpdate, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonPending,

@@ -1,0 +1,176 @@
+package controllers
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+)
+
+var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+type crOpt func(*cmapi.CertificateRequest)
+
+func request(opts ...crOpt) *cmapi.CertificateRequest {
+	cr := &cmapi.CertificateRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "team-a", CreationTimestamp: metav1.NewTime(t0)},
+		Spec: cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{
+			Group: "ejbca-issuer.certctl.io", Kind: "EJBCAIssuer", Name: "ejbca"}},
+	}
+	for _, o := range opts {
+		o(cr)
+	}
+	return cr
+}
+
+func withCondition(t cmapi.CertificateRequestConditionType, s cmmeta.ConditionStatus, reason, msg string) crOpt {
+	return func(cr *cmapi.CertificateRequest) {
+		cr.Status.Conditions = append(cr.Status.Conditions, cmapi.CertificateRequestCondition{Type: t, Status: s, Reason: reason, Message: msg})
+	}
+}
+
+var (
+	approved = withCondition(cmapi.CertificateRequestConditionApproved, cmmeta.ConditionTrue, "cert-manager.io", "ok")
+	denied   = withCondition(cmapi.CertificateRequestConditionDenied, cmmeta.ConditionTrue, "policy", "no")
+)
+
+func withIssuerRef(group, kind string) crOpt {
+	return func(cr *cmapi.CertificateRequest) { cr.Spec.IssuerRef.Group, cr.Spec.IssuerRef.Kind = group, kind }
+}
+
+var readyIssuer = IssuerState{Ref: `EJBCAIssuer "team-a/ejbca"`, Found: true, Ready: true}
+
+func issued() *ejbca.Certificate {
+	return &ejbca.Certificate{
+		Leaf:         &x509.Certificate{SerialNumber: big.NewInt(0xABC), Subject: pkix.Name{CommonName: "web.example.com"}},
+		SerialNumber: "ABC", ChainPEM: []byte("LEAF+INTERMEDIATE"), CAPEM: []byte("ROOT"),
+	}
+}
+
+func TestDecide(t *testing.T) {
+	deadline := t0.Add(time.Hour)
+	for _, tc := range []struct {
+		name    string
+		cr      *cmapi.CertificateRequest
+		issuer  IssuerState
+		now     time.Time
+		result  *SignResult
+		action  Action
+		status  cmmeta.ConditionStatus
+		reason  string
+		message string // substring
+		failed  bool
+		requeue time.Duration
+		event   string
+		issuerN bool
+		outcome string
+	}{
+		{name: "other group ignored", cr: request(approved, withIssuerRef("cert-manager.io", "EJBCAIssuer")), issuer: readyIssuer, action: ActionIgnore},
+		{name: "other kind ignored", cr: request(approved, withIssuerRef("ejbca-issuer.certctl.io", "Issuer")), issuer: readyIssuer, action: ActionIgnore},
+		{name: "not approved waits", cr: request(), issuer: readyIssuer, action: ActionIgnore},
+		{name: "denied fails with failureTime", cr: request(denied), issuer: readyIssuer, action: ActionUpdate,
+			status: cmmeta.ConditionFalse, reason: "Denied", message: "denied", failed: true, event: EventFailed, outcome: "denied"},
+		{name: "already issued untouched", cr: request(approved, withCondition("Ready", cmmeta.ConditionTrue, "Issued", "")), issuer: readyIssuer, action: ActionIgnore},
+		{name: "already failed untouched", cr: request(approved, withCondition("Ready", cmmeta.ConditionFalse, "Failed", "")), issuer: readyIssuer, action: ActionIgnore},
+		{name: "already denied untouched", cr: request(denied, withCondition("Ready", cmmeta.ConditionFalse, "Denied", "")), issuer: readyIssuer, action: ActionIgnore},
+		{name: "issuer missing is pending, no requeue", cr: request(approved), issuer: IssuerState{Ref: `EJBCAIssuer "team-a/ejbca"`},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: `Waiting for EJBCAIssuer "team-a/ejbca": not found`, event: EventIssuerNotReady, outcome: "issuer_not_ready"},
+		{name: "issuer not ready names it and why", cr: request(approved),
+			issuer: IssuerState{Ref: `EJBCAClusterIssuer "ejbca"`, Found: true, Reason: "Unauthorized", Message: "EJBCA said no"},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: `Waiting for EJBCAClusterIssuer "ejbca" to be Ready (Unauthorized: EJBCA said no)`, event: EventIssuerNotReady, outcome: "issuer_not_ready"},
+		{name: "same pending message records no new event", cr: request(approved, withCondition("Ready", cmmeta.ConditionFalse, "Pending", `Waiting for EJBCAIssuer "team-a/ejbca": not found`)),
+			issuer: IssuerState{Ref: `EJBCAIssuer "team-a/ejbca"`}, action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", outcome: "issuer_not_ready"},
+		{name: "approved and issuer ready signs", cr: request(approved), issuer: readyIssuer, action: ActionSign},
+		{name: "issued", cr: request(approved), issuer: readyIssuer, result: &SignResult{Certificate: issued()},
+			action: ActionUpdate, status: cmmeta.ConditionTrue, reason: "Issued", message: "serial ABC", event: EventIssued, outcome: "issued"},
+		{name: "waiting for approval", cr: request(approved), issuer: readyIssuer,
+			result: &SignResult{WaitingForApproval: &Approval{RequestID: 42, Since: t0, PollAfter: 15 * time.Second}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "waiting for EJBCA approval of request 42 since 2026-11-27T12:00:00Z",
+			requeue: 15 * time.Second, event: EventWaitingForApproval, outcome: "waiting_for_approval"},
+		{name: "retryable is pending with backoff", cr: request(approved), issuer: readyIssuer, now: t0.Add(10 * time.Second),
+			result: &SignResult{Err: &ejbca.Error{Endpoint: "POST /v1/certificate/pkcs10enroll", StatusCode: 503, Kind: ejbca.KindRetryable, Message: "busy"}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "busy", requeue: 5 * time.Second, event: EventRetrying, outcome: "pending"},
+		{name: "retry-after is honoured", cr: request(approved), issuer: readyIssuer,
+			result: &SignResult{Err: &ejbca.Error{StatusCode: 429, Kind: ejbca.KindRetryable, RetryAfter: 30 * time.Second}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", requeue: 30 * time.Second, event: EventRetrying, outcome: "pending"},
+		{name: "retryable past the window fails", cr: request(approved), issuer: readyIssuer, now: deadline,
+			result: &SignResult{Err: &ejbca.Error{Kind: ejbca.KindRetryable, Err: errors.New("connection refused")}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "connection refused", failed: true, event: EventFailed, outcome: "failed"},
+		{name: "403 is pending and marks the issuer", cr: request(approved), issuer: readyIssuer,
+			result: &SignResult{Err: &ejbca.Error{StatusCode: 403, Kind: ejbca.KindUnauthorized, Message: "Not authorized to profile SERVER"}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "Not authorized to profile SERVER", event: EventIssuerNotReady, issuerN: true, outcome: "issuer_not_ready"},
+		{name: "permanent rejection fails with EJBCA's message", cr: request(approved), issuer: readyIssuer,
+			result: &SignResult{Err: &ejbca.Error{Endpoint: "POST /v1/certificate/pkcs10enroll", StatusCode: 400, Kind: ejbca.KindPermanent,
+				Message: `Certificate profile with name "NOPE" doesn't exist`}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: `Certificate profile with name "NOPE" doesn't exist`, failed: true, event: EventFailed, outcome: "failed"},
+		{name: "key mismatch fails", cr: request(approved), issuer: readyIssuer,
+			result: &SignResult{Err: &ejbca.Error{StatusCode: 201, Kind: ejbca.KindInvalidResponse, Message: "does not carry the CSR's public key"}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "does not carry the CSR's public key", failed: true, event: EventFailed, outcome: "failed"},
+		{name: "our own permanent errors fail", cr: request(approved), issuer: readyIssuer,
+			result: &SignResult{Err: &PermanentError{"EJBCA approval request 7 ended REJECTED: not issued"}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "REJECTED", failed: true, event: EventFailed, outcome: "failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := tc.now
+			if now.IsZero() {
+				now = t0
+			}
+			d := Decide(Input{Request: tc.cr, Issuer: tc.issuer, Now: now, RetryDeadline: deadline, Result: tc.result})
+			if d.Action != tc.action {
+				t.Fatalf("action = %v, want %v (%+v)", d.Action, tc.action, d)
+			}
+			if tc.action != ActionUpdate {
+				return
+			}
+			if d.Status != tc.status || d.Reason != tc.reason {
+				t.Errorf("condition = %s/%s, want %s/%s", d.Status, d.Reason, tc.status, tc.reason)
+			}
+			if !strings.Contains(d.Message, tc.message) {
+				t.Errorf("message %q does not contain %q", d.Message, tc.message)
+			}
+			if d.Failed != tc.failed {
+				t.Errorf("failed = %v, want %v", d.Failed, tc.failed)
+			}
+			if d.RequeueAfter != tc.requeue {
+				t.Errorf("requeue = %s, want %s", d.RequeueAfter, tc.requeue)
+			}
+			if got := ""; d.Event != nil {
+				got = d.Event.Reason
+				if got != tc.event {
+					t.Errorf("event = %q, want %q", got, tc.event)
+				}
+			} else if tc.event != "" {
+				t.Errorf("no event, want %q", tc.event)
+			}
+			if (d.IssuerNotReady != "") != tc.issuerN {
+				t.Errorf("issuer not ready = %q, want set=%v", d.IssuerNotReady, tc.issuerN)
+			}
+			if d.Outcome != tc.outcome {
+				t.Errorf("outcome = %q, want %q", d.Outcome, tc.outcome)
+			}
+			if tc.reason == "Issued" && (string(d.Certificate) != "LEAF+INTERMEDIATE" || string(d.CA) != "ROOT") {
+				t.Errorf("certificate/ca = %q/%q", d.Certificate, d.CA)
+			}
+		})
+	}
+}
+
+func TestRetryBackoffGrowsWithAgeAndIsCapped(t *testing.T) {
+	for _, tc := range []struct {
+		age  time.Duration
+		want time.Duration
+	}{{0, 2 * time.Second}, {10 * time.Second, 5 * time.Second}, {90 * time.Second, 45 * time.Second}, {time.Hour, time.Minute}} {
+		if got := RetryBackoff(tc.age, errors.New("x")); got != tc.want {
+			t.Errorf("RetryBackoff(%s) = %s, want %s", tc.age, got, tc.want)
+		}
+	}
+}
