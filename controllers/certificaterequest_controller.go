@@ -324,16 +324,24 @@ func othersConditions(cr *cmapi.CertificateRequest) string {
 	return s
 }
 
-// issuerReadinessChanged passes issuer updates that change its readiness.
+// issuerReadinessChanged passes issuer updates that change its Ready
+// condition's status or reason, so waiting requests say the current reason.
 func issuerReadinessChanged() predicate.Predicate {
 	return predicate.Funcs{
 		CreateFunc: func(event.CreateEvent) bool { return true },
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, ok1 := e.ObjectOld.(v1alpha1.Issuer)
 			n, ok2 := e.ObjectNew.(v1alpha1.Issuer)
-			return !ok1 || !ok2 || v1alpha1.IsReady(o) != v1alpha1.IsReady(n)
+			return !ok1 || !ok2 || v1alpha1.IsReady(o) != v1alpha1.IsReady(n) || readyReason(o) != readyReason(n)
 		},
 		DeleteFunc:  func(event.DeleteEvent) bool { return false },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
+}
+
+func readyReason(i v1alpha1.Issuer) string {
+	if c := i.GetStatus().ReadyCondition(); c != nil {
+		return c.Reason
+	}
+	return ""
 }

@@ -273,8 +273,13 @@ func eventually(t *testing.T, timeout time.Duration, cond func() string) {
 // returns the condition.
 func waitIssuer(t *testing.T, iss v1alpha1.Issuer, reason string) metav1.Condition {
 	t.Helper()
+	return waitIssuerFor(t, iss, reason, 30*time.Second)
+}
+
+func waitIssuerFor(t *testing.T, iss v1alpha1.Issuer, reason string, timeout time.Duration) metav1.Condition {
+	t.Helper()
 	var got metav1.Condition
-	eventually(t, 30*time.Second, func() string {
+	eventually(t, timeout, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(iss), iss); err != nil {
 			return err.Error()
 		}
