@@ -126,6 +126,7 @@ func managerOptions() manager.Options {
 		},
 		MetricsBindAddress:     metricsAddr,
 		HealthProbeBindAddress: "0",
+		RestartableInProcess:   true,
 	}
 }
 

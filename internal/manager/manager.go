@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -35,6 +36,9 @@ type Options struct {
 	// KubeAPIQPS and KubeAPIBurst limit the manager's API server client.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// RestartableInProcess allows a second manager in the same process
+	// after the first stopped (tests that restart the manager).
+	RestartableInProcess bool
 }
 
 // LeaderElectionID is the Lease the replicas compete for.
@@ -93,6 +97,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 &lease,
 		RenewDeadline:                 &renew,
+		Controller: config.Controller{SkipNameValidation: &o.RestartableInProcess},
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},

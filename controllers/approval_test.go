@@ -1,0 +1,190 @@
+package controllers_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+)
+
+// approvalIssuer is a Ready issuer on the APPROVAL certificate profile,
+// polling every second.
+func approvalIssuer(t *testing.T, sim *ejbcasim.Sim, mutate ...func(*v1alpha1.ApprovalSpec)) string {
+	t.Helper()
+	ns, _ := readyIssuer(t, sim, func(s *v1alpha1.IssuerSpec) {
+		s.CertificateProfileName = "APPROVAL"
+		s.Approval = &v1alpha1.ApprovalSpec{PollInterval: &metav1.Duration{Duration: time.Second}}
+		for _, m := range mutate {
+			m(s.Approval)
+		}
+	})
+	return ns
+}
+
+// waitForApproval waits until the request waits for EJBCA approval and
+// returns EJBCA's approval request id.
+func waitForApproval(t *testing.T, cr *cmapi.CertificateRequest) int {
+	t.Helper()
+	waitRequest(t, cr, cmapi.CertificateRequestReasonPending, "waiting for EJBCA approval of request", 30*time.Second)
+	id, err := strconv.Atoi(cr.Annotations[controllers.AnnotationApprovalRequestID])
+	if err != nil {
+		t.Fatalf("approval request id annotation: %v", err)
+	}
+	if !slices.Contains(sim2ids(cr), id) {
+		t.Fatalf("the message does not name request %d", id)
+	}
+	return id
+}
+
+func sim2ids(cr *cmapi.CertificateRequest) []int {
+	c := readyOf(cr)
+	var ids []int
+	for _, f := range splitNumbers(c.Message) {
+		ids = append(ids, f)
+	}
+	return ids
+}
+
+func splitNumbers(s string) []int {
+	var out []int
+	n, in := 0, false
+	for _, r := range s + " " {
+		if r >= '0' && r <= '9' {
+			n, in = n*10+int(r-'0'), true
+			continue
+		}
+		if in {
+			out = append(out, n)
+		}
+		n, in = 0, false
+	}
+	return out
+}
+
+func TestApprovalFlowApproved(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	ns := approvalIssuer(t, sim)
+	cr, _ := requestFor(t, ns, "ejbca", "needs-approval")
+	id := waitForApproval(t, cr)
+
+	secretName := cr.Annotations[controllers.AnnotationEnrolmentSecret]
+	var secret corev1.Secret
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secretName}, &secret); err != nil {
+		t.Fatalf("enrolment Secret: %v", err)
+	}
+	if !metav1.IsControlledBy(&secret, cr) {
+		t.Error("the enrolment Secret is not owned by the request, so it would not be garbage-collected with it")
+	}
+	// Still pending after a few polls.
+	time.Sleep(3 * time.Second)
+	if polls := sim.Counters().Get("approval-status"); polls < 1 {
+		t.Errorf("%d approval status polls in 3s at a 1s poll interval", polls)
+	}
+	if err := sim.Approve(id); err != nil {
+		t.Fatal(err)
+	}
+	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
+
+	c := sim.Counters()
+	if c.Get("pkcs10enroll") != 1 || c.Get("endentity") != 1 || c.Get("certificaterequest") != 1 || c.Enrollments != 1 {
+		t.Errorf("calls: pkcs10enroll=%d (the refused one-call enrolment) endentity=%d certificaterequest=%d enrolments=%d; want 1 each",
+			c.Get("pkcs10enroll"), c.Get("endentity"), c.Get("certificaterequest"), c.Enrollments)
+	}
+	if !slices.Contains(events(t, cr), controllers.EventWaitingForApproval) {
+		t.Error("no WaitingForApproval event")
+	}
+	eventually(t, 10*time.Second, func() string {
+		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secretName}, &corev1.Secret{})
+		if !apierrors.IsNotFound(err) {
+			return "the single-use enrolment Secret still exists after issuance"
+		}
+		return ""
+	})
+}
+
+func TestApprovalFlowRejectedAndExpired(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	ns := approvalIssuer(t, sim)
+	for _, tc := range []struct {
+		name, want string
+		end        func(int) error
+	}{
+		{"rejected", "REJECTED", sim.Reject},
+		{"expired", "EXPIRED", sim.Expire},
+	} {
+		cr, _ := requestFor(t, ns, "ejbca", tc.name)
+		id := waitForApproval(t, cr)
+		if err := tc.end(id); err != nil {
+			t.Fatal(err)
+		}
+		c := waitRequest(t, cr, cmapi.CertificateRequestReasonFailed, tc.want, 30*time.Second)
+		if cr.Status.FailureTime == nil {
+			t.Errorf("%s: no failureTime (%s)", tc.name, c.Message)
+		}
+	}
+	if n := sim.Counters().Enrollments; n != 0 {
+		t.Errorf("%d certificates issued for refused approvals", n)
+	}
+}
+
+func TestApprovalFlowTimesOutAtMaxWait(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	ns := approvalIssuer(t, sim, func(a *v1alpha1.ApprovalSpec) { a.MaxWait = &metav1.Duration{Duration: 4 * time.Second} })
+	cr, _ := requestFor(t, ns, "ejbca", "impatient")
+	waitForApproval(t, cr)
+	waitRequest(t, cr, cmapi.CertificateRequestReasonFailed, "was not approved within the issuer's approval.maxWait (4s)", 30*time.Second)
+}
+
+func TestApprovalFlowAlwaysSkipsTheOneCallEnrolment(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	ns := approvalIssuer(t, sim, func(a *v1alpha1.ApprovalSpec) { a.Flow = v1alpha1.ApprovalFlowAlways })
+	cr, _ := requestFor(t, ns, "ejbca", "always")
+	id := waitForApproval(t, cr)
+	if err := sim.Approve(id); err != nil {
+		t.Fatal(err)
+	}
+	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
+	if n := sim.Counters().Get("pkcs10enroll"); n != 0 {
+		t.Errorf("%d pkcs10enroll calls with approval.flow Always, want 0", n)
+	}
+}
+
+// TestRestartWhileWaitingForApproval stops the manager while a request waits
+// for approval and starts a new one: it resumes from the request's
+// annotations and enrols exactly once. It runs alone (not parallel) because
+// it stops the suite's manager.
+func TestRestartWhileWaitingForApproval(t *testing.T) {
+	sim := newSim(t, ejbcasim.Config{})
+	ns := approvalIssuer(t, sim)
+	cr, _ := requestFor(t, ns, "ejbca", "survivor")
+	id := waitForApproval(t, cr)
+
+	stopManager()
+	if err := sim.Approve(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := startManager(); err != nil {
+		t.Fatal(err)
+	}
+	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 60*time.Second)
+	c := sim.Counters()
+	if c.Get("endentity") != 1 || c.Enrollments != 1 || enrolments(sim, ns+"/survivor") != 1 {
+		t.Errorf("after the restart: endentity=%d enrolments=%d; want the end entity added once and one certificate",
+			c.Get("endentity"), c.Enrollments)
+	}
+}
