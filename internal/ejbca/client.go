@@ -51,8 +51,9 @@ type Options struct {
 	Timeout time.Duration
 	// MaxResponseBytes caps how much of a response body is read.
 	MaxResponseBytes int64
-	// MaxIdleConnsPerHost is the keep-alive pool size; set it to at least the
-	// number of concurrent callers so connections are reused, not redialled.
+	// MaxIdleConnsPerHost is the keep-alive pool size, and the most
+	// connections the client opens to the host; set it to at least the number
+	// of concurrent callers so connections are reused, not redialled.
 	MaxIdleConnsPerHost int
 	// OnRoundTrip, when set, is told the outcome of every call (for metrics):
 	// the endpoint template, the HTTP status (0 without a response) and the time taken.
@@ -110,6 +111,10 @@ func New(o Options) (*Client, error) {
 		cert := *o.ClientCertificate
 		tlsConfig.Certificates = []tls.Certificate{cert}
 	}
+	// MaxConnsPerHost: without a cap, a burst of calls dials more
+	// connections than it uses (a call served by a freed connection leaves
+	// its dial running), and those beyond the idle pool are closed and
+	// later redialled.
 	c.transport = &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -117,6 +122,7 @@ func New(o Options) (*Client, error) {
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          idle,
 		MaxIdleConnsPerHost:   idle,
+		MaxConnsPerHost:       idle,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: c.timeout,
 		ExpectContinueTimeout: time.Second,
@@ -220,7 +226,7 @@ func (c *Client) sendOnce(ctx context.Context, r request) (*response, string, er
 	case c.bearer != "":
 		token = c.bearer
 	case c.tokens != nil:
-		token, err = c.tokens.token()
+		token, err = c.tokens.token(ctx)
 		if err != nil {
 			return nil, "", err
 		}

@@ -29,11 +29,16 @@ type ClientCredentials struct {
 }
 
 // tokenCache hands out one token until shortly before it expires, and
-// forgets it early when EJBCA refuses it (clock skew, revoked session).
+// forgets it early when EJBCA refuses it (clock skew, revoked session). One
+// fetch runs at a time, with the context of the call that needs the token,
+// so a cancelled call or its deadline stops the fetch (and the wait for it).
 type tokenCache struct {
+	cfg   *clientcredentials.Config
+	hc    *http.Client
+	fetch chan struct{} // a one-slot semaphore held while fetching
+
 	mu     sync.Mutex
-	fetch  oauth2.TokenSource
-	cached oauth2.TokenSource
+	cached *oauth2.Token
 }
 
 func newTokenCache(cc ClientCredentials, hc *http.Client) (*tokenCache, error) {
@@ -53,30 +58,44 @@ func newTokenCache(cc ClientCredentials, hc *http.Client) (*tokenCache, error) {
 	if cc.Audience != "" {
 		cfg.EndpointParams = url.Values{"audience": {cc.Audience}}
 	}
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
-	t := &tokenCache{fetch: fetchSource{cfg: cfg, ctx: ctx}}
-	t.cached = oauth2.ReuseTokenSourceWithExpiry(nil, t.fetch, tokenRefreshMargin)
-	return t, nil
+	return &tokenCache{cfg: cfg, hc: hc, fetch: make(chan struct{}, 1)}, nil
 }
-
-// fetchSource asks the token endpoint every time; tokenCache reuses it.
-type fetchSource struct {
-	cfg *clientcredentials.Config
-	ctx context.Context
-}
-
-func (f fetchSource) Token() (*oauth2.Token, error) { return f.cfg.Token(f.ctx) }
 
 const tokenEndpoint = "POST token endpoint"
 
-func (t *tokenCache) token() (string, error) {
+// current is the cached token while it is valid for tokenRefreshMargin more.
+func (t *tokenCache) current() string {
 	t.mu.Lock()
-	src := t.cached
-	t.mu.Unlock()
-	tok, err := src.Token()
+	defer t.mu.Unlock()
+	if t.cached == nil || t.cached.AccessToken == "" {
+		return ""
+	}
+	if !t.cached.Expiry.IsZero() && !time.Now().Add(tokenRefreshMargin).Before(t.cached.Expiry) {
+		return ""
+	}
+	return t.cached.AccessToken
+}
+
+func (t *tokenCache) token(ctx context.Context) (string, error) {
+	if tok := t.current(); tok != "" {
+		return tok, nil
+	}
+	select {
+	case t.fetch <- struct{}{}:
+	case <-ctx.Done():
+		return "", &Error{Endpoint: tokenEndpoint, Kind: KindRetryable, Err: ctx.Err()}
+	}
+	defer func() { <-t.fetch }()
+	if tok := t.current(); tok != "" { // fetched while this call waited
+		return tok, nil
+	}
+	tok, err := t.cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, t.hc))
 	if err != nil {
 		return "", tokenError(err)
 	}
+	t.mu.Lock()
+	t.cached = tok
+	t.mu.Unlock()
 	return tok.AccessToken, nil
 }
 
@@ -84,10 +103,9 @@ func (t *tokenCache) token() (string, error) {
 func (t *tokenCache) invalidate(refused string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if tok, err := t.cached.Token(); err == nil && tok.AccessToken != refused {
-		return
+	if t.cached != nil && t.cached.AccessToken == refused {
+		t.cached = nil
 	}
-	t.cached = oauth2.ReuseTokenSourceWithExpiry(nil, t.fetch, tokenRefreshMargin)
 }
 
 // tokenError classifies a failed token fetch: the endpoint refusing the
