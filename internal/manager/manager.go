@@ -97,7 +97,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 &lease,
 		RenewDeadline:                 &renew,
-		Controller: config.Controller{SkipNameValidation: &o.RestartableInProcess},
+		Controller:                    config.Controller{SkipNameValidation: &o.RestartableInProcess},
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
