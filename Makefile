@@ -66,3 +66,16 @@ $(CONTROLLER_GEN):
 .PHONY: help
 help: ## Show targets.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Demo
+
+ONCE ?=
+DEMO_FLAGS := $(if $(ONCE),--once,)
+
+.PHONY: demo
+demo: ## Run the whole product on this machine: make demo (until Ctrl-C) or make demo ONCE=1.
+	@hack/run-demo.sh $(DEMO_FLAGS)
+
+.PHONY: kubectl
+kubectl: ## Build bin/kubectl from the module proxy, to look around the demo.
+	hack/build-control-plane.sh --kubectl

@@ -17,12 +17,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -65,7 +63,7 @@ func run() error {
 	}
 	defer sim.Close()
 
-	if err := writeCredentials(*out, sim); err != nil {
+	if err := sim.WriteCredentials(*out); err != nil {
 		return err
 	}
 	fmt.Printf("EJBCA simulator listening on %s\n", sim.URL())
@@ -78,41 +76,5 @@ func run() error {
 	defer stop()
 	<-ctx.Done()
 	fmt.Println("shutting down")
-	return nil
-}
-
-func writeCredentials(dir string, sim *ejbcasim.Sim) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	oauth, err := json.MarshalIndent(map[string]string{
-		"token_url":     sim.TokenURL(),
-		"client_id":     sim.OAuthClientID(),
-		"client_secret": sim.OAuthClientSecret(),
-	}, "", "  ")
-	if err != nil {
-		return err
-	}
-	files := []struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}{
-		{"ca.crt", sim.CABundlePEM(), 0o644},
-		{"client.crt", sim.ClientCertPEM(), 0o644},
-		{"client.key", sim.ClientKeyPEM(), 0o600},
-		{"token", []byte(sim.StaticToken() + "\n"), 0o600},
-		{"oauth.json", append(oauth, '\n'), 0o600},
-	}
-	for _, f := range files {
-		path := filepath.Join(dir, f.name)
-		if err := os.WriteFile(path, f.data, f.mode); err != nil {
-			return err
-		}
-		// WriteFile keeps the mode of an existing file; make it what we mean.
-		if err := os.Chmod(path, f.mode); err != nil {
-			return err
-		}
-	}
 	return nil
 }

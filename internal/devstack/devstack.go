@@ -215,9 +215,10 @@ func (s *Stack) Issuers(ctx context.Context, namespace, certificateProfile strin
 	}
 	iss := &v1alpha1.EJBCAIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "ejbca"}, Spec: v1alpha1.IssuerSpec{
 		URL: sim.URL(), CAName: "IssuingCA", CertificateProfileName: certificateProfile, EndEntityProfileName: "EMPTY",
-		Auth:     v1alpha1.AuthSpec{Mode: v1alpha1.AuthModeMTLS, MTLS: &v1alpha1.MTLSAuth{SecretName: "ejbca-client"}},
-		CABundle: &v1alpha1.CABundle{ConfigMapRef: &v1alpha1.ConfigMapKeySelector{Name: "ejbca-ca", Key: "ca.crt"}},
-		Approval: &v1alpha1.ApprovalSpec{PollInterval: &metav1.Duration{Duration: time.Second}},
+		UseRequestedDuration: true,
+		Auth:                 v1alpha1.AuthSpec{Mode: v1alpha1.AuthModeMTLS, MTLS: &v1alpha1.MTLSAuth{SecretName: "ejbca-client"}},
+		CABundle:             &v1alpha1.CABundle{ConfigMapRef: &v1alpha1.ConfigMapKeySelector{Name: "ejbca-ca", Key: "ca.crt"}},
+		Approval:             &v1alpha1.ApprovalSpec{PollInterval: &metav1.Duration{Duration: time.Second}},
 	}}
 	ciss := &v1alpha1.EJBCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "ejbca"}, Spec: v1alpha1.IssuerSpec{
 		URL: sim.BaseURL(), CAName: "IssuingCA", CertificateProfileName: certificateProfile, EndEntityProfileName: "EMPTY",
@@ -270,4 +271,3 @@ func (s *Stack) WaitIssuerReady(ctx context.Context, iss v1alpha1.Issuer, timeou
 		}
 	}
 }
-
