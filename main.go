@@ -49,6 +49,8 @@ func run(args []string) error {
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the cluster resource namespace).")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
+	fs.BoolVar(&o.SecretsInClusterResourceNamespaceOnly, "secrets-in-cluster-resource-namespace-only", false,
+		"Watch and read Secrets and ConfigMaps only in the cluster resource namespace (RBAC without cluster-wide Secret access); EJBCAIssuers then cannot read theirs.")
 	fs.BoolVar(&o.EnablePprof, "enable-pprof", false, "Serve /debug/pprof on the metrics address.")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 16, "CertificateRequests signed concurrently; size it to EJBCA's capacity.")
 	fs.DurationVar(&o.RetryWindow, "retry-window", time.Hour, "How long after a CertificateRequest's creation retryable EJBCA errors are retried before it is Failed.")

@@ -271,6 +271,9 @@ func TestEJBCADownRequestWaitsAndIssuesAfterRecovery(t *testing.T) {
 	sim := newSim(t, ejbcasim.Config{})
 	proxy := newCountingProxy(t, sim.URL())
 	ns, iss := readyIssuer(t, sim, func(s *v1alpha1.IssuerSpec) { s.URL = proxy.URL() })
+	if proxy.conns.Load() == 0 {
+		t.Fatal("the issuer's health check did not go through the proxy")
+	}
 
 	sim.SetDown(true)
 	cr, _ := requestFor(t, ns, "ejbca", "outage")
@@ -300,6 +303,7 @@ func TestEJBCADownRequestWaitsAndIssuesAfterRecovery(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	t.Logf("during the 30s watch: %d connection attempts, %d health checks", proxy.conns.Load()-dials, sim.Counters().Get("ca")-checks)
 	if n := proxy.conns.Load() - dials; n > 1 {
 		t.Errorf("%d connection attempts to a down EJBCA within 30s of the failed health check, want at most 1", n)
 	}

@@ -10,11 +10,14 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -36,6 +39,11 @@ type Options struct {
 	// KubeAPIQPS and KubeAPIBurst limit the manager's API server client.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// SecretsInClusterResourceNamespaceOnly watches and reads Secrets and
+	// ConfigMaps only in the cluster resource namespace, for installs whose
+	// RBAC grants no cluster-wide Secret access: only EJBCAClusterIssuers
+	// can then be used (an EJBCAIssuer's Secrets cannot be read).
+	SecretsInClusterResourceNamespaceOnly bool
 	// RestartableInProcess allows a second manager in the same process
 	// after the first stopped (tests that restart the manager).
 	RestartableInProcess bool
@@ -98,9 +106,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaseDuration:                 &lease,
 		RenewDeadline:                 &renew,
 		Controller:                    config.Controller{SkipNameValidation: &o.RestartableInProcess},
-		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
-		},
+		Cache:                         cacheOptions(o),
 	})
 	if err != nil {
 		return nil, err
@@ -121,3 +127,19 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 // cluster resource namespace by default); the chart binds this as a Role there.
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=ejbca-issuer,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=ejbca-issuer,resources=events,verbs=create;patch
+
+// cacheOptions strips managedFields from everything cached and, when asked,
+// limits the Secret and ConfigMap metadata watches to the cluster resource
+// namespace.
+func cacheOptions(o Options) cache.Options {
+	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	if o.SecretsInClusterResourceNamespaceOnly {
+		only := map[string]cache.Config{o.ClusterResourceNamespace: {}}
+		secret := &metav1.PartialObjectMetadata{}
+		secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		configMap := &metav1.PartialObjectMetadata{}
+		configMap.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+		opts.ByObject = map[client.Object]cache.ByObject{secret: {Namespaces: only}, configMap: {Namespaces: only}}
+	}
+	return opts
+}
