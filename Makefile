@@ -79,3 +79,12 @@ demo: ## Run the whole product on this machine: make demo (until Ctrl-C) or make
 .PHONY: kubectl
 kubectl: ## Build bin/kubectl from the module proxy, to look around the demo.
 	hack/build-control-plane.sh --kubectl
+
+##@ Benchmarks
+
+QUICK ?=
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: control-plane ## Measure throughput, EJBCA calls, CPU and memory of the real manager (make bench QUICK=1: a smoke run).
+	go run ./hack/bench $(if $(QUICK),--quick,--plot docs/performance-scale.svg) $(BENCH_FLAGS)

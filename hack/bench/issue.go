@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/devstack"
+)
+
+type bench struct {
+	opts  options
+	stack *devstack.Stack
+	bin   string
+	work  string
+	root  string
+	seq   atomic.Int64
+}
+
+// runConfig is one measured run.
+type runConfig struct {
+	Auth      string        `json:"auth"`
+	Workers   int           `json:"workers"`
+	Latency   time.Duration `json:"latency_ns"`
+	Count     int           `json:"count"`
+	Namespace string        `json:"-"`
+}
+
+// runResult is everything measured in one run.
+type runResult struct {
+	runConfig
+	LatencyMs        float64            `json:"latency_ms"`
+	Issued           int                `json:"issued"`
+	Failed           int                `json:"failed"`
+	Seconds          float64            `json:"seconds"`
+	CertsPerSecond   float64            `json:"certs_per_second"`
+	IdealPerSecond   float64            `json:"ideal_per_second"`
+	P50Ms            float64            `json:"p50_ms"`
+	P95Ms            float64            `json:"p95_ms"`
+	P99Ms            float64            `json:"p99_ms"`
+	CallsPerCert     map[string]float64 `json:"ejbca_calls_per_cert"`
+	TLSHandshakes    int                `json:"tls_handshakes"`
+	TokensIssued     int                `json:"tokens_issued"`
+	CPUMsPerCert     float64            `json:"manager_cpu_ms_per_cert"`
+	PeakRSSMiB       float64            `json:"manager_peak_rss_mib"`
+	PeakHeapMiB      float64            `json:"manager_peak_heap_mib"`
+	KubeWritesPerSec float64            `json:"manager_kube_requests_per_second"`
+}
+
+func (b *bench) namespace(prefix string) (string, error) {
+	ns := fmt.Sprintf("%s-%d", prefix, b.seq.Add(1))
+	return ns, b.stack.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+}
+
+// issuer creates an EJBCAIssuer "ejbca" in ns with the simulator's
+// credentials for auth (mtls or oauth2).
+func (b *bench) issuer(ctx context.Context, ns, name, auth string) (*v1alpha1.EJBCAIssuer, error) {
+	sim := b.stack.Sim
+	c := b.stack.Client
+	objs := []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-client"}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: sim.ClientCertPEM(), corev1.TLSPrivateKeyKey: sim.ClientKeyPEM()}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-oauth"},
+			Data: map[string][]byte{"client_id": []byte(sim.OAuthClientID()), "client_secret": []byte(sim.OAuthClientSecret())}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-ca"}, Data: map[string]string{"ca.crt": string(sim.CABundlePEM())}},
+	}
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	spec := v1alpha1.IssuerSpec{
+		URL: sim.URL(), CAName: "IssuingCA", CertificateProfileName: "SERVER", EndEntityProfileName: "EMPTY",
+		Auth:     v1alpha1.AuthSpec{Mode: v1alpha1.AuthModeMTLS, MTLS: &v1alpha1.MTLSAuth{SecretName: name + "-client"}},
+		CABundle: &v1alpha1.CABundle{ConfigMapRef: &v1alpha1.ConfigMapKeySelector{Name: name + "-ca", Key: "ca.crt"}},
+	}
+	if auth == "oauth2" {
+		spec.Auth = v1alpha1.AuthSpec{Mode: v1alpha1.AuthModeOAuth2, OAuth2: &v1alpha1.OAuth2Auth{
+			TokenURL: sim.TokenURL(), ClientSecretRef: &v1alpha1.ClientSecretRef{Name: name + "-oauth"}}}
+	}
+	iss := &v1alpha1.EJBCAIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+	return iss, c.Create(ctx, iss)
+}
+
+// csrs makes n CSRs before any clock starts.
+func csrs(n int) ([][]byte, error) {
+	out := make([][]byte, n)
+	for i := range out {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		name := fmt.Sprintf("bench-%d.example.com", i)
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+			Subject: pkix.Name{CommonName: name}, DNSNames: []string{name}}, key)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	}
+	return out, nil
+}
+
+// readyWatcher records when each request of a namespace first turns Ready
+// (or Failed), from an informer started before the requests exist.
+type readyWatcher struct {
+	mu     sync.Mutex
+	ready  map[string]time.Time
+	failed map[string]bool
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (b *bench) watchRequests(ctx context.Context, ns string) (*readyWatcher, error) {
+	c, err := cache.New(b.stack.RESTConfig, cache.Options{Scheme: b.stack.Client.Scheme(),
+		DefaultNamespaces: map[string]cache.Config{ns: {}}})
+	if err != nil {
+		return nil, err
+	}
+	inf, err := c.GetInformer(ctx, &cmapi.CertificateRequest{})
+	if err != nil {
+		return nil, err
+	}
+	rw := &readyWatcher{ready: map[string]time.Time{}, failed: map[string]bool{}, done: make(chan struct{})}
+	record := func(obj any) {
+		cr, ok := obj.(*cmapi.CertificateRequest)
+		if !ok {
+			return
+		}
+		for _, c := range cr.Status.Conditions {
+			if c.Type != cmapi.CertificateRequestConditionReady {
+				continue
+			}
+			rw.mu.Lock()
+			if _, seen := rw.ready[cr.Name]; !seen && c.Status == cmmeta.ConditionTrue {
+				rw.ready[cr.Name] = time.Now()
+			}
+			if c.Reason == cmapi.CertificateRequestReasonFailed {
+				rw.failed[cr.Name] = true
+			}
+			rw.mu.Unlock()
+		}
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    record,
+		UpdateFunc: func(_, n any) { record(n) },
+	}); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	rw.cancel = cancel
+	go func() { defer close(rw.done); _ = c.Start(runCtx) }()
+	if !c.WaitForCacheSync(ctx) {
+		cancel()
+		return nil, fmt.Errorf("the benchmark's informer did not sync")
+	}
+	return rw, nil
+}
+
+func (rw *readyWatcher) counts() (ready, failed int) {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	return len(rw.ready), len(rw.failed)
+}
+
+func (rw *readyWatcher) stop() {
+	rw.cancel()
+	<-rw.done
+}
+
+// createRequests creates and approves (as cert-manager's approver would) one
+// CertificateRequest per CSR, 32 at a time, and returns when each was created.
+func (b *bench) createRequests(ctx context.Context, ns, issuerKind, issuerName string, csrs [][]byte) (map[string]time.Time, error) {
+	c := b.stack.Client
+	created := make(map[string]time.Time, len(csrs))
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i, csr := range csrs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, csr []byte) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			name := "req-" + strconv.Itoa(i)
+			cr := &cmapi.CertificateRequest{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{cmapi.CertificateNameKey: name}},
+				Spec: cmapi.CertificateRequestSpec{Request: csr, Usages: []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageServerAuth},
+					IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: issuerKind, Name: issuerName}},
+			}
+			err := c.Create(ctx, cr)
+			t := time.Now()
+			if err == nil {
+				err = approve(ctx, c, cr)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			created[name] = t
+		}(i, csr)
+	}
+	wg.Wait()
+	return created, firstErr
+}
+
+// issueRun measures one run of the issue scenario: a fresh manager process,
+// one issuer, K approved requests.
+func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) {
+	sim := b.stack.Sim
+	sim.SetLatency(rc.Latency)
+	defer sim.SetLatency(0)
+	ns, err := b.namespace("issue")
+	if err != nil {
+		return nil, err
+	}
+	rc.Namespace = ns
+	iss, err := b.issuer(ctx, ns, "ejbca", rc.Auth)
+	if err != nil {
+		return nil, err
+	}
+	requests, err := csrs(rc.Count)
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := startManager(b.bin, b.stack.Kubeconfig, filepath.Join(b.work, ns+".log"), rc.Workers, b.managerFlags()...)
+	if err != nil {
+		return nil, err
+	}
+	defer mgr.stop()
+	if err := b.stack.WaitIssuerReady(ctx, iss, 60*time.Second); err != nil {
+		return nil, err
+	}
+	rw, err := b.watchRequests(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	defer rw.stop()
+
+	before := sim.Counters()
+	cpuBefore, _ := mgr.cpu()
+	metricsBefore, _ := mgr.metrics()
+	mgr.resetPeakHeap()
+	start := time.Now()
+	created, err := b.createRequests(ctx, ns, v1alpha1.IssuerKind, "ejbca", requests)
+	if err != nil {
+		return nil, err
+	}
+	timeout := 5*time.Minute + time.Duration(rc.Count)*rc.Latency
+	deadline := time.Now().Add(timeout)
+	for {
+		ready, failed := rw.counts()
+		if ready+failed >= rc.Count {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%d of %d requests Ready after %s", ready, rc.Count, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	after := sim.Counters()
+	cpuAfter, _ := mgr.cpu()
+	metricsAfter, _ := mgr.metrics()
+	_, peakRSS, _ := mgr.rss()
+
+	rw.mu.Lock()
+	var last time.Time
+	var lat []time.Duration
+	for name, t := range rw.ready {
+		lat = append(lat, t.Sub(created[name]))
+		if t.After(last) {
+			last = t
+		}
+	}
+	issued, failed := len(rw.ready), len(rw.failed)
+	rw.mu.Unlock()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	elapsed := last.Sub(start).Seconds()
+
+	res := &runResult{runConfig: rc, LatencyMs: float64(rc.Latency.Milliseconds()), Issued: issued, Failed: failed, Seconds: elapsed,
+		CallsPerCert: map[string]float64{}, TLSHandshakes: after.TLSHandshakes - before.TLSHandshakes,
+		TokensIssued: after.TokensIssued - before.TokensIssued, PeakRSSMiB: peakRSS / (1 << 20),
+		PeakHeapMiB: mgr.peakHeapBytes() / (1 << 20)}
+	if elapsed > 0 {
+		res.CertsPerSecond = float64(issued) / elapsed
+		kube := sumMetric(metricsAfter, "rest_client_requests_total") - sumMetric(metricsBefore, "rest_client_requests_total")
+		res.KubeWritesPerSec = kube / elapsed
+	}
+	if rc.Latency > 0 {
+		res.IdealPerSecond = float64(rc.Workers) / rc.Latency.Seconds()
+	}
+	res.P50Ms, res.P95Ms, res.P99Ms = percentile(lat, 50), percentile(lat, 95), percentile(lat, 99)
+	for ep, byStatus := range after.Calls {
+		n := 0
+		for status, c := range byStatus {
+			n += c - before.Calls[ep][status]
+		}
+		if n > 0 && issued > 0 {
+			res.CallsPerCert[ep] = float64(n) / float64(issued)
+		}
+	}
+	if issued > 0 {
+		res.CPUMsPerCert = float64((cpuAfter - cpuBefore).Milliseconds()) / float64(issued)
+	}
+	if err := b.stack.Client.DeleteAllOf(ctx, &cmapi.CertificateRequest{}, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (b *bench) managerFlags() []string {
+	return []string{"--kube-api-qps=" + strconv.Itoa(b.opts.qps), "--kube-api-burst=" + strconv.Itoa(2*b.opts.qps)}
+}
+
+func percentile(sorted []time.Duration, p int) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	if i > 0 {
+		i--
+	}
+	return float64(sorted[min(i, len(sorted)-1)].Microseconds()) / 1000
+}
+
+// approve sets Approved as cert-manager's approver does (which also runs in
+// the stack; whichever is first, the request is approved once). A merge
+// patch needs no resourceVersion, so the two never conflict.
+func approve(ctx context.Context, c client.Client, cr *cmapi.CertificateRequest) error {
+	base := cr.DeepCopy()
+	now := metav1.Now()
+	cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: cmapi.CertificateRequestConditionApproved,
+		Status: cmmeta.ConditionTrue, Reason: "cert-manager.io", Message: "approved by the benchmark", LastTransitionTime: &now}}
+	return c.Status().Patch(ctx, cr, client.MergeFrom(base))
+}
