@@ -98,7 +98,8 @@ func TestApprovalFlowApproved(t *testing.T) {
 	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
 
 	c := sim.Counters()
-	if c.Get("pkcs10enroll") != 1 || c.Get("endentity") != 1 || c.Get("certificaterequest") != 1 || c.Enrollments != 1 {
+	if c.Get("pkcs10enroll") != 1 || c.Get("endentity") != 1 || c.Get("certificaterequest") != 1 || c.Enrollments != 1 ||
+		enrolments(sim, ns+"/"+cr.Name) != 1 {
 		t.Errorf("calls: pkcs10enroll=%d (the refused one-call enrolment) endentity=%d certificaterequest=%d enrolments=%d; want 1 each",
 			c.Get("pkcs10enroll"), c.Get("endentity"), c.Get("certificaterequest"), c.Enrollments)
 	}
@@ -112,6 +113,27 @@ func TestApprovalFlowApproved(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// A Certificate's renewal goes through the approval flow again: EJBCA's end
+// entity API only adds, so each request gets an end entity of its own.
+func TestApprovalFlowRenewalOfTheSameCertificate(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	ns := approvalIssuer(t, sim)
+	for range 2 {
+		cr, _ := requestFor(t, ns, "ejbca", "renewed")
+		if err := sim.Approve(waitForApproval(t, cr)); err != nil {
+			t.Fatal(err)
+		}
+		waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
+		if n := enrolments(sim, ns+"/"+cr.Name); n != 1 {
+			t.Errorf("%d certificates for end entity %s/%s, want 1", n, ns, cr.Name)
+		}
+	}
+	if n := sim.Counters().Enrollments; n != 2 {
+		t.Errorf("%d certificates for two requests", n)
+	}
 }
 
 func TestApprovalFlowRejectedAndExpired(t *testing.T) {
@@ -183,7 +205,7 @@ func TestRestartWhileWaitingForApproval(t *testing.T) {
 	}
 	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 60*time.Second)
 	c := sim.Counters()
-	if c.Get("endentity") != 1 || c.Enrollments != 1 || enrolments(sim, ns+"/survivor") != 1 {
+	if c.Get("endentity") != 1 || c.Enrollments != 1 || enrolments(sim, ns+"/"+cr.Name) != 1 {
 		t.Errorf("after the restart: endentity=%d enrolments=%d; want the end entity added once and one certificate",
 			c.Get("endentity"), c.Enrollments)
 	}

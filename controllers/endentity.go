@@ -103,3 +103,16 @@ func subjectDN(csr *x509.CertificateRequest, username string) string {
 	}
 	return "CN=" + username
 }
+
+// approvalEndEntityName is the end entity the approval flow adds. EJBCA's
+// end entity API only adds (an existing name is refused), so a Certificate's
+// renewals cannot reuse one end entity there: with the default
+// certificateName source each request gets its own, <namespace>/<request>.
+// Other sources (and an allowed override) are used as they are.
+func approvalEndEntityName(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest, username string) string {
+	overridden := spec.AllowsOverride(v1alpha1.OverrideEndEntityName) && strings.TrimSpace(cr.Annotations[v1alpha1.AnnotationEndEntityName]) != ""
+	if spec.EffectiveEndEntityName() == v1alpha1.EndEntityNameCertificateName && !overridden {
+		return cr.Namespace + "/" + cr.Name
+	}
+	return username
+}

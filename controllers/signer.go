@@ -143,12 +143,18 @@ func (s *Signer) startApproval(ctx context.Context, cr *cmapi.CertificateRequest
 	if err != nil {
 		return SignResult{Err: err}
 	}
+	username = approvalEndEntityName(spec, cr, username)
 	certProfile, eeProfile := profiles(spec, cr)
 	id, err := cl.AddEndEntity(ctx, ejbca.EndEntity{
 		Username: username, Password: password,
 		SubjectDN: subjectDN(csr, username), SubjectAltName: subjectAltName(csr),
 		CAName: spec.CAName, CertificateProfileName: certProfile, EndEntityProfileName: eeProfile,
 	})
+	if ejbca.IsConflict(err) && username == cr.Namespace+"/"+cr.Name {
+		// The request's own end entity exists: an earlier attempt added it
+		// (with this Secret's password) and its approval was carried out.
+		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password)
+	}
 	if err != nil {
 		return SignResult{Err: err}
 	}
