@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -24,9 +25,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
+
+// IssuerHealth receives suspicions that an issuer cannot reach EJBCA.
+type IssuerHealth interface {
+	Suspect(kind string, key types.NamespacedName)
+}
 
 // FieldOwner is the field manager of every write the controllers make.
 const FieldOwner = "ejbca-issuer"
@@ -53,6 +60,9 @@ type CertificateRequestReconciler struct {
 	Now                     func() time.Time
 	Jitter                  func() float64
 	MaxConcurrentReconciles int
+	// IssuerHealth is told when a request could not reach EJBCA through an
+	// issuer, so the issuer is re-checked (and its requests wait for it).
+	IssuerHealth IssuerHealth
 
 	finished  sync.Map // types.UID -> time.Time
 	approvals sync.Map // types.NamespacedName -> struct{}
@@ -106,6 +116,9 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		} else {
 			res := r.Signer.Sign(ctx, cr, issuer, cl)
 			in.Result = &res
+			if noResponse(res.Err) && r.IssuerHealth != nil {
+				r.IssuerHealth.Suspect(cr.Spec.IssuerRef.Kind, client.ObjectKeyFromObject(issuer))
+			}
 			in.Now = r.Now()
 			in.RetryDeadline = r.retryDeadline(cr, issuer)
 		}
@@ -344,4 +357,11 @@ func readyReason(i v1alpha1.Issuer) string {
 		return c.Reason
 	}
 	return ""
+}
+
+// noResponse reports an EJBCA call that got no HTTP answer at all (refused,
+// reset, timed out): EJBCA may be down, which the issuer's check confirms.
+func noResponse(err error) bool {
+	var e *ejbca.Error
+	return errors.As(err, &e) && e.StatusCode == 0 && e.Kind == ejbca.KindRetryable && e.Endpoint != "POST token endpoint"
 }

@@ -17,9 +17,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/credentials"
@@ -51,9 +53,49 @@ type IssuerReconciler struct {
 	Interval time.Duration
 	Now      func() time.Time
 	Jitter   func() float64
+	// Reachability probes the EJBCAs that Unreachable issuers wait for.
+	Reachability *Reachability
 
 	mu     sync.Mutex
 	checks map[types.NamespacedName]*healthRecord
+	// wake holds why an issuer was woken between checks.
+	wake   map[types.NamespacedName]wakeReason
+	events chan event.GenericEvent
+}
+
+// wakeReason is why an issuer is checked before its schedule.
+type wakeReason int
+
+const (
+	// wakeSuspect: a request could not reach EJBCA through this issuer;
+	// check again, but not sooner than MinHealthCheckSpacing after the last.
+	wakeSuspect wakeReason = iota + 1
+	// wakeEJBCABack: EJBCA answers again; check now.
+	wakeEJBCABack
+)
+
+// Suspect asks for a health check of an issuer whose request could not reach
+// EJBCA, within the usual spacing, so an outage turns the issuer not Ready and
+// its requests wait for it instead of retrying against a dead EJBCA.
+func (r *IssuerReconciler) Suspect(key types.NamespacedName) { r.wakeUp(key, wakeSuspect) }
+
+// Recheck asks for an immediate health check (EJBCA is reachable again).
+func (r *IssuerReconciler) Recheck(key types.NamespacedName) { r.wakeUp(key, wakeEJBCABack) }
+
+func (r *IssuerReconciler) wakeUp(key types.NamespacedName, why wakeReason) {
+	r.mu.Lock()
+	if r.wake == nil {
+		r.wake = map[types.NamespacedName]wakeReason{}
+	}
+	r.wake[key] = max(r.wake[key], why)
+	r.mu.Unlock()
+	obj := r.newIssuer()
+	obj.SetNamespace(key.Namespace)
+	obj.SetName(key.Name)
+	select {
+	case r.events <- event.GenericEvent{Object: obj}:
+	default: // a wake-up is already queued; the reason is recorded above
+	}
 }
 
 // healthRecord is the last check of an issuer: what it checked and found.
@@ -96,20 +138,28 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	r.mu.Lock()
 	last := r.checks[req.NamespacedName]
+	woken := r.wake[req.NamespacedName]
+	delete(r.wake, req.NamespacedName)
 	r.mu.Unlock()
 	if last != nil && last.uid != iss.GetUID() {
 		last = nil // deleted and created again
 	}
 
-	if last != nil && last.generation == iss.GetGeneration() && last.refs == refs {
+	if last != nil && last.generation == iss.GetGeneration() && last.refs == refs && woken != wakeEJBCABack {
 		due := r.nextCheck(last)
 		current := iss.GetStatus().ReadyCondition()
-		if current != nil && (current.Status != last.status || current.Reason != last.reason) {
-			// Someone else (the signer, after a 403) changed the condition:
-			// check again, but not sooner than the spacing allows.
-			due = last.at.Add(MinHealthCheckSpacing)
+		if woken == wakeSuspect || (current != nil && (current.Status != last.status || current.Reason != last.reason)) {
+			// A request could not reach EJBCA, or someone else (the signer,
+			// after a 403) changed the condition: check again, but not
+			// sooner than the spacing allows.
+			if spaced := last.at.Add(MinHealthCheckSpacing); spaced.Before(due) {
+				due = spaced
+			}
 		}
 		if now.Before(due) {
+			if woken == wakeSuspect {
+				r.wakeLater(req.NamespacedName)
+			}
 			return ctrl.Result{RequeueAfter: due.Sub(now)}, nil
 		}
 	}
@@ -129,6 +179,13 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	r.checks[req.NamespacedName] = rec
 	r.mu.Unlock()
 
+	if r.Reachability != nil {
+		if reason == v1alpha1.ReasonUnreachable {
+			r.Reachability.Unreachable(r.Kind, req.NamespacedName, iss.GetSpec().URL, now)
+		} else {
+			r.Reachability.Forget(r.Kind, req.NamespacedName)
+		}
+	}
 	if err := SetIssuerReady(ctx, r.Client, iss, status, reason, message, now); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -137,10 +194,12 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 }
 
 // nextCheck: a healthy issuer after the interval; a failing one after a
-// backoff of 1m, 2m, 4m... capped at the interval, never sooner than 1m.
+// backoff of 1m, 2m, 4m... capped at the interval, never sooner than 1m. An
+// Unreachable issuer is left to the reachability probe, which wakes it when
+// EJBCA answers again, and otherwise checks at the interval.
 func (r *IssuerReconciler) nextCheck(rec *healthRecord) time.Time {
 	wait := r.Interval
-	if rec.status != metav1.ConditionTrue {
+	if rec.status != metav1.ConditionTrue && !(rec.reason == v1alpha1.ReasonUnreachable && r.Reachability != nil) {
 		wait = MinHealthCheckSpacing << min(rec.failures-1, 5)
 		if wait > r.Interval {
 			wait = r.Interval
@@ -201,6 +260,9 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 	}
 	delete(r.checks, req.NamespacedName)
 	r.mu.Unlock()
+	if r.Reachability != nil {
+		r.Reachability.Forget(r.Kind, req.NamespacedName)
+	}
 	metrics.IssuerReady.DeleteLabelValues(r.Kind, req.Namespace, req.Name)
 }
 
@@ -269,9 +331,11 @@ func (r *IssuerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	configMap := &metav1.PartialObjectMetadata{}
 	configMap.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	r.events = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(r.Kind)).
 		For(obj).
+		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
 		WatchesMetadata(secret, handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindSecret))).
 		WatchesMetadata(configMap, handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindConfigMap))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
@@ -308,4 +372,14 @@ func (r *IssuerReconciler) issuersReferencing(kind credentials.ObjectKind) handl
 		}
 		return out
 	}
+}
+
+// wakeLater keeps a suspicion until the check it was deferred to.
+func (r *IssuerReconciler) wakeLater(key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.wake == nil {
+		r.wake = map[types.NamespacedName]wakeReason{}
+	}
+	r.wake[key] = max(r.wake[key], wakeSuspect)
 }

@@ -173,3 +173,37 @@ func TestIssuerHealthChecksBackOffWhileEJBCAIsDown(t *testing.T) {
 		func(s *corev1.Secret) { s.Labels = map[string]string{"rotated": "yes"} })
 	waitIssuer(t, iss, v1alpha1.ReasonChecked)
 }
+
+// Issuers that cannot reach EJBCA are not re-checked one by one: one status
+// probe per EJBCA URL (every 15s when four or more issuers share it) notices
+// EJBCA's return and re-checks them all at once.
+func TestUnreachableIssuersRecoverTogetherWhenEJBCAReturns(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	ns := newNamespace(t)
+	simSecrets(t, sim, ns)
+	var issuers []*v1alpha1.EJBCAIssuer
+	for _, name := range []string{"a", "b", "c", "d"} {
+		iss := newIssuer(t, ns, name, issuerSpec(sim))
+		waitIssuer(t, iss, v1alpha1.ReasonChecked)
+		issuers = append(issuers, iss)
+	}
+	sim.SetDown(true)
+	// A user action (the Secret changed) checks them now: all Unreachable.
+	update(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ejbca-client"}},
+		func(s *corev1.Secret) { s.Labels = map[string]string{"touched": "1"} })
+	for _, iss := range issuers {
+		waitIssuer(t, iss, v1alpha1.ReasonUnreachable)
+	}
+	sim.SetDown(false)
+	back := time.Now()
+	for _, iss := range issuers {
+		waitIssuerFor(t, iss, v1alpha1.ReasonChecked, 40*time.Second)
+	}
+	if took := time.Since(back); took > 30*time.Second {
+		t.Errorf("the issuers were Ready %s after EJBCA returned, want within the 15s probe spacing", took)
+	}
+	if n := sim.Counters().Get("status"); n < 1 {
+		t.Errorf("no status probe reached EJBCA (%d)", n)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -44,13 +46,21 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		opts.MaxIdleConnsPerHost = workers + 4
 		opts.OnRoundTrip = metrics.ObserveEJBCACall
 	})
+	health := issuerHealth{}
+	reach := &Reachability{Client: mgr.GetClient(), Clients: clients, Now: now,
+		Recheck: func(kind string, key types.NamespacedName) { health[kind].Recheck(key) }}
+	if err := mgr.Add(reach); err != nil {
+		return err
+	}
 	for _, kind := range []string{v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind} {
-		if err := (&IssuerReconciler{
+		r := &IssuerReconciler{
 			Kind: kind, Client: mgr.GetClient(), Clients: clients, ClusterResourceNamespace: o.ClusterResourceNamespace,
-			Interval: o.HealthCheckInterval, Now: now, Jitter: jitter,
-		}).SetupWithManager(mgr); err != nil {
+			Interval: o.HealthCheckInterval, Now: now, Jitter: jitter, Reachability: reach,
+		}
+		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}
+		health[kind] = r
 	}
 	return (&CertificateRequestReconciler{
 		Client:                   mgr.GetClient(),
@@ -62,5 +72,15 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Now:                      now,
 		Jitter:                   jitter,
 		MaxConcurrentReconciles:  workers,
+		IssuerHealth:             health,
 	}).SetupWithManager(mgr)
+}
+
+// issuerHealth routes suspicions to the reconciler of the issuer's kind.
+type issuerHealth map[string]*IssuerReconciler
+
+func (h issuerHealth) Suspect(kind string, key types.NamespacedName) {
+	if r := h[kind]; r != nil {
+		r.Suspect(key)
+	}
 }

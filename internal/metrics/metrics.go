@@ -53,7 +53,7 @@ var (
 	// HealthChecks counts issuer health checks sent to EJBCA, by result reason.
 	HealthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ejbca_issuer_health_checks_total",
-		Help: "Issuer health checks that called EJBCA, by kind and resulting Ready reason.",
+		Help: "Issuer health checks by kind and resulting Ready reason (SecretNotFound, InvalidSecret and InvalidConfig checks fail before calling EJBCA).",
 	}, []string{"kind", "reason"})
 )
 

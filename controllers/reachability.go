@@ -1,0 +1,167 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
+)
+
+// Reachability watches over the EJBCAs that issuers could not reach. Rather
+// than each Unreachable issuer retrying its authenticated health check, one
+// unauthenticated status call per EJBCA URL is made, spaced so that the issuers
+// sharing that URL together never cause more than one call per issuer per
+// minute (and never more than one every 15s). When EJBCA answers again, every
+// issuer waiting on it is checked at once, so recovery follows EJBCA's return
+// within seconds instead of a backoff period.
+type Reachability struct {
+	Client  client.Client
+	Clients *issuerclients.Cache
+	Now     func() time.Time
+	// Recheck asks for an immediate health check of an issuer.
+	Recheck func(kind string, key types.NamespacedName)
+
+	mu   sync.Mutex
+	urls map[string]*unreachableURL
+}
+
+type unreachableURL struct {
+	issuers   map[issuerKey]bool
+	lastProbe time.Time
+}
+
+type issuerKey struct {
+	kind string
+	key  types.NamespacedName
+}
+
+// Minimum spacing of probes of one URL.
+const minProbeSpacing = 15 * time.Second
+
+// Unreachable records that an issuer could not reach url.
+func (r *Reachability) Unreachable(kind string, key types.NamespacedName, url string, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forgetLocked(kind, key)
+	if r.urls == nil {
+		r.urls = map[string]*unreachableURL{}
+	}
+	u := r.urls[url]
+	if u == nil {
+		u = &unreachableURL{issuers: map[issuerKey]bool{}, lastProbe: now}
+		r.urls[url] = u
+	}
+	u.issuers[issuerKey{kind, key}] = true
+}
+
+// Forget drops an issuer that reached EJBCA, failed otherwise, or is gone.
+func (r *Reachability) Forget(kind string, key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forgetLocked(kind, key)
+}
+
+func (r *Reachability) forgetLocked(kind string, key types.NamespacedName) {
+	for url, u := range r.urls {
+		delete(u.issuers, issuerKey{kind, key})
+		if len(u.issuers) == 0 {
+			delete(r.urls, url)
+		}
+	}
+}
+
+// Covers reports whether the issuer's reachability is being probed.
+func (r *Reachability) Covers(kind string, key types.NamespacedName) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, u := range r.urls {
+		if u.issuers[issuerKey{kind, key}] {
+			return true
+		}
+	}
+	return false
+}
+
+// spacing is the time between probes of a URL shared by n issuers.
+func spacing(n int) time.Duration {
+	return max(minProbeSpacing, MinHealthCheckSpacing/time.Duration(max(n, 1)))
+}
+
+// Start probes due URLs every few seconds until ctx ends (a manager Runnable).
+func (r *Reachability) Start(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			r.probeDue(ctx)
+		}
+	}
+}
+
+func (r *Reachability) probeDue(ctx context.Context) {
+	now := r.Now()
+	type due struct {
+		url     string
+		issuers []issuerKey
+	}
+	var work []due
+	r.mu.Lock()
+	for url, u := range r.urls {
+		if now.Sub(u.lastProbe) < spacing(len(u.issuers)) {
+			continue
+		}
+		u.lastProbe = now
+		d := due{url: url}
+		for k := range u.issuers {
+			d.issuers = append(d.issuers, k)
+		}
+		work = append(work, d)
+	}
+	r.mu.Unlock()
+	for _, d := range work {
+		if r.probe(ctx, d.issuers) {
+			logf.FromContext(ctx).Info("EJBCA answers again; re-checking the issuers that could not reach it", "url", d.url, "issuers", len(d.issuers))
+			for _, k := range d.issuers {
+				r.Recheck(k.kind, k.key)
+			}
+		}
+	}
+}
+
+// probe asks EJBCA's status endpoint through the first issuer whose client
+// can be built (the call needs the issuer's trust roots, not its credentials).
+func (r *Reachability) probe(ctx context.Context, issuers []issuerKey) bool {
+	for _, k := range issuers {
+		var iss v1alpha1.Issuer = &v1alpha1.EJBCAIssuer{}
+		if k.kind == v1alpha1.ClusterIssuerKind {
+			iss = &v1alpha1.EJBCAClusterIssuer{}
+		}
+		if err := r.Client.Get(ctx, k.key, iss); err != nil {
+			if apierrors.IsNotFound(err) {
+				r.Forget(k.kind, k.key)
+			}
+			continue
+		}
+		cl, err := r.Clients.Client(ctx, iss)
+		if err != nil {
+			continue
+		}
+		_, err = cl.Status(ctx)
+		// Any HTTP answer, even a refusal, means EJBCA is reachable again.
+		var e *ejbca.Error
+		return err == nil || (errors.As(err, &e) && e.StatusCode != 0)
+	}
+	return false
+}
