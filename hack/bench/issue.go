@@ -9,9 +9,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -263,6 +265,8 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	cpuBefore, _ := mgr.cpu()
 	metricsBefore, _ := mgr.metrics()
 	mgr.resetPeakHeap()
+	profileDone := b.profile(mgr, rc)
+	defer profileDone()
 	start := time.Now()
 	created, err := b.createRequests(ctx, ns, v1alpha1.IssuerKind, "ejbca", requests)
 	if err != nil {
@@ -358,4 +362,26 @@ func approve(ctx context.Context, c client.Client, cr *cmapi.CertificateRequest)
 	cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: cmapi.CertificateRequestConditionApproved,
 		Status: cmmeta.ConditionTrue, Reason: "cert-manager.io", Message: "approved by the benchmark", LastTransitionTime: &now}}
 	return c.Status().Patch(ctx, cr, client.MergeFrom(base))
+}
+
+// profile captures the manager's CPU profile for the first 10s of a run
+// when --profile is set; the returned func waits for it.
+func (b *bench) profile(m *managerProcess, rc runConfig) func() {
+	if b.opts.profile == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		data, err := httpGet(strings.TrimSuffix(m.metricsURL, "/metrics") + "/debug/pprof/profile?seconds=10")
+		if err != nil {
+			progress("profile: %v", err)
+			return
+		}
+		path := filepath.Join(b.opts.profile, fmt.Sprintf("cpu-%s-w%d-%s.pprof", rc.Auth, rc.Workers, rc.Latency))
+		if err := os.WriteFile(path, data, 0o644); err == nil {
+			progress("profile: %s", path)
+		}
+	}()
+	return func() { <-done }
 }

@@ -39,6 +39,7 @@ type options struct {
 	outDir    string
 	plot      string
 	keep      bool
+	profile   string
 }
 
 func main() {
@@ -60,6 +61,7 @@ func run() error {
 	flag.IntVar(&o.qps, "kube-api-qps", 500, "the manager's --kube-api-qps (burst is twice this)")
 	flag.StringVar(&o.outDir, "out", "bench-results", "directory for the JSON results")
 	flag.StringVar(&o.plot, "plot", "", "write the scale scenario's throughput plot (SVG) here")
+	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the manager during each issue run to this directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (manager logs, kubeconfig) and print its path")
 	flag.Parse()
 	o.scenarios = strings.Split(scenarios, ",")
