@@ -94,10 +94,11 @@ func startManager(bin, kubeconfig, logPath string, workers int, extra ...string)
 	return m, nil
 }
 
-// sample records the peak heap every 200ms until stopped.
+// sample records the peak heap every second until stopped (each scrape
+// costs the manager some CPU, so not more often).
 func (m *managerProcess) sample() {
 	defer close(m.sampDone)
-	t := time.NewTicker(200 * time.Millisecond)
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {

@@ -72,6 +72,7 @@ type Client struct {
 	timeout     time.Duration
 	maxBody     int64
 	onRoundTrip func(string, int, time.Duration)
+	chains      chainCache
 }
 
 // New builds a client. It makes no network call.

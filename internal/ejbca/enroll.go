@@ -130,7 +130,7 @@ func (c *Client) issue(ctx context.Context, endpoint, path string, body enrollBo
 	if err := decode(endpoint, r, &out); err != nil {
 		return nil, err
 	}
-	cert, err := parseIssued(out)
+	cert, err := c.parseIssued(out)
 	if err != nil {
 		return nil, &Error{Endpoint: endpoint, StatusCode: r.status, Kind: KindInvalidResponse, Message: err.Error()}
 	}
@@ -158,32 +158,28 @@ func parseCSR(endpoint string, raw []byte) (*x509.CertificateRequest, string, er
 
 // parseIssued decodes the base64 DER leaf and chain and orders them by
 // signature: EJBCA's chain order is not guaranteed.
-func parseIssued(b certificateBody) (*Certificate, error) {
+func (c *Client) parseIssued(b certificateBody) (*Certificate, error) {
 	leaf, err := parseBase64Certificate(b.Certificate)
 	if err != nil {
 		return nil, fmt.Errorf("the issued certificate: %w", err)
 	}
-	all := []*x509.Certificate{leaf}
+	cas := make([]*x509.Certificate, 0, len(b.CertificateChain))
 	for i, s := range b.CertificateChain {
 		ca, err := parseBase64Certificate(s)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %d of the chain: %w", i+1, err)
 		}
-		all = append(all, ca)
+		cas = append(cas, ca)
 	}
-	bundle, err := pki.ParseSingleCertificateChain(all)
+	chainPEM, caPEM, err := c.chains.order(leaf, cas, b.CertificateChain)
 	if err != nil {
-		return nil, fmt.Errorf("the certificate and its chain do not form one chain: %w", err)
-	}
-	first, err := pki.DecodeX509CertificateBytes(bundle.ChainPEM)
-	if err != nil || !first.Equal(leaf) {
-		return nil, fmt.Errorf("the issued certificate (serial %X) is not at the bottom of the chain EJBCA returned", leaf.SerialNumber)
+		return nil, err
 	}
 	serial := b.SerialNumber
 	if serial == "" {
 		serial = fmt.Sprintf("%X", leaf.SerialNumber)
 	}
-	return &Certificate{Leaf: leaf, SerialNumber: serial, ChainPEM: bundle.ChainPEM, CAPEM: bundle.CAPEM}, nil
+	return &Certificate{Leaf: leaf, SerialNumber: serial, ChainPEM: chainPEM, CAPEM: caPEM}, nil
 }
 
 func parseBase64Certificate(s string) (*x509.Certificate, error) {
