@@ -67,6 +67,8 @@ type runResult struct {
 	PeakRSSMiB       float64            `json:"manager_peak_rss_mib"`
 	PeakHeapMiB      float64            `json:"manager_peak_heap_mib"`
 	KubeWritesPerSec float64            `json:"manager_kube_requests_per_second"`
+	KubeLatencyMs    float64            `json:"manager_kube_request_mean_ms"`
+	CPUCores         float64            `json:"manager_cpu_cores"`
 }
 
 func (b *bench) namespace(prefix string) (string, error) {
@@ -315,6 +317,12 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 		res.CertsPerSecond = float64(issued) / elapsed
 		kube := sumMetric(metricsAfter, "rest_client_requests_total") - sumMetric(metricsBefore, "rest_client_requests_total")
 		res.KubeWritesPerSec = kube / elapsed
+		res.CPUCores = (cpuAfter - cpuBefore).Seconds() / elapsed
+		sum := sumMetric(metricsAfter, "rest_client_request_duration_seconds_sum") - sumMetric(metricsBefore, "rest_client_request_duration_seconds_sum")
+		count := sumMetric(metricsAfter, "rest_client_request_duration_seconds_count") - sumMetric(metricsBefore, "rest_client_request_duration_seconds_count")
+		if count > 0 {
+			res.KubeLatencyMs = 1000 * sum / count
+		}
 	}
 	if rc.Latency > 0 {
 		res.IdealPerSecond = float64(rc.Workers) / rc.Latency.Seconds()

@@ -36,17 +36,18 @@ func (b *bench) scenarioIssue(ctx context.Context, rep *report) error {
 }
 
 func printRuns(results []*runResult) {
-	fmt.Println("| auth | workers | latency | certs | failed | certs/s | ideal/s | p50 ms | p95 ms | p99 ms | EJBCA calls/cert | TLS handshakes | tokens | CPU ms/cert | peak RSS MiB | peak heap MiB | kube req/s |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| auth | workers | latency | certs | failed | certs/s | ideal/s | p50 ms | p95 ms | p99 ms | EJBCA calls/cert | TLS handshakes | tokens | CPU ms/cert | CPU cores | peak RSS MiB | peak heap MiB | kube req/s | kube req ms |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		var calls []string
 		for ep, n := range r.CallsPerCert {
 			calls = append(calls, fmt.Sprintf("%s %.2f", ep, n))
 		}
 		sort.Strings(calls)
-		fmt.Printf("| %s | %d | %s | %d | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %s | %d | %d | %.2f | %.0f | %.0f | %.0f |\n",
+		fmt.Printf("| %s | %d | %s | %d | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %s | %d | %d | %.2f | %.2f | %.0f | %.0f | %.0f | %.0f |\n",
 			r.Auth, r.Workers, r.Latency, r.Issued, r.Failed, r.CertsPerSecond, r.IdealPerSecond, r.P50Ms, r.P95Ms, r.P99Ms,
-			strings.Join(calls, ", "), r.TLSHandshakes, r.TokensIssued, r.CPUMsPerCert, r.PeakRSSMiB, r.PeakHeapMiB, r.KubeWritesPerSec)
+			strings.Join(calls, ", "), r.TLSHandshakes, r.TokensIssued, r.CPUMsPerCert, r.CPUCores, r.PeakRSSMiB, r.PeakHeapMiB,
+			r.KubeWritesPerSec, r.KubeLatencyMs)
 	}
 }
 
