@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -66,6 +67,22 @@ type CertificateRequestReconciler struct {
 
 	finished  sync.Map // types.UID -> time.Time
 	approvals sync.Map // types.NamespacedName -> struct{}
+	stored    atomic.Int64
+}
+
+// rememberFinished notes a request this process finished, and now and then
+// forgets the ones older than finishedMemory so the map stays small.
+func (r *CertificateRequestReconciler) rememberFinished(uid types.UID, now time.Time) {
+	r.finished.Store(uid, now)
+	if r.stored.Add(1)%1024 != 0 {
+		return
+	}
+	r.finished.Range(func(k, v any) bool {
+		if now.Sub(v.(time.Time)) > finishedMemory {
+			r.finished.Delete(k)
+		}
+		return true
+	})
 }
 
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests,verbs=get;list;watch;patch
@@ -175,7 +192,7 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		}
 	}
 	if d.Status == cmmeta.ConditionTrue || d.Failed {
-		r.finished.Store(cr.UID, now)
+		r.rememberFinished(cr.UID, now)
 		if err := r.Signer.DeleteEnrolmentSecret(ctx, cr); err != nil {
 			logf.FromContext(ctx).Error(err, "deleting the enrolment Secret; it is garbage-collected with the request")
 		}

@@ -182,11 +182,13 @@ type response struct {
 }
 
 // send performs the call and returns any response, success or not; only a
-// missing response is an error here. A 403 with a client-credentials token
-// drops the cached token and tries once more with a new one.
+// missing response is an error here. A 403 that refuses a client-credentials
+// token (expired, revoked: EJBCA's message names the token) drops the cached
+// token and tries once more with a new one; other 403s are not retried.
 func (c *Client) send(ctx context.Context, r request) (*response, error) {
 	resp, token, err := c.sendOnce(ctx, r)
-	if err == nil && resp.status == http.StatusForbidden && c.tokens != nil && token != "" {
+	if err == nil && resp.status == http.StatusForbidden && c.tokens != nil && token != "" &&
+		strings.Contains(strings.ToLower(errorMessage(resp)), "token") {
 		c.tokens.invalidate(token)
 		resp, _, err = c.sendOnce(ctx, r)
 	}
