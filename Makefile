@@ -49,7 +49,7 @@ control-plane: ## Build kube-apiserver and etcd into bin/ (cached; ~7 min cold).
 	hack/build-control-plane.sh
 
 .PHONY: test
-test: control-plane lint verify-generated ## Run every test against a real API server (envtest) and the EJBCA simulator.
+test: control-plane lint verify-generated test-chart ## Run every test against a real API server (envtest) and the EJBCA simulator.
 	go test $(GO_TEST_FLAGS) $(GO_TEST_PKGS)
 
 ##@ Build
@@ -88,3 +88,24 @@ BENCH_FLAGS ?=
 .PHONY: bench
 bench: control-plane ## Measure throughput, EJBCA calls, CPU and memory of the real manager (make bench QUICK=1: a smoke run).
 	go run ./hack/bench $(if $(QUICK),--quick,--plot docs/performance-scale.svg) $(BENCH_FLAGS)
+
+##@ Packaging
+
+IMG ?= ghcr.io/certctl-io/ejbca-issuer:$(VERSION)
+CONTAINER_TOOL ?= docker
+
+.PHONY: chart-crds
+chart-crds: ## Regenerate the chart's CRDs and RBAC rules and config/default/crds from config/ (hack/chartgen; make manifests runs it).
+	go run ./hack/chartgen
+
+.PHONY: test-chart
+test-chart: control-plane ## Test the Helm chart, config/default and the Dockerfile build against a real API server (hack/charttest).
+	cd hack/charttest && go vet ./... && go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: docker-build
+docker-build: ## Build the image $(IMG) with the Dockerfile (needs a Docker engine).
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the image $(IMG).
+	$(CONTAINER_TOOL) push $(IMG)
