@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -121,6 +122,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if log.GetSink() == nil {
 		log = logr.Discard()
 	}
+	// client-go's own logging (klog) goes to the same place: cert-manager's
+	// event broadcasters otherwise print to stderr while the stack stops.
+	klog.SetLogger(log)
 	progress("starting cert-manager's controllers in-process: %v", CertManagerControllers)
 	if s.waitCM, err = runCertManager(runCtx, log.WithName("cert-manager"), s.Kubeconfig, ClusterResourceNamespace); err != nil {
 		return nil, err
