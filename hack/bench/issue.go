@@ -318,8 +318,8 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 		kube := sumMetric(metricsAfter, "rest_client_requests_total") - sumMetric(metricsBefore, "rest_client_requests_total")
 		res.KubeWritesPerSec = kube / elapsed
 		res.CPUCores = (cpuAfter - cpuBefore).Seconds() / elapsed
-		sum := sumMetric(metricsAfter, "rest_client_request_duration_seconds_sum") - sumMetric(metricsBefore, "rest_client_request_duration_seconds_sum")
-		count := sumMetric(metricsAfter, "rest_client_request_duration_seconds_count") - sumMetric(metricsBefore, "rest_client_request_duration_seconds_count")
+		sum := sumMetric(metricsAfter, "ejbca_issuer_kubernetes_request_duration_seconds_sum") - sumMetric(metricsBefore, "ejbca_issuer_kubernetes_request_duration_seconds_sum")
+		count := sumMetric(metricsAfter, "ejbca_issuer_kubernetes_request_duration_seconds_count") - sumMetric(metricsBefore, "ejbca_issuer_kubernetes_request_duration_seconds_count")
 		if count > 0 {
 			res.KubeLatencyMs = 1000 * sum / count
 		}

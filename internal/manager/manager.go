@@ -24,6 +24,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
 // Options are the manager's settings; main.go fills them from flags.
@@ -71,6 +72,7 @@ func Scheme() *runtime.Scheme {
 // size of Secrets in the cluster.
 func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(metrics.TimeKubeRequests)
 	if o.KubeAPIQPS > 0 {
 		cfg.QPS = o.KubeAPIQPS
 	}

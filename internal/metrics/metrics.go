@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -50,6 +51,14 @@ var (
 		Help: "1 when the issuer is Ready, 0 when not.",
 	}, []string{"kind", "namespace", "name"})
 
+	// KubeRequestDuration times the manager's requests to the Kubernetes API
+	// server, the usual limit on throughput once EJBCA is fast enough.
+	KubeRequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ejbca_issuer_kubernetes_request_duration_seconds",
+		Help:    "Duration of the manager's requests to the Kubernetes API server, by HTTP method.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"method"})
+
 	// HealthChecks counts issuer health checks sent to EJBCA, by result reason.
 	HealthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ejbca_issuer_health_checks_total",
@@ -58,11 +67,29 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks)
+	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks, KubeRequestDuration)
 }
 
 // ObserveEJBCACall records one call; it fits ejbca.Options.OnRoundTrip.
 func ObserveEJBCACall(endpoint string, status int, took time.Duration) {
 	EJBCACalls.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
 	EJBCALatency.WithLabelValues(endpoint).Observe(took.Seconds())
+}
+
+// TimeKubeRequests wraps the manager's API server transport to time every
+// request; watches are left out (they last until closed).
+func TimeKubeRequests(rt http.RoundTripper) http.RoundTripper {
+	return kubeTimer{rt}
+}
+
+type kubeTimer struct{ next http.RoundTripper }
+
+func (t kubeTimer) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Query().Get("watch") == "true" {
+		return t.next.RoundTrip(req)
+	}
+	start := time.Now()
+	res, err := t.next.RoundTrip(req)
+	KubeRequestDuration.WithLabelValues(req.Method).Observe(time.Since(start).Seconds())
+	return res, err
 }
