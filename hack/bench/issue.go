@@ -340,10 +340,7 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	if issued > 0 {
 		res.CPUMsPerCert = float64((cpuAfter - cpuBefore).Milliseconds()) / float64(issued)
 	}
-	if err := b.stack.Client.DeleteAllOf(ctx, &cmapi.CertificateRequest{}, client.InNamespace(ns)); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return res, b.cleanup(ctx, ns)
 }
 
 func (b *bench) managerFlags() []string {
@@ -392,4 +389,13 @@ func (b *bench) profile(m *managerProcess, rc runConfig) func() {
 		}
 	}()
 	return func() { <-done }
+}
+
+// cleanup deletes a run's requests and issuers, so the next run's manager
+// neither lists nor health-checks them.
+func (b *bench) cleanup(ctx context.Context, ns string) error {
+	if err := b.stack.Client.DeleteAllOf(ctx, &cmapi.CertificateRequest{}, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	return b.stack.Client.DeleteAllOf(ctx, &v1alpha1.EJBCAIssuer{}, client.InNamespace(ns))
 }

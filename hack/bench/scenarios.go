@@ -171,7 +171,7 @@ func (b *bench) clusterSizeRun(ctx context.Context, label string) (*clusterSizeR
 	cur, peak, _ := mgr.rss()
 	res.RSSAfterIssuingMiB, res.PeakRSSMiB = cur/(1<<20), peak/(1<<20)
 	res.PeakHeapMiB = mgr.peakHeapBytes() / (1 << 20)
-	return res, b.stack.Client.DeleteAllOf(ctx, &cmapi.CertificateRequest{}, client.InNamespace(ns))
+	return res, b.cleanup(ctx, ns)
 }
 
 // scenarioClusterSize measures the manager's memory with and without many
@@ -360,7 +360,7 @@ func (b *bench) scenarioOutage(ctx context.Context, rep *report) error {
 	fmt.Println("|---|---|---|---|---|---|")
 	fmt.Printf("| %.0f | %.2f | %.0f | %d | %.1f | %.1f |\n", res.HealthCallsTotal, res.HealthCallsPerIssuerMin, res.EnrolAttemptsDuring,
 		res.FailedRequests, res.SecondsToIssuersReady, res.SecondsToAllIssued)
-	return b.stack.Client.DeleteAllOf(ctx, &cmapi.CertificateRequest{}, client.InNamespace(ns))
+	return b.cleanup(ctx, ns)
 }
 
 // createRequestsNamed is createRequests with names unique to the issuer.
