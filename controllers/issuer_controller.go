@@ -132,7 +132,7 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	now := r.Now()
-	refs, err := r.referenceVersions(ctx, iss)
+	refs, err := r.Clients.Fingerprint(ctx, iss)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -264,25 +264,6 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 		r.Reachability.Forget(r.Kind, req.NamespacedName)
 	}
 	metrics.IssuerReady.DeleteLabelValues(r.Kind, req.Namespace, req.Name)
-}
-
-// referenceVersions identifies the current version of every referenced
-// object, from the metadata cache.
-func (r *IssuerReconciler) referenceVersions(ctx context.Context, iss v1alpha1.Issuer) (string, error) {
-	ns := r.Clients.SecretNamespace(iss)
-	var b strings.Builder
-	for _, ref := range credentials.References(iss.GetSpec()) {
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(string(ref.Kind)))
-		rv := "absent"
-		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, m); err == nil {
-			rv = m.GetResourceVersion()
-		} else if !apierrors.IsNotFound(err) {
-			return "", err
-		}
-		fmt.Fprintf(&b, "%s/%s=%s;", ref.Kind, ref.Name, rv)
-	}
-	return b.String(), nil
 }
 
 // SetIssuerReady writes the issuer's Ready condition for its current

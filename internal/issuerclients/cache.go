@@ -74,7 +74,7 @@ func SecretNamespace(iss v1alpha1.Issuer, clusterResourceNamespace string) strin
 // invalid Secret) is returned as-is: *credentials.NotFoundError,
 // *credentials.InvalidError, or another error for a bad spec.
 func (c *Cache) Client(ctx context.Context, iss v1alpha1.Issuer) (*ejbca.Client, error) {
-	fp, err := c.fingerprint(ctx, iss)
+	fp, err := c.Fingerprint(ctx, iss)
 	if err != nil {
 		return nil, err
 	}
@@ -142,9 +142,11 @@ func (c *Cache) build(ctx context.Context, iss v1alpha1.Issuer) (*ejbca.Client, 
 	return ejbca.New(opts)
 }
 
-// fingerprint identifies the inputs of a client: the issuer's spec
-// generation and the resourceVersion of each referenced object.
-func (c *Cache) fingerprint(ctx context.Context, iss v1alpha1.Issuer) (string, error) {
+// Fingerprint identifies the inputs of an issuer's client: its spec
+// generation and the version of each referenced object (from the metadata
+// cache). The health check uses it to tell a changed issuer from one whose
+// check is simply not due.
+func (c *Cache) Fingerprint(ctx context.Context, iss v1alpha1.Issuer) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s/%d", iss.GetUID(), iss.GetGeneration())
 	ns := c.SecretNamespace(iss)
