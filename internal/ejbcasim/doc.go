@@ -23,4 +23,15 @@
 //   - The end entity's subject DN always wins over the CSR subject; its
 //     subject alternative name wins when it has one, else the CSR's is used.
 //   - Keys are ECDSA P-256 for every CA and simulator credential.
+//   - search v2 reports serialNumber in decimal (unconfirmed).
+//
+// Messages in the simulator's own wording, where no EJBCA source gave the
+// exact text: untrusted/expired/revoked client certificates ("Client
+// certificate ... is not trusted." / "has expired." / "has been revoked."),
+// an invalid CSR signature, weak RSA keys ("Illegal key length, not authorized
+// by profile: N"), an offline CA (503), /v1/endentity rejections and the 409
+// for an existing end entity, unknown CA on revoke (404), back-dated
+// revocation (422), out-of-range search limits, unknown REST paths (404) and
+// the HTML page of a disabled REST protocol. The messages ejbca-rest-api.md
+// gives are reproduced exactly.
 package ejbcasim
