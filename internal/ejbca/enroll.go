@@ -69,13 +69,7 @@ type certificateBody struct {
 // CA or profile needs approval, the error satisfies IsApprovalRequired and
 // the caller should switch to AddEndEntity.
 func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*Certificate, error) {
-	const endpoint = "POST /v1/certificate/pkcs10enroll"
-	csr, csrPEM, err := parseCSR(endpoint, req.CSR)
-	if err != nil {
-		return nil, err
-	}
 	body := enrollBody{
-		CertificateRequest:       csrPEM,
 		CertificateAuthorityName: req.CAName,
 		CertificateProfileName:   req.CertificateProfileName,
 		EndEntityProfileName:     req.EndEntityProfileName,
@@ -88,7 +82,7 @@ func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*Certificate, e
 	if !req.NotAfter.IsZero() {
 		body.EndTime = req.NotAfter.UTC().Format(endTimeLayout)
 	}
-	return c.issue(ctx, endpoint, "/v1/certificate/pkcs10enroll", body, csr)
+	return c.issue(ctx, "POST /v1/certificate/pkcs10enroll", "/v1/certificate/pkcs10enroll", body, req.CSR)
 }
 
 // EnrollForEndEntityRequest enrols a CSR for an end entity that already
@@ -103,22 +97,23 @@ type EnrollForEndEntityRequest struct {
 // EnrollForEndEntity issues a certificate for an existing end entity
 // (certificaterequest). The end entity's stored subject wins over the CSR's.
 func (c *Client) EnrollForEndEntity(ctx context.Context, req EnrollForEndEntityRequest) (*Certificate, error) {
-	const endpoint = "POST /v1/certificate/certificaterequest"
-	csr, csrPEM, err := parseCSR(endpoint, req.CSR)
-	if err != nil {
-		return nil, err
-	}
 	body := enrollBody{
-		CertificateRequest:       csrPEM,
 		CertificateAuthorityName: req.CAName,
 		Username:                 req.Username,
 		Password:                 req.Password,
 		IncludeChain:             true,
 	}
-	return c.issue(ctx, endpoint, "/v1/certificate/certificaterequest", body, csr)
+	return c.issue(ctx, "POST /v1/certificate/certificaterequest", "/v1/certificate/certificaterequest", body, req.CSR)
 }
 
-func (c *Client) issue(ctx context.Context, endpoint, path string, body enrollBody, csr *x509.CertificateRequest) (*Certificate, error) {
+// issue checks the CSR (PEM or DER) before anything is sent, posts it and
+// checks what comes back against it.
+func (c *Client) issue(ctx context.Context, endpoint, path string, body enrollBody, rawCSR []byte) (*Certificate, error) {
+	csr, csrPEM, err := parseCSR(endpoint, rawCSR)
+	if err != nil {
+		return nil, err
+	}
+	body.CertificateRequest = csrPEM
 	r, err := c.send(ctx, request{method: http.MethodPost, endpoint: endpoint, path: path, body: body})
 	if err != nil {
 		return nil, err

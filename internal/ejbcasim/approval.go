@@ -96,39 +96,33 @@ func waitingBody(r *http.Request, id int, message string, withLink bool) waiting
 // approved action is then carried out (status EXECUTED, or
 // EXECUTION_FAILED when it can no longer be done).
 func (s *Sim) Approve(requestID int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, err := s.pendingLocked(requestID)
-	if err != nil {
-		return err
-	}
-	a.status = approvalApproved
-	s.executeLocked(a)
-	return nil
+	return s.settle(requestID, approvalApproved)
 }
 
 // Reject rejects a pending request.
 func (s *Sim) Reject(requestID int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, err := s.pendingLocked(requestID)
-	if err != nil {
-		return err
-	}
-	a.status = approvalRejected
-	return nil
+	return s.settle(requestID, approvalRejected)
 }
 
 // Expire makes a pending request expire now, without waiting for its
 // lifetime (8 hours on the simulator's clock).
 func (s *Sim) Expire(requestID int) error {
+	return s.settle(requestID, approvalExpired)
+}
+
+// settle ends a pending request with status; an approved one is carried
+// out at once.
+func (s *Sim) settle(requestID int, status string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, err := s.pendingLocked(requestID)
 	if err != nil {
 		return err
 	}
-	a.status = approvalExpired
+	a.status = status
+	if status == approvalApproved {
+		s.executeLocked(a)
+	}
 	return nil
 }
 
