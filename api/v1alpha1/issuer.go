@@ -26,7 +26,31 @@ type Issuer interface {
 const (
 	DefaultApprovalPollInterval = 5 * time.Minute
 	DefaultApprovalMaxWait      = 7 * 24 * time.Hour
+	// DefaultCertificateProfileName and DefaultEndEntityProfileName are
+	// EJBCA's built-in profiles; EJBCA itself has no default for either.
+	DefaultCertificateProfileName = "ENDUSER"
+	DefaultEndEntityProfileName   = "EMPTY"
 )
+
+// EffectiveCertificateProfileName is the certificate profile with the default applied.
+func (s *IssuerSpec) EffectiveCertificateProfileName() string {
+	if s.CertificateProfileName == "" {
+		return DefaultCertificateProfileName
+	}
+	return s.CertificateProfileName
+}
+
+// EffectiveEndEntityProfileName is the end entity profile with the default applied.
+func (s *IssuerSpec) EffectiveEndEntityProfileName() string {
+	if s.EndEntityProfileName == "" {
+		return DefaultEndEntityProfileName
+	}
+	return s.EndEntityProfileName
+}
+
+// FailsUnmetRequests reports whether a certificate lacking what its request
+// asked for fails the request instead of only warning.
+func (s *IssuerSpec) FailsUnmetRequests() bool { return s.UnmetRequest == UnmetRequestFail }
 
 // ApprovalPollInterval is the cap on the approval polling schedule.
 func (s *IssuerSpec) ApprovalPollInterval() time.Duration {

@@ -29,14 +29,21 @@ type IssuerSpec struct {
 	CAName string `json:"caName"`
 
 	// CertificateProfileName is the EJBCA certificate profile used for
-	// enrolment. When empty, EJBCA applies the end entity profile's default.
+	// enrolment. It is always sent to EJBCA (which has no default of its own:
+	// a missing name is refused as profile "null"). Default ENDUSER, EJBCA's
+	// built-in end-user certificate profile.
 	// +optional
+	// +kubebuilder:default=ENDUSER
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
 	CertificateProfileName string `json:"certificateProfileName,omitempty"`
 
 	// EndEntityProfileName is the EJBCA end entity profile used for
-	// enrolment. When empty, EJBCA uses EMPTY.
+	// enrolment. It is always sent to EJBCA. Default EMPTY, EJBCA's built-in
+	// end entity profile that allows any subject.
 	// +optional
+	// +kubebuilder:default=EMPTY
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
 	EndEntityProfileName string `json:"endEntityProfileName,omitempty"`
 
@@ -79,11 +86,36 @@ type IssuerSpec struct {
 	//   certificateProfileName: ejbca-issuer.certctl.io/certificate-profile-name
 	//   endEntityProfileName:   ejbca-issuer.certctl.io/end-entity-profile-name
 	//   endEntityName:          ejbca-issuer.certctl.io/end-entity-name
+	// An allowed end entity name is always placed in the request's
+	// namespace (<namespace>/<value>), so it never reaches another
+	// namespace's end entities.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=3
 	AllowedOverrides []Override `json:"allowedOverrides,omitempty"`
+
+	// UnmetRequest says what happens when the certificate EJBCA issued does
+	// not carry what the request asked for (spec.isCA, or spec.usages that
+	// the certificate profile does not set):
+	//   Warn (the default): the certificate is stored and a Warning event on
+	//     the CertificateRequest names each difference.
+	//   Fail: the request is Failed with a message naming each difference and
+	//     the serial EJBCA issued, so it can be revoked in EJBCA.
+	// +optional
+	// +kubebuilder:default=Warn
+	UnmetRequest UnmetRequestPolicy `json:"unmetRequest,omitempty"`
 }
+
+// UnmetRequestPolicy is what to do with a certificate that lacks what its
+// request asked for.
+// +kubebuilder:validation:Enum=Warn;Fail
+type UnmetRequestPolicy string
+
+// The policies; see IssuerSpec.UnmetRequest.
+const (
+	UnmetRequestWarn UnmetRequestPolicy = "Warn"
+	UnmetRequestFail UnmetRequestPolicy = "Fail"
+)
 
 // EndEntityNameSource is where the EJBCA end entity name of a request comes from.
 // +kubebuilder:validation:Enum=certificateName;requestName;cn;dns;uri;ip
@@ -268,7 +300,12 @@ const (
 
 // ApprovalSpec tunes enrolments that wait for an EJBCA administrator.
 type ApprovalSpec struct {
-	// Flow is Detect (the default) or Always; see the constants.
+	// Flow chooses how enrolment starts:
+	//   Detect (the default): enrol in one call (pkcs10enroll) and switch to
+	//     the approval flow only when EJBCA refuses because approvals are
+	//     enabled for the CA or certificate profile.
+	//   Always: add the end entity first and wait for an administrator's
+	//     approval, saving the refused call when every request needs one.
 	// +optional
 	// +kubebuilder:default=Detect
 	Flow ApprovalFlow `json:"flow,omitempty"`
