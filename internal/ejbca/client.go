@@ -1,7 +1,8 @@
 // Package ejbca is a client for EJBCA's REST API: enrolment, the approval
-// flow, revocation and the CA list. It speaks what ../shared/ejbca-rest-api.md
-// documents, checks what EJBCA returns (chain order, key match) and types its
-// errors so callers decide without matching strings.
+// flow, recovery of a lost answer by search, revocation and the CA list. It
+// speaks what EJBCA's REST resources answer across versions and editions,
+// checks what EJBCA returns (chain order, key match) and types its errors so
+// callers decide without matching strings.
 package ejbca
 
 import (
@@ -20,6 +21,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -73,6 +75,10 @@ type Client struct {
 	maxBody     int64
 	onRoundTrip func(string, int, time.Duration)
 	chains      chainCache
+	// noSearchV2 is set once the server answered 404 to the v2 search.
+	noSearchV2 atomic.Bool
+	// searchPageSize is the v2 search page size; 0 means the default.
+	searchPageSize int
 }
 
 // New builds a client. It makes no network call.
@@ -280,24 +286,54 @@ type errorBody struct {
 	ErrorMessage string `json:"error_message"`
 }
 
-// pendingBody is EJBCA's 202 document.
+// pendingBody is EJBCA's 202 document. It comes in two shapes: the info
+// body {"status_code":202,"info_message":...,"link":...} (newer versions may
+// add "request_id"), and, from /v1/endentity on some versions, the error
+// shape {"error_code":202,"error_message":...} with no id anywhere.
 type pendingBody struct {
-	StatusCode  int    `json:"status_code"`
-	InfoMessage string `json:"info_message"`
-	Link        string `json:"link"`
-	RequestID   int    `json:"request_id"`
+	StatusCode   int    `json:"status_code"`
+	InfoMessage  string `json:"info_message"`
+	Link         string `json:"link"`
+	RequestID    int    `json:"request_id"`
+	ErrorCode    int    `json:"error_code"`
+	ErrorMessage string `json:"error_message"`
 }
 
-var digits = regexp.MustCompile(`\d+`)
+// message is what the 202 said, in either shape.
+func (p pendingBody) message() string {
+	if p.InfoMessage != "" {
+		return p.InfoMessage
+	}
+	return p.ErrorMessage
+}
+
+// parsePending reads a 202 body; an unreadable one counts as carrying nothing.
+func parsePending(r *response) pendingBody {
+	var p pendingBody
+	_ = json.Unmarshal(r.body, &p)
+	return p
+}
+
+// Messages EJBCA words in ways the client has to recognise. See IsRetryable
+// and IsUnsupported.
+var (
+	// RESTEasy's NotFoundException for a path no resource serves (RESTEASY003210),
+	// which EJBCA's ExceptionHandler forwards as a JSON 404.
+	unknownPath = regexp.MustCompile(`(?i)could not find resource for (full|relative) path|RESTEASY003210`)
+	// A CA or its crypto token that cannot sign now: CAOfflineException,
+	// CryptoTokenOfflineException ("CA's CryptoToken not found.", "CA token is
+	// off line"), or a CA whose status is not active. pkcs10enroll catches
+	// these and answers 400 with the message.
+	offline = regexp.MustCompile(`(?i)off[- ]?line|crypto ?token|\bca\b.*\bnot active\b`)
+)
 
 // failure turns a non-success response into an *Error.
 func failure(endpoint string, r *response) *Error {
 	e := &Error{Endpoint: endpoint, StatusCode: r.status}
 	if r.status == http.StatusAccepted {
-		var p pendingBody
-		_ = json.Unmarshal(r.body, &p)
+		p := parsePending(r)
 		e.Kind = KindPending
-		e.Message = p.InfoMessage
+		e.Message = p.message()
 		e.RequestID = pendingRequestID(p)
 		if e.Message == "" {
 			e.Message = "waiting for approval"
@@ -311,29 +347,45 @@ func failure(endpoint string, r *response) *Error {
 		e.Kind = KindUnauthorized
 	case r.status == http.StatusTooManyRequests || r.status == http.StatusRequestTimeout || r.status >= 500:
 		e.Kind = KindRetryable
+	case r.status == http.StatusNotFound && unknownPath.MatchString(e.Message):
+		e.Kind = KindUnsupported
 	case r.status == http.StatusNotFound:
 		e.Kind = KindNotFound
 	case r.status == http.StatusConflict:
 		e.Kind = KindConflict
 	case r.status == http.StatusBadRequest && strings.Contains(e.Message, "approvals are enabled"):
 		e.Kind = KindApprovalRequired
+	case r.status == http.StatusBadRequest && offline.MatchString(e.Message):
+		e.Kind = KindRetryable
 	default:
 		e.Kind = KindPermanent
 	}
 	return e
 }
 
-// pendingRequestID takes the id from request_id, else from the link (which
-// EJBCA builds wrongly, so it is never followed), else from the message.
+var (
+	// The link EJBCA builds for a 202 ends in /{request_id}/finalize (it is
+	// malformed otherwise, so it is never followed).
+	linkID = regexp.MustCompile(`/(\d+)/finalize/?$`)
+	// An id named in a message: "Id '123'", "ID 123", "id: 123".
+	messageID = regexp.MustCompile(`(?i)\bid\b\W{0,3}(\d+)`)
+)
+
+// pendingRequestID takes the approval request id from request_id, else from
+// the link, else from an id the message names; 0 when there is none (the
+// error shape of /v1/endentity's 202 carries none).
 func pendingRequestID(p pendingBody) int {
 	if p.RequestID > 0 {
 		return p.RequestID
 	}
-	for _, s := range []string{p.Link, p.InfoMessage} {
-		if m := digits.FindAllString(s, -1); len(m) > 0 {
-			if id, err := strconv.Atoi(m[len(m)-1]); err == nil && id > 0 {
-				return id
-			}
+	if m := linkID.FindStringSubmatch(p.Link); m != nil {
+		if id, err := strconv.Atoi(m[1]); err == nil && id > 0 {
+			return id
+		}
+	}
+	if m := messageID.FindStringSubmatch(p.message()); m != nil {
+		if id, err := strconv.Atoi(m[1]); err == nil && id > 0 {
+			return id
 		}
 	}
 	return 0

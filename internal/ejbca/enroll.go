@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -33,17 +35,30 @@ type EnrollRequest struct {
 	NotAfter time.Time
 }
 
+// enrollBody is pkcs10enroll's request. Both profile names are always sent:
+// EJBCA resolves a missing one as the name "null" and refuses it.
 type enrollBody struct {
 	CertificateRequest       string `json:"certificate_request"`
 	CertificateAuthorityName string `json:"certificate_authority_name"`
-	CertificateProfileName   string `json:"certificate_profile_name,omitempty"`
-	EndEntityProfileName     string `json:"end_entity_profile_name,omitempty"`
+	CertificateProfileName   string `json:"certificate_profile_name"`
+	EndEntityProfileName     string `json:"end_entity_profile_name"`
 	Username                 string `json:"username"`
 	Password                 string `json:"password,omitempty"`
 	Email                    string `json:"email,omitempty"`
 	IncludeChain             bool   `json:"include_chain"`
 	ResponseFormat           string `json:"response_format,omitempty"`
 	EndTime                  string `json:"end_time,omitempty"`
+}
+
+// certificateRequestBody is certificaterequest's request. The type is always
+// sent: some 9.x builds throw a NullPointerException (500) without it.
+type certificateRequestBody struct {
+	CertificateRequest       string `json:"certificate_request"`
+	Username                 string `json:"username"`
+	Password                 string `json:"password"`
+	CertificateAuthorityName string `json:"certificate_authority_name,omitempty"`
+	IncludeChain             bool   `json:"include_chain"`
+	CertificateRequestType   string `json:"certificate_request_type"`
 }
 
 // Certificate is an issued certificate, checked: it parses, its chain was
@@ -82,7 +97,10 @@ func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*Certificate, e
 	if !req.NotAfter.IsZero() {
 		body.EndTime = req.NotAfter.UTC().Format(endTimeLayout)
 	}
-	return c.issue(ctx, "POST /v1/certificate/pkcs10enroll", "/v1/certificate/pkcs10enroll", body, req.CSR)
+	return c.issue(ctx, "POST /v1/certificate/pkcs10enroll", "/v1/certificate/pkcs10enroll", req.CSR, func(csrPEM string) any {
+		body.CertificateRequest = csrPEM
+		return body
+	})
 }
 
 // EnrollForEndEntityRequest enrols a CSR for an end entity that already
@@ -94,27 +112,49 @@ type EnrollForEndEntityRequest struct {
 	CAName   string
 }
 
+// endpointCertificateRequest is EnrollForEndEntity's endpoint in errors and metrics.
+const endpointCertificateRequest = "POST /v1/certificate/certificaterequest"
+
+// endEntityMissing matches the answers EJBCA gives certificaterequest for a
+// username it does not know: "Wrong username or password" (the 400 of
+// SignSessionBean.createCertificateWS, message "ra.wrongusernameorpassword"),
+// or, where NoSuchEndEntityException reaches the exception handler (404),
+// "Got request for nonexisting user: X" and similar.
+var endEntityMissing = regexp.MustCompile(`(?i)wrong username or password|non-?existing user|could not find (username|end entity)|end entity .*(does not exist|not found)|user .* not found`)
+
 // EnrollForEndEntity issues a certificate for an existing end entity
-// (certificaterequest). The end entity's stored subject wins over the CSR's.
+// (certificaterequest, always with "certificate_request_type":"PKCS10"). The
+// end entity's stored subject wins over the CSR's. While the end entity does
+// not exist (an addition still waiting for approval, or one refused) the
+// error satisfies IsEndEntityNotFound, so this call is also the probe of the
+// approval flow where no approval API or request id is available.
 func (c *Client) EnrollForEndEntity(ctx context.Context, req EnrollForEndEntityRequest) (*Certificate, error) {
-	body := enrollBody{
+	body := certificateRequestBody{
 		CertificateAuthorityName: req.CAName,
 		Username:                 req.Username,
 		Password:                 req.Password,
 		IncludeChain:             true,
+		CertificateRequestType:   "PKCS10",
 	}
-	return c.issue(ctx, "POST /v1/certificate/certificaterequest", "/v1/certificate/certificaterequest", body, req.CSR)
+	cert, err := c.issue(ctx, endpointCertificateRequest, "/v1/certificate/certificaterequest", req.CSR, func(csrPEM string) any {
+		body.CertificateRequest = csrPEM
+		return body
+	})
+	var e *Error
+	if errors.As(err, &e) && (e.StatusCode == http.StatusBadRequest || e.Kind == KindNotFound) && endEntityMissing.MatchString(e.Message) {
+		e.Kind = KindNotFound
+	}
+	return cert, err
 }
 
-// issue checks the CSR (PEM or DER) before anything is sent, posts it and
-// checks what comes back against it.
-func (c *Client) issue(ctx context.Context, endpoint, path string, body enrollBody, rawCSR []byte) (*Certificate, error) {
+// issue checks the CSR (PEM or DER) before anything is sent, posts the body
+// build makes with the CSR's PEM and checks what comes back against it.
+func (c *Client) issue(ctx context.Context, endpoint, path string, rawCSR []byte, build func(csrPEM string) any) (*Certificate, error) {
 	csr, csrPEM, err := parseCSR(endpoint, rawCSR)
 	if err != nil {
 		return nil, err
 	}
-	body.CertificateRequest = csrPEM
-	r, err := c.send(ctx, request{method: http.MethodPost, endpoint: endpoint, path: path, body: body})
+	r, err := c.send(ctx, request{method: http.MethodPost, endpoint: endpoint, path: path, body: build(csrPEM)})
 	if err != nil {
 		return nil, err
 	}

@@ -25,16 +25,22 @@ const (
 	// KindApprovalRequired: pkcs10enroll refused because approvals are
 	// enabled for the CA or certificate profile; use the approval flow.
 	KindApprovalRequired
-	// KindPending: the operation waits for an administrator's approval (202).
+	// KindPending: the operation waits for an administrator's approval (202),
+	// e.g. a revocation on a profile that needs approval.
 	KindPending
-	// KindNotFound: 404, an unknown CA, certificate or approval request, or an
-	// endpoint this EJBCA does not have.
+	// KindNotFound: 404 or an answer that means the same: an unknown CA,
+	// certificate or approval request, or (certificaterequest) an end entity
+	// that does not exist (yet), see IsEndEntityNotFound.
 	KindNotFound
 	// KindConflict: 409, e.g. a certificate already revoked.
 	KindConflict
 	// KindInvalidResponse: EJBCA answered success but the body was unusable
 	// (not JSON, a certificate that does not parse or does not match the CSR).
 	KindInvalidResponse
+	// KindUnsupported: this EJBCA does not have the endpoint at all (RESTEasy's
+	// 404 "Could not find resource for full path"), e.g. the approval API
+	// on versions before it existed, or /v1/endentity on Community Edition.
+	KindUnsupported
 )
 
 func (k Kind) String() string {
@@ -53,6 +59,8 @@ func (k Kind) String() string {
 		return "conflict"
 	case KindInvalidResponse:
 		return "invalid response"
+	case KindUnsupported:
+		return "unsupported"
 	default:
 		return "permanent"
 	}
@@ -119,20 +127,35 @@ func IsUnauthorized(err error) bool { return err != nil && KindOf(err) == KindUn
 // IsApprovalRequired reports whether pkcs10enroll refused because approvals are enabled.
 func IsApprovalRequired(err error) bool { return err != nil && KindOf(err) == KindApprovalRequired }
 
-// IsPending reports whether the operation waits for approval.
-func IsPending(err error) bool { return err != nil && KindOf(err) == KindPending }
-
 // IsNotFound reports a 404.
 func IsNotFound(err error) bool { return err != nil && KindOf(err) == KindNotFound }
 
 // IsConflict reports a 409.
 func IsConflict(err error) bool { return err != nil && KindOf(err) == KindConflict }
 
+// IsUnsupported reports that this EJBCA has no such endpoint (RESTEasy's
+// 404 for an unknown path): an older version or another edition. Calling
+// again cannot help; use what the version has instead.
+func IsUnsupported(err error) bool { return err != nil && KindOf(err) == KindUnsupported }
+
+// IsEndEntityNotFound reports that EnrollForEndEntity was refused because
+// the end entity does not exist: in the approval flow, the addition has not
+// been approved (and executed) yet, or never will be. EJBCA answers this with
+// a 400 "Wrong username or password" (SignSessionBean.createCertificateWS
+// does not say which of the two was wrong; a wrong password has its own
+// message), some versions with a 404 naming the missing user.
+func IsEndEntityNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Kind == KindNotFound && e.Endpoint == endpointCertificateRequest
+}
+
 // IsPermanent reports whether retrying the same request cannot help:
-// rejections of the request and unusable responses.
+// rejections of the request, unusable responses and missing endpoints.
+// Callers that can wait or switch to another way check IsEndEntityNotFound
+// and IsUnsupported first.
 func IsPermanent(err error) bool {
 	switch KindOf(err) {
-	case KindPermanent, KindInvalidResponse, KindNotFound, KindConflict:
+	case KindPermanent, KindInvalidResponse, KindNotFound, KindConflict, KindUnsupported:
 		return err != nil
 	}
 	return false
@@ -143,15 +166,6 @@ func RetryAfter(err error) (time.Duration, bool) {
 	var e *Error
 	if errors.As(err, &e) && e.RetryAfter > 0 {
 		return e.RetryAfter, true
-	}
-	return 0, false
-}
-
-// PendingRequestID returns the approval request id of a pending answer.
-func PendingRequestID(err error) (int, bool) {
-	var e *Error
-	if errors.As(err, &e) && e.Kind == KindPending && e.RequestID > 0 {
-		return e.RequestID, true
 	}
 	return 0, false
 }

@@ -37,7 +37,8 @@ func certificatePath(issuerDN, serial, action string) string {
 
 // Revoke revokes a certificate, identified by its issuer's DN and serial
 // (hex). A certificate already revoked gives an error satisfying IsConflict;
-// a revocation held for approval one satisfying IsPending.
+// a revocation held for approval (202) one whose Kind is KindPending,
+// carrying the request id in RequestID when EJBCA gave one.
 func (c *Client) Revoke(ctx context.Context, issuerDN, serial, reason string, date time.Time) (*RevocationStatus, error) {
 	const endpoint = "PUT /v1/certificate/{issuer_dn}/{serial}/revoke"
 	q := url.Values{"reason": {reason}}
