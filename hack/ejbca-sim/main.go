@@ -9,10 +9,15 @@
 //	token        a static bearer token
 //	oauth.json   {"token_url","client_id","client_secret"} for client credentials
 //
-// Counters: GET /sim/counters. Approve a pending request as an administrator:
+// --preset NAME picks the EJBCA version to behave as (community-9,
+// enterprise-8, enterprise-9; default enterprise-9); the choice is printed at
+// start.
+//
+// Counters: GET /sim/counters. Approve a pending request as an administrator
+// (presets with the approval REST API):
 //
 //	curl --cacert ca.crt --cert client.crt --key client.key -H 'Content-Type: application/json' \
-//	  -d '{"action":"APPROVE"}' https://127.0.0.1:8443/ejbca/ejbca-rest-api/v1/approval/ID/process
+//	  -d '{"approve":true,"comment":"ok"}' https://127.0.0.1:8443/ejbca/ejbca-rest-api/v1/approval/ID/process
 package main
 
 import (
@@ -41,6 +46,7 @@ func run() error {
 	latency := flag.Duration("latency", 0, "latency added to every call")
 	approval := flag.String("approval-required", "APPROVAL", "comma-separated certificate profiles that require approval (empty for none)")
 	tokenLifetime := flag.Duration("token-lifetime", time.Hour, "lifetime of OAuth2 access tokens")
+	preset := flag.String("preset", ejbcasim.DefaultPreset, "EJBCA version to behave as: "+strings.Join(ejbcasim.PresetNames(), ", "))
 	flag.Parse()
 	if *out == "" {
 		return fmt.Errorf("--out is required")
@@ -57,6 +63,7 @@ func run() error {
 		Latency:                     *latency,
 		ApprovalCertificateProfiles: profiles,
 		TokenLifetime:               *tokenLifetime,
+		Preset:                      *preset,
 	})
 	if err != nil {
 		return err
@@ -67,6 +74,7 @@ func run() error {
 		return err
 	}
 	fmt.Printf("EJBCA simulator listening on %s\n", sim.URL())
+	fmt.Printf("  preset:     %s %+v\n", sim.Preset(), sim.Behaviour())
 	fmt.Printf("  REST API:   %s\n", sim.BaseURL())
 	fmt.Printf("  token URL:  %s\n", sim.TokenURL())
 	fmt.Printf("  counters:   %s/sim/counters\n", sim.URL())

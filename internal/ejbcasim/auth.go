@@ -24,7 +24,7 @@ func (s *Sim) authenticate(r *http.Request) *apiError {
 		return s.checkClientCert(r.TLS.PeerCertificates)
 	}
 	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" || !s.behaviour.OAuth {
 		return errorf(http.StatusForbidden, msgNoCredentials)
 	}
 	return s.checkToken(strings.TrimSpace(token))

@@ -215,6 +215,12 @@ func (s *Sim) caByDN(subjectDN string) *certificateAuthority {
 	return nil
 }
 
+// needsApproval reports whether an action through the CA with the profile
+// waits for an administrator: only where this EJBCA has approvals at all.
+func (s *Sim) needsApproval(ca *certificateAuthority, cp *certificateProfile) bool {
+	return s.behaviour.Approvals && (ca.approvalRequired || cp.approvalRequired)
+}
+
 // restTime is EJBCA's date format in REST responses.
 func restTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
 

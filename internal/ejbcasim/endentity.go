@@ -147,7 +147,7 @@ func (s *Sim) handleAddEndEntity(w http.ResponseWriter, r *http.Request, _ Fault
 		writeError(w, http.StatusConflict, fmt.Sprintf("End entity with username '%s' already exists.", ee.username))
 		return
 	}
-	if !ca.approvalRequired && !cp.approvalRequired {
+	if !s.needsApproval(ca, cp) {
 		s.endEntities[ee.username] = ee
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusOK)

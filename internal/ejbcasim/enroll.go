@@ -125,7 +125,7 @@ func (s *Sim) handlePKCS10Enroll(w http.ResponseWriter, r *http.Request, f Fault
 	var approvalNeeded bool
 	var profileValidity time.Duration
 	if ca != nil && cp != nil {
-		approvalNeeded = ca.approvalRequired || cp.approvalRequired
+		approvalNeeded = s.needsApproval(ca, cp)
 		profileValidity = cp.validity
 	}
 	s.mu.Unlock()
@@ -215,6 +215,7 @@ func (s *Sim) handlePKCS10Enroll(w http.ResponseWriter, r *http.Request, f Fault
 	cert, err := s.issueFor(issuance{
 		ca: ca, profile: cp, eeProfile: eep, username: req.Username, endpoint: "pkcs10enroll",
 		subject: subject, sans: sans, publicKey: csr.PublicKey, notBefore: notBefore, notAfter: notAfter,
+		accountBindingID: req.AccountBindingID,
 	}, f)
 	s.finishEnrolment(req.Username, err == nil)
 	if err != nil {

@@ -40,6 +40,7 @@ type issuedCertificate struct {
 	revoked          bool
 	revocationReason string
 	revocationDate   time.Time
+	accountBindingID string
 }
 
 func issuedKey(caDN string, serial *big.Int) string {
@@ -78,6 +79,9 @@ type issuance struct {
 	publicKey crypto.PublicKey
 	notBefore time.Time
 	notAfter  time.Time
+	// accountBindingID is pkcs10enroll's account_binding_id, searchable
+	// as EXTERNAL_ACCOUNT_BINDING_ID.
+	accountBindingID string
 }
 
 // issue signs and records a certificate, counting the enrolment.
@@ -116,6 +120,8 @@ func (s *Sim) issue(in issuance) (*x509.Certificate, error) {
 		ca:          in.ca,
 		certProfile: in.profile,
 		eeProfile:   in.eeProfile,
+
+		accountBindingID: in.accountBindingID,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

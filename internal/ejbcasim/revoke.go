@@ -147,7 +147,7 @@ func (s *Sim) handleRevoke(w http.ResponseWriter, r *http.Request, _ Fault) {
 	}
 	p := &pendingRevocation{rec: rec, reason: reason, date: date.UTC().Truncate(time.Second)}
 	lift := reason == "NOT_REVOKED" || reason == "REMOVE_FROM_CRL"
-	if rec.ca.approvalRequired || rec.certProfile.approvalRequired {
+	if s.needsApproval(rec.ca, rec.certProfile) {
 		a := s.newApprovalLocked(approvalRevocation)
 		a.revocation = p
 		s.mu.Unlock()

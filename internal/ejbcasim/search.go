@@ -4,111 +4,341 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"math/big"
 	"net/http"
+	"regexp"
 	"strings"
+	"time"
 )
 
 // maxSearchResults is EJBCA's cap on max_number_of_results.
 const maxSearchResults = 400
 
-// searchCriterion is one search condition. Conditions on the same property
-// are OR-ed, different properties AND-ed, as in EJBCA.
+// searchCriterion is one search condition as sent. Pointers tell a missing
+// field (null in Java) from an empty one.
 type searchCriterion struct {
-	Property  string `json:"property"`
-	Value     string `json:"value"`
-	Operation string `json:"operation"`
+	Property  *string `json:"property"`
+	Value     *string `json:"value"`
+	Operation *string `json:"operation"`
 }
 
-// searchProperties are the supported properties and whether they allow LIKE
-// (substring, case-insensitive) besides EQUAL.
-var searchProperties = map[string]bool{
-	"QUERY":               true, // username, subject DN, subject alt name or serial
-	"USERNAME":            true,
-	"SUBJECT_DN":          true,
-	"SERIAL_NUMBER":       false,
-	"CA":                  false,
-	"CERTIFICATE_PROFILE": false,
-	"END_ENTITY_PROFILE":  false,
-	"STATUS":              false, // CERT_ACTIVE, CERT_REVOKED
+// Search properties of EJBCA's SearchCertificateCriteriaRestRequest
+// (CriteriaProperty), the only ones v1 and v2 search accept.
+const (
+	propQuery     = "QUERY"
+	propAccountID = "EXTERNAL_ACCOUNT_BINDING_ID"
+	propEEProfile = "END_ENTITY_PROFILE"
+	propCProfile  = "CERTIFICATE_PROFILE"
+	propCA        = "CA"
+	propStatus    = "STATUS"
+	propIssued    = "ISSUED_DATE"
+	propExpire    = "EXPIRE_DATE"
+	propRevoked   = "REVOCATION_DATE"
+)
+
+var searchPropertyNames = []string{propQuery, propAccountID, propEEProfile, propCProfile, propCA, propStatus, propIssued, propExpire, propRevoked}
+
+var searchOperations = []string{"EQUAL", "LIKE", "AFTER", "BEFORE"}
+
+// Certificate statuses (CertificateConstants) and the STATUS values that
+// select them or a revocation reason (RevokedCertInfo).
+const (
+	certActive   = 20
+	certNotified = 21
+	certRevoked  = 40
+)
+
+var searchStatuses = map[string]int{
+	"CERT_ACTIVE":                            certActive,
+	"CERT_NOTIFIEDABOUTEXPIRATION":           certNotified,
+	"CERT_REVOKED":                           certRevoked,
+	"REVOCATION_REASON_UNSPECIFIED":          0,
+	"REVOCATION_REASON_KEYCOMPROMISE":        1,
+	"REVOCATION_REASON_CACOMPROMISE":         2,
+	"REVOCATION_REASON_AFFILIATIONCHANGED":   3,
+	"REVOCATION_REASON_SUPERSEDED":           4,
+	"REVOCATION_REASON_CESSATIONOFOPERATION": 5,
+	"REVOCATION_REASON_CERTIFICATEHOLD":      6,
+	"REVOCATION_REASON_REMOVEFROMCRL":        8,
+	"REVOCATION_REASON_PRIVILEGESWITHDRAWN":  9,
+	"REVOCATION_REASON_AACOMPROMISE":         10,
 }
 
-type searchV1Request struct {
-	MaxNumberOfResults *int              `json:"max_number_of_results"`
-	Criteria           []searchCriterion `json:"criteria"`
+// searchDate is the only date form the criteria validator accepts: ISO 8601
+// in UTC with a literal Z and no fractions.
+var searchDate = regexp.MustCompile(`^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$`)
+
+// Validation messages of EJBCA's REST module (ValidationMessages.properties).
+const (
+	msgCriteriaNull        = "Invalid criteria value, can not be null."
+	msgCriteriaEmpty       = "Invalid criteria value, can not be empty."
+	msgMultipleQueries     = "Invalid criteria value, multiple 'QUERY' properties are not allowed."
+	msgCriterionNull       = "Invalid search criteria content, can not be null."
+	msgPropertyEmpty       = "Invalid search criteria content, property can not be null or empty."
+	msgValueEmpty          = "Invalid search criteria content, value can not be null or empty."
+	msgOperationEmpty      = "Invalid search criteria content, operation can not be null or empty."
+	msgPropertyUnknown     = "Invalid search criteria's property, unrecognized."
+	msgOperationUnknown    = "Invalid search criteria's operation, unrecognized."
+	msgOperationNotString  = "Invalid search criteria's operation, should be EQUAL or LIKE."
+	msgOperationNotEqual   = "Invalid search criteria's operation, should be EQUAL."
+	msgOperationNotDate    = "Invalid search criteria's operation, should be AFTER or BEFORE."
+	msgValueNotStatus      = "Invalid search criteria content, value does not contain certificate status."
+	msgValueNotDate        = "Invalid search criteria content, value does not contain proper date."
+	msgMaxResultsNull      = "Invalid maximum number of results, can not be null."
+	msgMaxResultsNotPos    = "Invalid maximum number of results, can not be less or equal to zero."
+	msgMaxResultsTooMany   = "Invalid maximum number of results, can not be more than 400."
+	msgPagination          = "Page size and current page must be greater 0."
+	msgUnknownSearchEEP    = "Invalid search criteria content, unknown end entity profile."
+	msgUnknownSearchCP     = "Invalid search criteria content, unknown certificate profile."
+	msgUnknownSearchCA     = "Invalid search criteria content, unknown CA."
+	msgStatusRepetition    = "Invalid criteria value, 'STATUS' property repetition."
+	msgOverlappingDateTmpl = "Invalid criteria value, overlapping properties '%s' with '%s' operation."
+)
+
+// criterion is a validated condition.
+type criterion struct {
+	property, value, operation string
+	date                       time.Time
 }
 
-type searchV2Request struct {
-	MaxNumberOfResults *int `json:"max_number_of_results"`
-	Pagination         *struct {
-		PageSize    int `json:"page_size"`
-		CurrentPage int `json:"current_page"`
-	} `json:"pagination"`
-	Criteria []searchCriterion `json:"criteria"`
+// certQuery is a validated search: conditions of different properties are
+// AND-ed; profiles, CAs and statuses of the same property are OR-ed.
+type certQuery struct {
+	query                           *criterion
+	accountIDs                      []criterion
+	eeProfiles, certProfiles, caIDs []string
+	statuses, reasons               []int
+	dates                           []criterion
 }
 
-// checkCriteria validates the criteria and returns them grouped by property.
-func checkCriteria(criteria []searchCriterion) (map[string][]searchCriterion, *apiError) {
-	if len(criteria) == 0 {
-		return nil, errorf(http.StatusBadRequest, "Invalid search criteria content, criteria must not be empty.")
+// parseCriteria validates the criteria as EJBCA's bean validators and search
+// resource do (SearchCertificateCriteriaRestRequest,
+// ValidSearchCertificateCriteriaRestRequest(List),
+// CertificateRestResource's reference check), in their order; callers hold
+// s.mu for the profile and CA look-ups.
+func (s *Sim) parseCriteriaLocked(raw *[]*searchCriterion) (*certQuery, *apiError) {
+	bad := func(msg string) (*certQuery, *apiError) { return nil, errorf(http.StatusBadRequest, msg) }
+	if raw == nil {
+		return bad(msgCriteriaNull)
 	}
-	groups := map[string][]searchCriterion{}
-	for _, c := range criteria {
-		c.Property, c.Operation = strings.ToUpper(c.Property), strings.ToUpper(c.Operation)
-		likeOK, known := searchProperties[c.Property]
-		if !known {
-			return nil, errorf(http.StatusBadRequest, fmt.Sprintf("Invalid search criteria content, unknown property '%s'.", c.Property))
+	if len(*raw) == 0 {
+		return bad(msgCriteriaEmpty)
+	}
+	var list []criterion
+	for _, c := range *raw {
+		if c == nil {
+			return bad(msgCriterionNull)
 		}
-		if c.Operation != "EQUAL" && (c.Operation != "LIKE" || !likeOK) {
-			return nil, errorf(http.StatusBadRequest, fmt.Sprintf("Invalid search criteria content, operation '%s' is not allowed for property '%s'.", c.Operation, c.Property))
+		if c.Property == nil || *c.Property == "" {
+			return bad(msgPropertyEmpty)
 		}
-		groups[c.Property] = append(groups[c.Property], c)
-	}
-	return groups, nil
-}
-
-func checkMaxResults(n *int) (int, *apiError) {
-	if n == nil || *n < 1 || *n > maxSearchResults {
-		return 0, errorf(http.StatusBadRequest, fmt.Sprintf("Invalid search criteria content, max_number_of_results must be between 1 and %d.", maxSearchResults))
-	}
-	return *n, nil
-}
-
-// matches reports whether rec satisfies one criterion.
-func matches(rec *issuedCertificate, c searchCriterion) bool {
-	text := func(candidates ...string) bool {
-		for _, v := range candidates {
-			if c.Operation == "EQUAL" && v == c.Value {
-				return true
+		if c.Value == nil || *c.Value == "" {
+			return bad(msgValueEmpty)
+		}
+		if c.Operation == nil || *c.Operation == "" {
+			return bad(msgOperationEmpty)
+		}
+		prop, op := strings.ToUpper(*c.Property), strings.ToUpper(*c.Operation)
+		if !contains(searchPropertyNames, prop) {
+			return bad(msgPropertyUnknown)
+		}
+		if !contains(searchOperations, op) {
+			return bad(msgOperationUnknown)
+		}
+		cr := criterion{property: prop, value: *c.Value, operation: op}
+		switch prop {
+		case propQuery, propAccountID:
+			if op != "EQUAL" && op != "LIKE" {
+				return bad(msgOperationNotString)
 			}
-			if c.Operation == "LIKE" && strings.Contains(strings.ToLower(v), strings.ToLower(c.Value)) {
-				return true
+		case propEEProfile, propCProfile, propCA:
+			if op != "EQUAL" {
+				return bad(msgOperationNotEqual)
 			}
+		case propStatus:
+			if op != "EQUAL" {
+				return bad(msgOperationNotEqual)
+			}
+			if _, ok := searchStatuses[strings.ToUpper(cr.value)]; !ok {
+				return bad(msgValueNotStatus)
+			}
+		case propIssued, propExpire, propRevoked:
+			t, err := time.Parse("2006-01-02T15:04:05Z", cr.value)
+			if !searchDate.MatchString(cr.value) || err != nil {
+				return bad(msgValueNotDate)
+			}
+			if op != "AFTER" && op != "BEFORE" {
+				return bad(msgOperationNotDate)
+			}
+			cr.date = t
 		}
+		list = append(list, cr)
+	}
+
+	q := &certQuery{}
+	seenDates := map[string]bool{}
+	seenStatus := map[string]bool{}
+	for i := range list {
+		c := list[i]
+		switch c.property {
+		case propQuery:
+			if q.query != nil {
+				return bad(msgMultipleQueries)
+			}
+			q.query = &list[i]
+		case propAccountID:
+			q.accountIDs = append(q.accountIDs, c)
+		case propStatus:
+			v := strings.ToUpper(c.value)
+			if seenStatus[v] {
+				return bad(msgStatusRepetition)
+			}
+			seenStatus[v] = true
+			switch code := searchStatuses[v]; v {
+			case "CERT_ACTIVE":
+				q.statuses = append(q.statuses, certActive, certNotified)
+			case "CERT_NOTIFIEDABOUTEXPIRATION", "CERT_REVOKED":
+				q.statuses = append(q.statuses, code)
+			default:
+				q.reasons = append(q.reasons, code)
+			}
+		case propIssued, propExpire, propRevoked:
+			key := c.property + " " + c.operation
+			if seenDates[key] {
+				return bad(fmt.Sprintf(msgOverlappingDateTmpl, c.property, c.operation))
+			}
+			seenDates[key] = true
+			q.dates = append(q.dates, c)
+		}
+	}
+	// The resource then resolves profile and CA names it may use.
+	for _, c := range list {
+		switch c.property {
+		case propEEProfile:
+			if s.eeProfiles[c.value] == nil {
+				return bad(msgUnknownSearchEEP)
+			}
+			q.eeProfiles = append(q.eeProfiles, c.value)
+		case propCProfile:
+			if s.certProfiles[c.value] == nil {
+				return bad(msgUnknownSearchCP)
+			}
+			q.certProfiles = append(q.certProfiles, c.value)
+		case propCA:
+			if s.cas[c.value] == nil {
+				return bad(msgUnknownSearchCA)
+			}
+			q.caIDs = append(q.caIDs, c.value)
+		}
+	}
+	return q, nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// textMatch is EQUAL (exact) or LIKE (substring, case-insensitive).
+func textMatch(op, want string, candidates ...string) bool {
+	for _, v := range candidates {
+		if v == "" {
+			continue
+		}
+		if op == "EQUAL" && v == want {
+			return true
+		}
+		if op == "LIKE" && strings.Contains(strings.ToLower(v), strings.ToLower(want)) {
+			return true
+		}
+	}
+	return false
+}
+
+// serialMatch compares the value, read as decimal and as hex, with serial.
+func serialMatch(value string, serial *big.Int) bool {
+	if n, ok := new(big.Int).SetString(value, 10); ok && n.Cmp(serial) == 0 {
+		return true
+	}
+	n, ok := parseSerial(value)
+	return ok && n.Cmp(serial) == 0
+}
+
+func certStatus(rec *issuedCertificate) int {
+	if rec.revoked {
+		return certRevoked
+	}
+	return certActive
+}
+
+// matches reports whether rec satisfies every condition of q.
+func (q *certQuery) matches(rec *issuedCertificate) bool {
+	c := rec.cert
+	if q.query != nil {
+		subject := mustDN(c.RawSubject)
+		if !textMatch(q.query.operation, q.query.value, rec.username, subject, altNamesOfCert(rec).String(), rec.accountBindingID) &&
+			!serialMatch(q.query.value, c.SerialNumber) {
+			return false
+		}
+	}
+	if len(q.accountIDs) > 0 {
+		ok := false
+		for _, a := range q.accountIDs {
+			ok = ok || textMatch(a.operation, a.value, rec.accountBindingID)
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(q.eeProfiles) > 0 && !contains(q.eeProfiles, rec.eeProfile.name) {
 		return false
 	}
-	serialMatches := func() bool {
-		n, ok := parseSerial(c.Value)
-		return ok && n.Cmp(rec.cert.SerialNumber) == 0
+	if len(q.certProfiles) > 0 && !contains(q.certProfiles, rec.certProfile.name) {
+		return false
 	}
-	subject := mustDN(rec.cert.RawSubject)
-	switch c.Property {
-	case "QUERY":
-		return text(rec.username, subject, altNamesOfCert(rec).String()) || serialMatches()
-	case "USERNAME":
-		return text(rec.username)
-	case "SUBJECT_DN":
-		return text(subject)
-	case "SERIAL_NUMBER":
-		return serialMatches()
-	case "CA":
-		return rec.ca.name == c.Value
-	case "CERTIFICATE_PROFILE":
-		return rec.certProfile.name == c.Value
-	case "END_ENTITY_PROFILE":
-		return rec.eeProfile.name == c.Value
-	case "STATUS":
-		return (c.Value == "CERT_REVOKED" && rec.revoked) || (c.Value == "CERT_ACTIVE" && !rec.revoked)
+	if len(q.caIDs) > 0 && !contains(q.caIDs, rec.ca.name) {
+		return false
+	}
+	if len(q.statuses) > 0 && !containsInt(q.statuses, certStatus(rec)) {
+		return false
+	}
+	if len(q.reasons) > 0 && (!rec.revoked || !containsInt(q.reasons, revocationReasons[rec.revocationReason])) {
+		return false
+	}
+	for _, d := range q.dates {
+		var t time.Time
+		switch d.property {
+		case propIssued:
+			t = c.NotBefore
+		case propExpire:
+			t = c.NotAfter
+		case propRevoked:
+			if !rec.revoked {
+				return false
+			}
+			t = rec.revocationDate
+		}
+		if d.operation == "AFTER" && !t.After(d.date) {
+			return false
+		}
+		if d.operation == "BEFORE" && !t.Before(d.date) {
+			return false
+		}
+	}
+	return true
+}
+
+func containsInt(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
 	}
 	return false
 }
@@ -118,26 +348,11 @@ func altNamesOfCert(rec *issuedCertificate) altNames {
 	return altNames{dns: c.DNSNames, ips: c.IPAddresses, uris: c.URIs, emails: c.EmailAddresses}
 }
 
-// searchLocked returns the issued certificates matching every property
-// group, oldest first.
-func (s *Sim) searchLocked(groups map[string][]searchCriterion) []*issuedCertificate {
+// searchLocked returns the issued certificates matching q, oldest first.
+func (s *Sim) searchLocked(q *certQuery) []*issuedCertificate {
 	var out []*issuedCertificate
 	for _, rec := range s.issued {
-		all := true
-		for _, group := range groups {
-			matched := false
-			for _, c := range group {
-				if matches(rec, c) {
-					matched = true
-					break
-				}
-			}
-			if !matched {
-				all = false
-				break
-			}
-		}
-		if all {
+		if q.matches(rec) {
 			out = append(out, rec)
 		}
 	}
@@ -155,6 +370,11 @@ func fingerprint(der []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+type searchV1Request struct {
+	MaxNumberOfResults *int                `json:"max_number_of_results"`
+	Criteria           *[]*searchCriterion `json:"criteria"`
+}
+
 type searchV1Certificate struct {
 	CertificateID    string   `json:"certificate_id"`
 	SerialNumber     string   `json:"serial_number"`
@@ -168,7 +388,22 @@ type searchV1Response struct {
 	MoreResults  bool                  `json:"more_results"`
 }
 
-// handleSearchV1 serves POST /v1/certificate/search.
+// checkMaxResults is ValidSearchCertificateMaxNumberOfResults.
+func checkMaxResults(n *int) (int, *apiError) {
+	switch {
+	case n == nil:
+		return 0, errorf(http.StatusBadRequest, msgMaxResultsNull)
+	case *n <= 0:
+		return 0, errorf(http.StatusBadRequest, msgMaxResultsNotPos)
+	case *n > maxSearchResults:
+		return 0, errorf(http.StatusBadRequest, msgMaxResultsTooMany)
+	}
+	return *n, nil
+}
+
+// handleSearchV1 serves POST /v1/certificate/search: at most
+// max_number_of_results certificates and whether there were more. v1 has no
+// paging: narrow the criteria to see the rest.
 func (s *Sim) handleSearchV1(w http.ResponseWriter, r *http.Request, _ Fault) {
 	var req searchV1Request
 	if !decodeJSON(w, r, &req) {
@@ -179,14 +414,17 @@ func (s *Sim) handleSearchV1(w http.ResponseWriter, r *http.Request, _ Fault) {
 		writeAPIError(w, fail)
 		return
 	}
-	groups, fail := checkCriteria(req.Criteria)
+	s.mu.Lock()
+	q, fail := s.parseCriteriaLocked(req.Criteria)
+	var found []*issuedCertificate
+	if fail == nil {
+		found = s.searchLocked(q)
+	}
+	s.mu.Unlock()
 	if fail != nil {
 		writeAPIError(w, fail)
 		return
 	}
-	s.mu.Lock()
-	found := s.searchLocked(groups)
-	s.mu.Unlock()
 	resp := searchV1Response{Certificates: []searchV1Certificate{}, MoreResults: len(found) > limit}
 	for i, rec := range found {
 		if i == limit {
@@ -202,8 +440,10 @@ func (s *Sim) handleSearchV1(w http.ResponseWriter, r *http.Request, _ Fault) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// searchV2Certificate mirrors EJBCA's certificate data row (camelCase keys;
-// serialNumber in decimal, as EJBCA stores it; dates in epoch milliseconds).
+// searchV2Certificate mirrors EJBCA's CertificateRestResponseV2 row
+// (camelCase keys; serial in upper-case hex and subject key id in hex, as
+// CertificateRestResponseV2's converter sets them; dates in epoch
+// milliseconds).
 type searchV2Certificate struct {
 	Fingerprint          string  `json:"fingerprint"`
 	CAFingerprint        string  `json:"cAFingerprint"`
@@ -228,61 +468,71 @@ type searchV2Certificate struct {
 	Base64Cert           string  `json:"base64Cert"`
 }
 
+// paginationSummary is EJBCA's PaginationSummary: page_size and
+// current_page echo a paged request, total_certs is set on the last page
+// (fewer rows than page_size) and alone in a count-only answer.
 type paginationSummary struct {
-	PageSize    int `json:"page_size"`
-	CurrentPage int `json:"current_page"`
-	TotalCerts  int `json:"total_certs"`
+	PageSize    *int `json:"page_size,omitempty"`
+	CurrentPage *int `json:"current_page,omitempty"`
+	TotalCerts  *int `json:"total_certs,omitempty"`
 }
 
 type searchV2Response struct {
 	Certificates      []searchV2Certificate `json:"certificates"`
-	MoreResults       *bool                 `json:"more_results,omitempty"`
-	PaginationSummary *paginationSummary    `json:"pagination_summary,omitempty"`
+	PaginationSummary paginationSummary     `json:"pagination_summary"`
 }
 
-// handleSearchV2 serves POST /v2/certificate/search, paged with
-// pagination{page_size,current_page} or capped with max_number_of_results.
+type searchV2Request struct {
+	Pagination *struct {
+		PageSize    int `json:"page_size"`
+		CurrentPage int `json:"current_page"`
+	} `json:"pagination"`
+	Sort     json.RawMessage     `json:"sort"`
+	Criteria *[]*searchCriterion `json:"criteria"`
+}
+
+// handleSearchV2 serves POST /v2/certificate/search
+// (CertificateRestResourceV2, SearchCertificatesRestRequestV2). With
+// pagination{page_size,current_page} it answers that page (current_page
+// counts from 1); without, it only counts (pagination_summary.total_certs,
+// no certificates), as EJBCA's converter does. A client walks pages until
+// one holds fewer than page_size rows.
 func (s *Sim) handleSearchV2(w http.ResponseWriter, r *http.Request, _ Fault) {
 	var req searchV2Request
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	pageSize, page := 0, 1
-	if req.Pagination != nil {
-		pageSize, page = req.Pagination.PageSize, req.Pagination.CurrentPage
-		if pageSize < 1 || pageSize > maxSearchResults || page < 1 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("Invalid pagination, page_size must be between 1 and %d and current_page at least 1.", maxSearchResults))
-			return
-		}
-	} else {
-		n := maxSearchResults
-		if req.MaxNumberOfResults != nil {
-			var fail *apiError
-			if n, fail = checkMaxResults(req.MaxNumberOfResults); fail != nil {
-				writeAPIError(w, fail)
-				return
-			}
-		}
-		pageSize = n
-	}
-	groups, fail := checkCriteria(req.Criteria)
-	if fail != nil {
-		writeAPIError(w, fail)
+	if p := req.Pagination; p != nil && (p.PageSize <= 0 || p.CurrentPage <= 0) {
+		writeError(w, http.StatusBadRequest, msgPagination)
 		return
 	}
 	s.mu.Lock()
-	found := s.searchLocked(groups)
+	q, fail := s.parseCriteriaLocked(req.Criteria)
+	var found []*issuedCertificate
+	if fail == nil {
+		found = s.searchLocked(q)
+	}
 	resp := searchV2Response{Certificates: []searchV2Certificate{}}
-	start := (page - 1) * pageSize
-	for i := start; i < len(found) && i < start+pageSize; i++ {
-		resp.Certificates = append(resp.Certificates, v2Row(found[i]))
+	if p := req.Pagination; p != nil && fail == nil {
+		size, page := p.PageSize, p.CurrentPage
+		resp.PaginationSummary.PageSize, resp.PaginationSummary.CurrentPage = &size, &page
+		start := min((page-1)*size, len(found))
+		end := min(start+size, len(found))
+		for _, rec := range found[start:end] {
+			resp.Certificates = append(resp.Certificates, v2Row(rec))
+		}
+		if n := end - start; n < size {
+			total := (page-1)*size + n
+			resp.PaginationSummary.TotalCerts = &total
+		}
+	} else {
+		total := len(found)
+		resp.PaginationSummary.TotalCerts = &total
 	}
 	s.mu.Unlock()
-	if req.Pagination != nil {
-		resp.PaginationSummary = &paginationSummary{PageSize: pageSize, CurrentPage: page, TotalCerts: len(found)}
-	} else {
-		more := len(found) > pageSize
-		resp.MoreResults = &more
+	if fail != nil {
+		writeAPIError(w, fail)
+		return
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -300,18 +550,18 @@ func v2Row(rec *issuedCertificate) searchV2Certificate {
 		NotBefore:            c.NotBefore.UnixMilli(),
 		RevocationDate:       -1,
 		RevocationReason:     -1,
-		SerialNumber:         c.SerialNumber.String(),
-		Status:               20, // CERT_ACTIVE
+		SerialNumber:         fmt.Sprintf("%X", c.SerialNumber),
+		Status:               certActive,
 		SubjectAltName:       altNamesOfCert(rec).String(),
 		SubjectDN:            mustDN(c.RawSubject),
-		SubjectKeyID:         base64.StdEncoding.EncodeToString(c.SubjectKeyId),
+		SubjectKeyID:         hex.EncodeToString(c.SubjectKeyId),
 		Type:                 1, // CERTTYPE_ENDENTITY
 		UpdateTime:           c.NotBefore.Add(notBeforeBackdate).UnixMilli(),
 		Username:             rec.username,
 		Base64Cert:           doubleBase64(c.Raw),
 	}
 	if rec.revoked {
-		row.Status = 40 // CERT_REVOKED
+		row.Status = certRevoked
 		row.RevocationDate = rec.revocationDate.UnixMilli()
 		row.RevocationReason = revocationReasons[rec.revocationReason]
 		row.UpdateTime = row.RevocationDate

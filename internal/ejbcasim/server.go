@@ -34,11 +34,19 @@ type Config struct {
 	// Now is the clock for certificate validity, token and approval expiry and
 	// client certificate checks; default time.Now.
 	Now func() time.Time
+	// Preset names the EJBCA version to behave as (see PresetNames); ""
+	// means DefaultPreset.
+	Preset string
+	// Behaviour, when set, replaces the preset's switches.
+	Behaviour *Behaviour
 }
 
 // Sim is a running simulator. Every method is safe for concurrent use.
 type Sim struct {
 	cfg       Config
+	preset    string
+	behaviour Behaviour
+	revision  string
 	srv       *http.Server
 	url       string
 	closed    chan struct{} // closed by Close: wakes every sleeping call
@@ -98,8 +106,15 @@ func Start(cfg Config) (*Sim, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	presetName, behaviour, revision, err := resolveBehaviour(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s := &Sim{
 		cfg:                cfg,
+		preset:             presetName,
+		behaviour:          behaviour,
+		revision:           revision,
 		closed:             make(chan struct{}),
 		serveDone:          make(chan struct{}),
 		latency:            cfg.Latency,
@@ -257,29 +272,34 @@ type endpoint struct {
 	name   string
 	rest   bool // under the REST API: the disabled protocol applies
 	auth   bool // needs an authenticated administrator
+	absent bool // this EJBCA version has no such resource: RESTEasy's 404
 	handle func(w http.ResponseWriter, r *http.Request, f Fault)
 }
 
 func (s *Sim) routes() http.Handler {
 	mux := http.NewServeMux()
+	b := s.behaviour
+	only := func(present bool, method, path, name string, auth bool, h func(http.ResponseWriter, *http.Request, Fault)) {
+		mux.Handle(method+" "+restPrefix+path, s.serveEndpoint(endpoint{name: name, rest: true, auth: auth, absent: !present, handle: h}))
+	}
 	rest := func(method, path, name string, auth bool, h func(http.ResponseWriter, *http.Request, Fault)) {
-		mux.Handle(method+" "+restPrefix+path, s.serveEndpoint(endpoint{name: name, rest: true, auth: auth, handle: h}))
+		only(true, method, path, name, auth, h)
 	}
 	rest("GET", "/v1/certificate/status", "status", false, s.handleStatus)
 	rest("GET", "/v1/ca/status", "status", false, s.handleStatus)
-	rest("GET", "/v2/certificate/status", "status", false, s.handleStatusV2)
+	only(b.SearchV2, "GET", "/v2/certificate/status", "status", false, s.handleStatusV2)
 	rest("GET", "/v1/ca", "ca", true, s.handleCAList)
 	rest("GET", "/v1/ca/{subject_dn}/certificate/download", "ca-download", true, s.handleCADownload)
 	rest("POST", "/v1/certificate/pkcs10enroll", "pkcs10enroll", true, s.handlePKCS10Enroll)
-	rest("POST", "/v1/endentity", "endentity", true, s.handleAddEndEntity)
-	rest("GET", "/v1/approval/{id}/status", "approval-status", true, s.handleApprovalStatus)
-	rest("POST", "/v1/approval/{id}/process", "approval-process", true, s.handleApprovalProcess)
+	only(b.EndEntityAPI, "POST", "/v1/endentity", "endentity", true, s.handleAddEndEntity)
+	only(b.ApprovalAPI, "GET", "/v1/approval/{id}/status", "approval-status", true, s.handleApprovalStatus)
+	only(b.ApprovalAPI, "POST", "/v1/approval/{id}/process", "approval-process", true, s.handleApprovalProcess)
 	rest("POST", "/v1/certificate/{id}/finalize", "finalize", true, s.handleFinalize)
 	rest("POST", "/v1/certificate/certificaterequest", "certificaterequest", true, s.handleCertificateRequest)
 	rest("PUT", "/v1/certificate/{issuer_dn}/{serial}/revoke", "revoke", true, s.handleRevoke)
 	rest("GET", "/v1/certificate/{issuer_dn}/{serial}/revocationstatus", "revocationstatus", true, s.handleRevocationStatus)
 	rest("POST", "/v1/certificate/search", "search", true, s.handleSearchV1)
-	rest("POST", "/v2/certificate/search", "search-v2", true, s.handleSearchV2)
+	only(b.SearchV2, "POST", "/v2/certificate/search", "search-v2", true, s.handleSearchV2)
 	mux.Handle("POST /oauth2/token", s.serveEndpoint(endpoint{name: "token", handle: s.handleToken}))
 	mux.HandleFunc("GET /sim/counters", s.handleCounters)
 	mux.HandleFunc("/", s.handleUnknownPath)
@@ -301,6 +321,11 @@ func (s *Sim) handleUnknownPath(w http.ResponseWriter, r *http.Request) {
 		writeDisabledPage(w)
 		return
 	}
+	s.writeUnknownResource(w, r)
+}
+
+// writeUnknownResource is RESTEasy's answer for a path no resource serves.
+func (s *Sim) writeUnknownResource(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "RESTEASY003210: Could not find resource for full path: "+s.url+r.URL.RequestURI())
 }
 
@@ -324,6 +349,17 @@ func (s *Sim) serveEndpoint(ep endpoint) http.Handler {
 		if !s.sleep(r.Context(), latency) {
 			s.countCall(ep.name, 0)
 			abortConnection(w)
+			return
+		}
+		if ep.absent {
+			resp := newBufferedResponse()
+			if ep.rest && s.protocolOff() {
+				writeDisabledPage(resp)
+			} else {
+				s.writeUnknownResource(resp, r)
+			}
+			s.countCall(ep.name, resp.statusCode())
+			resp.flushTo(w)
 			return
 		}
 		f, faulted := s.takeFault(ep.name)

@@ -2,10 +2,6 @@ package ejbcasim
 
 import "net/http"
 
-// revision is what the simulator reports as its EJBCA build: an Enterprise
-// 9.3.3, which has OAuth, the approval endpoints and the validity override.
-const revision = "EJBCA 9.3.3 Enterprise (ejbcasim)"
-
 type statusResponse struct {
 	Status   string `json:"status"`
 	Version  string `json:"version"`
@@ -15,10 +11,10 @@ type statusResponse struct {
 // handleStatus serves GET /v1/certificate/status and /v1/ca/status. Like
 // EJBCA's, it needs no credentials: it proves reachability only.
 func (s *Sim) handleStatus(w http.ResponseWriter, _ *http.Request, _ Fault) {
-	writeJSON(w, http.StatusOK, statusResponse{Status: "OK", Version: "1.0", Revision: revision})
+	writeJSON(w, http.StatusOK, statusResponse{Status: "OK", Version: "1.0", Revision: s.revision})
 }
 
 // handleStatusV2 serves GET /v2/certificate/status.
 func (s *Sim) handleStatusV2(w http.ResponseWriter, _ *http.Request, _ Fault) {
-	writeJSON(w, http.StatusOK, statusResponse{Status: "OK", Version: "2.0", Revision: revision})
+	writeJSON(w, http.StatusOK, statusResponse{Status: "OK", Version: "2.0", Revision: s.revision})
 }
