@@ -12,6 +12,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/manager"
 	"github.com/certctl-io/ejbca-issuer/internal/version"
 )
@@ -56,6 +57,8 @@ func run(args []string) error {
 	fs.DurationVar(&o.RetryWindow, "retry-window", time.Hour, "How long after a CertificateRequest's creation retryable EJBCA errors are retried before it is Failed.")
 	fs.DurationVar(&o.HealthCheckInterval, "issuer-health-check-interval", 5*time.Minute, "Time between checks of a Ready issuer (jittered); failing issuers are re-checked with backoff from 1m.")
 	fs.DurationVar(&o.EJBCATimeout, "ejbca-timeout", 30*time.Second, "Timeout of each call to EJBCA.")
+	fs.IntVar(&o.RequestLimits.MaxCSRBytes, "max-csr-bytes", controllers.DefaultMaxCSRBytes, "Largest CSR (PEM bytes of spec.request) sent to EJBCA; larger requests are Failed before EJBCA is called. 0: no limit.")
+	fs.IntVar(&o.RequestLimits.MaxSANs, "max-csr-sans", controllers.DefaultMaxSANs, "Most subject alternative names a CSR may carry; requests with more are Failed before EJBCA is called. 0: no limit.")
 	var qps float64
 	fs.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")

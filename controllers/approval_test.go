@@ -55,7 +55,7 @@ func TestApprovalFlowApproved(t *testing.T) {
 	cr, _ := requestFor(t, ns, "ejbca", "needs-approval")
 	id := waitForApproval(t, cr)
 
-	secretName := cr.Annotations[controllers.AnnotationEnrolmentSecret]
+	secretName := controllers.EnrolmentSecretName(cr.Name)
 	var secret corev1.Secret
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secretName}, &secret); err != nil {
 		t.Fatalf("enrolment Secret: %v", err)
@@ -82,13 +82,11 @@ func TestApprovalFlowApproved(t *testing.T) {
 	if !slices.Contains(events(t, cr), controllers.EventWaitingForApproval) {
 		t.Error("no WaitingForApproval event")
 	}
-	eventually(t, 10*time.Second, func() string {
-		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secretName}, &corev1.Secret{})
-		if !apierrors.IsNotFound(err) {
-			return "the single-use enrolment Secret still exists after issuance"
-		}
-		return ""
-	})
+	// The manager never deletes Secrets: the used enrolment Secret stays,
+	// owned by the request, until garbage collection removes it with it.
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secretName}, &secret); err != nil || !metav1.IsControlledBy(&secret, cr) {
+		t.Errorf("after issuance the enrolment Secret should remain, owned by its request: %v", err)
+	}
 }
 
 // A Certificate's renewal goes through the approval flow again: EJBCA's end

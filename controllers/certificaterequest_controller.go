@@ -89,7 +89,7 @@ func (r *CertificateRequestReconciler) rememberFinished(uid types.UID, now time.
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=ejbca-issuer.certctl.io,resources=ejbcaissuers;ejbcaclusterissuers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=ejbca-issuer.certctl.io,resources=ejbcaissuers/status;ejbcaclusterissuers/status,verbs=get;patch;update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -119,7 +119,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, err
 	}
 	in := Input{Request: cr, Issuer: state, Now: r.Now()}
-	in.RetryDeadline = r.retryDeadline(cr, issuer)
+	in.RetryDeadline = r.retryDeadline(cr, issuer, time.Time{})
 	d := Decide(in)
 	if d.Action == ActionIgnore {
 		return ctrl.Result{}, nil
@@ -137,7 +137,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 				r.IssuerHealth.Suspect(cr.Spec.IssuerRef.Kind, client.ObjectKeyFromObject(issuer))
 			}
 			in.Now = r.Now()
-			in.RetryDeadline = r.retryDeadline(cr, issuer)
+			in.RetryDeadline = r.retryDeadline(cr, issuer, res.ApprovalSince)
 		}
 		d = Decide(in)
 	}
@@ -177,6 +177,9 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	if d.Event != nil {
 		r.Recorder.Event(cr, d.Event.Type, d.Event.Reason, d.Event.Message)
 	}
+	for _, w := range d.Warnings {
+		r.Recorder.Event(cr, w.Type, w.Reason, w.Message)
+	}
 	if d.Outcome != "" {
 		metrics.Requests.WithLabelValues(kind, d.Outcome).Inc()
 	}
@@ -192,10 +195,9 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		}
 	}
 	if d.Status == cmmeta.ConditionTrue || d.Failed {
+		// A request's enrolment Secret, if any, is garbage-collected with
+		// the request: the manager never deletes Secrets.
 		r.rememberFinished(cr.UID, now)
-		if err := r.Signer.DeleteEnrolmentSecret(ctx, cr); err != nil {
-			logf.FromContext(ctx).Error(err, "deleting the enrolment Secret; it is garbage-collected with the request")
-		}
 		return ctrl.Result{}, nil
 	}
 	if d.RequeueAfter > 0 {
@@ -230,9 +232,13 @@ func (r *CertificateRequestReconciler) setWaitingForApproval(key types.Namespace
 	}
 }
 
-func (r *CertificateRequestReconciler) retryDeadline(cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer) time.Time {
-	if since, ok := annotationTime(cr, AnnotationApprovalRequestedAt); ok && issuer != nil {
-		return since.Add(issuer.GetSpec().ApprovalMaxWait())
+// retryDeadline is the request's creation plus the retry window or, while
+// it waits for approval (approvalSince, verified by the signer), the
+// approval's start plus the issuer's maxWait. Nothing a requester writes
+// moves it.
+func (r *CertificateRequestReconciler) retryDeadline(cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, approvalSince time.Time) time.Time {
+	if !approvalSince.IsZero() && issuer != nil {
+		return approvalSince.Add(issuer.GetSpec().ApprovalMaxWait())
 	}
 	return cr.CreationTimestamp.Add(r.RetryWindow)
 }
@@ -259,6 +265,7 @@ func (r *CertificateRequestReconciler) issuer(ctx context.Context, cr *cmapi.Cer
 	}
 	state.Found = true
 	state.Ready = v1alpha1.IsReady(iss)
+	state.FailUnmet = iss.GetSpec().FailsUnmetRequests()
 	if c := iss.GetStatus().ReadyCondition(); !state.Ready && c != nil {
 		state.Reason, state.Message = c.Reason, c.Message
 		if c.ObservedGeneration != iss.GetGeneration() {

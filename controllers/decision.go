@@ -23,11 +23,17 @@ type IssuerState struct {
 	Ready bool
 	// Reason and Message are the issuer's Ready condition, when not Ready.
 	Reason, Message string
+	// FailUnmet fails a request whose certificate lacks what it asked for
+	// (the issuer's unmetRequest: Fail), instead of warning.
+	FailUnmet bool
 }
 
 // Approval is a request waiting for an EJBCA administrator.
 type Approval struct {
+	// RequestID is EJBCA's approval request id, 0 when EJBCA gave none.
 	RequestID int
+	// EndEntity is the end entity waiting to be added.
+	EndEntity string
 	Since     time.Time
 	PollAfter time.Duration
 }
@@ -40,6 +46,11 @@ type SignResult struct {
 	Certificate        *ejbca.Certificate
 	WaitingForApproval *Approval
 	Err                error
+	// ApprovalSince is when the request's verified approval wait began; the
+	// issuer's approval.maxWait, not the retry window, then bounds retries.
+	ApprovalSince time.Time
+	// Warnings are recorded as Warning events on the request.
+	Warnings []string
 }
 
 // Input is everything the status decision depends on.
@@ -83,6 +94,9 @@ type Decision struct {
 	Certificate, CA []byte
 	RequeueAfter    time.Duration
 	Event           *Event
+	// Warnings are further Warning events, e.g. a certificate that lacks
+	// what the request asked for.
+	Warnings []Event
 	// IssuerNotReady, when set, is the message with which the issuer is
 	// marked not Ready (EJBCA refused its credentials).
 	IssuerNotReady string
@@ -97,6 +111,8 @@ const (
 	EventFailed             = "Failed"
 	EventIssuerNotReady     = "IssuerNotReady"
 	EventRetrying           = "Retrying"
+	EventUnmetRequest       = "UnmetRequest"
+	EventIgnoredAnnotations = "IgnoredAnnotations"
 )
 
 // Decide is the whole CertificateRequest contract as a pure function of the
@@ -129,16 +145,41 @@ func Decide(in Input) Decision {
 	}
 
 	r := in.Result
+	var warnings []Event
+	for _, w := range r.Warnings {
+		warnings = append(warnings, Event{corev1.EventTypeWarning, EventIgnoredAnnotations, w})
+	}
+	d := decideResult(in)
+	d.Warnings = append(warnings, d.Warnings...)
+	return d
+}
+
+// decideResult decides a request from EJBCA's answer.
+func decideResult(in Input) Decision {
+	cr, r := in.Request, in.Result
 	switch {
 	case r.Certificate != nil:
-		return Decision{Action: ActionUpdate, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued,
+		unmet := UnmetRequest(cr, r.Certificate.Leaf)
+		if unmet != "" && in.Issuer.FailUnmet {
+			return failed(cr, fmt.Sprintf("EJBCA issued serial %s, but %s; the issuer's unmetRequest is Fail, so it is not stored (revoke it in EJBCA if it is not wanted)",
+				r.Certificate.SerialNumber, unmet))
+		}
+		d := Decision{Action: ActionUpdate, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued,
 			Message:     fmt.Sprintf("Certificate issued by EJBCA (serial %s)", r.Certificate.SerialNumber),
 			Certificate: r.Certificate.ChainPEM, CA: r.Certificate.CAPEM, Outcome: "issued",
 			Event: &Event{corev1.EventTypeNormal, EventIssued,
 				fmt.Sprintf("Certificate %q issued by EJBCA, serial %s", r.Certificate.Leaf.Subject.String(), r.Certificate.SerialNumber)}}
+		if unmet != "" {
+			d.Warnings = []Event{{corev1.EventTypeWarning, EventUnmetRequest,
+				fmt.Sprintf("The certificate (serial %s) does not carry what the request asked for: %s; the certificate profile decides", r.Certificate.SerialNumber, unmet)}}
+		}
+		return d
 	case r.WaitingForApproval != nil:
 		a := r.WaitingForApproval
 		msg := fmt.Sprintf("waiting for EJBCA approval of request %d since %s", a.RequestID, a.Since.UTC().Format(time.RFC3339))
+		if a.RequestID == 0 {
+			msg = fmt.Sprintf("waiting for EJBCA approval of the end entity %q since %s (EJBCA gave no approval request id)", a.EndEntity, a.Since.UTC().Format(time.RFC3339))
+		}
 		return pending(cr, msg, a.PollAfter, EventWaitingForApproval, corev1.EventTypeNormal, "waiting_for_approval")
 	case r.Err == nil:
 		return failed(cr, "EJBCA returned neither a certificate nor an error")

@@ -4,22 +4,38 @@ import (
 	"crypto/x509"
 	"fmt"
 	"strings"
+	"unicode"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 )
 
+// maxEndEntityName is the longest end entity name the issuer sends
+// (EJBCA's username column holds 250 characters).
+const maxEndEntityName = 250
+
 // endEntityName chooses the EJBCA username of a request as the issuer's
-// spec.endEntityName says. The namespace-qualified sources keep tenants
-// apart: two namespaces never share an end entity.
+// spec.endEntityName says; nothing a requester writes on the request can
+// name another end entity. The namespace-qualified sources keep tenants
+// apart: two namespaces never share an end entity. An override the issuer
+// allows is placed in the request's namespace too.
 func endEntityName(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest, csr *x509.CertificateRequest) (string, error) {
-	if spec.AllowsOverride(v1alpha1.OverrideEndEntityName) {
-		if v := strings.TrimSpace(cr.Annotations[v1alpha1.AnnotationEndEntityName]); v != "" {
-			return v, nil
-		}
+	name, err := derivedEndEntityName(spec, cr, csr)
+	if err != nil {
+		return "", err
 	}
-	switch src := spec.EffectiveEndEntityName(); src {
+	if len(name) > maxEndEntityName || strings.ContainsFunc(name, unicode.IsControl) {
+		return "", fmt.Errorf("the end entity name %q is longer than %d characters or holds control characters", name, maxEndEntityName)
+	}
+	return name, nil
+}
+
+func derivedEndEntityName(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest, csr *x509.CertificateRequest) (string, error) {
+	if v, ok := endEntityOverride(spec, cr); ok {
+		return cr.Namespace + "/" + v, nil
+	}
+switch src := spec.EffectiveEndEntityName(); src {
 	case v1alpha1.EndEntityNameCertificateName:
 		if name := cr.Annotations[cmapi.CertificateNameKey]; name != "" {
 			return cr.Namespace + "/" + name, nil
@@ -52,10 +68,20 @@ func endEntityName(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest, csr 
 	}
 }
 
+// endEntityOverride is the request's end entity name annotation, when the
+// issuer allows it.
+func endEntityOverride(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest) (string, bool) {
+	if !spec.AllowsOverride(v1alpha1.OverrideEndEntityName) {
+		return "", false
+	}
+	v := strings.TrimSpace(cr.Annotations[v1alpha1.AnnotationEndEntityName])
+	return v, v != ""
+}
+
 // profiles returns the certificate and end entity profile of a request: the
 // issuer's, or the request's annotations where the issuer allows them.
 func profiles(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest) (certificateProfile, endEntityProfile string) {
-	certificateProfile, endEntityProfile = spec.CertificateProfileName, spec.EndEntityProfileName
+	certificateProfile, endEntityProfile = spec.EffectiveCertificateProfileName(), spec.EffectiveEndEntityProfileName()
 	if spec.AllowsOverride(v1alpha1.OverrideCertificateProfileName) {
 		if v := strings.TrimSpace(cr.Annotations[v1alpha1.AnnotationCertificateProfileName]); v != "" {
 			certificateProfile = v
@@ -69,48 +95,13 @@ func profiles(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest) (certific
 	return certificateProfile, endEntityProfile
 }
 
-// subjectAltName renders a CSR's SANs the way EJBCA's end entity API takes them.
-func subjectAltName(csr *x509.CertificateRequest) string {
-	var parts []string
-	for _, d := range csr.DNSNames {
-		parts = append(parts, "dNSName="+d)
-	}
-	for _, ip := range csr.IPAddresses {
-		parts = append(parts, "iPAddress="+ip.String())
-	}
-	for _, u := range csr.URIs {
-		parts = append(parts, "uniformResourceIdentifier="+u.String())
-	}
-	for _, e := range csr.EmailAddresses {
-		parts = append(parts, "rfc822name="+e)
-	}
-	return strings.Join(parts, ", ")
-}
-
-// subjectDN is the CSR's subject, or a CN from its first name when the CSR
-// has only SANs (EJBCA's end entities need a DN).
-func subjectDN(csr *x509.CertificateRequest, username string) string {
-	if dn := csr.Subject.String(); dn != "" {
-		return dn
-	}
-	switch {
-	case len(csr.DNSNames) > 0:
-		return "CN=" + csr.DNSNames[0]
-	case len(csr.URIs) > 0:
-		return "CN=" + csr.URIs[0].String()
-	case len(csr.IPAddresses) > 0:
-		return "CN=" + csr.IPAddresses[0].String()
-	}
-	return "CN=" + username
-}
-
 // approvalEndEntityName is the end entity the approval flow adds. EJBCA's
 // end entity API only adds (an existing name is refused), so a Certificate's
 // renewals cannot reuse one end entity there: with the default
 // certificateName source each request gets its own, <namespace>/<request>.
 // Other sources (and an allowed override) are used as they are.
 func approvalEndEntityName(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest, username string) string {
-	overridden := spec.AllowsOverride(v1alpha1.OverrideEndEntityName) && strings.TrimSpace(cr.Annotations[v1alpha1.AnnotationEndEntityName]) != ""
+	_, overridden := endEntityOverride(spec, cr)
 	if spec.EffectiveEndEntityName() == v1alpha1.EndEntityNameCertificateName && !overridden {
 		return cr.Namespace + "/" + cr.Name
 	}

@@ -26,6 +26,8 @@ type Options struct {
 	HealthCheckInterval time.Duration
 	// EJBCATimeout bounds each call to EJBCA.
 	EJBCATimeout time.Duration
+	// RequestLimits refuse oversized requests before EJBCA is called.
+	RequestLimits RequestLimits
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -65,7 +67,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	return (&CertificateRequestReconciler{
 		Client:                   mgr.GetClient(),
 		Clients:                  clients,
-		Signer:                   &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Now: now, Jitter: jitter},
+		Signer:                   &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Now: now, Jitter: jitter, Limits: o.RequestLimits},
 		Recorder:                 mgr.GetEventRecorderFor("ejbca-issuer"),
 		ClusterResourceNamespace: o.ClusterResourceNamespace,
 		RetryWindow:              o.RetryWindow,

@@ -2,58 +2,35 @@ package controllers
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbcaname"
 )
 
-// Annotations the signer keeps on a CertificateRequest. All enrolment state
-// lives there (and the password in a Secret owned by the request), so a
-// restart or a new leader resumes where the last one stopped.
-const (
-	// AnnotationEndEntity is the EJBCA username chosen for the request.
-	AnnotationEndEntity = "ejbca-issuer.certctl.io/end-entity"
-	// AnnotationEnrolmentAttempted is set, before EJBCA is asked to issue,
-	// to the time of the attempt. When it is present on a request that is not
-	// issued, EJBCA may have issued without the answer arriving: the signer
-	// looks for that certificate before enrolling again.
-	AnnotationEnrolmentAttempted = "ejbca-issuer.certctl.io/enrolment-attempted-at"
-	// AnnotationApprovalRequestID is EJBCA's approval request id.
-	AnnotationApprovalRequestID = "ejbca-issuer.certctl.io/approval-request-id"
-	// AnnotationApprovalRequestedAt is when the approval was requested.
-	AnnotationApprovalRequestedAt = "ejbca-issuer.certctl.io/approval-requested-at"
-	// AnnotationEnrolmentSecret names the Secret holding the end entity's
-	// enrolment password.
-	AnnotationEnrolmentSecret = "ejbca-issuer.certctl.io/enrolment-secret"
+// AnnotationEnrolmentAttempted is set on a request, before EJBCA is asked to
+// issue, to the time of the attempt. When it is present on a request that is
+// not issued, EJBCA may have issued without the answer arriving: the signer
+// looks for that certificate before enrolling again. A requester could set
+// it too; it then only costs a search, and its time is clamped to the
+// request's lifetime, so it can neither pick an older certificate nor move a
+// deadline.
+const AnnotationEnrolmentAttempted = "ejbca-issuer.certctl.io/enrolment-attempted-at"
 
-	// LabelEnrolmentSecret marks the Secrets the signer owns.
-	LabelEnrolmentSecret = "ejbca-issuer.certctl.io/enrolment-secret"
-	enrolmentPasswordKey = "password"
-
-	// backdateAllowance covers EJBCA's default backdating of notBefore (10
-	// minutes) and clock skew when recovering a certificate.
-	backdateAllowance = 15 * time.Minute
-)
+// backdateAllowance covers EJBCA's default backdating of notBefore (10
+// minutes) and clock skew when recovering a certificate.
+const backdateAllowance = 15 * time.Minute
 
 // PermanentError is a request problem no retry can fix (a CSR the issuer
 // cannot name, an approval rejected in EJBCA, a wait past maxWait).
@@ -63,16 +40,21 @@ func (e *PermanentError) Error() string { return e.Msg }
 
 // Signer enrols CertificateRequests with EJBCA: one call when it can, the
 // approval flow when EJBCA needs an administrator, and recovery of a
-// certificate whose answer was lost, so nothing is issued twice.
+// certificate whose answer was lost, so nothing is issued twice. Everything
+// it sends to EJBCA is derived from the issuer and the CSR; request
+// annotations are honoured only where the issuer allows an override, and its
+// own records on the request are clamped or sealed.
 type Signer struct {
-	// Client writes the request's annotations and the enrolment Secret.
+	// Client writes the request's annotations and creates enrolment Secrets.
 	Client client.Client
-	// Reader reads the enrolment Secret (uncached: Secrets are only watched
+	// Reader reads enrolment Secrets (uncached: Secrets are only watched
 	// as metadata).
 	Reader client.Reader
 	Now    func() time.Time
 	// Jitter spreads approval polls; it returns a factor near 1.
 	Jitter func() float64
+	// Limits refuse oversized requests before EJBCA is called.
+	Limits RequestLimits
 }
 
 // Sign asks EJBCA for the request's certificate.
@@ -82,32 +64,43 @@ func (s *Signer) Sign(ctx context.Context, cr *cmapi.CertificateRequest, iss v1a
 	if err != nil {
 		return SignResult{Err: &PermanentError{err.Error()}}
 	}
-	username := cr.Annotations[AnnotationEndEntity]
-	if username == "" {
-		if username, err = endEntityName(spec, cr, csr); err != nil {
-			return SignResult{Err: &PermanentError{err.Error()}}
+	if err := s.Limits.check(cr.Spec.Request, csr); err != nil {
+		return SignResult{Err: err}
+	}
+	username, err := endEntityName(spec, cr, csr)
+	if err != nil {
+		return SignResult{Err: &PermanentError{err.Error()}}
+	}
+	approvalUser := approvalEndEntityName(spec, cr, username)
+
+	if at, ok := s.attemptTime(cr); ok {
+		if res, done := s.recover(ctx, cr, spec, cl, at, username, approvalUser); done {
+			return res
 		}
 	}
 
-	if at, ok := annotationTime(cr, AnnotationEnrolmentAttempted); ok {
-		cert, err := cl.FindIssued(ctx, username, cr.Spec.Request, at.Add(-backdateAllowance))
+	var warnings []string
+	if hasApprovalRecord(cr) {
+		password, found, err := enrolmentSecrets{s.Client, s.Reader}.password(ctx, cr, false)
 		if err != nil {
 			return SignResult{Err: err}
 		}
-		if cert != nil {
-			logf.FromContext(ctx).Info("recovered a certificate EJBCA issued earlier instead of enrolling again",
-				"endEntity", username, "serial", cert.SerialNumber)
-			return SignResult{Certificate: cert}
+		if rec, ok := readApprovalRecord(cr, approvalUser, password); found && ok {
+			return s.continueApproval(ctx, cr, spec, cl, approvalUser, password, rec)
 		}
+		warnings = append(warnings, "Ignored approval annotations that ejbca-issuer did not write for this request")
+		logf.FromContext(ctx).Info("ignoring approval annotations that do not verify")
 	}
+	res := s.enrol(ctx, cr, spec, cl, csr, username, approvalUser)
+	res.Warnings = append(warnings, res.Warnings...)
+	return res
+}
 
-	if idText := cr.Annotations[AnnotationApprovalRequestID]; idText != "" {
-		return s.continueApproval(ctx, cr, spec, cl, username, idText)
-	}
+func (s *Signer) enrol(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
+	csr *x509.CertificateRequest, username, approvalUser string) SignResult {
 	if spec.AlwaysUseApprovalFlow() {
-		return s.startApproval(ctx, cr, spec, cl, csr, username)
+		return s.startApproval(ctx, cr, spec, cl, csr, approvalUser)
 	}
-
 	certProfile, eeProfile := profiles(spec, cr)
 	req := ejbca.EnrollRequest{
 		CSR: cr.Spec.Request, CAName: spec.CAName, Username: username,
@@ -116,7 +109,7 @@ func (s *Signer) Sign(ctx context.Context, cr *cmapi.CertificateRequest, iss v1a
 	if spec.UseRequestedDuration && cr.Spec.Duration != nil {
 		req.NotAfter = s.Now().Add(cr.Spec.Duration.Duration)
 	}
-	if err := s.markAttempt(ctx, cr, username); err != nil {
+	if err := s.markAttempt(ctx, cr); err != nil {
 		return SignResult{Err: err}
 	}
 	cert, err := cl.Enroll(ctx, req)
@@ -124,8 +117,8 @@ func (s *Signer) Sign(ctx context.Context, cr *cmapi.CertificateRequest, iss v1a
 	case err == nil:
 		return SignResult{Certificate: cert}
 	case ejbca.IsApprovalRequired(err):
-		logf.FromContext(ctx).Info("EJBCA requires approval for this enrolment; switching to the approval flow", "endEntity", username)
-		return s.startApproval(ctx, cr, spec, cl, csr, username)
+		logf.FromContext(ctx).Info("EJBCA requires approval for this enrolment; switching to the approval flow", "endEntity", approvalUser)
+		return s.startApproval(ctx, cr, spec, cl, csr, approvalUser)
 	case answered(err) && !ejbca.IsPermanent(err):
 		// EJBCA answered (403, 429) and did not issue: the retry needs no search.
 		if perr := s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
@@ -135,89 +128,147 @@ func (s *Signer) Sign(ctx context.Context, cr *cmapi.CertificateRequest, iss v1a
 	return SignResult{Err: err}
 }
 
-// startApproval adds the end entity with a password kept in a Secret owned by
-// the request, and records EJBCA's approval request id on the request.
+// recover looks for a certificate EJBCA issued for an attempt whose answer
+// was lost. done is false when there is none and enrolment may go on.
+func (s *Signer) recover(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
+	at time.Time, names ...string) (SignResult, bool) {
+	for i, name := range names {
+		if i > 0 && name == names[i-1] {
+			continue
+		}
+		cert, err := cl.FindIssued(ctx, ejbca.FindRequest{Username: name, CAName: spec.CAName, CSR: cr.Spec.Request, IssuedAfter: at.Add(-backdateAllowance)})
+		if err != nil {
+			return SignResult{Err: err}, true
+		}
+		if cert != nil {
+			logf.FromContext(ctx).Info("recovered a certificate EJBCA issued earlier instead of enrolling again",
+				"endEntity", name, "serial", cert.SerialNumber)
+			return SignResult{Certificate: cert}, true
+		}
+	}
+	return SignResult{}, false
+}
+
+// attemptTime is the request's enrolment marker, clamped to the request's
+// lifetime: never before its creation, never after now.
+func (s *Signer) attemptTime(cr *cmapi.CertificateRequest) (time.Time, bool) {
+	v := cr.Annotations[AnnotationEnrolmentAttempted]
+	if v == "" {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		// Not ours: search from the request's creation, to be safe.
+		t = cr.CreationTimestamp.Time
+	}
+	if created := cr.CreationTimestamp.Time; t.Before(created) {
+		t = created
+	}
+	if now := s.Now(); t.After(now) {
+		t = now
+	}
+	return t, true
+}
+
+// startApproval adds the request's end entity with a password kept in a
+// Secret owned by the request, and records EJBCA's approval request (id,
+// time) on the request, sealed.
 func (s *Signer) startApproval(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
 	csr *x509.CertificateRequest, username string) SignResult {
-	secretName, password, err := s.enrolmentPassword(ctx, cr)
+	password, _, err := enrolmentSecrets{s.Client, s.Reader}.password(ctx, cr, true)
 	if err != nil {
 		return SignResult{Err: err}
 	}
-	username = approvalEndEntityName(spec, cr, username)
 	certProfile, eeProfile := profiles(spec, cr)
-	id, err := cl.AddEndEntity(ctx, ejbca.EndEntity{
+	add, err := cl.AddEndEntity(ctx, ejbca.EndEntity{
 		Username: username, Password: password,
-		SubjectDN: subjectDN(csr, username), SubjectAltName: subjectAltName(csr),
+		SubjectDN: ejbcaname.SubjectDN(csr, username), SubjectAltName: ejbcaname.SubjectAltName(csr),
 		CAName: spec.CAName, CertificateProfileName: certProfile, EndEntityProfileName: eeProfile,
 	})
-	if ejbca.IsConflict(err) && username == cr.Namespace+"/"+cr.Name {
+	now := s.Now()
+	switch {
+	case ejbca.IsConflict(err) && username == cr.Namespace+"/"+cr.Name:
 		// The request's own end entity exists: an earlier attempt added it
 		// (with this Secret's password) and its approval was carried out.
-		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password)
-	}
-	if err != nil {
+		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password, cr.CreationTimestamp.Time)
+	case err != nil:
 		return SignResult{Err: err}
-	}
-	now := s.Now()
-	if id == 0 {
+	case !add.WaitingForApproval:
 		// Added without approval: enrol for it now.
-		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password)
+		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password, now)
 	}
-	idText, since := strconv.Itoa(id), now.UTC().Format(time.RFC3339)
-	if err := s.patchAnnotations(ctx, cr, map[string]*string{
-		AnnotationApprovalRequestID: &idText, AnnotationApprovalRequestedAt: &since,
-		AnnotationEndEntity: &username, AnnotationEnrolmentSecret: &secretName, AnnotationEnrolmentAttempted: nil,
-	}); err != nil {
+	rec := approvalRecord{RequestID: add.RequestID, Since: now.UTC().Truncate(time.Second)}
+	if err := s.patchAnnotations(ctx, cr, rec.annotations(cr, username, password)); err != nil {
 		return SignResult{Err: err}
 	}
-	logf.FromContext(ctx).Info("waiting for EJBCA approval", "approvalRequest", id, "endEntity", username)
-	return SignResult{WaitingForApproval: &Approval{RequestID: id, Since: now, PollAfter: s.pollAfter(spec, 0)}}
+	logf.FromContext(ctx).Info("waiting for EJBCA approval", "approvalRequest", add.RequestID, "endEntity", username)
+	return SignResult{WaitingForApproval: &Approval{RequestID: rec.RequestID, EndEntity: username, Since: rec.Since, PollAfter: s.pollAfter(spec, 0)},
+		ApprovalSince: rec.Since}
 }
 
+// continueApproval asks EJBCA how the approval stands: through the approval
+// API where EJBCA has it and gave an id, otherwise by trying to enrol for
+// the end entity, which fails until the addition was approved.
 func (s *Signer) continueApproval(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
-	username, idText string) SignResult {
-	id, err := strconv.Atoi(idText)
-	if err != nil || id <= 0 {
-		return SignResult{Err: &PermanentError{fmt.Sprintf("annotation %s is not an approval request id: %q", AnnotationApprovalRequestID, idText)}}
+	username, password string, rec approvalRecord) SignResult {
+	if created := cr.CreationTimestamp.Time.Truncate(time.Second); rec.Since.Before(created) {
+		rec.Since = created
 	}
-	since, ok := annotationTime(cr, AnnotationApprovalRequestedAt)
-	if !ok {
-		since = cr.CreationTimestamp.Time
-	}
-	state, err := cl.ApprovalStatus(ctx, id)
-	if err != nil {
-		return SignResult{Err: err}
-	}
-	switch {
-	case state.Approved():
-		_, password, err := s.enrolmentPassword(ctx, cr)
-		if err != nil {
-			return SignResult{Err: err}
+	probe := rec.RequestID == 0
+	if !probe {
+		state, err := cl.ApprovalStatus(ctx, rec.RequestID)
+		switch {
+		case ejbca.IsUnsupported(err) || ejbca.IsNotFound(err):
+			// No approval API on this EJBCA, or the request was purged.
+			probe = true
+		case err != nil:
+			return SignResult{Err: err, ApprovalSince: rec.Since}
+		case state.Refused():
+			return SignResult{Err: &PermanentError{fmt.Sprintf("EJBCA approval request %d ended %s: not issued", rec.RequestID, state)}, ApprovalSince: rec.Since}
+		case state.Approved():
+			probe = true
 		}
-		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password)
-	case state.Refused():
-		return SignResult{Err: &PermanentError{fmt.Sprintf("EJBCA approval request %d ended %s: not issued", id, state)}}
 	}
-	waited := s.Now().Sub(since)
+	if probe {
+		res := s.enrolForEndEntity(ctx, cr, spec, cl, username, password, rec.Since)
+		if !ejbca.IsEndEntityNotFound(res.Err) {
+			res.ApprovalSince = rec.Since
+			return res
+		}
+	}
+	waited := s.Now().Sub(rec.Since)
 	if maxWait := spec.ApprovalMaxWait(); waited > maxWait {
 		return SignResult{Err: &PermanentError{fmt.Sprintf(
-			"EJBCA approval request %d was not approved within the issuer's approval.maxWait (%s)", id, maxWait)}}
+			"%s was not approved within the issuer's approval.maxWait (%s)", approvalName(rec.RequestID, username), maxWait)}, ApprovalSince: rec.Since}
 	}
-	return SignResult{WaitingForApproval: &Approval{RequestID: id, Since: since, PollAfter: s.pollAfter(spec, waited)}}
+	return SignResult{WaitingForApproval: &Approval{RequestID: rec.RequestID, EndEntity: username, Since: rec.Since, PollAfter: s.pollAfter(spec, waited)},
+		ApprovalSince: rec.Since}
 }
 
-func (s *Signer) enrolForEndEntity(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
-	username, password string) SignResult {
-	if err := s.markAttempt(ctx, cr, username); err != nil {
-		return SignResult{Err: err}
+func approvalName(id int, endEntity string) string {
+	if id == 0 {
+		return fmt.Sprintf("EJBCA's addition of end entity %q (EJBCA gave no approval request id)", endEntity)
 	}
+	return fmt.Sprintf("EJBCA approval request %d", id)
+}
+
+// enrolForEndEntity enrols the CSR for the request's added end entity. When
+// EJBCA refuses because the end entity was already used, an earlier call
+// issued and its answer was lost: the certificate is recovered by search.
+func (s *Signer) enrolForEndEntity(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
+	username, password string, since time.Time) SignResult {
 	cert, err := cl.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{
 		CSR: cr.Spec.Request, Username: username, Password: password, CAName: spec.CAName,
 	})
-	if err != nil {
-		return SignResult{Err: err}
+	switch {
+	case err == nil:
+		return SignResult{Certificate: cert}
+	case ejbca.IsPermanent(err) && answered(err) && !ejbca.IsEndEntityNotFound(err):
+		if res, done := s.recover(ctx, cr, spec, cl, since, username); done {
+			return res
+		}
 	}
-	return SignResult{Certificate: cert}
+	return SignResult{Err: err}
 }
 
 // pollAfter follows about 5s, 15s, 45s, 2m, then every 5m: twice the time
@@ -237,15 +288,16 @@ func (s *Signer) pollAfter(spec *v1alpha1.IssuerSpec, waited time.Duration) time
 }
 
 // markAttempt records, before EJBCA is asked to issue, that it was asked.
-func (s *Signer) markAttempt(ctx context.Context, cr *cmapi.CertificateRequest, username string) error {
+func (s *Signer) markAttempt(ctx context.Context, cr *cmapi.CertificateRequest) error {
 	at := s.Now().UTC().Format(time.RFC3339Nano)
-	return s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: &at, AnnotationEndEntity: &username})
+	return s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: &at})
 }
 
 // patchAnnotations merge-patches only the given annotations (nil removes
-// one) and mirrors them on cr.
+// one) and mirrors them on cr. The patch carries the request's UID as a
+// precondition, so it never lands on another request of the same name.
 func (s *Signer) patchAnnotations(ctx context.Context, cr *cmapi.CertificateRequest, set map[string]*string) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": set}})
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": cr.UID, "annotations": set}})
 	if err != nil {
 		return err
 	}
@@ -263,81 +315,6 @@ func (s *Signer) patchAnnotations(ctx context.Context, cr *cmapi.CertificateRequ
 		}
 	}
 	return nil
-}
-
-// enrolmentPassword returns the end entity's password from the Secret owned
-// by the request, creating both on first use.
-func (s *Signer) enrolmentPassword(ctx context.Context, cr *cmapi.CertificateRequest) (string, string, error) {
-	name := cr.Annotations[AnnotationEnrolmentSecret]
-	if name == "" {
-		name = EnrolmentSecretName(cr.Name)
-	}
-	var secret corev1.Secret
-	err := s.Reader.Get(ctx, client.ObjectKey{Namespace: cr.Namespace, Name: name}, &secret)
-	if err == nil {
-		if p := string(secret.Data[enrolmentPasswordKey]); p != "" && metav1.IsControlledBy(&secret, cr) {
-			return name, p, nil
-		}
-		return "", "", &PermanentError{fmt.Sprintf("Secret %s/%s exists but is not this request's enrolment Secret", cr.Namespace, name)}
-	}
-	if !apierrors.IsNotFound(err) {
-		return "", "", fmt.Errorf("reading the enrolment Secret: %w", err)
-	}
-	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
-		return "", "", err
-	}
-	password := base64.RawURLEncoding.EncodeToString(raw)
-	secret = corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: cr.Namespace, Name: name, Labels: map[string]string{LabelEnrolmentSecret: "true"}},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{enrolmentPasswordKey: []byte(password)},
-	}
-	if err := controllerutil.SetControllerReference(cr, &secret, s.Client.Scheme()); err != nil {
-		return "", "", err
-	}
-	if err := s.Client.Create(ctx, &secret); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return "", "", fmt.Errorf("the enrolment Secret %s/%s appeared concurrently; retrying", cr.Namespace, name)
-		}
-		return "", "", fmt.Errorf("creating the enrolment Secret: %w", err)
-	}
-	return name, password, nil
-}
-
-// DeleteEnrolmentSecret removes a final request's enrolment Secret: its
-// password is single-use and no longer needed.
-func (s *Signer) DeleteEnrolmentSecret(ctx context.Context, cr *cmapi.CertificateRequest) error {
-	name := cr.Annotations[AnnotationEnrolmentSecret]
-	if name == "" {
-		return nil
-	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: cr.Namespace, Name: name}}
-	err := s.Client.Delete(ctx, secret)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return err
-	}
-	return nil
-}
-
-// EnrolmentSecretName derives the Secret name from the request's name,
-// shortened with a hash when it would exceed a Secret name's length.
-func EnrolmentSecretName(requestName string) string {
-	const suffix = "-ejbca-enrolment"
-	if len(requestName)+len(suffix) <= 253 {
-		return requestName + suffix
-	}
-	sum := sha256.Sum256([]byte(requestName))
-	return requestName[:253-len(suffix)-9] + "-" + hex.EncodeToString(sum[:4]) + suffix
-}
-
-func annotationTime(cr *cmapi.CertificateRequest, key string) (time.Time, bool) {
-	v := cr.Annotations[key]
-	if v == "" {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	return t, err == nil
 }
 
 // answered reports whether EJBCA gave a definitive answer (a 4xx), so it

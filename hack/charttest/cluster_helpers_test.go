@@ -448,7 +448,7 @@ func approveInEJBCA(t testing.TB, requestID string) {
 	roots.AppendCertsFromPEM(sim.caPEM)
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}}}
-	resp, err := hc.Post(sim.baseURL+"/v1/approval/"+requestID+"/process", "application/json", strings.NewReader(`{"action":"APPROVE"}`))
+	resp, err := hc.Post(sim.baseURL+"/v1/approval/"+requestID+"/process", "application/json", strings.NewReader(`{"approve":true,"comment":"approved by the chart test"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,91 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+)
+
+// LabelEnrolmentSecret marks the Secrets the signer creates. Together with
+// the controller reference to the request's UID it is how the signer tells
+// its own Secret from one a requester placed under the same name.
+const LabelEnrolmentSecret = "ejbca-issuer.certctl.io/enrolment-secret"
+
+const enrolmentPasswordKey = "password"
+
+// EnrolmentSecretName derives the name of a request's enrolment Secret from
+// the request's name (never from anything a requester annotates), shortened
+// with a hash when it would exceed a Secret name's length.
+func EnrolmentSecretName(requestName string) string {
+	const suffix = "-ejbca-enrolment"
+	if len(requestName)+len(suffix) <= 253 {
+		return requestName + suffix
+	}
+	sum := sha256.Sum256([]byte(requestName))
+	return requestName[:253-len(suffix)-9] + "-" + hex.EncodeToString(sum[:4]) + suffix
+}
+
+// enrolmentSecrets keeps the one-time enrolment password of a request that
+// goes through EJBCA's approval flow, in a Secret the request controls. The
+// manager only creates and reads these Secrets; garbage collection deletes
+// them with their request, so the manager needs no right to delete Secrets.
+type enrolmentSecrets struct {
+	client client.Client
+	// reader reads Secrets uncached: the manager caches them as metadata only.
+	reader client.Reader
+}
+
+// password returns the request's enrolment password. With create, a
+// missing Secret is created with a new random password; without, found is
+// false. A Secret of that name that this manager did not create for this
+// request is never used or changed: the request fails with a message
+// saying so.
+func (e enrolmentSecrets) password(ctx context.Context, cr *cmapi.CertificateRequest, create bool) (password string, found bool, err error) {
+	name := EnrolmentSecretName(cr.Name)
+	var secret corev1.Secret
+	err = e.reader.Get(ctx, client.ObjectKey{Namespace: cr.Namespace, Name: name}, &secret)
+	switch {
+	case err == nil:
+		p := string(secret.Data[enrolmentPasswordKey])
+		if p == "" || !metav1.IsControlledBy(&secret, cr) || secret.Labels[LabelEnrolmentSecret] != "true" {
+			return "", false, &PermanentError{fmt.Sprintf(
+				"Secret %s/%s exists but was not created by ejbca-issuer for this CertificateRequest; it is left alone: rename or delete it, then create a new request",
+				cr.Namespace, name)}
+		}
+		return p, true, nil
+	case !apierrors.IsNotFound(err):
+		return "", false, fmt.Errorf("reading the enrolment Secret: %w", err)
+	case !create:
+		return "", false, nil
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", false, err
+	}
+	password = base64.RawURLEncoding.EncodeToString(raw)
+	secret = corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: cr.Namespace, Name: name, Labels: map[string]string{LabelEnrolmentSecret: "true"}},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{enrolmentPasswordKey: []byte(password)},
+	}
+	if err := controllerutil.SetControllerReference(cr, &secret, e.client.Scheme()); err != nil {
+		return "", false, err
+	}
+	if err := e.client.Create(ctx, &secret); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return "", false, fmt.Errorf("the enrolment Secret %s/%s appeared concurrently; retrying", cr.Namespace, name)
+		}
+		return "", false, fmt.Errorf("creating the enrolment Secret: %w", err)
+	}
+	return password, true, nil
+}
