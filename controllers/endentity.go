@@ -35,7 +35,7 @@ func derivedEndEntityName(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateReques
 	if v, ok := endEntityOverride(spec, cr); ok {
 		return cr.Namespace + "/" + v, nil
 	}
-switch src := spec.EffectiveEndEntityName(); src {
+	switch src := spec.EffectiveEndEntityName(); src {
 	case v1alpha1.EndEntityNameCertificateName:
 		if name := cr.Annotations[cmapi.CertificateNameKey]; name != "" {
 			return cr.Namespace + "/" + name, nil
