@@ -7,11 +7,10 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
-// Approval request statuses, EJBCA's names.
+// Approval request statuses (ApprovalDataVO), by EJBCA's names.
 const (
 	approvalPending         = "PENDING"
 	approvalApproved        = "APPROVED"
@@ -20,6 +19,23 @@ const (
 	approvalExecuted        = "EXECUTED"
 	approvalExecutionFailed = "EXECUTION_FAILED"
 )
+
+// combinedStatus is ApprovalRequestStatus.fromIntWithCombinedStates: what
+// the approval REST API reports (PENDING, APPROVED, REJECTED, EXPIRED,
+// UNKNOWN).
+func combinedStatus(st string) string {
+	switch st {
+	case approvalPending:
+		return approvalPending
+	case approvalApproved, approvalExecuted:
+		return approvalApproved
+	case approvalRejected, approvalExecutionFailed:
+		return approvalRejected
+	case approvalExpired:
+		return approvalExpired
+	}
+	return "UNKNOWN"
+}
 
 // approvalLifetime is how long a request waits before it expires (the
 // request expiration period of EJBCA's default approval profile).
@@ -32,26 +48,54 @@ const (
 	approvalRevocation
 )
 
+// approvalStep is one administrator's decision.
+type approvalStep struct {
+	admin    string
+	approved bool
+	comment  string
+	date     time.Time
+}
+
 // approval is a request waiting for (or decided by) an administrator.
 type approval struct {
-	id         int
+	id         int // the request id (ApprovalData.id)
+	approvalID int // EJBCA's approvalID: a hash of what is asked, not the request id
 	kind       approvalKind
 	status     string
+	requested  time.Time
 	expires    time.Time
+	steps      []approvalStep
 	endEntity  *endEntity         // approvalAddEndEntity
 	revocation *pendingRevocation // approvalRevocation
 }
 
+// username is the end entity the request is about.
+func (a *approval) username() string {
+	if a.kind == approvalAddEndEntity {
+		return a.endEntity.username
+	}
+	return a.revocation.rec.username
+}
+
+// typeName is the request type as the approval REST API names it.
+func (a *approval) typeName() string {
+	if a.kind == approvalAddEndEntity {
+		return "Add End Entity"
+	}
+	return "Revoke Certificate"
+}
+
 // newApprovalLocked creates a pending request with a random id, like
 // EJBCA's; callers hold s.mu.
-func (s *Sim) newApprovalLocked(kind approvalKind) *approval {
+func (s *Sim) newApprovalLocked(kind approvalKind, approvalID int) *approval {
 	id := 0
 	for id == 0 || s.approvals[id] != nil {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
 		id = int(binary.BigEndian.Uint32(b[:])&0x7fffffff) | 0x100000
 	}
-	a := &approval{id: id, kind: kind, status: approvalPending, expires: s.now().Add(approvalLifetime)}
+	now := s.now()
+	a := &approval{id: id, approvalID: approvalID, kind: kind, status: approvalPending, requested: now, expires: now.Add(approvalLifetime)}
 	s.approvals[id] = a
 	return a
 }
@@ -64,33 +108,42 @@ func (s *Sim) statusLocked(a *approval) string {
 	return a.status
 }
 
-// pendingAdditionLocked finds a pending request to add username.
-func (s *Sim) pendingAdditionLocked(username string) (int, bool) {
-	for id, a := range s.approvals {
-		if a.kind == approvalAddEndEntity && a.endEntity.username == username && s.statusLocked(a) == approvalPending {
-			return id, true
+// pendingApprovalIDLocked finds a pending request with this approvalID.
+func (s *Sim) pendingApprovalIDLocked(approvalID int) (*approval, bool) {
+	for _, a := range s.approvals {
+		if a.approvalID == approvalID && s.statusLocked(a) == approvalPending {
+			return a, true
 		}
 	}
-	return 0, false
+	return nil, false
 }
 
-// waitingResponse is EJBCA's 202 body for a request waiting for approval.
+// waitingResponse is ExceptionHandler's 202 info body for a request that
+// waits for approval (ExceptionInfoRestResponse).
 type waitingResponse struct {
 	StatusCode  int    `json:"status_code"`
 	InfoMessage string `json:"info_message"`
 	Link        string `json:"link,omitempty"`
-	RequestID   int    `json:"request_id"`
+	RequestID   *int   `json:"request_id,omitempty"`
 }
 
-// waitingBody builds the 202 body. Its link reproduces EJBCA's known defect:
-// it lacks the "/v1/certificate" part, so clients must not follow it.
-func waitingBody(r *http.Request, id int, message string, withLink bool) waitingResponse {
-	body := waitingResponse{StatusCode: http.StatusAccepted, InfoMessage: message, RequestID: id}
+// waitingBody builds the 202 info body. request_id is left out on versions
+// whose ExceptionInfoRestResponse has no such field (PendingWithoutID). The
+// link reproduces EJBCA's known defect: it lacks the "/v1/certificate"
+// part, so clients must not follow it.
+func (s *Sim) waitingBody(r *http.Request, id int, message string, withLink bool) waitingResponse {
+	body := waitingResponse{StatusCode: http.StatusAccepted, InfoMessage: message}
+	if !s.behaviour.PendingWithoutID {
+		body.RequestID = &id
+	}
 	if withLink {
 		body.Link = fmt.Sprintf("https://%s%s/%d/finalize", r.Host, restPrefix, id)
 	}
 	return body
 }
+
+// simAdmin is who decides when a test approves through the Go API.
+const simAdmin = "CN=ejbcasim approver"
 
 // Approve approves a pending request as an administrator would; the
 // approved action is then carried out (status EXECUTED, or
@@ -119,11 +172,25 @@ func (s *Sim) settle(requestID int, status string) error {
 	if err != nil {
 		return err
 	}
-	a.status = status
-	if status == approvalApproved {
-		s.executeLocked(a)
+	switch status {
+	case approvalApproved, approvalRejected:
+		s.decideLocked(a, simAdmin, status == approvalApproved, "")
+	default:
+		a.status = status
 	}
 	return nil
+}
+
+// decideLocked records an administrator's decision and carries out an
+// approved request.
+func (s *Sim) decideLocked(a *approval, admin string, approve bool, comment string) {
+	a.steps = append(a.steps, approvalStep{admin: admin, approved: approve, comment: comment, date: s.now()})
+	if !approve {
+		a.status = approvalRejected
+		return
+	}
+	a.status = approvalApproved
+	s.executeLocked(a)
 }
 
 // PendingApprovals lists the ids of the requests waiting for approval,
@@ -141,8 +208,9 @@ func (s *Sim) PendingApprovals() []int {
 	return ids
 }
 
-// ApprovalStatus is a request's status ("PENDING", "EXECUTED", ...), or
-// false when no such request exists.
+// ApprovalStatus is a request's detailed status ("PENDING", "EXECUTED",
+// "EXECUTION_FAILED", ...), or false when no such request exists. The REST
+// API reports the combined states instead (EXECUTED is APPROVED there).
 func (s *Sim) ApprovalStatus(requestID int) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -183,18 +251,16 @@ func (s *Sim) executeLocked(a *approval) {
 	a.status = approvalExecuted
 }
 
-func parseRequestID(w http.ResponseWriter, r *http.Request) (int, bool) {
+// pathRequestID reads the {id} path parameter as JAX-RS binds an int: a
+// value that is not one is RESTEasy's 404.
+func (s *Sim) pathRequestID(w http.ResponseWriter, r *http.Request) (int, bool) {
 	raw := r.PathValue("id")
-	id, err := strconv.Atoi(raw)
-	if err != nil || id <= 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("Invalid request id '%s'.", raw))
+	id, err := strconv.ParseInt(raw, 10, 32)
+	if err != nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf(`RESTEASY003870: Unable to extract parameter from http request: jakarta.ws.rs.PathParam("request_id") value is '%s'`, raw))
 		return 0, false
 	}
-	return id, true
-}
-
-func writeUnknownRequest(w http.ResponseWriter, id int) {
-	writeError(w, http.StatusNotFound, fmt.Sprintf("Could not find request with Id '%d'.", id))
+	return int(id), true
 }
 
 type approvalStatusResponse struct {
@@ -202,29 +268,85 @@ type approvalStatusResponse struct {
 	Status    string `json:"status"`
 }
 
-// handleApprovalStatus serves GET /v1/approval/{id}/status.
+// handleApprovalStatus serves GET /v1/approval/{id}/status
+// (ApprovalRestResource.getApprovalRequestStatus): the combined state only.
 func (s *Sim) handleApprovalStatus(w http.ResponseWriter, r *http.Request, _ Fault) {
-	id, ok := parseRequestID(w, r)
+	id, ok := s.pathRequestID(w, r)
 	if !ok {
+		return
+	}
+	if id <= 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("Invalid request ID '%d'. Request ID must be a positive integer.", id))
 		return
 	}
 	st, found := s.ApprovalStatus(id)
 	if !found {
-		writeUnknownRequest(w, id)
+		writeError(w, http.StatusNotFound, fmt.Sprintf("Approval request with ID '%d' not found, or user not authorized to view.", id))
 		return
 	}
-	writeJSON(w, http.StatusOK, approvalStatusResponse{RequestID: id, Status: st})
+	writeJSON(w, http.StatusOK, approvalStatusResponse{RequestID: id, Status: combinedStatus(st)})
 }
 
 type approvalProcessRequest struct {
-	Action  string `json:"action"`
-	Comment string `json:"comment"`
+	Approve *bool   `json:"approve"`
+	Comment *string `json:"comment"`
 }
 
-// handleApprovalProcess serves POST /v1/approval/{id}/process with
-// {"action":"APPROVE"|"REJECT"}: an authenticated administrator decides.
+// approvalStepResponse is ApprovalStepRestResponse.
+type approvalStepResponse struct {
+	Step            int    `json:"step"`
+	ApprovalAction  string `json:"approval_action"`
+	ApprovalDate    string `json:"approval_date,omitempty"`
+	ApprovalAdmin   string `json:"approval_admin,omitempty"`
+	ApprovalComment string `json:"approval_comment,omitempty"`
+}
+
+// approvalRecord is ProcessApprovalRestResponse: the whole request after
+// the decision, request_id as a string.
+type approvalRecord struct {
+	RequestID      string                 `json:"request_id"`
+	RequestType    string                 `json:"request_type"`
+	RequestDate    string                 `json:"request_date"`
+	ExpirationDate string                 `json:"expiration_date"`
+	EndEntityName  string                 `json:"end_entity_name"`
+	Status         string                 `json:"status"`
+	Steps          []approvalStepResponse `json:"steps"`
+}
+
+// approvalDate is ProcessApprovalRestResponse's "yyyy-MM-dd HH:mm:ssXXX".
+func approvalDate(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05Z07:00")
+}
+
+// recordLocked describes a request as the process endpoint answers it.
+func (s *Sim) recordLocked(a *approval) approvalRecord {
+	rec := approvalRecord{
+		RequestID:      strconv.Itoa(a.id),
+		RequestType:    a.typeName(),
+		RequestDate:    approvalDate(a.requested),
+		ExpirationDate: approvalDate(a.requested.Add(approvalLifetime)),
+		EndEntityName:  a.username(),
+		Status:         combinedStatus(s.statusLocked(a)),
+		Steps:          []approvalStepResponse{},
+	}
+	for i, st := range a.steps {
+		action := approvalRejected
+		if st.approved {
+			action = approvalApproved
+		}
+		rec.Steps = append(rec.Steps, approvalStepResponse{
+			Step: i + 1, ApprovalAction: action, ApprovalDate: approvalDate(st.date), ApprovalAdmin: st.admin, ApprovalComment: st.comment,
+		})
+	}
+	return rec
+}
+
+// handleApprovalProcess serves POST /v1/approval/{id}/process
+// (ApprovalRestResource.processApprovalRequest) with
+// {"approve":true|false,"comment":"..."}: an authenticated administrator
+// decides, and the answer is the whole request afterwards.
 func (s *Sim) handleApprovalProcess(w http.ResponseWriter, r *http.Request, _ Fault) {
-	id, ok := parseRequestID(w, r)
+	id, ok := s.pathRequestID(w, r)
 	if !ok {
 		return
 	}
@@ -232,89 +354,36 @@ func (s *Sim) handleApprovalProcess(w http.ResponseWriter, r *http.Request, _ Fa
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	action := strings.ToUpper(req.Action)
-	if action != "APPROVE" && action != "REJECT" {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("Invalid action '%s', expected APPROVE or REJECT.", req.Action))
-		return
-	}
+	admin := s.adminName(r)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	a := s.approvals[id]
 	if a == nil {
-		s.mu.Unlock()
-		writeUnknownRequest(w, id)
+		writeError(w, http.StatusNotFound, fmt.Sprintf("Approval request with ID %d not found or unauthorized", id))
 		return
 	}
 	if st := s.statusLocked(a); st != approvalPending {
-		s.mu.Unlock()
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("Request with Id '%d' is not waiting for approval, its status is %s.", id, st))
+		writeError(w, http.StatusConflict, "Approval request cannot be processed. Current status: "+combinedStatus(st))
 		return
 	}
-	if action == "APPROVE" {
-		a.status = approvalApproved
-		s.executeLocked(a)
-	} else {
-		a.status = approvalRejected
-	}
-	st := a.status
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, approvalStatusResponse{RequestID: id, Status: st})
-}
-
-type finalizeRequest struct {
-	ResponseFormat string `json:"response_format"`
-	Password       string `json:"password"`
-	KeyAlg         string `json:"key_alg"`
-	KeySpec        string `json:"key_spec"`
-}
-
-type finalizeResponse struct {
-	RequestID       int    `json:"request_id"`
-	Status          string `json:"status"`
-	Username        string `json:"username,omitempty"`
-	EndEntityStatus string `json:"end_entity_status,omitempty"`
-}
-
-// handleFinalize serves POST /v1/certificate/{id}/finalize: 202 while the
-// request waits, 400 once rejected or expired. For an executed request the
-// simulator answers 200 with the request's and end entity's status (it does
-// not generate keystores; enrol with certificaterequest).
-func (s *Sim) handleFinalize(w http.ResponseWriter, r *http.Request, _ Fault) {
-	id, ok := parseRequestID(w, r)
-	if !ok {
+	if req.Approve == nil {
+		// Unboxing the missing Boolean throws a NullPointerException, which
+		// the resource's catch-all turns into a 500.
+		writeError(w, http.StatusInternalServerError, `Unexpected error processing approval request: Cannot invoke "java.lang.Boolean.booleanValue()" because the return value of "org.ejbca.ui.web.rest.api.io.request.ProcessApprovalRestRequest.getApprove()" is null`)
 		return
 	}
-	if r.ContentLength != 0 {
-		var req finalizeRequest
-		if !decodeJSON(w, r, &req) {
-			return
-		}
+	comment := ""
+	if req.Comment != nil {
+		comment = *req.Comment
 	}
-	s.mu.Lock()
-	a := s.approvals[id]
-	if a == nil {
-		s.mu.Unlock()
-		writeUnknownRequest(w, id)
-		return
+	s.decideLocked(a, admin, *req.Approve, comment)
+	writeJSON(w, http.StatusOK, s.recordLocked(a))
+}
+
+// adminName names the authenticated caller as approval steps record it.
+func (s *Sim) adminName(r *http.Request) string {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return mustDN(r.TLS.PeerCertificates[0].RawSubject)
 	}
-	st := s.statusLocked(a)
-	resp := finalizeResponse{RequestID: id, Status: st}
-	if a.kind == approvalAddEndEntity {
-		resp.Username = a.endEntity.username
-		if ee := s.endEntities[a.endEntity.username]; ee != nil && st == approvalExecuted {
-			resp.EndEntityStatus = ee.status
-		}
-	}
-	s.mu.Unlock()
-	switch st {
-	case approvalPending:
-		writeJSON(w, http.StatusAccepted, waitingBody(r, id, fmt.Sprintf("Request with Id '%d' is still waiting for approval", id), true))
-	case approvalRejected:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("Request with Id '%d' has been rejected", id))
-	case approvalExpired:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("Request with Id '%d' has expired", id))
-	case approvalExecutionFailed:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("Request with Id '%d' was approved but could not be executed", id))
-	default:
-		writeJSON(w, http.StatusOK, resp)
-	}
+	return "OAuth2 bearer token"
 }

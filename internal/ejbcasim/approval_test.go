@@ -24,6 +24,7 @@ func addEndEntityBody(username, profile string) map[string]any {
 	}
 }
 
+// waiting is the 202 info body (ExceptionInfoRestResponse).
 type waiting struct {
 	StatusCode  int    `json:"status_code"`
 	InfoMessage string `json:"info_message"`
@@ -31,17 +32,36 @@ type waiting struct {
 	RequestID   int    `json:"request_id"`
 }
 
-// addPending adds an end entity that needs approval and returns the id.
+const (
+	msgAddWaiting    = "Add Entity request has been added for approval by authorized administrators."
+	msgAddWaitingOld = "Add End Entity Action have been added for approval by authorized adminstrators."
+)
+
+// addPending adds an end entity that needs approval and returns the request
+// id: from the 202 when the preset gives one, else from the simulator.
 func (h *harness) addPending(username string) int {
 	h.t.Helper()
+	before := h.sim.PendingApprovals()
 	r := h.call(h.admin, "POST", "/v1/endentity", addEndEntityBody(username, "APPROVAL"))
+	if h.sim.Behaviour().PendingWithoutID {
+		r.expectError(h.t, 202, msgAddWaitingOld)
+		for _, id := range h.sim.PendingApprovals() {
+			if !slices.Contains(before, id) {
+				return id
+			}
+		}
+		h.t.Fatal("no new pending request")
+	}
 	if r.status != 202 {
 		h.t.Fatalf("endentity: %d %s", r.status, r.body)
 	}
 	var w waiting
 	r.decode(h.t, &w)
-	if w.StatusCode != 202 || w.RequestID <= 0 || !strings.Contains(w.InfoMessage, fmt.Sprint(w.RequestID)) {
+	if w.StatusCode != 202 || w.RequestID <= 0 || w.InfoMessage != msgAddWaiting {
 		h.t.Fatalf("202 body %+v", w)
+	}
+	if strings.Contains(w.Link, "/v1/certificate/") || !strings.HasSuffix(w.Link, fmt.Sprintf("/ejbca-rest-api/%d/finalize", w.RequestID)) {
+		h.t.Errorf("link %q should reproduce EJBCA's malformed link", w.Link)
 	}
 	return w.RequestID
 }
@@ -67,132 +87,106 @@ func certificateRequestBody(csr, username, password string, chain bool) map[stri
 		"password":                   password,
 		"certificate_authority_name": "IssuingCA",
 		"include_chain":              chain,
+		"certificate_request_type":   "PKCS10",
 	}
 }
 
-func TestApprovalFlowApproved(t *testing.T) {
-	h := start(t, ejbcasim.Config{})
-	id := h.addPending("pending")
+// approvalPresets are the presets with approvals.
+var approvalPresets = []string{ejbcasim.PresetEnterprise8, ejbcasim.PresetEnterprise9}
 
-	r := h.call(h.admin, "POST", "/v1/endentity", addEndEntityBody("pending", "APPROVAL"))
-	if r.status != 400 {
-		t.Fatalf("second addition while pending: %d %s", r.status, r.body)
-	}
-	var w waiting
-	h.call(h.admin, "POST", "/v1/endentity", addEndEntityBody("pending2", "APPROVAL")).decode(t, &w)
-	if strings.Contains(w.Link, "/v1/certificate/") || !strings.HasSuffix(w.Link, fmt.Sprintf("/%d/finalize", w.RequestID)) {
-		t.Errorf("link %q should reproduce EJBCA's malformed link", w.Link)
-	}
-	if _, ok := h.sim.EndEntity("pending"); ok {
-		t.Fatal("end entity exists before approval")
-	}
-	if st := h.approvalStatus(id); st != "PENDING" {
-		t.Fatalf("status %s", st)
-	}
-	if !slices.Contains(h.sim.PendingApprovals(), id) {
-		t.Fatalf("PendingApprovals %v lacks %d", h.sim.PendingApprovals(), id)
-	}
-	r = h.call(h.admin, "POST", fmt.Sprintf("/v1/certificate/%d/finalize", id), nil)
-	h.call(h.admin, "POST", fmt.Sprintf("/v1/certificate/%d/finalize", id), nil).decode(t, &w)
-	if r.status != 202 || w.InfoMessage != fmt.Sprintf("Request with Id '%d' is still waiting for approval", id) {
-		t.Fatalf("finalize while pending: %d %s", r.status, r.body)
-	}
-	csr, _ := newCSR(t, csrSpec{cn: "ignored-subject", dns: []string{"ignored.example.com"}})
-	h.call(h.admin, "POST", "/v1/certificate/certificaterequest", certificateRequestBody(csr, "pending", "enrol-pending", false)).
-		expectError(t, 404, "Got request for nonexisting user: pending")
+// TestAddEndEntityPendingShapes: each preset with approvals answers a
+// pending addition in its own 202 shape, refuses a repeated one naming the
+// approvalID, and enrols only once the request is approved.
+func TestAddEndEntityPendingShapes(t *testing.T) {
+	for _, preset := range approvalPresets {
+		t.Run(preset, func(t *testing.T) {
+			h := start(t, ejbcasim.Config{Preset: preset})
+			id := h.addPending("pending")
+			r := h.call(h.admin, "POST", "/v1/endentity", addEndEntityBody("pending", "APPROVAL"))
+			msg := r.errorMessage(t)
+			if r.status != 400 || !strings.HasPrefix(msg, "Approval request with approvalID ") || !strings.HasSuffix(msg, " already exists.") {
+				t.Fatalf("repeated addition: %d %s", r.status, r.body)
+			}
+			if strings.Contains(msg, fmt.Sprint(id)) {
+				t.Errorf("the approvalID is a hash of the request, not the request id %d: %s", id, msg)
+			}
+			if _, ok := h.sim.EndEntity("pending"); ok {
+				t.Fatal("end entity exists before approval")
+			}
+			csr, _ := newCSR(t, csrSpec{cn: "ignored-subject", dns: []string{"ignored.example.com"}})
+			h.call(h.admin, "POST", "/v1/certificate/certificaterequest", certificateRequestBody(csr, "pending", "enrol-pending", false)).
+				expectError(t, 400, "Wrong username or password")
 
-	// An anonymous caller cannot decide; an administrator approves.
-	h.call(h.anon, "POST", fmt.Sprintf("/v1/approval/%d/process", id), map[string]string{"action": "APPROVE"}).
-		expectError(t, 403, "Error no client certificate or OAuth token received for authentication.")
-	r = h.call(h.admin, "POST", fmt.Sprintf("/v1/approval/%d/process", id), map[string]string{"action": "APPROVE"})
-	if r.status != 200 || h.approvalStatus(id) != "EXECUTED" {
-		t.Fatalf("approve: %d %s", r.status, r.body)
-	}
-	if ee, ok := h.sim.EndEntity("pending"); !ok || ee.Status != "NEW" {
-		t.Fatalf("end entity after approval %+v", ee)
-	}
-	if r := h.call(h.admin, "POST", fmt.Sprintf("/v1/certificate/%d/finalize", id), nil); r.status != 200 {
-		t.Fatalf("finalize after approval: %d %s", r.status, r.body)
-	}
-
-	h.call(h.admin, "POST", "/v1/certificate/certificaterequest", certificateRequestBody(csr, "pending", "wrong", false)).
-		expectError(t, 403, "Wrong username or password")
-	r = h.call(h.admin, "POST", "/v1/certificate/certificaterequest", certificateRequestBody(csr, "pending", "enrol-pending", false))
-	if r.status != 201 || !strings.Contains(string(r.body), `"certificate_chain":null`) {
-		t.Fatalf("certificaterequest: %d %s", r.status, r.body)
-	}
-	var e enrolled
-	r.decode(t, &e)
-	cert := e.cert(t)
-	if cert.Subject.String() != "CN=pending.example.com,O=Example" || !slices.Equal(cert.DNSNames, []string{"pending.example.com"}) || len(cert.IPAddresses) != 1 {
-		t.Errorf("the end entity's DN and SAN must win: %s %v %v", cert.Subject, cert.DNSNames, cert.IPAddresses)
-	}
-	if ee, _ := h.sim.EndEntity("pending"); ee.Status != "GENERATED" {
-		t.Errorf("status after enrolment %s", ee.Status)
-	}
-	// The enrolment code is spent.
-	h.call(h.admin, "POST", "/v1/certificate/certificaterequest", certificateRequestBody(csr, "pending", "enrol-pending", false)).
-		expectError(t, 403, "Got request with status GENERATED (40), NEW, FAILED or INPROCESS required: pending.")
-	if c := h.sim.Counters(); c.Enrollments != 1 || c.Get("certificaterequest") != 4 {
-		t.Fatalf("counters %+v", c)
+			if err := h.sim.Approve(id); err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := h.sim.ApprovalStatus(id); st != "EXECUTED" {
+				t.Fatalf("after approval %s", st)
+			}
+			if ee, ok := h.sim.EndEntity("pending"); !ok || ee.Status != "NEW" {
+				t.Fatalf("end entity after approval %+v", ee)
+			}
+			r = h.call(h.admin, "POST", "/v1/certificate/certificaterequest", certificateRequestBody(csr, "pending", "enrol-pending", false))
+			if r.status != 201 || !strings.Contains(string(r.body), `"certificate_chain":null`) {
+				t.Fatalf("certificaterequest: %d %s", r.status, r.body)
+			}
+			var e enrolled
+			r.decode(t, &e)
+			cert := e.cert(t)
+			if cert.Subject.String() != "CN=pending.example.com,O=Example" || !slices.Equal(cert.DNSNames, []string{"pending.example.com"}) || len(cert.IPAddresses) != 1 {
+				t.Errorf("the end entity's DN and SAN must win: %s %v %v", cert.Subject, cert.DNSNames, cert.IPAddresses)
+			}
+			// After approval the same username is an existing end entity.
+			h.call(h.admin, "POST", "/v1/endentity", addEndEntityBody("pending", "APPROVAL")).
+				expectError(t, 409, "Entity pending already exists.")
+			if c := h.sim.Counters(); c.Enrollments != 1 || c.Calls["endentity"][202] != 1 || c.Calls["endentity"][400] != 1 {
+				t.Fatalf("counters %+v", c)
+			}
+		})
 	}
 }
 
-func TestApprovalFlowRejectedAndExpired(t *testing.T) {
-	clock := newFakeClock()
-	h := start(t, ejbcasim.Config{Now: clock.Now})
-	rejected, viaAPI, expired, timedOut := h.addPending("r"), h.addPending("r2"), h.addPending("e"), h.addPending("t")
-
-	if err := h.sim.Reject(rejected); err != nil {
-		t.Fatal(err)
-	}
-	if r := h.call(h.admin, "POST", fmt.Sprintf("/v1/approval/%d/process", viaAPI), map[string]string{"action": "REJECT"}); r.status != 200 {
-		t.Fatalf("reject via API: %d %s", r.status, r.body)
-	}
-	if err := h.sim.Expire(expired); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.sim.Approve(rejected); err == nil {
-		t.Fatal("approving a rejected request succeeded")
-	}
-	for _, id := range []int{rejected, viaAPI} {
-		if st := h.approvalStatus(id); st != "REJECTED" {
-			t.Errorf("%d: %s", id, st)
-		}
-		h.call(h.admin, "POST", fmt.Sprintf("/v1/certificate/%d/finalize", id), nil).
-			expectError(t, 400, fmt.Sprintf("Request with Id '%d' has been rejected", id))
-	}
-	h.call(h.admin, "POST", fmt.Sprintf("/v1/certificate/%d/finalize", expired), nil).
-		expectError(t, 400, fmt.Sprintf("Request with Id '%d' has expired", expired))
-	if got := h.sim.PendingApprovals(); !slices.Equal(got, []int{timedOut}) {
-		t.Fatalf("PendingApprovals %v, want [%d]", got, timedOut)
-	}
-
-	// Requests expire on the simulator's clock.
-	clock.Advance(9 * time.Hour)
-	if st := h.approvalStatus(timedOut); st != "EXPIRED" {
-		t.Fatalf("after 9h: %s", st)
-	}
-	h.call(h.admin, "GET", "/v1/approval/12345/status", nil).expectError(t, 404, "Could not find request with Id '12345'.")
-	h.call(h.admin, "POST", fmt.Sprintf("/v1/approval/%d/process", timedOut), map[string]string{"action": "MAYBE"}).
-		expectError(t, 400, "Invalid action 'MAYBE', expected APPROVE or REJECT.")
-}
-
-func TestEndEntityWithoutApproval(t *testing.T) {
+func TestAddEndEntityValidation(t *testing.T) {
 	h := start(t, ejbcasim.Config{})
 	r := h.call(h.admin, "POST", "/v1/endentity", addEndEntityBody("direct", "ENDUSER"))
 	if r.status != 200 || len(r.body) != 0 {
 		t.Fatalf("endentity: %d %q", r.status, r.body)
 	}
 	ee, ok := h.sim.EndEntity("direct")
-	if !ok || ee.Status != "NEW" || ee.SubjectDN != "CN=direct.example.com,O=Example" {
+	if !ok || ee.Status != "NEW" || ee.SubjectDN != "CN=direct.example.com,O=Example" || ee.TokenType != "USERGENERATED" {
 		t.Fatalf("end entity %+v", ee)
 	}
-	h.call(h.admin, "POST", "/v1/endentity", addEndEntityBody("direct", "ENDUSER")).
-		expectError(t, 409, "End entity with username 'direct' already exists.")
-	body := addEndEntityBody("x", "ENDUSER")
+	h.call(h.admin, "POST", "/v1/endentity", addEndEntityBody("direct", "ENDUSER")).expectError(t, 409, "Entity direct already exists.")
+
+	for _, tc := range []struct {
+		field string
+		value any
+		want  string
+	}{
+		{"username", nil, "Invalid AddEndEntityRestRequest content, username can not be null or empty."},
+		{"subject_dn", "", "Invalid AddEndEntityRestRequest content, subjectDn can not be null or empty."},
+		{"subject_dn", "CN", "Invalid AddEndEntityRestRequest content, subjectDn is malformed"},
+		{"ca_name", nil, "Invalid AddEndEntityRestRequest content, caName can not be null or empty."},
+		{"certificate_profile_name", "", "Invalid AddEndEntityRestRequest content, certificateProfileName can not be null or empty."},
+		{"end_entity_profile_name", nil, "Invalid AddEndEntityRestRequest content, endEntityProfileName can not be null or empty."},
+		{"token", nil, "Invalid AddEndEntityRestRequest content, token can not be null or empty."},
+		{"token", "SMARTCARD", "Invalid AddEndEntityRestRequest property, unrecognized token."},
+		{"end_entity_profile_name", "NOPE", "Invalid request, unknown end entity profile."},
+		{"certificate_profile_name", "NOPE", "Invalid request, unknown certificate profile."},
+		{"ca_name", "NoSuchCA", "Invalid request, unknown CA."},
+	} {
+		body := addEndEntityBody("x", "ENDUSER")
+		if tc.value == nil {
+			delete(body, tc.field)
+		} else {
+			body[tc.field] = tc.value
+		}
+		h.call(h.admin, "POST", "/v1/endentity", body).expectError(t, 400, tc.want)
+	}
+	// Profiles are looked up before the CA.
+	body := addEndEntityBody("x", "NOPE")
 	body["ca_name"] = "NoSuchCA"
-	h.call(h.admin, "POST", "/v1/endentity", body).expectError(t, 400, "Invalid request, unknown CA.")
+	h.call(h.admin, "POST", "/v1/endentity", body).expectError(t, 400, "Invalid request, unknown certificate profile.")
 
 	csr, _ := newCSR(t, csrSpec{cn: "direct"})
 	r = h.call(h.admin, "POST", "/v1/certificate/certificaterequest", certificateRequestBody(csr, "direct", "enrol-direct", true))
@@ -200,5 +194,140 @@ func TestEndEntityWithoutApproval(t *testing.T) {
 	r.decode(t, &e)
 	if r.status != 201 || len(e.Chain) != 2 {
 		t.Fatalf("certificaterequest with chain: %d %s", r.status, r.body)
+	}
+}
+
+func TestApprovalAPI(t *testing.T) {
+	clock := newFakeClock()
+	h := start(t, ejbcasim.Config{Now: clock.Now})
+	approved, rejected, expired, noAnswer := h.addPending("a"), h.addPending("r"), h.addPending("e"), h.addPending("n")
+	if st := h.approvalStatus(approved); st != "PENDING" {
+		t.Fatalf("status %s", st)
+	}
+
+	h.call(h.admin, "GET", "/v1/approval/0/status", nil).expectError(t, 400, "Invalid request ID '0'. Request ID must be a positive integer.")
+	h.call(h.admin, "GET", "/v1/approval/-7/status", nil).expectError(t, 400, "Invalid request ID '-7'. Request ID must be a positive integer.")
+	h.call(h.admin, "GET", "/v1/approval/12345/status", nil).
+		expectError(t, 404, "Approval request with ID '12345' not found, or user not authorized to view.")
+	if r := h.call(h.admin, "GET", "/v1/approval/abc/status", nil); r.status != 404 || !strings.HasPrefix(r.errorMessage(t), "RESTEASY003870") {
+		t.Fatalf("non-numeric id: %d %s", r.status, r.body)
+	}
+	h.call(h.anon, "POST", fmt.Sprintf("/v1/approval/%d/process", approved), map[string]any{"approve": true}).
+		expectError(t, 403, "Error no client certificate or OAuth token received for authentication.")
+
+	var rec struct {
+		RequestID      string `json:"request_id"`
+		RequestType    string `json:"request_type"`
+		RequestDate    string `json:"request_date"`
+		ExpirationDate string `json:"expiration_date"`
+		EndEntityName  string `json:"end_entity_name"`
+		Status         string `json:"status"`
+		Steps          []struct {
+			Step    int    `json:"step"`
+			Action  string `json:"approval_action"`
+			Date    string `json:"approval_date"`
+			Admin   string `json:"approval_admin"`
+			Comment string `json:"approval_comment"`
+		} `json:"steps"`
+	}
+	r := h.call(h.admin, "POST", fmt.Sprintf("/v1/approval/%d/process", approved), map[string]any{"approve": true, "comment": "looks right"})
+	r.decode(t, &rec)
+	if r.status != 200 || rec.RequestID != fmt.Sprint(approved) || rec.RequestType != "Add End Entity" || rec.EndEntityName != "a" ||
+		rec.Status != "APPROVED" || len(rec.Steps) != 1 || rec.Steps[0].Action != "APPROVED" || rec.Steps[0].Comment != "looks right" ||
+		rec.Steps[0].Admin == "" || rec.RequestDate == "" || rec.ExpirationDate == "" {
+		t.Fatalf("process approve: %d %s", r.status, r.body)
+	}
+	if !strings.Contains(string(r.body), `"request_id":"`) {
+		t.Errorf("request_id must be a string: %s", r.body)
+	}
+	// The request was executed; the API reports the combined state.
+	if st := h.approvalStatus(approved); st != "APPROVED" {
+		t.Fatalf("status after approval %s", st)
+	}
+	if st, _ := h.sim.ApprovalStatus(approved); st != "EXECUTED" {
+		t.Fatalf("detailed status %s", st)
+	}
+	h.call(h.admin, "POST", fmt.Sprintf("/v1/approval/%d/process", approved), map[string]any{"approve": false}).
+		expectError(t, 409, "Approval request cannot be processed. Current status: APPROVED")
+
+	r = h.call(h.admin, "POST", fmt.Sprintf("/v1/approval/%d/process", rejected), map[string]any{"approve": false})
+	r.decode(t, &rec)
+	if r.status != 200 || rec.Status != "REJECTED" || rec.Steps[0].Action != "REJECTED" || h.approvalStatus(rejected) != "REJECTED" {
+		t.Fatalf("process reject: %d %s", r.status, r.body)
+	}
+	h.call(h.admin, "POST", fmt.Sprintf("/v1/approval/%d/process", noAnswer), map[string]any{"comment": "no decision"}).expectError(t, 500,
+		`Unexpected error processing approval request: Cannot invoke "java.lang.Boolean.booleanValue()" because the return value of "org.ejbca.ui.web.rest.api.io.request.ProcessApprovalRestRequest.getApprove()" is null`)
+	h.call(h.admin, "POST", "/v1/approval/12345/process", map[string]any{"approve": true}).
+		expectError(t, 404, "Approval request with ID 12345 not found or unauthorized")
+	if r := h.call(h.admin, "POST", fmt.Sprintf("/v1/approval/%d/process", noAnswer), `{"approve":`); r.status != 400 || strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+		t.Fatalf("malformed body: %d %s", r.status, r.body)
+	}
+
+	if err := h.sim.Expire(expired); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.approvalStatus(expired); st != "EXPIRED" {
+		t.Fatalf("expired: %s", st)
+	}
+	h.call(h.admin, "POST", fmt.Sprintf("/v1/approval/%d/process", expired), map[string]any{"approve": true}).
+		expectError(t, 409, "Approval request cannot be processed. Current status: EXPIRED")
+	// Requests expire on the simulator's clock.
+	clock.Advance(9 * time.Hour)
+	if st := h.approvalStatus(noAnswer); st != "EXPIRED" {
+		t.Fatalf("after 9h: %s", st)
+	}
+	if got := h.sim.PendingApprovals(); len(got) != 0 {
+		t.Fatalf("PendingApprovals %v", got)
+	}
+}
+
+// An approved addition that can no longer be carried out (the username was
+// taken meanwhile) is EXECUTION_FAILED, which the API reports as REJECTED.
+func TestApprovalExecutionFailed(t *testing.T) {
+	h := start(t, ejbcasim.Config{})
+	id := h.addPending("late")
+	csr, _ := newCSR(t, csrSpec{cn: "late"})
+	h.enrollCSR(csr, "late", "ENDUSER")
+	if err := h.sim.Approve(id); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.sim.ApprovalStatus(id); st != "EXECUTION_FAILED" {
+		t.Fatalf("detailed status %s", st)
+	}
+	if st := h.approvalStatus(id); st != "REJECTED" {
+		t.Fatalf("combined status %s", st)
+	}
+	h.call(h.admin, "POST", fmt.Sprintf("/v1/certificate/%d/finalize", id), map[string]any{"response_format": "DER", "password": "x"}).
+		expectError(t, 400, fmt.Sprintf("Request with Id '%d' could not be executed", id))
+}
+
+func TestRejectAndExpireThroughGoAPI(t *testing.T) {
+	for _, preset := range approvalPresets {
+		t.Run(preset, func(t *testing.T) {
+			h := start(t, ejbcasim.Config{Preset: preset})
+			rejected, expired := h.addPending("r"), h.addPending("e")
+			if err := h.sim.Reject(rejected); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.sim.Expire(expired); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.sim.Approve(rejected); err == nil {
+				t.Fatal("approving a rejected request succeeded")
+			}
+			for id, want := range map[int]string{rejected: "REJECTED", expired: "EXPIRED"} {
+				if st, ok := h.sim.ApprovalStatus(id); !ok || st != want {
+					t.Errorf("%d: %s", id, st)
+				}
+			}
+			finalize := map[string]any{"response_format": "DER", "password": "enrol-r"}
+			h.call(h.admin, "POST", fmt.Sprintf("/v1/certificate/%d/finalize", rejected), finalize).
+				expectError(t, 400, fmt.Sprintf("Request with Id '%d' has been rejected", rejected))
+			h.call(h.admin, "POST", fmt.Sprintf("/v1/certificate/%d/finalize", expired), finalize).
+				expectError(t, 400, fmt.Sprintf("Request with Id '%d' has expired", expired))
+			if len(h.sim.PendingApprovals()) != 0 {
+				t.Fatalf("pending %v", h.sim.PendingApprovals())
+			}
+		})
 	}
 }

@@ -26,7 +26,8 @@ type certificateAuthority struct {
 	kp               *keyPair
 	parent           *certificateAuthority // nil for a root
 	approvalRequired bool
-	offline          bool
+	offline          bool // the CA's status is offline
+	tokenOffline     bool // its crypto token is deactivated
 	uniqueDN         bool // EJBCA's "enforce unique DN"
 	uniqueKey        bool // EJBCA's "enforce unique public keys"
 }
@@ -159,8 +160,9 @@ func (s *Sim) SetCAApprovalRequired(caName string, required bool) error {
 	return nil
 }
 
-// SetCAOffline takes the CA off line (its crypto token deactivated): it then
-// refuses to issue with 503.
+// SetCAOffline sets the CA's status to offline (or back to active): it then
+// refuses to issue. pkcs10enroll answers 400 with a message naming
+// CAOfflineException and the CA; certificaterequest and finalize 503.
 func (s *Sim) SetCAOffline(caName string, offline bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -169,6 +171,21 @@ func (s *Sim) SetCAOffline(caName string, offline bool) error {
 		return fmt.Errorf("ejbcasim: CA %q does not exist", caName)
 	}
 	ca.offline = offline
+	return nil
+}
+
+// SetCryptoTokenOffline deactivates (or reactivates) the CA's crypto token:
+// the CA stays active but cannot sign. pkcs10enroll answers 400 with a
+// message naming CryptoTokenOfflineException and the CA; certificaterequest
+// and finalize 503 "Device was unavailable.".
+func (s *Sim) SetCryptoTokenOffline(caName string, offline bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ca := s.cas[caName]
+	if ca == nil {
+		return fmt.Errorf("ejbcasim: CA %q does not exist", caName)
+	}
+	ca.tokenOffline = offline
 	return nil
 }
 

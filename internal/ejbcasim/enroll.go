@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 )
@@ -21,18 +20,18 @@ import (
 const msgInvalidCSR = "Invalid certificate request"
 
 type pkcs10EnrollRequest struct {
-	CertificateRequest       string `json:"certificate_request"`
-	CertificateAuthorityName string `json:"certificate_authority_name"`
-	CertificateProfileName   string `json:"certificate_profile_name"`
-	EndEntityProfileName     string `json:"end_entity_profile_name"`
-	Username                 string `json:"username"`
-	Password                 string `json:"password"`
-	IncludeChain             bool   `json:"include_chain"`
-	Email                    string `json:"email"`
-	AccountBindingID         string `json:"account_binding_id"`
-	ResponseFormat           string `json:"response_format"`
-	StartTime                string `json:"start_time"`
-	EndTime                  string `json:"end_time"`
+	CertificateRequest       string  `json:"certificate_request"`
+	CertificateAuthorityName *string `json:"certificate_authority_name"`
+	CertificateProfileName   *string `json:"certificate_profile_name"`
+	EndEntityProfileName     *string `json:"end_entity_profile_name"`
+	Username                 string  `json:"username"`
+	Password                 string  `json:"password"`
+	IncludeChain             bool    `json:"include_chain"`
+	Email                    string  `json:"email"`
+	AccountBindingID         string  `json:"account_binding_id"`
+	ResponseFormat           string  `json:"response_format"`
+	StartTime                string  `json:"start_time"`
+	EndTime                  string  `json:"end_time"`
 }
 
 // enrollResponse is the 201 body of pkcs10enroll: certificate_chain is left
@@ -106,8 +105,44 @@ func approvalRefusal(ca *certificateAuthority, cp *certificateProfile) *apiError
 		"Single transaction enrollment request rejected since approvals are enabled for this CA (%d) or Certificate Profile (%d).", ca.id, cp.id))
 }
 
-func caOffline(ca *certificateAuthority) *apiError {
-	return errorf(http.StatusServiceUnavailable, fmt.Sprintf("CA with name \"%s\" is offline.", ca.name))
+// javaString is how Java prints a string that may be null.
+func javaString(p *string) string {
+	if p == nil {
+		return "null"
+	}
+	return *p
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// offlineCause is the exception EJBCA raises when the CA, or its crypto
+// token, cannot sign: the CA's status check in the sign session
+// (CAOfflineException) or the crypto token's (CryptoTokenOfflineException,
+// text of error.catokenoffline). "" when the CA can sign; callers hold s.mu.
+func offlineCause(ca *certificateAuthority) (class, message string) {
+	switch {
+	case ca.offline:
+		return "org.cesecore.certificates.ca.CAOfflineException", fmt.Sprintf("Signing CA '%s' is not active.", ca.dn)
+	case ca.tokenOffline:
+		return "org.cesecore.keys.token.CryptoTokenOfflineException", fmt.Sprintf("CA token is offline for CA '%s'.", ca.dn)
+	}
+	return "", ""
+}
+
+// enrollOffline is pkcs10enroll's answer for an offline CA or crypto token:
+// createCertificateRest wraps the cause in an EjbcaException (whose message
+// is then the cause's class and message) and the resource answers 400.
+func enrollOffline(ca *certificateAuthority) *apiError {
+	class, msg := offlineCause(ca)
+	if class == "" {
+		return nil
+	}
+	return errorf(http.StatusBadRequest, class+": "+msg)
 }
 
 // handlePKCS10Enroll serves POST /v1/certificate/pkcs10enroll: validate (CA,
@@ -118,10 +153,14 @@ func (s *Sim) handlePKCS10Enroll(w http.ResponseWriter, r *http.Request, f Fault
 	if !decodeJSON(w, r, &req) {
 		return
 	}
+	if !s.behaviour.EndTime {
+		// Versions before 9.3.3 have no such fields and ignore them.
+		req.StartTime, req.EndTime = "", ""
+	}
 	s.mu.Lock()
-	ca := s.cas[req.CertificateAuthorityName]
-	cp := s.certProfiles[req.CertificateProfileName]
-	eep := s.eeProfiles[req.EndEntityProfileName]
+	ca := s.cas[deref(req.CertificateAuthorityName)]
+	cp := s.certProfiles[deref(req.CertificateProfileName)]
+	eep := s.eeProfiles[deref(req.EndEntityProfileName)]
 	var approvalNeeded bool
 	var profileValidity time.Duration
 	if ca != nil && cp != nil {
@@ -131,13 +170,13 @@ func (s *Sim) handlePKCS10Enroll(w http.ResponseWriter, r *http.Request, f Fault
 	s.mu.Unlock()
 	switch {
 	case ca == nil:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("CA with name \"%s\" doesn't exist", req.CertificateAuthorityName))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("CA with name \"%s\" doesn't exist", javaString(req.CertificateAuthorityName)))
 		return
 	case cp == nil:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("Certificate profile with name \"%s\" doesn't exist", req.CertificateProfileName))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("Certificate profile with name \"%s\" doesn't exist", javaString(req.CertificateProfileName)))
 		return
 	case eep == nil:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("End Entity Profile of name \"%s\" was not found", req.EndEntityProfileName))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("End Entity Profile of name \"%s\" was not found", javaString(req.EndEntityProfileName)))
 		return
 	}
 	csr, err := parseCSR(req.CertificateRequest)
@@ -187,9 +226,9 @@ func (s *Sim) handlePKCS10Enroll(w http.ResponseWriter, r *http.Request, f Fault
 		password = rand.Text()
 	}
 	s.mu.Lock()
-	if ca.offline {
+	if fail := enrollOffline(ca); fail != nil {
 		s.mu.Unlock()
-		writeAPIError(w, caOffline(ca))
+		writeAPIError(w, fail)
 		return
 	}
 	if fail := s.uniquenessConflict(ca, req.Username, dn, csr.PublicKey); fail != nil {
@@ -228,116 +267,6 @@ func (s *Sim) handlePKCS10Enroll(w http.ResponseWriter, r *http.Request, f Fault
 		return
 	}
 	writeJSON(w, http.StatusCreated, body)
-}
-
-type certificateRequestRequest struct {
-	CertificateRequest       string `json:"certificate_request"`
-	Username                 string `json:"username"`
-	Password                 string `json:"password"`
-	CertificateAuthorityName string `json:"certificate_authority_name"`
-	IncludeChain             bool   `json:"include_chain"`
-}
-
-// handleCertificateRequest serves POST /v1/certificate/certificaterequest:
-// enrolment of an existing end entity with its one-time enrolment code. The
-// end entity's DN (and its subject alternative name, when it has one) wins
-// over the CSR's; afterwards the end entity is GENERATED and the code is
-// spent.
-func (s *Sim) handleCertificateRequest(w http.ResponseWriter, r *http.Request, f Fault) {
-	var req certificateRequestRequest
-	if !decodeJSON(w, r, &req) {
-		return
-	}
-	if req.CertificateAuthorityName != "" {
-		s.mu.Lock()
-		ca := s.cas[req.CertificateAuthorityName]
-		s.mu.Unlock()
-		if ca == nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("CA with name \"%s\" doesn't exist", req.CertificateAuthorityName))
-			return
-		}
-	}
-	csr, err := parseCSR(req.CertificateRequest)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, msgInvalidCSR)
-		return
-	}
-
-	s.mu.Lock()
-	ee, in, fail := s.reserveEndEntityLocked(req.Username, req.Password)
-	if fail == nil {
-		fail = checkKey(in.profile, csr.PublicKey)
-	}
-	if fail == nil {
-		fail = s.uniquenessConflict(in.ca, ee.username, ee.subjectDN, csr.PublicKey)
-	}
-	if fail == nil {
-		in.notBefore, in.notAfter, fail = s.validity(in.profile.validity, in.ca, "", "")
-	}
-	if fail != nil {
-		if ee != nil {
-			ee.status = statusNew
-		}
-		s.mu.Unlock()
-		writeAPIError(w, fail)
-		return
-	}
-	eeDN, eeSAN := ee.subjectDN, ee.subjectAltName
-	s.mu.Unlock()
-
-	sans := altNamesOf(csr)
-	if eeSAN != "" {
-		if parsed, err := parseAltNames(eeSAN); err == nil {
-			sans = parsed
-		}
-	}
-	subject, err := encodeDN(eeDN)
-	if err != nil {
-		s.finishEnrolment(req.Username, false)
-		writeError(w, http.StatusBadRequest, "Invalid subject DN of end entity: "+err.Error())
-		return
-	}
-	in.subject, in.sans, in.publicKey = subject, sans, csr.PublicKey
-	cert, err := s.issueFor(in, f)
-	s.finishEnrolment(req.Username, err == nil)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "Certificate could not be issued: "+err.Error())
-		return
-	}
-	body, err := enrollBody(cert, in.ca, "DER", req.IncludeChain)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusCreated, certificateRequestResponse{enrollResponse: body, CertificateChain: body.CertificateChain})
-}
-
-// reserveEndEntityLocked authenticates an end entity with its enrolment
-// code, as EJBCA does (status first, then password), and marks it
-// INPROCESS so the code cannot be used twice concurrently.
-func (s *Sim) reserveEndEntityLocked(username, password string) (*endEntity, issuance, *apiError) {
-	ee := s.endEntities[username]
-	if ee == nil {
-		return nil, issuance{}, errorf(http.StatusNotFound, "Got request for nonexisting user: "+username)
-	}
-	if !slices.Contains([]string{statusNew, statusFailed}, ee.status) {
-		return nil, issuance{}, errorf(http.StatusForbidden, fmt.Sprintf(
-			"Got request with status %s (%d), NEW, FAILED or INPROCESS required: %s.", ee.status, endEntityStatusCodes[ee.status], username))
-	}
-	if password == "" || password != ee.password {
-		return nil, issuance{}, errorf(http.StatusForbidden, "Wrong username or password")
-	}
-	ca := s.cas[ee.caName]
-	cp := s.certProfiles[ee.certProfile]
-	eep := s.eeProfiles[ee.eeProfile]
-	if ca == nil || cp == nil || eep == nil {
-		return nil, issuance{}, errorf(http.StatusBadRequest, fmt.Sprintf("End entity '%s' refers to a CA or profile that no longer exists.", username))
-	}
-	if ca.offline {
-		return nil, issuance{}, caOffline(ca)
-	}
-	ee.status = statusInProcess
-	return ee, issuance{ca: ca, profile: cp, eeProfile: eep, username: username, endpoint: "certificaterequest"}, nil
 }
 
 // finishEnrolment settles the end entity after an issuance attempt:

@@ -176,6 +176,10 @@ func TestPKCS10EnrollErrors(t *testing.T) {
 			b["end_entity_profile_name"] = "NoSuchEEP"
 			b["certificate_request"] = "garbage"
 		}, 400, `End Entity Profile of name "NoSuchEEP" was not found`},
+		{"no CA name", func(b map[string]any) { delete(b, "certificate_authority_name") }, 400, `CA with name "null" doesn't exist`},
+		{"no certificate profile name", func(b map[string]any) { delete(b, "certificate_profile_name") }, 400, `Certificate profile with name "null" doesn't exist`},
+		{"empty certificate profile name", func(b map[string]any) { b["certificate_profile_name"] = "" }, 400, `Certificate profile with name "" doesn't exist`},
+		{"no end entity profile name", func(b map[string]any) { delete(b, "end_entity_profile_name") }, 400, `End Entity Profile of name "null" was not found`},
 		{"unparseable CSR", func(b map[string]any) { b["certificate_request"] = "bm90IGEgQ1NS" }, 400, "Invalid certificate request"},
 		{"CSR signature does not verify", func(b map[string]any) { b["certificate_request"] = badSig }, 400, "Invalid certificate request"},
 		{"key refused by profile", func(b map[string]any) { b["certificate_request"] = weak }, 400, "Illegal key length, not authorized by profile: 1024"},
@@ -250,12 +254,57 @@ func TestEnforceUniqueKeyAndOfflineCA(t *testing.T) {
 	h.call(h.admin, "POST", "/v1/certificate/pkcs10enroll", enrollBody(sameKey, "two", "ENDUSER")).
 		expectError(t, 409, "User 'two' is not allowed to use same key as another user is using.")
 
+}
+
+// TestPKCS10EnrollOffline: an offline CA or crypto token is a 400 whose
+// message names the exception and the CA (retryable by message only).
+func TestPKCS10EnrollOffline(t *testing.T) {
+	h := start(t, ejbcasim.Config{})
+	fresh, _ := newCSR(t, csrSpec{cn: "three"})
 	if err := h.sim.SetCAOffline("IssuingCA", true); err != nil {
 		t.Fatal(err)
 	}
-	fresh, _ := newCSR(t, csrSpec{cn: "three"})
 	h.call(h.admin, "POST", "/v1/certificate/pkcs10enroll", enrollBody(fresh, "three", "ENDUSER")).
-		expectError(t, 503, `CA with name "IssuingCA" is offline.`)
+		expectError(t, 400, "org.cesecore.certificates.ca.CAOfflineException: Signing CA 'CN=IssuingCA,O=EJBCA Sim' is not active.")
+	if err := h.sim.SetCAOffline("IssuingCA", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sim.SetCryptoTokenOffline("IssuingCA", true); err != nil {
+		t.Fatal(err)
+	}
+	h.call(h.admin, "POST", "/v1/certificate/pkcs10enroll", enrollBody(fresh, "three", "ENDUSER")).
+		expectError(t, 400, "org.cesecore.keys.token.CryptoTokenOfflineException: CA token is offline for CA 'CN=IssuingCA,O=EJBCA Sim'.")
+	if err := h.sim.SetCryptoTokenOffline("IssuingCA", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sim.SetCryptoTokenOffline("NoSuchCA", true); err == nil {
+		t.Fatal("SetCryptoTokenOffline accepted an unknown CA")
+	}
+	h.enrollCSR(fresh, "three", "ENDUSER")
+	if n := h.sim.Counters().Enrollments; n != 1 {
+		t.Fatalf("%d enrolments", n)
+	}
+}
+
+// TestPKCS10EnrollEndTimePerPreset: end_time is honoured from 9.3.3 and
+// ignored (profile validity) before.
+func TestPKCS10EnrollEndTimePerPreset(t *testing.T) {
+	for _, preset := range ejbcasim.PresetNames() {
+		t.Run(preset, func(t *testing.T) {
+			h := start(t, ejbcasim.Config{Preset: preset})
+			csr, _ := newCSR(t, csrSpec{cn: "end"})
+			end := time.Now().UTC().Add(48 * time.Hour).Truncate(time.Second)
+			body := enrollBody(csr, "end", "ENDUSER")
+			body["end_time"] = end.Format("2006-01-02 15:04:05")
+			r := h.call(h.admin, "POST", "/v1/certificate/pkcs10enroll", body)
+			var e enrolled
+			r.decode(t, &e)
+			got := e.cert(t).NotAfter
+			if h.sim.Behaviour().EndTime != got.Equal(end) {
+				t.Fatalf("EndTime %v: notAfter %v (requested %v)", h.sim.Behaviour().EndTime, got, end)
+			}
+		})
+	}
 }
 
 func TestConfiguredApprovalProfiles(t *testing.T) {

@@ -238,6 +238,12 @@ func parseB64Cert(t *testing.T, b64 string) *x509.Certificate {
 func (h *harness) enroll(username, profile string) (enrolled, *x509.Certificate) {
 	h.t.Helper()
 	csr, _ := newCSR(h.t, csrSpec{cn: username + ".example.com", dns: []string{username + ".example.com"}})
+	return h.enrollCSR(csr, username, profile)
+}
+
+// enrollCSR issues a certificate for csr and username with pkcs10enroll.
+func (h *harness) enrollCSR(csr, username, profile string) (enrolled, *x509.Certificate) {
+	h.t.Helper()
 	r := h.call(h.admin, "POST", "/v1/certificate/pkcs10enroll", enrollBody(csr, username, profile))
 	if r.status != http.StatusCreated {
 		h.t.Fatalf("pkcs10enroll: %d %s", r.status, r.body)

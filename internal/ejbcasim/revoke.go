@@ -148,10 +148,11 @@ func (s *Sim) handleRevoke(w http.ResponseWriter, r *http.Request, _ Fault) {
 	p := &pendingRevocation{rec: rec, reason: reason, date: date.UTC().Truncate(time.Second)}
 	lift := reason == "NOT_REVOKED" || reason == "REMOVE_FROM_CRL"
 	if s.needsApproval(rec.ca, rec.certProfile) {
-		a := s.newApprovalLocked(approvalRevocation)
+		a := s.newApprovalLocked(approvalRevocation, entityID("revoke "+rec.ca.dn+" "+rec.cert.SerialNumber.Text(16)))
 		a.revocation = p
 		s.mu.Unlock()
-		writeJSON(w, http.StatusAccepted, waitingBody(r, a.id, fmt.Sprintf("Revocation request with Id '%d' is waiting for approval.", a.id), false))
+		// ra.approvalrevoke: ExceptionHandler adds no finalize link for it.
+		writeJSON(w, http.StatusAccepted, s.waitingBody(r, a.id, "Revocation has been sent for approval by authorized administrators.", false))
 		return
 	}
 	if !s.applyRevocationLocked(p) {
