@@ -24,6 +24,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -34,22 +35,31 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "ejbca-sim:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	addr := flag.String("addr", "127.0.0.1:8443", "address to listen on")
-	out := flag.String("out", "", "directory to write ca.crt, client.crt, client.key, token and oauth.json into (required)")
-	latency := flag.Duration("latency", 0, "latency added to every call")
-	approval := flag.String("approval-required", "APPROVAL", "comma-separated certificate profiles that require approval (empty for none)")
-	tokenLifetime := flag.Duration("token-lifetime", time.Hour, "lifetime of OAuth2 access tokens")
-	preset := flag.String("preset", ejbcasim.DefaultPreset, "EJBCA version to behave as: "+strings.Join(ejbcasim.PresetNames(), ", "))
-	flag.Parse()
+// run serves until ctx ends.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("ejbca-sim", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8443", "address to listen on")
+	out := fs.String("out", "", "directory to write ca.crt, client.crt, client.key, token and oauth.json into (required)")
+	latency := fs.Duration("latency", 0, "latency added to every call")
+	approval := fs.String("approval-required", "APPROVAL", "comma-separated certificate profiles that require approval (empty for none; ignored by presets without approvals)")
+	tokenLifetime := fs.Duration("token-lifetime", time.Hour, "lifetime of OAuth2 access tokens")
+	preset := fs.String("preset", ejbcasim.DefaultPreset, "EJBCA version to behave as: "+strings.Join(ejbcasim.PresetNames(), ", "))
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if *out == "" {
 		return fmt.Errorf("--out is required")
+	}
+	if _, err := ejbcasim.PresetBehaviour(*preset); err != nil {
+		return err
 	}
 
 	profiles := []string{}
@@ -73,16 +83,14 @@ func run() error {
 	if err := sim.WriteCredentials(*out); err != nil {
 		return err
 	}
-	fmt.Printf("EJBCA simulator listening on %s\n", sim.URL())
-	fmt.Printf("  preset:     %s %+v\n", sim.Preset(), sim.Behaviour())
-	fmt.Printf("  REST API:   %s\n", sim.BaseURL())
-	fmt.Printf("  token URL:  %s\n", sim.TokenURL())
-	fmt.Printf("  counters:   %s/sim/counters\n", sim.URL())
-	fmt.Printf("  credentials in %s\n", *out)
+	fmt.Fprintf(stdout, "EJBCA simulator listening on %s\n", sim.URL())
+	fmt.Fprintf(stdout, "  preset:     %s %+v\n", sim.Preset(), sim.Behaviour())
+	fmt.Fprintf(stdout, "  REST API:   %s\n", sim.BaseURL())
+	fmt.Fprintf(stdout, "  token URL:  %s\n", sim.TokenURL())
+	fmt.Fprintf(stdout, "  counters:   %s/sim/counters\n", sim.URL())
+	fmt.Fprintf(stdout, "  credentials in %s\n", *out)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
-	fmt.Println("shutting down")
+	fmt.Fprintln(stdout, "shutting down")
 	return nil
 }
