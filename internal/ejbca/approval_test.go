@@ -24,6 +24,30 @@ func approvalEndEntity(username string) ejbca.EndEntity {
 	}
 }
 
+// enrolFor is the certificaterequest for an end entity added by a test.
+func enrolFor(csr []byte, username string) ejbca.EnrollForEndEntityRequest {
+	return ejbca.EnrollForEndEntityRequest{CSR: csr, Username: username, Password: enrolPassword, CAName: issuingCA}
+}
+
+// onlyPending is the one approval request the simulator holds.
+func onlyPending(t *testing.T, sim *ejbcasim.Sim) int {
+	t.Helper()
+	pending := sim.PendingApprovals()
+	if len(pending) != 1 {
+		t.Fatalf("pending approvals = %v, want exactly one", pending)
+	}
+	return pending[0]
+}
+
+// noFinalize asserts the client never called finalize, which enrols on an
+// approved request.
+func noFinalize(t *testing.T, sim *ejbcasim.Sim) {
+	t.Helper()
+	if n := sim.Counters().Get("finalize"); n != 0 {
+		t.Errorf("finalize was called %d times: %v", n, sim.Counters().Calls["finalize"])
+	}
+}
+
 func TestApprovalRequiredRefusal(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, ejbcasim.Config{})
@@ -37,7 +61,7 @@ func TestApprovalRequiredRefusal(t *testing.T) {
 	if !ejbca.IsApprovalRequired(err) {
 		t.Fatalf("Enroll on the APPROVAL profile = %v, want approval required", err)
 	}
-	if ejbca.IsPermanent(err) || ejbca.IsRetryable(err) || ejbca.IsPending(err) {
+	if ejbca.IsPermanent(err) || ejbca.IsRetryable(err) || ejbca.KindOf(err) == ejbca.KindPending {
 		t.Errorf("approval-required error %v has another kind too", err)
 	}
 	want := fmt.Sprintf("Single transaction enrollment request rejected since approvals are enabled for this CA (%d) or Certificate Profile (%d).",
@@ -45,8 +69,8 @@ func TestApprovalRequiredRefusal(t *testing.T) {
 	if got := ejbca.Message(err); got != want {
 		t.Errorf("Message = %q, want %q", got, want)
 	}
-	if _, ok := ejbca.PendingRequestID(err); ok {
-		t.Error("a refusal carries a pending request id")
+	if e := asError(t, err); e.RequestID != 0 {
+		t.Errorf("a refusal carries a request id %d", e.RequestID)
 	}
 
 	// Approval on the CA itself refuses every profile.
@@ -61,7 +85,103 @@ func TestApprovalRequiredRefusal(t *testing.T) {
 	}
 }
 
-func TestApprovalFlowApproved(t *testing.T) {
+// The approval flow on each preset, as the controllers drive it: add the end
+// entity; poll the approval API when there is an id and the API, else probe
+// with certificaterequest; enrol once approved. Never finalize.
+func TestApprovalFlowAcrossPresets(t *testing.T) {
+	t.Parallel()
+	for _, preset := range ejbcasim.PresetNames() {
+		t.Run(preset, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, ejbcasim.Config{Preset: preset})
+			b := sim.Behaviour()
+			ctx := ctxFor(t)
+			c := clientFor(t, sim, modeMTLS)
+			csr, key := simpleCSR(t, "flow.example.com")
+
+			add, err := c.AddEndEntity(ctx, approvalEndEntity("flow"))
+			if !b.EndEntityAPI {
+				// Community Edition: no /v1/endentity, no approval API, and no
+				// profile needs approval, so pkcs10enroll issues at once.
+				if !ejbca.IsUnsupported(err) || ejbca.IsNotFound(err) || !ejbca.IsPermanent(err) {
+					t.Fatalf("AddEndEntity without the end entity API = %+v, %v; want unsupported", add, err)
+				}
+				if _, err := c.ApprovalStatus(ctx, 1); !ejbca.IsUnsupported(err) {
+					t.Errorf("ApprovalStatus without the approval API = %v, want unsupported", err)
+				}
+				if err := c.ProcessApproval(ctx, 1, true, "ok"); !ejbca.IsUnsupported(err) {
+					t.Errorf("ProcessApproval without the approval API = %v, want unsupported", err)
+				}
+				req := enrolment(csr, "flow")
+				req.CertificateProfileName = approvalProf
+				cert, err := c.Enroll(ctx, req)
+				if err != nil {
+					t.Fatalf("Enroll on %s = %v, want a certificate (no approvals)", preset, err)
+				}
+				checkIssued(t, sim, cert, key)
+				noFinalize(t, sim)
+				return
+			}
+			if err != nil || !add.WaitingForApproval {
+				t.Fatalf("AddEndEntity = %+v, %v; want waiting for approval", add, err)
+			}
+			id := onlyPending(t, sim)
+			if b.PendingWithoutID {
+				if add.RequestID != 0 {
+					t.Errorf("RequestID = %d from a 202 that carries none", add.RequestID)
+				}
+			} else if add.RequestID != id {
+				t.Errorf("RequestID = %d, want %d", add.RequestID, id)
+			}
+
+			// Before approval: the end entity does not exist yet.
+			_, err = c.EnrollForEndEntity(ctx, enrolFor(csr, "flow"))
+			if !ejbca.IsEndEntityNotFound(err) || !ejbca.IsNotFound(err) {
+				t.Fatalf("EnrollForEndEntity before approval = %v, want end entity not found", err)
+			}
+			if b.ApprovalAPI {
+				state, err := c.ApprovalStatus(ctx, add.RequestID)
+				if err != nil || state != ejbca.ApprovalPending || state.Approved() || state.Refused() {
+					t.Fatalf("ApprovalStatus = %q, %v; want PENDING", state, err)
+				}
+				if err := c.ProcessApproval(ctx, add.RequestID, true, "approved by "+t.Name()); err != nil {
+					t.Fatalf("ProcessApproval: %v", err)
+				}
+				state, err = c.ApprovalStatus(ctx, add.RequestID)
+				if err != nil || !state.Approved() || state.Refused() {
+					t.Fatalf("ApprovalStatus after approval = %q, %v; want APPROVED", state, err)
+				}
+			} else {
+				if _, err := c.ApprovalStatus(ctx, id); !ejbca.IsUnsupported(err) || ejbca.IsNotFound(err) {
+					t.Errorf("ApprovalStatus without the approval API = %v, want unsupported", err)
+				}
+				if err := sim.Approve(id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cert, err := c.EnrollForEndEntity(ctx, enrolFor(csr, "flow"))
+			if err != nil {
+				t.Fatalf("EnrollForEndEntity after approval: %v", err)
+			}
+			checkIssued(t, sim, cert, key)
+			checkSubjectAndSANs(t, cert.Leaf, "flow.example.com", "Acme", []string{"flow.example.com"}, nil, nil)
+
+			// The enrolment code is spent: a refusal, not a missing end entity.
+			_, err = c.EnrollForEndEntity(ctx, enrolFor(csr, "flow"))
+			if err == nil || ejbca.IsEndEntityNotFound(err) || ejbca.IsRetryable(err) {
+				t.Errorf("second EnrollForEndEntity = %v, want EJBCA's status refusal", err)
+			}
+
+			got := sim.Counters()
+			if got.Enrollments != 1 || got.Calls["certificaterequest"][201] != 1 || got.Get("endentity") != 1 {
+				t.Errorf("counters: %+v", got)
+			}
+			noFinalize(t, sim)
+		})
+	}
+}
+
+func TestApprovalFlowApprovedEveryAuthMode(t *testing.T) {
 	t.Parallel()
 	for _, mode := range allModes {
 		t.Run(string(mode), func(t *testing.T) {
@@ -70,63 +190,39 @@ func TestApprovalFlowApproved(t *testing.T) {
 			ctx := ctxFor(t)
 			c := clientFor(t, sim, mode)
 
-			id, err := c.AddEndEntity(ctx, approvalEndEntity("flow"))
-			if err != nil {
-				t.Fatalf("AddEndEntity: %v", err)
-			}
-			if !slices.Contains(sim.PendingApprovals(), id) {
-				t.Fatalf("request id %d is not among the pending approvals %v", id, sim.PendingApprovals())
+			add, err := c.AddEndEntity(ctx, approvalEndEntity("flow"))
+			if err != nil || !add.WaitingForApproval || !slices.Contains(sim.PendingApprovals(), add.RequestID) {
+				t.Fatalf("AddEndEntity = %+v, %v; pending %v", add, err, sim.PendingApprovals())
 			}
 			if _, exists := sim.EndEntity("flow"); exists {
 				t.Error("the end entity exists before approval")
 			}
-			state, err := c.ApprovalStatus(ctx, id)
-			if err != nil || state != ejbca.ApprovalPending || state.Approved() || state.Refused() {
-				t.Fatalf("ApprovalStatus = %q, %v; want PENDING", state, err)
-			}
-			// Enrolling before approval fails: the end entity does not exist yet.
-			csr, key := simpleCSR(t, "whatever.example.com")
-			_, err = c.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{CSR: csr, Username: "flow", Password: enrolPassword, CAName: issuingCA})
-			if !ejbca.IsNotFound(err) {
-				t.Errorf("EnrollForEndEntity before approval = %v, want not found", err)
-			}
-			// Adding it again while pending is refused.
-			_, err = c.AddEndEntity(ctx, approvalEndEntity("flow"))
-			if !ejbca.IsPermanent(err) || !strings.Contains(ejbca.Message(err), fmt.Sprint(id)) {
-				t.Errorf("second AddEndEntity = %v, want a permanent error naming request %d", err, id)
-			}
-
-			if err := sim.Approve(id); err != nil {
+			if err := sim.Approve(add.RequestID); err != nil {
 				t.Fatal(err)
 			}
-			state, err = c.ApprovalStatus(ctx, id)
-			if err != nil || !state.Approved() || state.Refused() {
-				t.Fatalf("ApprovalStatus after approval = %q, %v", state, err)
-			}
-			cert, err := c.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{CSR: csr, Username: "flow", Password: enrolPassword, CAName: issuingCA})
+			csr, key := simpleCSR(t, "whatever.example.com")
+			cert, err := c.EnrollForEndEntity(ctx, enrolFor(csr, "flow"))
 			if err != nil {
 				t.Fatalf("EnrollForEndEntity after approval: %v", err)
 			}
 			checkIssued(t, sim, cert, key)
-			checkSubjectAndSANs(t, cert.Leaf, "flow.example.com", "Acme", []string{"flow.example.com"}, nil, nil)
-
-			// The enrolment code is spent.
-			_, err = c.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{CSR: csr, Username: "flow", Password: enrolPassword, CAName: issuingCA})
-			if !ejbca.IsUnauthorized(err) || !strings.Contains(ejbca.Message(err), "GENERATED") {
-				t.Errorf("second EnrollForEndEntity = %v, want EJBCA's status refusal", err)
-			}
 
 			// Certificates of an approval profile are revoked after approval too.
 			_, err = c.Revoke(ctx, issuingCADN, cert.SerialNumber, ejbca.ReasonSuperseded, time.Time{})
-			if !ejbca.IsPending(err) {
+			if ejbca.KindOf(err) != ejbca.KindPending {
 				t.Fatalf("Revoke of an approval-profile certificate = %v, want pending", err)
 			}
-			revID, ok := ejbca.PendingRequestID(err)
-			if !ok || !slices.Contains(sim.PendingApprovals(), revID) {
-				t.Errorf("PendingRequestID = %d, %v; pending %v", revID, ok, sim.PendingApprovals())
-			}
-			if e := asError(t, err); e.StatusCode != 202 || !strings.Contains(e.Message, "waiting for approval") {
+			e := asError(t, err)
+			if e.StatusCode != 202 || e.Message == "" {
 				t.Errorf("error = %+v", e)
+			}
+			revID := e.RequestID
+			if revID == 0 {
+				pending := sim.PendingApprovals()
+				if len(pending) != 1 {
+					t.Fatalf("pending approvals %v", pending)
+				}
+				revID = pending[0]
 			}
 			if err := sim.Approve(revID); err != nil {
 				t.Fatal(err)
@@ -135,18 +231,14 @@ func TestApprovalFlowApproved(t *testing.T) {
 			if err != nil || !rs.Revoked || rs.RevocationReason != ejbca.ReasonSuperseded {
 				t.Errorf("RevocationStatus after the approved revocation = %+v, %v", rs, err)
 			}
-
-			got := sim.Counters()
-			if got.Enrollments != 1 || got.Calls["certificaterequest"][201] != 1 || got.Calls["endentity"][202] != 1 {
-				t.Errorf("counters: %+v", got)
-			}
+			noFinalize(t, sim)
 		})
 	}
 }
 
 func TestApprovalFlowRefused(t *testing.T) {
 	t.Parallel()
-	sim := startSim(t, ejbcasim.Config{})
+	sim := startSim(t, ejbcasim.Config{Preset: ejbcasim.PresetEnterprise9})
 	ctx := ctxFor(t)
 	c := clientFor(t, sim, modeOAuth2)
 
@@ -158,60 +250,77 @@ func TestApprovalFlowRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rejected == expired {
-		t.Fatalf("two requests share the id %d", rejected)
+	if rejected.RequestID == expired.RequestID || rejected.RequestID == 0 {
+		t.Fatalf("request ids %d and %d", rejected.RequestID, expired.RequestID)
 	}
-	if err := sim.Reject(rejected); err != nil {
+	if err := c.ProcessApproval(ctx, rejected.RequestID, false, "not this one"); err != nil {
 		t.Fatal(err)
 	}
-	if err := sim.Expire(expired); err != nil {
+	if err := sim.Expire(expired.RequestID); err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[int]ejbca.ApprovalState{rejected: ejbca.ApprovalRejected, expired: ejbca.ApprovalExpired} {
+	for id, want := range map[int]ejbca.ApprovalState{rejected.RequestID: ejbca.ApprovalRejected, expired.RequestID: ejbca.ApprovalExpired} {
 		state, err := c.ApprovalStatus(ctx, id)
 		if err != nil || state != want || !state.Refused() || state.Approved() {
 			t.Errorf("ApprovalStatus(%d) = %q, %v; want %s", id, state, err, want)
 		}
-		state, err = c.Finalize(ctx, id)
-		if err != nil || state != want || !state.Refused() {
-			t.Errorf("Finalize(%d) = %q, %v; want %s", id, state, err, want)
-		}
 	}
+	// Rejected, the end entity never exists: the probe keeps saying so.
 	csr, _ := simpleCSR(t, "rejected.example.com")
-	_, err = c.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{CSR: csr, Username: "rejected", Password: enrolPassword})
-	if !ejbca.IsNotFound(err) || !strings.Contains(ejbca.Message(err), "nonexisting user") {
-		t.Errorf("EnrollForEndEntity after rejection = %v, want not found", err)
+	if _, err := c.EnrollForEndEntity(ctx, enrolFor(csr, "rejected")); !ejbca.IsEndEntityNotFound(err) {
+		t.Errorf("EnrollForEndEntity after rejection = %v, want end entity not found", err)
 	}
-	// Deciding a decided request is refused.
-	err = c.ProcessApproval(ctx, rejected, true)
-	if !ejbca.IsPermanent(err) || !strings.Contains(ejbca.Message(err), "REJECTED") {
-		t.Errorf("ProcessApproval on a rejected request = %v", err)
+	// Deciding a decided request is a conflict.
+	err = c.ProcessApproval(ctx, rejected.RequestID, true, "changed my mind")
+	if !ejbca.IsConflict(err) {
+		t.Errorf("ProcessApproval on a rejected request = %v, want conflict", err)
 	}
-	if got := sim.Counters().Enrollments; got != 0 {
-		t.Errorf("Enrollments = %d", got)
+	if got := sim.Counters(); got.Enrollments != 0 || got.Calls["approval-process"][409] != 1 {
+		t.Errorf("counters %+v", got)
 	}
+	noFinalize(t, sim)
 }
 
-func TestApprovalUnknownRequest(t *testing.T) {
+// An unknown id is not found; a missing approval API is unsupported. Neither
+// falls back to finalize.
+func TestApprovalStatusUnknownOrUnsupported(t *testing.T) {
 	t.Parallel()
-	sim := startSim(t, ejbcasim.Config{})
-	ctx := ctxFor(t)
-	c := clientFor(t, sim, modeMTLS)
+	for _, preset := range ejbcasim.PresetNames() {
+		t.Run(preset, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, ejbcasim.Config{Preset: preset})
+			ctx := ctxFor(t)
+			c := clientFor(t, sim, modeMTLS)
 
-	// approval-status answers 404, and so does the finalize fallback.
-	state, err := c.ApprovalStatus(ctx, 4242)
-	if !ejbca.IsNotFound(err) || state != "" {
-		t.Fatalf("ApprovalStatus(unknown) = %q, %v; want not found", state, err)
-	}
-	if e := asError(t, err); e.Endpoint != "POST /v1/certificate/{request_id}/finalize" || !strings.Contains(e.Message, "4242") {
-		t.Errorf("error = %+v", e)
-	}
-	if err := c.ProcessApproval(ctx, 4242, true); !ejbca.IsNotFound(err) {
-		t.Errorf("ProcessApproval(unknown) = %v, want not found", err)
-	}
-	got := sim.Counters()
-	if got.Calls["approval-status"][404] != 1 || got.Calls["finalize"][404] != 1 || got.Calls["approval-process"][404] != 1 {
-		t.Errorf("calls = %v", got.Calls)
+			state, err := c.ApprovalStatus(ctx, 4242)
+			if state != "" || err == nil {
+				t.Fatalf("ApprovalStatus(4242) = %q, %v", state, err)
+			}
+			processErr := c.ProcessApproval(ctx, 4242, true, "")
+			if sim.Behaviour().ApprovalAPI {
+				if !ejbca.IsNotFound(err) || ejbca.IsUnsupported(err) || !strings.Contains(ejbca.Message(err), "4242") {
+					t.Errorf("ApprovalStatus(unknown) = %v, want not found naming the id", err)
+				}
+				if !ejbca.IsNotFound(processErr) || ejbca.IsUnsupported(processErr) {
+					t.Errorf("ProcessApproval(unknown) = %v, want not found", processErr)
+				}
+			} else {
+				if !ejbca.IsUnsupported(err) || ejbca.IsNotFound(err) || !ejbca.IsPermanent(err) {
+					t.Errorf("ApprovalStatus without the API = %v, want unsupported", err)
+				}
+				if !ejbca.IsUnsupported(processErr) {
+					t.Errorf("ProcessApproval without the API = %v, want unsupported", processErr)
+				}
+			}
+			if e := asError(t, err); e.Endpoint != "GET /v1/approval/{request_id}/status" || e.StatusCode != 404 {
+				t.Errorf("error = %+v", e)
+			}
+			got := sim.Counters()
+			if got.Calls["approval-status"][404] != 1 || got.Get("approval-status") != 1 {
+				t.Errorf("approval-status calls = %v", got.Calls["approval-status"])
+			}
+			noFinalize(t, sim)
+		})
 	}
 }
 
@@ -228,112 +337,184 @@ func TestAddEndEntityRejections(t *testing.T) {
 		"unknown CA":      {func(e *ejbca.EndEntity) { e.CAName = "X" }, "Invalid request, unknown CA."},
 		"unknown profile": {func(e *ejbca.EndEntity) { e.CertificateProfileName = "X" }, "Invalid request, unknown certificate profile."},
 		"unknown EEP":     {func(e *ejbca.EndEntity) { e.EndEntityProfileName = "X" }, "Invalid request, unknown end entity profile."},
-		"no password":     {func(e *ejbca.EndEntity) { e.Password = "" }, "Invalid request, password is empty."},
 	}
 	for name, tc := range cases {
 		ee := approvalEndEntity("rejected-ee")
 		tc.mutate(&ee)
-		id, err := c.AddEndEntity(ctx, ee)
-		if id != 0 || !ejbca.IsPermanent(err) || ejbca.Message(err) != tc.want {
-			t.Errorf("%s: AddEndEntity = %d, %v; want %q", name, id, err, tc.want)
+		add, err := c.AddEndEntity(ctx, ee)
+		if add != (ejbca.Addition{}) || !ejbca.IsPermanent(err) || ejbca.Message(err) != tc.want {
+			t.Errorf("%s: AddEndEntity = %+v, %v; want %q", name, add, err, tc.want)
 		}
 	}
 	ee := approvalEndEntity("twice")
 	ee.CertificateProfileName = certProfile
-	if id, err := c.AddEndEntity(ctx, ee); id != 0 || err != nil {
-		t.Fatalf("AddEndEntity = %d, %v", id, err)
+	if add, err := c.AddEndEntity(ctx, ee); add != (ejbca.Addition{}) || err != nil {
+		t.Fatalf("AddEndEntity = %+v, %v", add, err)
 	}
 	if _, err := c.AddEndEntity(ctx, ee); !ejbca.IsConflict(err) || !strings.Contains(ejbca.Message(err), "already exists") {
 		t.Errorf("AddEndEntity of an existing end entity = %v, want conflict", err)
 	}
 }
 
-// Where the approval API is missing (404), ApprovalStatus asks finalize.
-func TestApprovalStatusFallsBackToFinalize(t *testing.T) {
+// Both shapes of /v1/endentity's 202, and where the id comes from in each.
+func TestAddEndEntity202Shapes(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, ejbcasim.Config{})
 	ctx := ctxFor(t)
 	c := clientFor(t, sim, modeMTLS)
-	sim.InjectFault("approval-status", ejbcasim.Fault{Status: 404,
-		Body: `{"error_code":404,"error_message":"RESTEASY003210: Could not find resource for full path"}`})
 
-	approved, err := c.AddEndEntity(ctx, approvalEndEntity("fb-approved"))
-	if err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name, body string
+		wantID     int
+	}{
+		{"info body, id in the link", `{"status_code":202,"info_message":"Add Entity request has been added for approval by authorized administrators.","link":"https://ejbca.example.com:8443/ejbca/ejbca-rest-api/770001/finalize"}`, 770001},
+		{"info body, id in the message", `{"status_code":202,"info_message":"Request with Id '770001' is waiting for approval."}`, 770001},
+		{"info body, request_id wins", `{"status_code":202,"info_message":"Request with Id '1' is waiting","link":"https://h/ejbca/ejbca-rest-api/2/finalize","request_id":770001}`, 770001},
+		{"info body, no id", `{"status_code":202,"info_message":"Add Entity request has been added for approval by authorized administrators."}`, 0},
+		{"error shape, no id", `{"error_code":202,"error_message":"Add End Entity Action have been added for approval by authorized adminstrators."}`, 0},
+		{"empty body", ``, 0},
 	}
-	rejected, err := c.AddEndEntity(ctx, approvalEndEntity("fb-rejected"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	expired, err := c.AddEndEntity(ctx, approvalEndEntity("fb-expired"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	if state, err := c.ApprovalStatus(ctx, approved); err != nil || state != ejbca.ApprovalPending {
-		t.Fatalf("ApprovalStatus via finalize while pending = %q, %v", state, err)
-	}
-	if err := sim.Approve(approved); err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Reject(rejected); err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Expire(expired); err != nil {
-		t.Fatal(err)
-	}
-	for id, check := range map[int]func(ejbca.ApprovalState) bool{
-		approved: ejbca.ApprovalState.Approved,
-		rejected: func(s ejbca.ApprovalState) bool { return s == ejbca.ApprovalRejected && s.Refused() },
-		expired:  func(s ejbca.ApprovalState) bool { return s == ejbca.ApprovalExpired && s.Refused() },
-	} {
-		state, err := c.ApprovalStatus(ctx, id)
-		if err != nil || !check(state) {
-			t.Errorf("ApprovalStatus(%d) via finalize = %q, %v", id, state, err)
+	for _, tc := range cases {
+		sim.InjectFault("endentity", ejbcasim.Fault{Count: 1, Status: 202, Body: tc.body, ContentType: "application/json"})
+		add, err := c.AddEndEntity(ctx, approvalEndEntity("shapes"))
+		if err != nil || !add.WaitingForApproval || add.RequestID != tc.wantID {
+			t.Errorf("%s: AddEndEntity = %+v, %v; want waiting with id %d", tc.name, add, err, tc.wantID)
 		}
 	}
-	csr, key := simpleCSR(t, "fb.example.com")
-	cert, err := c.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{CSR: csr, Username: "fb-approved", Password: enrolPassword, CAName: issuingCA})
-	if err != nil {
-		t.Fatalf("EnrollForEndEntity: %v", err)
-	}
-	checkIssued(t, sim, cert, key)
 
-	got := sim.Counters()
-	if got.Calls["approval-status"][404] != 4 || got.Get("approval-status") != 4 {
-		t.Errorf("approval-status calls = %v, want 4 answered 404", got.Calls["approval-status"])
+	// The real thing, on the preset that answers in the error shape.
+	old := startSim(t, ejbcasim.Config{Preset: ejbcasim.PresetEnterprise8})
+	oc := clientFor(t, old, modeMTLS)
+	add, err := oc.AddEndEntity(ctx, approvalEndEntity("shapes"))
+	if err != nil || !add.WaitingForApproval || add.RequestID != 0 {
+		t.Errorf("AddEndEntity on %s = %+v, %v; want waiting without an id", ejbcasim.PresetEnterprise8, add, err)
 	}
-	if got.Calls["finalize"][202] != 1 || got.Calls["finalize"][200] != 1 || got.Calls["finalize"][400] != 2 {
-		t.Errorf("finalize calls = %v, want 202, 200 and two 400s", got.Calls["finalize"])
+	if got := old.Counters().Calls["endentity"][202]; got != 1 {
+		t.Errorf("endentity 202s = %d", got)
 	}
 }
 
-// A 202 without request_id: the id comes from the link or the message.
-func TestAddEndEntityRequestIDFromLinkOrMessage(t *testing.T) {
+// A retried add whose first 202 was lost: EJBCA refuses the duplicate
+// approval request, and the client resumes waiting instead of failing. No
+// second request is left behind, and approval then lets the end entity enrol.
+func TestAddEndEntityResumesAfterLostAnswer(t *testing.T) {
+	t.Parallel()
+	for _, preset := range ejbcasim.PresetNames() {
+		t.Run(preset, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, ejbcasim.Config{Preset: preset})
+			if !sim.Behaviour().EndEntityAPI || !sim.Behaviour().Approvals {
+				t.Skipf("%s has no approval flow", preset)
+			}
+			ctx := ctxFor(t)
+			c := clientFor(t, sim, modeMTLS)
+
+			// The first add is handled, but its answer never arrives.
+			sim.InjectFault("endentity", ejbcasim.Fault{Count: 1, ResetAfterIssuing: true})
+			_, err := c.AddEndEntity(ctx, approvalEndEntity("lost"))
+			if !ejbca.IsRetryable(err) {
+				t.Fatalf("AddEndEntity with the answer lost = %v, want retryable", err)
+			}
+			id := onlyPending(t, sim)
+
+			add, err := c.AddEndEntity(ctx, approvalEndEntity("lost"))
+			if err != nil || !add.WaitingForApproval {
+				t.Fatalf("retried AddEndEntity = %+v, %v; want waiting for approval", add, err)
+			}
+			if add.RequestID != 0 && add.RequestID != id {
+				t.Errorf("retried AddEndEntity names request %d, the pending one is %d", add.RequestID, id)
+			}
+			if got := onlyPending(t, sim); got != id {
+				t.Errorf("pending request %d, want %d", got, id)
+			}
+			if got := sim.Counters().Calls["endentity"]; got[0] != 1 || got[400] != 1 {
+				t.Errorf("endentity calls = %v, want one lost answer and one 400", got)
+			}
+
+			csr, key := simpleCSR(t, "lost.example.com")
+			if _, err := c.EnrollForEndEntity(ctx, enrolFor(csr, "lost")); !ejbca.IsEndEntityNotFound(err) {
+				t.Fatalf("EnrollForEndEntity while pending = %v, want end entity not found", err)
+			}
+			if err := sim.Approve(id); err != nil {
+				t.Fatal(err)
+			}
+			cert, err := c.EnrollForEndEntity(ctx, enrolFor(csr, "lost"))
+			if err != nil {
+				t.Fatalf("EnrollForEndEntity after approval: %v", err)
+			}
+			checkIssued(t, sim, cert, key)
+			if got := sim.Counters().Enrollments; got != 1 {
+				t.Errorf("Enrollments = %d, want 1", got)
+			}
+			noFinalize(t, sim)
+		})
+	}
+}
+
+// EJBCA's own wording of the duplicate refusal. The number in it is the
+// approval id (a hash of the request), not the request id: it is not taken.
+func TestAddEndEntityAlreadyExistsMessages(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, ejbcasim.Config{})
 	ctx := ctxFor(t)
 	c := clientFor(t, sim, modeMTLS)
 
-	for name, body := range map[string]string{
-		"link":    `{"status_code":202,"info_message":"Waiting for approval","link":"https://ejbca.example.com/ejbca/ejbca-rest-api/v1/770001/finalize"}`,
-		"message": `{"status_code":202,"info_message":"Request with Id '770001' is waiting for approval."}`,
-		"id wins": `{"status_code":202,"info_message":"Request with Id '1' is waiting","link":"https://h/v1/2/finalize","request_id":770001}`,
+	for _, msg := range []string{
+		"Approval request with id -1419387520 already exists.",
+		"Approval Request 1419387520 already exists in database",
+		"org.ejbca.core.model.approval.ApprovalException: Approval request with id 77 already exists.",
 	} {
-		sim.InjectFault("endentity", ejbcasim.Fault{Count: 1, Status: 202, Body: body})
-		id, err := c.AddEndEntity(ctx, approvalEndEntity("link"))
-		if err != nil || id != 770001 {
-			t.Errorf("%s: AddEndEntity = %d, %v; want 770001", name, id, err)
+		sim.InjectFault("endentity", ejbcasim.Fault{Count: 1, Status: 400,
+			Body: fmt.Sprintf(`{"error_code":400,"error_message":%q}`, msg)})
+		add, err := c.AddEndEntity(ctx, approvalEndEntity("dup"))
+		if err != nil || add != (ejbca.Addition{WaitingForApproval: true}) {
+			t.Errorf("AddEndEntity answered %q = %+v, %v; want waiting without an id", msg, add, err)
 		}
 	}
-	sim.InjectFault("endentity", ejbcasim.Fault{Count: 1, Status: 202, Body: `{"status_code":202,"info_message":"Waiting for approval"}`})
-	if _, err := c.AddEndEntity(ctx, approvalEndEntity("link")); ejbca.KindOf(err) != ejbca.KindInvalidResponse {
-		t.Errorf("AddEndEntity with no id anywhere = %v, want an invalid response", err)
+	// Other 400s stay refusals.
+	sim.InjectFault("endentity", ejbcasim.Fault{Count: 1, Status: 400,
+		Body: `{"error_code":400,"error_message":"Invalid request, unknown CA."}`})
+	if _, err := c.AddEndEntity(ctx, approvalEndEntity("dup")); !ejbca.IsPermanent(err) {
+		t.Errorf("AddEndEntity refused = %v, want permanent", err)
 	}
-	// A 202 elsewhere is a pending error carrying the id.
-	sim.InjectFault("revoke", ejbcasim.Fault{Count: 1, Status: 202, Body: `{"status_code":202,"info_message":"Revocation request with Id '31337' is waiting for approval."}`})
-	_, err := c.Revoke(ctx, issuingCADN, "01", ejbca.ReasonUnspecified, time.Time{})
-	if id, ok := ejbca.PendingRequestID(err); !ejbca.IsPending(err) || !ok || id != 31337 {
-		t.Errorf("Revoke held for approval = %v (id %d)", err, id)
+}
+
+// certificaterequest always carries certificate_request_type: the 9.x
+// behaviour (500 without it) is on in enterprise-9 and, switched on alone,
+// on the older preset.
+func TestEnrollForEndEntitySendsRequestType(t *testing.T) {
+	t.Parallel()
+	older, err := ejbcasim.PresetBehaviour(ejbcasim.PresetEnterprise8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older.CertificateRequestTypeRequired = true
+	for name, cfg := range map[string]ejbcasim.Config{
+		ejbcasim.PresetEnterprise9:                      {Preset: ejbcasim.PresetEnterprise9},
+		ejbcasim.PresetEnterprise8 + " + type required": {Preset: ejbcasim.PresetEnterprise8, Behaviour: &older},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, cfg)
+			if !sim.Behaviour().CertificateRequestTypeRequired {
+				t.Fatalf("behaviour %+v does not require the type", sim.Behaviour())
+			}
+			ctx := ctxFor(t)
+			c := clientFor(t, sim, modeMTLS)
+			ee := approvalEndEntity("typed")
+			ee.CertificateProfileName = certProfile
+			if add, err := c.AddEndEntity(ctx, ee); err != nil || add.WaitingForApproval {
+				t.Fatalf("AddEndEntity = %+v, %v", add, err)
+			}
+			csr, key := simpleCSR(t, "typed.example.com")
+			cert, err := c.EnrollForEndEntity(ctx, enrolFor(csr, "typed"))
+			if err != nil {
+				t.Fatalf("EnrollForEndEntity: %v", err)
+			}
+			checkIssued(t, sim, cert, key)
+			if got := sim.Counters().Calls["certificaterequest"]; got[201] != 1 || len(got) != 1 {
+				t.Errorf("certificaterequest calls = %v", got)
+			}
+		})
 	}
 }

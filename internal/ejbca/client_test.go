@@ -155,13 +155,13 @@ func TestEveryEndpoint(t *testing.T) {
 				[]string{"spiffe://example.com/ns/default/sa/web"})
 
 			// An end entity added without approval enrols at once.
-			id, err := c.AddEndEntity(ctx, ejbca.EndEntity{
+			add, err := c.AddEndEntity(ctx, ejbca.EndEntity{
 				Username: "ee-" + string(mode), Password: enrolPassword,
 				SubjectDN: "CN=ee.example.com,O=Acme", SubjectAltName: "dNSName=ee.example.com",
 				CAName: issuingCA, CertificateProfileName: certProfile, EndEntityProfileName: eeProfile,
 			})
-			if err != nil || id != 0 {
-				t.Fatalf("AddEndEntity without approval = %d, %v; want 0, nil", id, err)
+			if err != nil || add != (ejbca.Addition{}) {
+				t.Fatalf("AddEndEntity without approval = %+v, %v; want a zero Addition", add, err)
 			}
 			eeCSR, eeKey := newCSR(t, csrSpec{cn: "ignored.example.com", dns: []string{"ignored.example.com"}})
 			eeCert, err := c.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{
@@ -176,27 +176,22 @@ func TestEveryEndpoint(t *testing.T) {
 
 			// The approval flow, decided through the REST API.
 			apprUser := "approved-" + string(mode)
-			id, err = c.AddEndEntity(ctx, ejbca.EndEntity{
+			add, err = c.AddEndEntity(ctx, ejbca.EndEntity{
 				Username: apprUser, Password: enrolPassword, SubjectDN: "CN=approved.example.com",
 				CAName: issuingCA, CertificateProfileName: approvalProf, EndEntityProfileName: eeProfile,
 			})
-			if err != nil || id <= 0 {
-				t.Fatalf("AddEndEntity with approval = %d, %v; want a request id", id, err)
+			if err != nil || !add.WaitingForApproval || add.RequestID <= 0 {
+				t.Fatalf("AddEndEntity with approval = %+v, %v; want a request id", add, err)
 			}
+			id := add.RequestID
 			if state, err := c.ApprovalStatus(ctx, id); err != nil || state != ejbca.ApprovalPending {
 				t.Fatalf("ApprovalStatus = %q, %v; want PENDING", state, err)
 			}
-			if state, err := c.Finalize(ctx, id); err != nil || state != ejbca.ApprovalPending {
-				t.Fatalf("Finalize while pending = %q, %v; want PENDING", state, err)
-			}
-			if err := c.ProcessApproval(ctx, id, true); err != nil {
+			if err := c.ProcessApproval(ctx, id, true, "approved by TestEveryEndpoint"); err != nil {
 				t.Fatalf("ProcessApproval(approve): %v", err)
 			}
 			if state, err := c.ApprovalStatus(ctx, id); err != nil || !state.Approved() {
 				t.Fatalf("ApprovalStatus after approval = %q, %v; want approved", state, err)
-			}
-			if state, err := c.Finalize(ctx, id); err != nil || !state.Approved() {
-				t.Fatalf("Finalize after approval = %q, %v; want approved", state, err)
 			}
 			apprCSR, apprKey := simpleCSR(t, "approved.example.com")
 			apprCert, err := c.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{
@@ -207,14 +202,15 @@ func TestEveryEndpoint(t *testing.T) {
 			}
 			checkIssued(t, sim, apprCert, apprKey)
 
-			rejected, err := c.AddEndEntity(ctx, ejbca.EndEntity{
+			add, err = c.AddEndEntity(ctx, ejbca.EndEntity{
 				Username: "rejected-" + string(mode), Password: enrolPassword, SubjectDN: "CN=rejected.example.com",
 				CAName: issuingCA, CertificateProfileName: approvalProf, EndEntityProfileName: eeProfile,
 			})
-			if err != nil || rejected <= 0 {
-				t.Fatalf("AddEndEntity = %d, %v", rejected, err)
+			if err != nil || add.RequestID <= 0 {
+				t.Fatalf("AddEndEntity = %+v, %v", add, err)
 			}
-			if err := c.ProcessApproval(ctx, rejected, false); err != nil {
+			rejected := add.RequestID
+			if err := c.ProcessApproval(ctx, rejected, false, "rejected by TestEveryEndpoint"); err != nil {
 				t.Fatalf("ProcessApproval(reject): %v", err)
 			}
 			if state, err := c.ApprovalStatus(ctx, rejected); err != nil || !state.Refused() || state != ejbca.ApprovalRejected {
@@ -242,18 +238,13 @@ func TestEveryEndpoint(t *testing.T) {
 				t.Errorf("RevocationStatus after Revoke = %+v, %v", rs, err)
 			}
 
-			// Search and recovery.
-			certs, err := c.SearchByUsername(ctx, user, 0)
-			if err != nil {
-				t.Fatalf("SearchByUsername: %v", err)
+			// Recovery.
+			if none, err := c.FindIssued(ctx, ejbca.FindRequest{Username: "nobody", CAName: issuingCA, CSR: csr,
+				IssuedAfter: attempt.Add(-backdateAllowance)}); err != nil || none != nil {
+				t.Errorf("FindIssued(nobody) = %v, %v; want nil, nil", none, err)
 			}
-			if len(certs) != 1 || !certs[0].Equal(cert.Leaf) {
-				t.Errorf("SearchByUsername returned %d certificates, want the enrolled one", len(certs))
-			}
-			if none, err := c.SearchByUsername(ctx, "nobody", 10); err != nil || len(none) != 0 {
-				t.Errorf("SearchByUsername(nobody) = %d certificates, %v", len(none), err)
-			}
-			recovered, err := c.FindIssued(ctx, user, csr, attempt.Add(-backdateAllowance))
+			recovered, err := c.FindIssued(ctx, ejbca.FindRequest{Username: user, CAName: issuingCA, CSR: csr,
+				IssuedAfter: attempt.Add(-backdateAllowance)})
 			if err != nil {
 				t.Fatalf("FindIssued: %v", err)
 			}
@@ -270,12 +261,11 @@ func TestEveryEndpoint(t *testing.T) {
 				"pkcs10enroll":       {201: 1},
 				"endentity":          {200: 1, 202: 2},
 				"approval-status":    {200: 3},
-				"finalize":           {202: 1, 200: 1},
 				"approval-process":   {200: 2},
 				"certificaterequest": {201: 2},
 				"revoke":             {200: 1},
 				"revocationstatus":   {200: 2},
-				"search":             {200: 3},
+				"search-v2":          {200: 2},
 			}
 			if mode == modeOAuth2 {
 				want["token"] = map[int]int{200: 1}

@@ -56,7 +56,7 @@ type certificateRequestBody struct {
 	CertificateRequest       string `json:"certificate_request"`
 	Username                 string `json:"username"`
 	Password                 string `json:"password"`
-	CertificateAuthorityName string `json:"certificate_authority_name,omitempty"`
+	CertificateAuthorityName string `json:"certificate_authority_name"`
 	IncludeChain             bool   `json:"include_chain"`
 	CertificateRequestType   string `json:"certificate_request_type"`
 }
@@ -105,6 +105,8 @@ func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*Certificate, e
 
 // EnrollForEndEntityRequest enrols a CSR for an end entity that already
 // exists (added by AddEndEntity and approved), with its enrolment password.
+// CAName is required: EJBCA looks the CA up for the chain only after it has
+// issued, so a wrong or missing name would issue a certificate and then fail.
 type EnrollForEndEntityRequest struct {
 	CSR      []byte
 	Username string
@@ -129,6 +131,10 @@ var endEntityMissing = regexp.MustCompile(`(?i)wrong username or password|non-?e
 // error satisfies IsEndEntityNotFound, so this call is also the probe of the
 // approval flow where no approval API or request id is available.
 func (c *Client) EnrollForEndEntity(ctx context.Context, req EnrollForEndEntityRequest) (*Certificate, error) {
+	if strings.TrimSpace(req.CAName) == "" {
+		return nil, &Error{Endpoint: endpointCertificateRequest, Kind: KindPermanent,
+			Message: "EnrollForEndEntity needs the CA name: EJBCA reads it only after issuing, for the chain"}
+	}
 	body := certificateRequestBody{
 		CertificateAuthorityName: req.CAName,
 		Username:                 req.Username,

@@ -2,6 +2,7 @@ package ejbca_test
 
 import (
 	"encoding/pem"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -159,11 +160,11 @@ func TestEnrollRefusesBadCSRLocally(t *testing.T) {
 		if !strings.Contains(err.Error(), "certificate signing request") {
 			t.Errorf("%s: error %q does not say the CSR is bad", name, err)
 		}
-		_, err = c.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{CSR: raw, Username: "bad", Password: "x"})
+		_, err = c.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{CSR: raw, Username: "bad", Password: "x", CAName: issuingCA})
 		if !ejbca.IsPermanent(err) {
 			t.Errorf("%s: EnrollForEndEntity = %v, want permanent", name, err)
 		}
-		_, err = c.FindIssued(ctx, "bad", raw, time.Now())
+		_, err = c.FindIssued(ctx, ejbca.FindRequest{Username: "bad", CAName: issuingCA, CSR: raw, IssuedAfter: time.Now()})
 		if !ejbca.IsPermanent(err) {
 			t.Errorf("%s: FindIssued = %v, want permanent", name, err)
 		}
@@ -234,123 +235,159 @@ func TestMismatchedKeyIsInvalidResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim.InjectFault("certificaterequest", ejbcasim.Fault{Count: 1, MismatchedKey: true})
-	_, err = c.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{CSR: csr, Username: "ee-mismatch", Password: enrolPassword})
+	_, err = c.EnrollForEndEntity(ctx, enrolFor(csr, "ee-mismatch"))
 	if ejbca.KindOf(err) != ejbca.KindInvalidResponse {
 		t.Errorf("EnrollForEndEntity = %v, want an invalid response", err)
 	}
 }
 
-func TestFindIssuedRecoversLostAnswer(t *testing.T) {
+// An offline CA or crypto token is a 400 on pkcs10enroll (the resource
+// catches the exception): the client tells it from a refusal by EJBCA's
+// message and makes it retryable, on every preset.
+func TestEnrollOfflineCAIsRetryable(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []authMode{modeMTLS, modeOAuth2} {
-		t.Run(string(mode), func(t *testing.T) {
+	for _, preset := range ejbcasim.PresetNames() {
+		t.Run(preset, func(t *testing.T) {
 			t.Parallel()
-			sim := startSim(t, ejbcasim.Config{})
+			sim := startSim(t, ejbcasim.Config{Preset: preset})
 			ctx := ctxFor(t)
-			c := clientFor(t, sim, mode)
+			c := clientFor(t, sim, modeMTLS)
+			csr, key := simpleCSR(t, "offline.example.com")
 
-			// An older certificate of the same end entity, for another key.
-			oldCSR, _ := simpleCSR(t, "lost.example.com")
-			if _, err := c.Enroll(ctx, enrolment(oldCSR, "lost")); err != nil {
+			if err := sim.SetCAOffline(issuingCA, true); err != nil {
 				t.Fatal(err)
 			}
-			sim.ResetCounters()
-
-			sim.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, ResetAfterIssuing: true})
-			csr, key := newCSR(t, csrSpec{cn: "lost.example.com", dns: []string{"lost.example.com"}, ips: []net.IP{net.ParseIP("10.0.0.9")}})
-			attempt := time.Now()
-			_, err := c.Enroll(ctx, enrolment(csr, "lost"))
-			if !ejbca.IsRetryable(err) {
-				t.Fatalf("Enroll with the answer lost = %v, want retryable", err)
+			_, err := c.Enroll(ctx, enrolment(csr, "offline"))
+			if !ejbca.IsRetryable(err) || ejbca.IsPermanent(err) {
+				t.Fatalf("Enroll on an offline CA = %v, want retryable", err)
 			}
-			if e := asError(t, err); e.StatusCode != 0 || e.Endpoint != "POST /v1/certificate/pkcs10enroll" {
+			if e := asError(t, err); e.StatusCode != 400 && e.StatusCode != 503 {
 				t.Errorf("error = %+v", e)
 			}
-
-			// issuedAfter is compared with notBefore as given, and EJBCA
-			// backdates notBefore: the attempt time itself misses it.
-			if cert, err := c.FindIssued(ctx, "lost", csr, attempt); err != nil || cert != nil {
-				t.Errorf("FindIssued(attempt time) = %v, %v; want nil, nil (notBefore is backdated)", cert, err)
+			if err := sim.SetCAOffline(issuingCA, false); err != nil {
+				t.Fatal(err)
 			}
-			cert, err := c.FindIssued(ctx, "lost", csr, attempt.Add(-backdateAllowance))
+			cert, err := c.Enroll(ctx, enrolment(csr, "offline"))
 			if err != nil {
-				t.Fatalf("FindIssued: %v", err)
-			}
-			if cert == nil {
-				t.Fatal("FindIssued found nothing")
+				t.Fatalf("Enroll once the CA is back: %v", err)
 			}
 			checkIssued(t, sim, cert, key)
-			issued := sim.Issued()
-			if !cert.Leaf.Equal(issued[len(issued)-1].Cert) {
-				t.Error("FindIssued returned another certificate than the one issued last")
-			}
-			if cert.SerialNumber != serialHex(cert.Leaf) {
-				t.Errorf("SerialNumber = %q, want %q", cert.SerialNumber, serialHex(cert.Leaf))
-			}
-			got := sim.Counters()
-			if got.Enrollments != 1 {
-				t.Errorf("Enrollments = %d, want 1 (recovered, not issued again)", got.Enrollments)
-			}
-			if got.Calls["pkcs10enroll"][0] != 1 || got.Get("pkcs10enroll") != 1 {
-				t.Errorf("pkcs10enroll calls = %v", got.Calls["pkcs10enroll"])
-			}
-
-			// A key never certified, and a time after the issuance, find nothing.
-			other, _ := simpleCSR(t, "lost.example.com")
-			if cert, err := c.FindIssued(ctx, "lost", other, attempt.Add(-backdateAllowance)); err != nil || cert != nil {
-				t.Errorf("FindIssued for an unknown key = %v, %v; want nil, nil", cert, err)
-			}
-			if cert, err := c.FindIssued(ctx, "lost", csr, time.Now().Add(time.Hour)); err != nil || cert != nil {
-				t.Errorf("FindIssued after the issuance = %v, %v; want nil, nil", cert, err)
-			}
-			if cert, err := c.FindIssued(ctx, "someone-else", csr, attempt.Add(-backdateAllowance)); err != nil || cert != nil {
-				t.Errorf("FindIssued for another username = %v, %v; want nil, nil", cert, err)
+			if got := sim.Counters().Enrollments; got != 1 {
+				t.Errorf("Enrollments = %d", got)
 			}
 		})
 	}
 }
 
-// An issuing CA under another CA than the default one is recovered with its
-// own chain.
-func TestFindIssuedOtherCA(t *testing.T) {
+// EJBCA's wordings of an unavailable CA or crypto token, answered as 400.
+func TestOfflineMessagesAreRetryable(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, ejbcasim.Config{})
 	ctx := ctxFor(t)
-	c := clientFor(t, sim, modeToken)
-	sub, err := sim.AddCA("SubCA", "CN=Sub CA, OU=Ops, O=EJBCA Sim", ejbcasim.IssuingCAName)
-	if err != nil {
+	c := clientFor(t, sim, modeMTLS)
+	csr, _ := simpleCSR(t, "offline.example.com")
+
+	for msg, retryable := range map[string]bool{
+		"CA's CryptoToken not found.": true,
+		"org.cesecore.keys.token.CryptoTokenOfflineException: CA token is offline for CA 'CN=IssuingCA,O=EJBCA Sim'.": true,
+		"CA token is off line: IssuingCA. Contact your administrator.":                                                true,
+		"org.cesecore.certificates.ca.CAOfflineException: Signing CA 'CN=IssuingCA,O=EJBCA Sim' is not active.":       true,
+		"CA IssuingCA, CN=IssuingCA is off-line.":                                                                     true,
+		"Invalid certificate request":                        false,
+		`Certificate profile with name "NOPE" doesn't exist`: false,
+	} {
+		sim.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, Status: 400,
+			Body: fmt.Sprintf(`{"error_code":400,"error_message":%q}`, msg)})
+		_, err := c.Enroll(ctx, enrolment(csr, "offline"))
+		if ejbca.IsRetryable(err) != retryable || ejbca.IsPermanent(err) == retryable || ejbca.Message(err) != msg {
+			t.Errorf("400 %q: %v (kind %v), want retryable %v", msg, err, ejbca.KindOf(err), retryable)
+		}
+	}
+}
+
+// What the client puts in its requests, as EJBCA's request classes read
+// them: both profile names always (even empty), the request type on
+// certificaterequest, approve/comment on process, and the narrowed search.
+func TestRequestBodies(t *testing.T) {
+	t.Parallel()
+	rec, c := startRecorder(t, func(path string) (int, string) {
+		switch {
+		case strings.HasSuffix(path, "/v2/certificate/search"):
+			return 404, `{"error_code":404,"error_message":"RESTEASY003210: Could not find resource for full path: https://127.0.0.1/ejbca/ejbca-rest-api/v2/certificate/search"}`
+		case strings.HasSuffix(path, "/v1/certificate/search"):
+			return 200, `{"certificates":[],"more_results":false}`
+		}
+		return 400, `{"error_code":400,"error_message":"recorded"}`
+	})
+	ctx := ctxFor(t)
+	csr, _ := simpleCSR(t, "body.example.com")
+
+	req := enrolment(csr, "body")
+	req.CertificateProfileName, req.EndEntityProfileName = "", ""
+	_, _ = c.Enroll(ctx, req)
+	body := rec.sent(t, "/v1/certificate/pkcs10enroll", 0)
+	for _, k := range []string{"certificate_profile_name", "end_entity_profile_name"} {
+		if v, ok := body[k]; !ok || v != "" {
+			t.Errorf("pkcs10enroll %s = %v (sent %v), want an empty string", k, v, ok)
+		}
+	}
+	if body["certificate_authority_name"] != issuingCA || body["include_chain"] != true || body["response_format"] != "DER" {
+		t.Errorf("pkcs10enroll body = %v", body)
+	}
+
+	_, _ = c.EnrollForEndEntity(ctx, enrolFor(csr, "body"))
+	body = rec.sent(t, "/v1/certificate/certificaterequest", 0)
+	if body["certificate_request_type"] != "PKCS10" || body["username"] != "body" || body["password"] != enrolPassword ||
+		body["certificate_authority_name"] != issuingCA || body["include_chain"] != true {
+		t.Errorf("certificaterequest body = %v", body)
+	}
+
+	_ = c.ProcessApproval(ctx, 7, false, "no thanks")
+	body = rec.sent(t, "/v1/approval/7/process", 0)
+	if len(body) != 2 || body["approve"] != false || body["comment"] != "no thanks" {
+		t.Errorf("process body = %v", body)
+	}
+
+	ee := approvalEndEntity("body")
+	ee.CertificateProfileName, ee.EndEntityProfileName = "", ""
+	_, _ = c.AddEndEntity(ctx, ee)
+	body = rec.sent(t, "/v1/endentity", 0)
+	if _, ok := body["certificate_profile_name"]; !ok || body["token"] != "USERGENERATED" {
+		t.Errorf("endentity body = %v", body)
+	}
+	if _, ok := body["end_entity_profile_name"]; !ok {
+		t.Errorf("endentity body = %v", body)
+	}
+
+	after := time.Date(2025, 3, 4, 5, 6, 7, 890, time.FixedZone("CET", 3600))
+	if got, err := c.FindIssued(ctx, ejbca.FindRequest{Username: "body", CAName: issuingCA, CSR: csr, IssuedAfter: after}); got != nil || err != nil {
+		t.Fatalf("FindIssued = %v, %v", got, err)
+	}
+	wantCriteria := []any{
+		map[string]any{"property": "QUERY", "value": "body", "operation": "EQUAL"},
+		map[string]any{"property": "CA", "value": issuingCA, "operation": "EQUAL"},
+		map[string]any{"property": "ISSUED_DATE", "value": "2025-03-04T04:06:07Z", "operation": "AFTER"},
+	}
+	v2 := rec.sent(t, "/v2/certificate/search", 0)
+	if fmt.Sprint(v2["criteria"]) != fmt.Sprint(wantCriteria) {
+		t.Errorf("v2 criteria = %v, want %v", v2["criteria"], wantCriteria)
+	}
+	if p, ok := v2["pagination"].(map[string]any); !ok || p["current_page"] != float64(1) || p["page_size"] == nil {
+		t.Errorf("v2 pagination = %v", v2["pagination"])
+	}
+	v1 := rec.sent(t, "/v1/certificate/search", 0)
+	if fmt.Sprint(v1["criteria"]) != fmt.Sprint(wantCriteria) || v1["max_number_of_results"] != float64(ejbca.MaxSearchResults) {
+		t.Errorf("v1 body = %v", v1)
+	}
+	// The v2 404 is remembered: the next search goes to v1 directly.
+	if _, err := c.FindIssued(ctx, ejbca.FindRequest{Username: "body", CSR: csr}); err != nil {
 		t.Fatal(err)
 	}
-	csr, key := simpleCSR(t, "deep.example.com")
-	req := enrolment(csr, "deep")
-	req.CAName = "SubCA"
-	attempt := time.Now()
-	cert, err := c.Enroll(ctx, req)
-	if err != nil {
-		t.Fatal(err)
+	if rec.count("/v2/certificate/search") != 1 || rec.count("/v1/certificate/search") != 2 {
+		t.Errorf("v2 searches %d, v1 searches %d", rec.count("/v2/certificate/search"), rec.count("/v1/certificate/search"))
 	}
-	found, err := c.FindIssued(ctx, "deep", csr, attempt.Add(-backdateAllowance))
-	if err != nil || found == nil {
-		t.Fatalf("FindIssued = %v, %v", found, err)
-	}
-	for name, got := range map[string]*ejbca.Certificate{"Enroll": cert, "FindIssued": found} {
-		if !key.PublicKey.Equal(got.Leaf.PublicKey) {
-			t.Errorf("%s: wrong key", name)
-		}
-		chain := decodePEMCerts(t, got.ChainPEM)
-		if len(chain) != 3 || !chain[1].Equal(sub) || !chain[2].Equal(sim.IssuingCA()) {
-			t.Errorf("%s: ChainPEM has %d certificates, want leaf, SubCA, IssuingCA", name, len(chain))
-		}
-		if ca := decodePEMCerts(t, got.CAPEM); len(ca) != 1 || !ca[0].Equal(sim.RootCA()) {
-			t.Errorf("%s: CAPEM is not the root", name)
-		}
-	}
-	chain, err := c.CAChain(ctx, "O=EJBCA Sim,OU=Ops,CN=Sub CA")
-	if err != nil || len(chain) != 3 {
-		t.Errorf("CAChain by a reordered DN = %d certificates, %v", len(chain), err)
-	}
-	_, err = c.CAChain(ctx, "CN=No Such CA")
-	if !ejbca.IsNotFound(err) || !strings.Contains(ejbca.Message(err), "does not exist") {
-		t.Errorf("CAChain(unknown) = %v, want not found", err)
+	// No CA and no time: only the username narrows.
+	if got := fmt.Sprint(rec.sent(t, "/v1/certificate/search", 1)["criteria"]); got != fmt.Sprint(wantCriteria[:1]) {
+		t.Errorf("criteria without CA and time = %v", got)
 	}
 }

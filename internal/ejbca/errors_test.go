@@ -103,16 +103,22 @@ func TestServerErrorsAreRetryable(t *testing.T) {
 	if !ejbca.IsRetryable(err) || !strings.Contains(ejbca.Message(err), "502 Bad Gateway") {
 		t.Errorf("Enroll via a failing proxy = %v", err)
 	}
-	// An offline CA answers 503 with EJBCA's message.
-	if err := sim.SetCAOffline(issuingCA, true); err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Enroll(ctx, enrolment(csr, "retry"))
-	if !ejbca.IsRetryable(err) || ejbca.Message(err) != `CA with name "IssuingCA" is offline.` {
-		t.Errorf("Enroll on an offline CA = %v", err)
-	}
-	if err := sim.SetCAOffline(issuingCA, false); err != nil {
-		t.Fatal(err)
+	// An offline CA or crypto token answers 400 with EJBCA's message, which
+	// the client recognises.
+	for _, set := range []func(bool) error{
+		func(on bool) error { return sim.SetCAOffline(issuingCA, on) },
+		func(on bool) error { return sim.SetCryptoTokenOffline(issuingCA, on) },
+	} {
+		if err := set(true); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Enroll(ctx, enrolment(csr, "retry"))
+		if !ejbca.IsRetryable(err) || asError(t, err).StatusCode != 400 || !strings.Contains(ejbca.Message(err), issuingCADN) {
+			t.Errorf("Enroll on an offline CA = %v", err)
+		}
+		if err := set(false); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cert, err := c.Enroll(ctx, enrolment(csr, "retry"))
 	if err != nil {
@@ -232,7 +238,14 @@ func TestUnreadableSuccessBody(t *testing.T) {
 		{"pkcs10enroll", `not json`, func() error { _, err := c.Enroll(ctx, enrolment(csr, "junk")); return err }},
 		{"ca-download", "no PEM here", func() error { _, err := c.CAChain(ctx, issuingCADN); return err }},
 		{"approval-status", `{"request_id":1}`, func() error { _, err := c.ApprovalStatus(ctx, 1); return err }},
-		{"search", `{"certificates":[{"certificate":"@@@"}]}`, func() error { _, err := c.SearchByUsername(ctx, "junk", 1); return err }},
+		{"search-v2", `{"certificates":[{"base64Cert":"@@@","username":"junk"}]}`, func() error {
+			_, err := c.FindIssued(ctx, ejbca.FindRequest{Username: "junk", CAName: issuingCA, CSR: csr})
+			return err
+		}},
+		{"search-v2", `not json`, func() error {
+			_, err := c.FindIssued(ctx, ejbca.FindRequest{Username: "junk", CAName: issuingCA, CSR: csr})
+			return err
+		}},
 	}
 	for _, tc := range cases {
 		status := 200
@@ -303,7 +316,7 @@ func TestServerDownIsRetryable(t *testing.T) {
 func TestErrorAPI(t *testing.T) {
 	t.Parallel()
 	if ejbca.IsRetryable(nil) || ejbca.IsPermanent(nil) || ejbca.IsUnauthorized(nil) || ejbca.IsNotFound(nil) ||
-		ejbca.IsConflict(nil) || ejbca.IsPending(nil) || ejbca.IsApprovalRequired(nil) {
+		ejbca.IsConflict(nil) || ejbca.IsApprovalRequired(nil) || ejbca.IsUnsupported(nil) || ejbca.IsEndEntityNotFound(nil) {
 		t.Error("a nil error has a kind")
 	}
 	if ejbca.Message(nil) != "" {
@@ -321,9 +334,16 @@ func TestErrorAPI(t *testing.T) {
 	if got, want := e.Error(), "EJBCA GET /v1/ca answered 503: busy (retry after 2s)"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
-	wrapped := fmt.Errorf("issuing: %w", &ejbca.Error{Endpoint: "POST /v1/endentity", StatusCode: 202, Kind: ejbca.KindPending, RequestID: 9, Message: "waiting"})
-	if id, ok := ejbca.PendingRequestID(wrapped); !ok || id != 9 || !ejbca.IsPending(wrapped) || ejbca.Message(wrapped) != "waiting" {
-		t.Errorf("wrapped pending error: id %d %v", id, ok)
+	wrapped := fmt.Errorf("revoking: %w", &ejbca.Error{Endpoint: "PUT /v1/certificate/{issuer_dn}/{serial}/revoke", StatusCode: 202, Kind: ejbca.KindPending, RequestID: 9, Message: "waiting"})
+	if ejbca.KindOf(wrapped) != ejbca.KindPending || ejbca.Message(wrapped) != "waiting" || asError(t, wrapped).RequestID != 9 {
+		t.Errorf("wrapped pending error %v", wrapped)
+	}
+	notYet := fmt.Errorf("probing: %w", &ejbca.Error{Endpoint: "POST /v1/certificate/certificaterequest", StatusCode: 400, Kind: ejbca.KindNotFound, Message: "Wrong username or password"})
+	if !ejbca.IsEndEntityNotFound(notYet) || !ejbca.IsNotFound(notYet) {
+		t.Errorf("wrapped end entity not found %v", notYet)
+	}
+	if ejbca.IsEndEntityNotFound(&ejbca.Error{Endpoint: "GET /v1/ca", StatusCode: 404, Kind: ejbca.KindNotFound}) {
+		t.Error("a 404 of another endpoint is an end entity not found")
 	}
 	cause := errors.New("connection reset by peer")
 	transport := &ejbca.Error{Endpoint: "GET /v1/ca", Kind: ejbca.KindRetryable, Err: cause}
@@ -337,7 +357,7 @@ func TestErrorAPI(t *testing.T) {
 	kinds := map[ejbca.Kind]string{
 		ejbca.KindPermanent: "permanent", ejbca.KindRetryable: "retryable", ejbca.KindUnauthorized: "unauthorized",
 		ejbca.KindApprovalRequired: "approval required", ejbca.KindPending: "pending approval", ejbca.KindNotFound: "not found",
-		ejbca.KindConflict: "conflict", ejbca.KindInvalidResponse: "invalid response",
+		ejbca.KindConflict: "conflict", ejbca.KindInvalidResponse: "invalid response", ejbca.KindUnsupported: "unsupported",
 	}
 	for k, want := range kinds {
 		if k.String() != want {
@@ -352,16 +372,16 @@ func TestErrorAPI(t *testing.T) {
 			"retryable":         ejbca.IsRetryable(err),
 			"unauthorized":      ejbca.IsUnauthorized(err),
 			"approval required": ejbca.IsApprovalRequired(err),
-			"pending approval":  ejbca.IsPending(err),
 			"not found":         ejbca.IsNotFound(err),
 			"conflict":          ejbca.IsConflict(err),
+			"unsupported":       ejbca.IsUnsupported(err),
 		}
 		for name, got := range checks {
 			if got != (name == k.String()) {
 				t.Errorf("kind %s: Is %s = %v", k, name, got)
 			}
 		}
-		wantPermanent := k == ejbca.KindPermanent || k == ejbca.KindInvalidResponse || k == ejbca.KindNotFound || k == ejbca.KindConflict
+		wantPermanent := k == ejbca.KindPermanent || k == ejbca.KindInvalidResponse || k == ejbca.KindNotFound || k == ejbca.KindConflict || k == ejbca.KindUnsupported
 		if ejbca.IsPermanent(err) != wantPermanent {
 			t.Errorf("kind %s: IsPermanent = %v", k, !wantPermanent)
 		}

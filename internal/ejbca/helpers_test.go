@@ -8,10 +8,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +36,7 @@ const (
 	testCallBudget = 20 * time.Second
 	// backdateAllowance is what a caller of FindIssued subtracts from the
 	// time of its attempt: EJBCA backdates notBefore by 10 minutes, and
-	// FindIssued compares notBefore with issuedAfter as given (the
+	// FindIssued compares notBefore with IssuedAfter as given (the
 	// controllers use the same allowance).
 	backdateAllowance = 15 * time.Minute
 )
@@ -136,6 +141,12 @@ func newCSR(tb testing.TB, spec csrSpec) ([]byte, *ecdsa.PrivateKey) {
 	if err != nil {
 		tb.Fatalf("generate key: %v", err)
 	}
+	return csrFor(tb, key, spec), key
+}
+
+// csrFor is a PEM CSR for key with spec's names.
+func csrFor(tb testing.TB, key *ecdsa.PrivateKey, spec csrSpec) []byte {
+	tb.Helper()
 	tmpl := &x509.CertificateRequest{
 		Subject:     pkix.Name{CommonName: spec.cn},
 		DNSNames:    spec.dns,
@@ -155,7 +166,7 @@ func newCSR(tb testing.TB, spec csrSpec) ([]byte, *ecdsa.PrivateKey) {
 	if err != nil {
 		tb.Fatalf("create CSR: %v", err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), key
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 }
 
 // simpleCSR is a CSR with just a common name.
@@ -283,4 +294,55 @@ func upperHex(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// recorder is a TLS server on 127.0.0.1 that records what the client sends
+// and answers as told: for the request bodies, which the simulator does not
+// expose.
+type recorder struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	bodies map[string][]map[string]any // by path
+	answer func(path string) (int, string)
+}
+
+func startRecorder(tb testing.TB, answer func(path string) (int, string)) (*recorder, *ejbca.Client) {
+	tb.Helper()
+	rec := &recorder{bodies: map[string][]map[string]any{}, answer: answer}
+	rec.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		raw, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(raw, &body)
+		rec.mu.Lock()
+		rec.bodies[r.URL.Path] = append(rec.bodies[r.URL.Path], body)
+		rec.mu.Unlock()
+		status, text := rec.answer(r.URL.Path)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, text)
+	}))
+	tb.Cleanup(rec.srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(rec.srv.Certificate())
+	c := newClient(tb, ejbca.Options{URL: rec.srv.URL, Roots: roots, BearerToken: "recorded", Timeout: 10 * time.Second})
+	return rec, c
+}
+
+// sent is the body of the n-th request to path (under the default base path).
+func (r *recorder) sent(tb testing.TB, path string, n int) map[string]any {
+	tb.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	bodies := r.bodies[ejbca.DefaultBasePath+path]
+	if n >= len(bodies) {
+		tb.Fatalf("%d requests to %s, want at least %d", len(bodies), path, n+1)
+	}
+	return bodies[n]
+}
+
+// count is how many requests reached path.
+func (r *recorder) count(path string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.bodies[ejbca.DefaultBasePath+path])
 }
