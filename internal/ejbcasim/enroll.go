@@ -258,12 +258,12 @@ func (s *Sim) handlePKCS10Enroll(w http.ResponseWriter, r *http.Request, f Fault
 	}, f)
 	s.finishEnrolment(req.Username, err == nil)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "Certificate could not be issued: "+err.Error())
+		writeError(w, http.StatusInternalServerError, msgGeneralFailure)
 		return
 	}
 	body, err := enrollBody(cert, ca, format, req.IncludeChain)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeError(w, http.StatusInternalServerError, msgGeneralFailure)
 		return
 	}
 	writeJSON(w, http.StatusCreated, body)

@@ -95,15 +95,15 @@ func revocationBody(issuerDN, serial string, rec *issuedCertificate, message str
 func (s *Sim) findIssuedLocked(issuerDN, serial string) (*issuedCertificate, *apiError) {
 	n, ok := parseSerial(serial)
 	if !ok {
-		return nil, errorf(http.StatusBadRequest, fmt.Sprintf("Invalid serial number '%s'.", serial))
+		return nil, errorf(http.StatusBadRequest, "Invalid serial number format. Should be HEX encoded (optionally with '0x' prefix) e.g. '0x10782a83eef170d4'")
 	}
 	ca := s.caByDN(issuerDN)
 	if ca == nil {
-		return nil, errorf(http.StatusNotFound, fmt.Sprintf("CA with DN: %s does not exist.", issuerDN))
+		return nil, errorf(http.StatusNotFound, fmt.Sprintf("CA '%s' does not exist.", issuerDN))
 	}
 	rec := s.issuedByKey[issuedKey(ca.dn, n)]
 	if rec == nil {
-		return nil, errorf(http.StatusNotFound, fmt.Sprintf("Certificate with issuer DN '%s' and serial number '%s' was not found.", issuerDN, serial))
+		return nil, errorf(http.StatusNotFound, fmt.Sprintf("Certificate with serial number '%s' and issuer DN '%s' was not found", serial, issuerDN))
 	}
 	return rec, nil
 }
@@ -123,11 +123,11 @@ func (s *Sim) handleRevoke(w http.ResponseWriter, r *http.Request, _ Fault) {
 	if raw := r.URL.Query().Get("date"); raw != "" {
 		t, ok := parseRevocationDate(raw)
 		if !ok {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("Revocation date '%s' is not a valid ISO 8601 date.", raw))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("'%s' is not a valid ISO8601 date. Example of a valid date: 2012-06-07T23:55:59+02:00", raw))
 			return
 		}
 		if t.After(now.Add(revocationDateSlack)) {
-			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("Revocation date in the future: '%s'.", raw))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("Date in the future: '%s'.", raw))
 			return
 		}
 		date, backdated = t, t.Before(now.Add(-revocationDateSlack))
@@ -142,7 +142,7 @@ func (s *Sim) handleRevoke(w http.ResponseWriter, r *http.Request, _ Fault) {
 	}
 	if backdated && !rec.certProfile.backdatedRevocation {
 		s.mu.Unlock()
-		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("Back dated revocation not allowed for Certificate Profile '%s'.", rec.certProfile.name))
+		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("Back dated revocation not allowed for certificate profile '%s'. Certificate serialNumber '%s', issuerDN '%s'.", rec.certProfile.name, serial, issuerDN))
 		return
 	}
 	p := &pendingRevocation{rec: rec, reason: reason, date: date.UTC().Truncate(time.Second)}

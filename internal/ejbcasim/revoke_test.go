@@ -93,12 +93,20 @@ func TestRevokeErrors(t *testing.T) {
 	}
 
 	future := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
-	if r := h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, "reason=SUPERSEDED&date="+future), nil); r.status != 422 {
+	if r := h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, "reason=SUPERSEDED&date="+future), nil); r.status != 400 ||
+		!strings.HasPrefix(r.errorMessage(t), "Date in the future: ") {
 		t.Errorf("future date: %d %s", r.status, r.body)
 	}
+	h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, "reason=SUPERSEDED&date=yesterday"), nil).
+		expectError(t, 400, "'yesterday' is not a valid ISO8601 date. Example of a valid date: 2012-06-07T23:55:59+02:00")
+	h.call(h.admin, "GET", statusPath(issuer, "XYZ"), nil).
+		expectError(t, 400, "Invalid serial number format. Should be HEX encoded (optionally with '0x' prefix) e.g. '0x10782a83eef170d4'")
+	h.call(h.admin, "GET", statusPath(issuer, "ABCDEF"), nil).
+		expectError(t, 404, "Certificate with serial number 'ABCDEF' and issuer DN '"+issuer+"' was not found")
+	h.call(h.admin, "GET", statusPath("CN=Nobody", "ABCDEF"), nil).expectError(t, 404, "CA 'CN=Nobody' does not exist.")
 	past := url.QueryEscape(time.Now().Add(-24 * time.Hour).UTC().Format(time.RFC3339))
 	h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, "reason=SUPERSEDED&date="+past), nil).
-		expectError(t, 422, "Back dated revocation not allowed for Certificate Profile 'ENDUSER'.")
+		expectError(t, 422, "Back dated revocation not allowed for certificate profile 'ENDUSER'. Certificate serialNumber '"+e.SerialNumber+"', issuerDN '"+issuer+"'.")
 	h.sim.SetBackdatedRevocationAllowed("ENDUSER", true)
 	if r := h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, "reason=CERTIFICATE_HOLD&date="+past), nil); r.status != 200 {
 		t.Fatalf("allowed back-dated hold: %d %s", r.status, r.body)
