@@ -518,3 +518,84 @@ func TestEnrollForEndEntitySendsRequestType(t *testing.T) {
 		})
 	}
 }
+
+// The states the approval API reports, and older names of them.
+func TestApprovalStatusStates(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, ejbcasim.Config{})
+	ctx := ctxFor(t)
+	c := clientFor(t, sim, modeMTLS)
+
+	for body, want := range map[string]ejbca.ApprovalState{
+		`{"request_id":1,"status":"PENDING"}`:              ejbca.ApprovalPending,
+		`{"request_id":1,"status":"WAITING_FOR_APPROVAL"}`: ejbca.ApprovalPending,
+		`{"request_id":1,"status":"approved"}`:             ejbca.ApprovalApproved,
+		`{"request_id":1,"status":"EXECUTED"}`:             ejbca.ApprovalExecuted,
+		`{"request_id":1,"status":"REJECTED"}`:             ejbca.ApprovalRejected,
+		`{"request_id":1,"status":"EXPIRED_AND_NOTIFIED"}`: ejbca.ApprovalExpiredAndNotified,
+		`{"request_id":1,"status":"UNKNOWN"}`:              ejbca.ApprovalUnknown,
+		`{"approval_status":"EXPIRED"}`:                    ejbca.ApprovalExpired,
+	} {
+		sim.InjectFault("approval-status", ejbcasim.Fault{Count: 1, Status: 200, ContentType: "application/json", Body: body})
+		state, err := c.ApprovalStatus(ctx, 1)
+		if err != nil || state != want {
+			t.Errorf("%s: ApprovalStatus = %q, %v; want %s", body, state, err, want)
+		}
+	}
+	if ejbca.ApprovalUnknown.Approved() || ejbca.ApprovalUnknown.Refused() || ejbca.ApprovalPending.Approved() || ejbca.ApprovalPending.Refused() {
+		t.Error("UNKNOWN or PENDING counts as decided")
+	}
+	for _, s := range []ejbca.ApprovalState{ejbca.ApprovalRejected, ejbca.ApprovalExpired, ejbca.ApprovalExpiredAndNotified, ejbca.ApprovalExecutionFailed, ejbca.ApprovalExecutionDenied} {
+		if !s.Refused() || s.Approved() {
+			t.Errorf("%s is not refused", s)
+		}
+	}
+	noFinalize(t, sim)
+}
+
+// The answers that mean "this end entity does not exist (yet)", and those
+// that do not.
+func TestEndEntityNotFoundForms(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, ejbcasim.Config{})
+	ctx := ctxFor(t)
+	c := clientFor(t, sim, modeMTLS)
+	csr, _ := simpleCSR(t, "probe.example.com")
+
+	cases := []struct {
+		status   int
+		message  string
+		notFound bool
+		kind     ejbca.Kind
+	}{
+		{400, "Wrong username or password", true, ejbca.KindNotFound},
+		{404, "Got request for nonexisting user: probe", true, ejbca.KindNotFound},
+		{400, "Got request for user with invalid password: probe.", false, ejbca.KindPermanent},
+		{400, "Got request with status GENERATED (40), NEW, FAILED or INPROCESS required: probe.", false, ejbca.KindPermanent},
+		{404, "RESTEASY003210: Could not find resource for full path: https://127.0.0.1/ejbca/ejbca-rest-api/v1/certificate/certificaterequest", false, ejbca.KindUnsupported},
+		{404, "CA with name IssuingCA doesn't exist.", false, ejbca.KindNotFound},
+	}
+	for _, tc := range cases {
+		sim.InjectFault("certificaterequest", ejbcasim.Fault{Count: 1, Status: tc.status,
+			Body: fmt.Sprintf(`{"error_code":%d,"error_message":%q}`, tc.status, tc.message)})
+		_, err := c.EnrollForEndEntity(ctx, enrolFor(csr, "probe"))
+		if ejbca.IsEndEntityNotFound(err) != tc.notFound || ejbca.KindOf(err) != tc.kind {
+			t.Errorf("%d %q: %v (kind %v), want end entity not found %v, kind %v", tc.status, tc.message, err, ejbca.KindOf(err), tc.notFound, tc.kind)
+		}
+	}
+	// The simulator's own answer for a username it does not know.
+	_, err := c.EnrollForEndEntity(ctx, enrolFor(csr, "never-added"))
+	if !ejbca.IsEndEntityNotFound(err) {
+		t.Errorf("EnrollForEndEntity for an unknown username = %v, want end entity not found", err)
+	}
+	// And a local refusal without the CA name, before anything is sent.
+	before := sim.Counters().Get("certificaterequest")
+	req := enrolFor(csr, "probe")
+	req.CAName = ""
+	if _, err := c.EnrollForEndEntity(ctx, req); !ejbca.IsPermanent(err) || ejbca.IsEndEntityNotFound(err) {
+		t.Errorf("EnrollForEndEntity without a CA name = %v, want permanent", err)
+	}
+	if got := sim.Counters().Get("certificaterequest"); got != before {
+		t.Errorf("a request without a CA name reached EJBCA")
+	}
+}

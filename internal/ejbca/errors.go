@@ -146,7 +146,8 @@ func IsUnsupported(err error) bool { return err != nil && KindOf(err) == KindUns
 // message), some versions with a 404 naming the missing user.
 func IsEndEntityNotFound(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Kind == KindNotFound && e.Endpoint == endpointCertificateRequest
+	return errors.As(err, &e) && e.Kind == KindNotFound && e.Endpoint == endpointCertificateRequest &&
+		endEntityMissing.MatchString(e.Message)
 }
 
 // IsPermanent reports whether retrying the same request cannot help:
