@@ -18,7 +18,8 @@ const (
 
 // authenticate checks the caller the way EJBCA's REST resources do: a TLS
 // client certificate first (it wins over a bearer token, even when it is
-// refused), else an OAuth2 bearer token.
+// refused), else an OAuth2 bearer token where this version has OAuth
+// (Behaviour.OAuth); without it a token is no credential at all.
 func (s *Sim) authenticate(r *http.Request) *apiError {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		return s.checkClientCert(r.TLS.PeerCertificates)

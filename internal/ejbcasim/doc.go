@@ -1,37 +1,163 @@
-// Package ejbcasim is a faithful, in-process simulator of EJBCA's REST API
-// (as described in the project's ejbca-rest-api.md notes): the one-call
-// pkcs10enroll, the Enterprise approval flow, revocation, search, the CA list
-// and chain download, mTLS and OAuth2 bearer authentication, and an OAuth2
-// token endpoint. It serves real TLS on a loopback address and issues real
-// X.509 certificates, so the issuer's EJBCA client, the controllers, the demo
-// and the benchmarks run against it exactly as they would against EJBCA.
+// Package ejbcasim is an in-process simulator of EJBCA's REST API: the
+// one-call pkcs10enroll, the Enterprise approval flow (/v1/endentity, the
+// approval API, certificaterequest, finalize), revocation, search, the CA
+// list and chain download, mTLS and OAuth2 bearer authentication, and an
+// OAuth2 token endpoint. It serves real TLS on a loopback address and issues
+// real X.509 certificates, so the issuer's EJBCA client, the controllers,
+// the demo and the benchmarks run against it as they would against EJBCA.
 //
-// Tests steer it from Go: approve or reject requests, revoke administrator
-// certificates, expire tokens, switch the REST protocol off, take the server
-// down, add latency and inject faults (error statuses, Retry-After, resets,
-// truncated bodies, a certificate for the wrong key), then assert on the
-// per-endpoint call counters.
+// Tests steer it from Go: approve or reject requests, add end entities,
+// revoke administrator certificates, expire tokens, switch the REST protocol
+// off, take a CA or its crypto token off line, take the server down, add
+// latency and inject faults (error statuses, Retry-After, resets, truncated
+// bodies, a certificate for the wrong key), then assert on the per-endpoint
+// call counters.
 //
-// Choices where EJBCA's behaviour is not pinned down:
+// # Versions: presets and switches
+//
+// What differs between EJBCA editions and versions is one switch each in
+// Behaviour; a preset is a named set of switches (PresetNames), chosen with
+// Config.Preset (default enterprise-9) or replaced with Config.Behaviour:
+//
+//   - community-9: Community 9.3.3. No approvals; no /v1/endentity and no
+//     approval API (EndEntityRestResource and ApprovalRestResource are
+//     Enterprise modules), so those paths answer RESTEasy's 404; OAuth;
+//     start_time/end_time honoured.
+//   - enterprise-8: an older Enterprise. Approvals; /v1/endentity answers a
+//     pending addition with the error shape and no id; no approval API;
+//     finalize present; no validity override.
+//   - enterprise-9: a recent Enterprise. Approvals; approval API; the 202
+//     info body with link and request_id; certificaterequest without
+//     certificate_request_type fails with 500.
+//
+// # Behaviours and the EJBCA classes that show them
+//
+//   - Search (v1 and v2) accepts only the properties of
+//     SearchCertificateCriteriaRestRequest.CriteriaProperty and the
+//     operations, status names and ISO 8601 "...Z" dates its validators
+//     allow (ValidSearchCertificateCriteriaRestRequest, ...RequestList,
+//     ValidSearchCertificateMaxNumberOfResults, ValidationMessages.properties
+//     for the texts); unknown CA or profile names are refused as
+//     CertificateRestResource's reference check does. QUERY matches
+//     username, subject DN, subject alternative name, account binding id and
+//     the serial in decimal or hex (SearchCertificatesRestRequestV2's
+//     converter); EQUAL is exact.
+//   - v2 search pages as SearchCertificatesRestRequestV2 and
+//     SearchCertificatesRestResponseV2 do: with pagination the page and
+//     page_size/current_page, plus total_certs on a short (last) page;
+//     without pagination a count only. Rows carry the serial in upper-case
+//     hex and the subject key id in hex (CertificateRestResponseV2).
+//   - /v1/endentity: EndEntityRestResource.add (bean validation of
+//     ValidAddEndEntityRestRequest, then end entity profile, certificate
+//     profile and CA in that order; USER_ALREADY_EXISTS as 409 with
+//     ra.errorentityexist). A pending addition is 202: as a RestException in
+//     the error shape (PendingWithoutID), or through ExceptionHandler's
+//     WaitingForApprovalException mapping with the (malformed) finalize link
+//     and request_id. A repeated addition while one waits is
+//     ApprovalSessionBean.addApprovalRequest's approval.alreadyexists, 400,
+//     naming the approvalID (a hash of the request, not the request id).
+//   - GET /v1/approval/{id}/status: ApprovalRestResource.
+//     getApprovalRequestStatus with ApprovalRequestStatus.
+//     fromIntWithCombinedStates (EXECUTED is APPROVED, EXECUTION_FAILED is
+//     REJECTED); id <= 0 is 400, an unknown id 404, a non-numeric id
+//     RESTEasy's 404 (an int path parameter).
+//   - POST /v1/approval/{id}/process: ApprovalRestResource.
+//     processApprovalRequest with ProcessApprovalRestRequest
+//     {"approve","comment"}; unknown id 404, no longer pending 409, a missing
+//     approve the catch-all 500; the answer is ProcessApprovalRestResponse
+//     (request_id as a string, request_type, dates, end_entity_name, combined
+//     status, steps as ApprovalStepRestResponse).
+//   - finalize: CertificateRestResource.finalizeEnrollment. Unknown id 400,
+//     response_format checked against TokenDownloadType's names (400),
+//     waiting 202, rejected/expired/execution failed 400; on an approved
+//     request it enrols and leaves the end entity GENERATED, later calls
+//     answer "has already been finalized"; a wrong enrolment code reaches
+//     ExceptionHandler as AuthLoginException (403). No body is the
+//     NullPointerException path: 500 "General failure.".
+//   - certificaterequest: CertificateRestResource.certificateRequest and
+//     CertificateRequestRestRequest (some 9.x builds switch on a null
+//     certificate_request_type: 500; later ones read null as PKCS10 and
+//     refuse unknown types with 400). Refusals from
+//     SignSessionBean.createCertificateWS (an unknown end entity is
+//     NotFoundException "Wrong username or password", a non-USERGENERATED
+//     token) and EndEntityAuthenticationSessionBean.authenticateUser (status
+//     before password: authentication.wrongstatus, authentication.invalidpwd)
+//     are EjbcaExceptions the resource answers with 400. An offline CA or
+//     crypto token reaches ExceptionHandler: 503. certificate_authority_name
+//     is only read, after issuing, for include_chain (getLastCaChain, i.e.
+//     CaSessionBean.getCaChain): an unknown name is CADoesntExistsException
+//     "CA with name X doesn't exist." mapped to 404, with the certificate
+//     already issued.
+//   - pkcs10enroll: EjbcaRestHelperSessionBean.convertToEndEntityInformation
+//     (CA, then certificate profile by name: a missing name prints as
+//     "null"; then the end entity profile, "End Entity Profile of name ...
+//     was not found"). An offline CA or crypto token is a CesecoreException
+//     that RaMasterApiSessionBean.createCertificateRest wraps in an
+//     EjbcaException (whose message is then "<exception class>: <message>")
+//     and the resource answers with 400.
+//   - Revocation: CertificateRestResource.revokeCertificate and
+//     revocationStatus (serial format, "CA 'X' does not exist.", certificate
+//     not found, "Date in the future" as 400, ra.bad.date.generic,
+//     ra.norevokebackdate as 422); a revocation waiting for approval is the
+//     info body without link (ra.approvalrevoke).
+//   - Errors are ExceptionHandler's {"error_code","error_message"}; an
+//     unexpected exception is 500 "General failure."; a path no resource
+//     serves is RESTEasy's "Could not find resource for full path" 404.
+//
+// # Deviations from EJBCA that remain, and why
+//
+//   - finalize of an approved addition generates the key pair itself and
+//     returns the certificate (DER, or PEM), never a keystore: EJBCA would
+//     issue a USERGENERATED end entity from a CSR stored with the request,
+//     which /v1/endentity cannot carry, or build a PKCS#12/JKS/BCFKS
+//     keystore, which the issuer never asks for. Keystore formats are refused
+//     with a message of the simulator's own ("ejbcasim: ...").
+//   - An administrator may approve a request it made: EJBCA refuses that
+//     (approval.error.cannotapproveownrequest), but tests have one
+//     administrator certificate.
+//   - Approval profiles have one step of one approval; requests expire after
+//     8 hours on the simulator's clock.
+//   - An end entity being enrolled is held INPROCESS and a concurrent
+//     enrolment for it is refused with the wrong-status 400; EJBCA accepts
+//     INPROCESS and could issue twice. One certificate per enrolment code
+//     keeps the counters meaningful.
+//   - Search: LIKE is a case-insensitive substring match (EJBCA's database
+//     collation decides); date criteria compare strictly; REVOCATION_DATE
+//     matches revoked certificates only; v2 "sort" is ignored (results are
+//     oldest first); v2 accepts only the v1 properties (newer versions add
+//     UPDATE_TIME); results are not limited by the administrator's access
+//     rules; when several criteria are invalid only the first is reported.
+//   - The inner texts of the offline messages are EJBCA's resource strings
+//     as read (a CA: "Signing CA '<DN>' is not active.", a crypto token:
+//     error.catokenoffline); which string a given version uses is
+//     unconfirmed. The exception class names in pkcs10enroll's message follow
+//     from the EjbcaException(cause) wrapping.
+//   - Message texts that changed between versions use one version's:
+//     enterprise-8's pending addition says "Add End Entity Action have been
+//     added for approval by authorized adminstrators.", the info body the 8.x
+//     resource text ra.approvalad; a wrong enrolment code is
+//     authentication.invalidpwd (older versions said "Wrong username or
+//     password" here too).
+//   - A missing approve in process quotes Java 17's helpful
+//     NullPointerException text, which depends on the JVM.
+//   - certificaterequest parses only PKCS#10 whatever the type says.
+//   - OAuth off (Behaviour.OAuth false) treats a bearer token as no
+//     credential; what a version without OAuth answers was not confirmed.
 //   - Default validity: 90 days (SERVER profile: 365 days), starting 10
 //     minutes in the past; end_time/start_time override it and are capped at
-//     the issuing CA's expiry.
-//   - Finalize of an approved (executed) request answers 200 with the request
-//     and end entity status instead of generating a keystore.
-//   - An approved "add end entity" request reports status EXECUTED, as EJBCA
-//     does once it has carried out the approved action.
+//     the issuing CA's expiry. Keys are ECDSA P-256 for every CA, simulator
+//     credential and finalize enrolment.
 //   - The end entity's subject DN always wins over the CSR subject; its
 //     subject alternative name wins when it has one, else the CSR's is used.
-//   - Keys are ECDSA P-256 for every CA and simulator credential.
-//   - search v2 reports serialNumber in decimal (unconfirmed).
 //
 // Messages in the simulator's own wording, where no EJBCA source gave the
-// exact text: untrusted/expired/revoked client certificates ("Client
-// certificate ... is not trusted." / "has expired." / "has been revoked."),
-// an invalid CSR signature, weak RSA keys ("Illegal key length, not authorized
-// by profile: N"), an offline CA (503), /v1/endentity rejections and the 409
-// for an existing end entity, unknown CA on revoke (404), back-dated
-// revocation (422), out-of-range search limits, unknown REST paths (404) and
-// the HTML page of a disabled REST protocol. The messages ejbca-rest-api.md
-// gives are reproduced exactly.
+// text: untrusted/expired/revoked client certificates ("Client certificate
+// ... is not trusted." / "has expired." / "has been revoked."), an invalid
+// CSR or CSR signature ("Invalid certificate request"), pkcs10enroll without
+// username or with an unknown response_format, invalid start_time/end_time,
+// /v1/endentity without password ("Password cannot be empty or null.") or
+// with an unparseable subject_alt_name, the uniqueness conflicts (409), a
+// hold that cannot be lifted, the CA chain download's unknown CA, a
+// non-numeric approval id (RESTEasy's parameter message), keystore formats in
+// finalize, and the HTML page of a disabled REST protocol.
 package ejbcasim

@@ -83,17 +83,17 @@ func checkKey(p *certificateProfile, pub crypto.PublicKey) *apiError {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		if bits := k.N.BitLen(); bits < p.minRSABits {
-			return errorf(http.StatusBadRequest, fmt.Sprintf("Illegal key length, not authorized by profile: %d", bits))
+			return errorf(http.StatusBadRequest, fmt.Sprintf("Illegal key length, not authorized by certificate profile: %d.", bits))
 		}
 	case *ecdsa.PublicKey:
 		switch k.Curve {
 		case elliptic.P256(), elliptic.P384(), elliptic.P521():
 		default:
-			return errorf(http.StatusBadRequest, "Illegal key algorithm, not authorized by profile: ECDSA "+k.Curve.Params().Name)
+			return errorf(http.StatusBadRequest, "Illegal key algorithm, not authorized by certificate profile: ECDSA "+k.Curve.Params().Name+".")
 		}
 	case ed25519.PublicKey:
 	default:
-		return errorf(http.StatusBadRequest, fmt.Sprintf("Illegal key algorithm, not authorized by profile: %T", pub))
+		return errorf(http.StatusBadRequest, fmt.Sprintf("Illegal key algorithm, not authorized by certificate profile: %T.", pub))
 	}
 	return nil
 }

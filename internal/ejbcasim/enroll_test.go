@@ -182,7 +182,7 @@ func TestPKCS10EnrollErrors(t *testing.T) {
 		{"no end entity profile name", func(b map[string]any) { delete(b, "end_entity_profile_name") }, 400, `End Entity Profile of name "null" was not found`},
 		{"unparseable CSR", func(b map[string]any) { b["certificate_request"] = "bm90IGEgQ1NS" }, 400, "Invalid certificate request"},
 		{"CSR signature does not verify", func(b map[string]any) { b["certificate_request"] = badSig }, 400, "Invalid certificate request"},
-		{"key refused by profile", func(b map[string]any) { b["certificate_request"] = weak }, 400, "Illegal key length, not authorized by profile: 1024"},
+		{"key refused by profile", func(b map[string]any) { b["certificate_request"] = weak }, 400, "Illegal key length, not authorized by certificate profile: 1024."},
 		{"approval required", func(b map[string]any) { b["certificate_profile_name"] = "APPROVAL" }, 400, approvalMsg},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
