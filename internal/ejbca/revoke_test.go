@@ -199,7 +199,7 @@ func TestRevokeRejections(t *testing.T) {
 		t.Errorf("error = %+v", e)
 	}
 	_, err = c.Revoke(ctx, issuingCADN, "not-hex", ejbca.ReasonKeyCompromise, time.Time{})
-	if !ejbca.IsPermanent(err) || !strings.Contains(ejbca.Message(err), "not-hex") {
+	if !ejbca.IsPermanent(err) || !strings.Contains(ejbca.Message(err), "Invalid serial number format") {
 		t.Errorf("Revoke(bad serial) = %v, want permanent", err)
 	}
 
