@@ -283,3 +283,25 @@ func TestSearchV2Paging(t *testing.T) {
 		t.Fatalf("search-v2 calls %d", c.Get("search-v2"))
 	}
 }
+
+// TestSearchOnEveryPreset: every version refuses USERNAME and finds by
+// QUERY; v2 exists where the preset says so.
+func TestSearchOnEveryPreset(t *testing.T) {
+	for _, preset := range ejbcasim.PresetNames() {
+		t.Run(preset, func(t *testing.T) {
+			h := start(t, ejbcasim.Config{Preset: preset})
+			e, _ := h.enroll("frank", "ENDUSER")
+			h.call(h.admin, "POST", "/v1/certificate/search", searchV1(10, q("USERNAME", "frank", "EQUAL"))).
+				expectError(t, 400, "Invalid search criteria's property, unrecognized.")
+			if got := h.serials(searchV1(10, q("QUERY", "frank", "EQUAL"), q("CA", "IssuingCA", "EQUAL"))); !slices.Equal(got, []string{e.SerialNumber}) {
+				t.Fatalf("QUERY: %v", got)
+			}
+			r := h.call(h.admin, "POST", "/v2/certificate/search", map[string]any{
+				"pagination": map[string]int{"page_size": 5, "current_page": 1}, "criteria": []crit{q("QUERY", "frank", "EQUAL")},
+			})
+			if want := map[bool]int{true: 200, false: 404}[h.sim.Behaviour().SearchV2]; r.status != want {
+				t.Fatalf("v2: %d %s", r.status, r.body)
+			}
+		})
+	}
+}
