@@ -123,6 +123,7 @@ func managerOptions() manager.Options {
 			RetryWindow:              retryWindow,
 			HealthCheckInterval:      5 * time.Minute,
 			EJBCATimeout:             5 * time.Second,
+			RequestLimits:            controllers.RequestLimits{MaxCSRBytes: controllers.DefaultMaxCSRBytes, MaxSANs: controllers.DefaultMaxSANs},
 		},
 		MetricsBindAddress:     metricsAddr,
 		HealthProbeBindAddress: "0",
