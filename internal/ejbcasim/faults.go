@@ -18,7 +18,14 @@ type Fault struct {
 	// ClearFaults.
 	Count int
 	// Latency is added before the call is handled (on top of the global one).
+	// A client that gives up during it leaves nothing done.
 	Latency time.Duration
+	// Processing is how long EJBCA takes to carry out the call, like a slow
+	// HSM or a database lock. Unlike Latency it goes on when the client gives
+	// up, as a servlet finishes a request whose client has gone: the call is
+	// carried out at the end (a certificate is issued and found by search
+	// only from then on), and the answer is written if anyone still waits.
+	Processing time.Duration
 	// Status, when set, is answered instead of handling the call, with Body
 	// (default: EJBCA's JSON error body) and ContentType (default: guessed
 	// from Body).

@@ -142,3 +142,30 @@ func TestLatencyHonoursContextAndClose(t *testing.T) {
 		t.Fatal("sleeping call still blocked after Close")
 	}
 }
+
+// TestFaultProcessingOutlivesTheClient: EJBCA carries on with a call whose
+// client gave up: the certificate exists only once the processing time is
+// over, and then it does, answer or not.
+func TestFaultProcessingOutlivesTheClient(t *testing.T) {
+	h := start(t, ejbcasim.Config{})
+	csr, _ := newCSR(t, csrSpec{cn: "slow"})
+	h.sim.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, Processing: 2 * time.Second})
+	impatient := h.client(h.sim.ClientCertPEM(), h.sim.ClientKeyPEM())
+	impatient.Timeout = 100 * time.Millisecond
+	if _, err := h.try(impatient, "POST", "/v1/certificate/pkcs10enroll", enrollBody(csr, "slow", "ENDUSER")); err == nil {
+		t.Fatal("the impatient client got an answer")
+	}
+	if n := len(h.sim.Issued()); n != 0 {
+		t.Fatalf("%d certificates issued while EJBCA was still processing", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.sim.Issued()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the call was never carried out after its client gave up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c := h.sim.Counters(); c.Enrollments != 1 {
+		t.Fatalf("%d enrolments, want 1", c.Enrollments)
+	}
+}

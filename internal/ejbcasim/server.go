@@ -381,6 +381,12 @@ func (s *Sim) serveEndpoint(ep endpoint) http.Handler {
 			}
 		}
 
+		if faulted && f.Processing > 0 {
+			// Carried out whatever the client does, so the call's context
+			// (cancelled when the client goes) is not used from here on.
+			s.sleep(context.Background(), f.Processing)
+			r = r.WithContext(context.WithoutCancel(r.Context()))
+		}
 		resp := newBufferedResponse()
 		s.handleCall(ep, resp, r, f)
 		switch {
