@@ -17,6 +17,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -237,6 +238,10 @@ func (c *Client) sendOnce(ctx context.Context, r request) (*response, string, er
 	case c.tokens != nil:
 		token, err = c.tokens.token(ctx)
 		if err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				e.NotSent = true
+			}
 			return nil, "", err
 		}
 	}
@@ -244,21 +249,32 @@ func (c *Client) sendOnce(ctx context.Context, r request) (*response, string, er
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 
+	// Whether the request reached the wire decides, when no answer comes,
+	// whether EJBCA may have acted on it.
+	var wrote atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	}))
 	start := time.Now()
 	res, err := c.http.Do(req)
 	if err != nil {
 		c.observe(r.endpoint, 0, start)
-		return nil, token, &Error{Endpoint: r.endpoint, Kind: KindRetryable, Err: transportError(err)}
+		return nil, token, &Error{Endpoint: r.endpoint, Kind: KindRetryable, Err: transportError(err), NotSent: !wrote.Load()}
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(res.Body, c.maxBody+1))
 	c.observe(r.endpoint, res.StatusCode, start)
+	success := res.StatusCode/100 == 2
 	if err != nil {
-		return nil, token, &Error{Endpoint: r.endpoint, StatusCode: res.StatusCode, Kind: KindRetryable,
+		return nil, token, &Error{Endpoint: r.endpoint, StatusCode: res.StatusCode, Kind: KindRetryable, UnreadableSuccess: success,
 			Err: fmt.Errorf("reading the response: %w", transportError(err))}
 	}
 	if int64(len(data)) > c.maxBody {
-		return nil, token, &Error{Endpoint: r.endpoint, StatusCode: res.StatusCode, Kind: KindInvalidResponse,
+		kind := KindInvalidResponse
+		if success && r.method == http.MethodPost {
+			kind = KindRetryable // it may have issued: recover by search
+		}
+		return nil, token, &Error{Endpoint: r.endpoint, StatusCode: res.StatusCode, Kind: kind, UnreadableSuccess: success,
 			Err: fmt.Errorf("response body larger than %d bytes", c.maxBody)}
 	}
 	return &response{status: res.StatusCode, header: res.Header, body: data}, token, nil
@@ -349,6 +365,11 @@ func failure(endpoint string, r *response) *Error {
 		e.Kind = KindRetryable
 	case r.status == http.StatusNotFound && unknownPath.MatchString(e.Message):
 		e.Kind = KindUnsupported
+	case r.status == http.StatusNotFound && !isJSON(r):
+		// EJBCA answers 404 in JSON; an HTML page is a proxy or web server
+		// in front of it (a route being reloaded, a wrong path prefix).
+		e.Kind, e.Proxy = KindRetryable, true
+		e.Message = "a proxy or web server in front of EJBCA answered instead of EJBCA's REST API (" + e.Message + "); check the url's path"
 	case r.status == http.StatusNotFound:
 		e.Kind = KindNotFound
 	case r.status == http.StatusConflict:
@@ -420,6 +441,11 @@ func errorMessage(r *response) string {
 		return text
 	}
 	return fmt.Sprintf("non-JSON %s body: %s", mediaType, text)
+}
+
+// isJSON reports whether a body is JSON, as EJBCA's REST API answers.
+func isJSON(r *response) bool {
+	return json.Valid(r.body) && len(strings.TrimSpace(string(r.body))) > 0
 }
 
 // retryAfter parses Retry-After as seconds or an HTTP date.

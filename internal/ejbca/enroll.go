@@ -164,16 +164,19 @@ func (c *Client) issue(ctx context.Context, endpoint, path string, rawCSR []byte
 	if err != nil {
 		return nil, err
 	}
-	if r.status != http.StatusCreated && r.status != http.StatusOK {
+	if r.status/100 != 2 {
 		return nil, failure(endpoint, r)
 	}
+	// A 2xx means EJBCA issued. An answer that cannot be read is treated
+	// like one that never arrived: retryable, and the caller must find the
+	// certificate by search before it ever enrols again.
 	var out certificateBody
 	if err := decode(endpoint, r, &out); err != nil {
-		return nil, err
+		return nil, unreadableSuccess(endpoint, r.status, err)
 	}
 	cert, err := c.parseIssued(out)
 	if err != nil {
-		return nil, &Error{Endpoint: endpoint, StatusCode: r.status, Kind: KindInvalidResponse, Message: err.Error()}
+		return nil, unreadableSuccess(endpoint, r.status, err)
 	}
 	if err := matchesCSR(cert.Leaf, csr); err != nil {
 		return nil, &Error{Endpoint: endpoint, StatusCode: r.status, Kind: KindInvalidResponse, Message: err.Error()}
@@ -246,4 +249,16 @@ func matchesCSR(leaf *x509.Certificate, csr *x509.CertificateRequest) error {
 		return fmt.Errorf("the certificate EJBCA returned (serial %X) does not carry the CSR's public key", leaf.SerialNumber)
 	}
 	return nil
+}
+
+// unreadableSuccess is a 2xx from an issuing call whose body could not be
+// read: EJBCA probably issued, so it is retryable through recovery.
+func unreadableSuccess(endpoint string, status int, err error) *Error {
+	msg := err.Error()
+	var e *Error
+	if errors.As(err, &e) {
+		msg = e.Message
+	}
+	return &Error{Endpoint: endpoint, StatusCode: status, Kind: KindRetryable, UnreadableSuccess: true,
+		Message: fmt.Sprintf("EJBCA answered %d, so it probably issued, but the answer could not be read (%s); the certificate is looked up by search before any new enrolment", status, msg)}
 }

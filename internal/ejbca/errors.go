@@ -82,6 +82,15 @@ type Error struct {
 	RequestID int
 	// Err is the underlying transport or parsing error, if any.
 	Err error
+	// UnreadableSuccess marks a 2xx from an issuing call whose body could
+	// not be read: EJBCA probably issued.
+	UnreadableSuccess bool
+	// NotSent marks a call that certainly never reached EJBCA: the
+	// connection or TLS handshake failed, or no token could be had.
+	NotSent bool
+	// Proxy marks an answer that came from something in front of EJBCA (a
+	// reverse proxy's HTML 404 or 5xx page), not from EJBCA's REST API.
+	Proxy bool
 }
 
 func (e *Error) Error() string {
@@ -120,6 +129,21 @@ func KindOf(err error) Kind {
 
 // IsRetryable reports whether the same call may succeed later.
 func IsRetryable(err error) bool { return err != nil && KindOf(err) == KindRetryable }
+
+// MayHaveIssued reports whether an issuing call that failed may still have
+// issued: no answer arrived, EJBCA or a proxy answered 5xx, or EJBCA
+// answered 2xx with a body that could not be read. The certificate must then
+// be looked for before enrolling again.
+func MayHaveIssued(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err != nil
+	}
+	if e.NotSent {
+		return false
+	}
+	return e.StatusCode == 0 || e.StatusCode >= 500 || e.UnreadableSuccess || e.Proxy
+}
 
 // IsUnauthorized reports whether EJBCA or the token endpoint refused the credentials.
 func IsUnauthorized(err error) bool { return err != nil && KindOf(err) == KindUnauthorized }

@@ -254,9 +254,22 @@ func TestUnreadableSuccessBody(t *testing.T) {
 		}
 		sim.InjectFault(tc.endpoint, ejbcasim.Fault{Count: 1, Status: status, Body: tc.body})
 		err := tc.call()
+		if tc.endpoint == "pkcs10enroll" {
+			// A 201 means EJBCA issued: an unreadable one is retried
+			// through recovery, never failed and never enrolled blindly.
+			if !ejbca.IsRetryable(err) || !ejbca.MayHaveIssued(err) || !strings.Contains(err.Error(), "probably issued") {
+				t.Errorf("%s answering %q: %v (kind %v), want retryable and possibly issued", tc.endpoint, tc.body, err, ejbca.KindOf(err))
+			}
+			continue
+		}
 		if ejbca.KindOf(err) != ejbca.KindInvalidResponse || !ejbca.IsPermanent(err) {
 			t.Errorf("%s answering %q: %v (kind %v), want an invalid response", tc.endpoint, tc.body, err, ejbca.KindOf(err))
 		}
+	}
+	// An empty object is no certificate either.
+	sim.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, Status: 201, Body: `{}`})
+	if _, err := c.Enroll(ctx, enrolment(csr, "junk")); !ejbca.IsRetryable(err) || !ejbca.MayHaveIssued(err) {
+		t.Errorf("Enroll answered 201 {} = %v, want retryable and possibly issued", err)
 	}
 	// A chain that does not belong to the certificate is refused.
 	other := startSim(t, ejbcasim.Config{})
@@ -264,8 +277,8 @@ func TestUnreadableSuccessBody(t *testing.T) {
 	body := fmt.Sprintf(`{"certificate":%q,"serial_number":"01","certificate_chain":[%q]}`,
 		b64(otherCert.Leaf.Raw), b64(sim.IssuingCA().Raw))
 	sim.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, Status: 201, Body: body})
-	if _, err := c.Enroll(ctx, enrolment(csr, "junk")); ejbca.KindOf(err) != ejbca.KindInvalidResponse {
-		t.Errorf("Enroll with a foreign chain = %v, want an invalid response", err)
+	if _, err := c.Enroll(ctx, enrolment(csr, "junk")); !ejbca.MayHaveIssued(err) || !ejbca.IsRetryable(err) {
+		t.Errorf("Enroll with a foreign chain = %v, want retryable through recovery", err)
 	}
 }
 
@@ -399,3 +412,40 @@ func enrolledOn(t *testing.T, ctx context.Context, c *ejbca.Client, username str
 }
 
 func b64(der []byte) string { return base64.StdEncoding.EncodeToString(der) }
+
+// TestMayHaveIssued: after a failed issuing call the caller must know
+// whether EJBCA may have issued (search before enrolling again) or certainly
+// did not (enrol again at once).
+func TestMayHaveIssued(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, ejbcasim.Config{})
+	ctx := ctxFor(t)
+	c := clientFor(t, sim, modeMTLS)
+	csr, _ := simpleCSR(t, "maybe.example.com")
+	for _, tc := range []struct {
+		name  string
+		fault ejbcasim.Fault
+		want  bool
+	}{
+		{"reset after issuing", ejbcasim.Fault{Count: 1, ResetAfterIssuing: true}, true},
+		{"reset after the request was sent", ejbcasim.Fault{Count: 1, ResetBeforeHandling: true}, true},
+		{"truncated 201", ejbcasim.Fault{Count: 1, Truncate: true}, true},
+		{"503", ejbcasim.Fault{Count: 1, Status: 503}, true},
+		{"garbled 201", ejbcasim.Fault{Count: 1, Status: 201, Body: "<html>"}, true},
+		{"proxy 404 page", ejbcasim.Fault{Count: 1, Status: 404, Body: "<html><body>Not Found</body></html>"}, true},
+		{"EJBCA's 400", ejbcasim.Fault{Count: 1, Status: 400}, false},
+	} {
+		sim.InjectFault("pkcs10enroll", tc.fault)
+		_, err := c.Enroll(ctx, enrolment(csr, "maybe"))
+		if err == nil || ejbca.MayHaveIssued(err) != tc.want {
+			t.Errorf("%s: MayHaveIssued(%v) = %v, want %v", tc.name, err, ejbca.MayHaveIssued(err), tc.want)
+		}
+	}
+	// Nothing listens: the request never left.
+	o := options(t, sim, modeMTLS)
+	o.URL = "https://127.0.0.1:1"
+	_, err := newClient(t, o).Enroll(ctx, enrolment(csr, "maybe"))
+	if err == nil || ejbca.MayHaveIssued(err) || !ejbca.IsRetryable(err) {
+		t.Errorf("connection refused: %v (may have issued %v), want retryable and certainly not issued", err, ejbca.MayHaveIssued(err))
+	}
+}
