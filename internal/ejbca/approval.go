@@ -136,14 +136,14 @@ func (c *Client) ApprovalStatus(ctx context.Context, requestID int) (ApprovalSta
 	if err := decode(endpoint, r, &body); err != nil {
 		return "", err
 	}
-	status := body.Status
-	if status == "" {
-		status = body.ApprovalStatus
+	state := approvalState(body.Status)
+	if state == "" {
+		state = approvalState(body.ApprovalStatus)
 	}
-	if status == "" {
+	if state == "" {
 		return "", &Error{Endpoint: endpoint, StatusCode: r.status, Kind: KindInvalidResponse, Message: "no status in the answer"}
 	}
-	return approvalState(status), nil
+	return state, nil
 }
 
 // ProcessApproval approves or rejects a request, as an administrator would,

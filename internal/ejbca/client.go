@@ -419,18 +419,16 @@ var spaces = regexp.MustCompile(`\s+`)
 // bodies some failures produce, a short readable excerpt saying what it was.
 func errorMessage(r *response) string {
 	var eb errorBody
-	if err := json.Unmarshal(r.body, &eb); err == nil && eb.ErrorMessage != "" {
-		return eb.ErrorMessage
+	if err := json.Unmarshal(r.body, &eb); err == nil && strings.TrimSpace(eb.ErrorMessage) != "" {
+		return clip(strings.TrimSpace(eb.ErrorMessage), maxMessageBytes)
 	}
-	text := strings.TrimSpace(string(r.body))
+	text := strings.TrimSpace(strings.ToValidUTF8(string(r.body), "\uFFFD"))
 	mediaType, _, _ := mime.ParseMediaType(r.header.Get("Content-Type"))
+	mediaType = clip(mediaType, 100)
 	if strings.Contains(mediaType, "html") || strings.HasPrefix(strings.ToLower(text), "<!doctype") || strings.HasPrefix(text, "<html") {
 		text = htmlTags.ReplaceAllString(text, " ")
 	}
-	text = strings.TrimSpace(spaces.ReplaceAllString(text, " "))
-	if len(text) > 300 {
-		text = text[:300] + "..."
-	}
+	text = clip(strings.TrimSpace(spaces.ReplaceAllString(text, " ")), 303)
 	if mediaType == "" {
 		mediaType = "no content type"
 	}
@@ -448,17 +446,21 @@ func isJSON(r *response) bool {
 	return json.Valid(r.body) && len(strings.TrimSpace(string(r.body))) > 0
 }
 
-// retryAfter parses Retry-After as seconds or an HTTP date.
+// retryAfter parses Retry-After as seconds or an HTTP date, at most
+// maxRetryAfter.
 func retryAfter(v string) time.Duration {
 	if v == "" {
 		return 0
 	}
 	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
+		if s >= int(maxRetryAfter/time.Second) {
+			return maxRetryAfter // and no overflow
+		}
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := time.Until(t); d > 0 {
-			return d
+			return min(d, maxRetryAfter)
 		}
 	}
 	return 0
@@ -467,10 +469,7 @@ func retryAfter(v string) time.Duration {
 // decode unmarshals a success body, reporting an unusable one as such.
 func decode(endpoint string, r *response, out any) error {
 	if err := json.Unmarshal(r.body, out); err != nil {
-		excerpt := string(r.body)
-		if len(excerpt) > 120 {
-			excerpt = excerpt[:120] + "..."
-		}
+		excerpt := clip(string(r.body), 123)
 		return &Error{Endpoint: endpoint, StatusCode: r.status, Kind: KindInvalidResponse,
 			Message: fmt.Sprintf("unreadable JSON body %q", excerpt), Err: err}
 	}

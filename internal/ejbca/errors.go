@@ -5,7 +5,30 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
+
+// maxMessageBytes bounds the Message an Error takes from an answer: EJBCA's
+// own messages are short, and a message ends up in conditions and events.
+const maxMessageBytes = 1024
+
+// maxRetryAfter caps a server's Retry-After: no answer parks a request for
+// longer (nor overflows a Duration).
+const maxRetryAfter = time.Hour
+
+// clip makes s valid UTF-8 and cuts it to at most n bytes, on a rune
+// boundary, ending the cut text with "...".
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n-len("..."), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
 
 // Kind is what a caller should do about a failed call. Callers decide with
 // the Is* functions below, never by matching messages.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,10 +94,26 @@ func (t *tokenCache) token(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", tokenError(err)
 	}
+	if !sendable(tok.AccessToken) {
+		return "", &Error{Endpoint: tokenEndpoint, Kind: KindRetryable,
+			Message: "the token endpoint answered an access token that cannot be sent in an HTTP header"}
+	}
 	t.mu.Lock()
 	t.cached = tok
 	t.mu.Unlock()
 	return tok.AccessToken, nil
+}
+
+// sendable reports whether a token can be sent as "Authorization: Bearer
+// <token>": no control characters, which net/http refuses in a header, and
+// no surrounding spaces, which the server would strip.
+func sendable(token string) bool {
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c < ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return strings.TrimSpace(token) == token
 }
 
 // invalidate drops the cached token if it is still the one EJBCA refused.
@@ -121,6 +138,7 @@ func tokenError(err error) error {
 		if re.ErrorDescription != "" {
 			e.Message += ": " + re.ErrorDescription
 		}
+		e.Message = clip(e.Message, maxMessageBytes)
 		if e.Message == "" {
 			e.Message = "the token endpoint refused the request"
 		}
