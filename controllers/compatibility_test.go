@@ -618,6 +618,9 @@ func TestCompatibilityRestartMidApproval(t *testing.T) {
 		}
 	})
 	for _, preset := range ejbcasim.PresetNames() {
+		if b, _ := ejbcasim.PresetBehaviour(preset); !b.Approvals {
+			continue
+		}
 		t.Run(preset, func(t *testing.T) {
 			for _, ac := range cases {
 				if ac.preset != preset {
