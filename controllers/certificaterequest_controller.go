@@ -28,6 +28,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
@@ -42,6 +43,10 @@ const FieldOwner = "ejbca-issuer"
 // requestIssuerIndex indexes CertificateRequests by the issuer they name, so
 // an issuer becoming Ready wakes exactly its waiting requests.
 const requestIssuerIndex = "ejbca-issuer.certctl.io/issuer"
+
+// notLeaderRequeue is how soon a request is looked at again by a process
+// that found it no longer leads (if it does again by then).
+const notLeaderRequeue = 5 * time.Second
 
 // finishedMemory is how long a request finished by this process is skipped
 // without a look, covering a cache that has not yet seen the final status.
@@ -61,6 +66,9 @@ type CertificateRequestReconciler struct {
 	Now                     func() time.Time
 	Jitter                  func() float64
 	MaxConcurrentReconciles int
+	// Lease says whether this process still leads; nil without leader
+	// election.
+	Lease *leadership.Lease
 	// IssuerHealth is told when a request could not reach EJBCA through an
 	// issuer, so the issuer is re-checked (and its requests wait for it).
 	IssuerHealth IssuerHealth
@@ -113,13 +121,19 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if !IsOurs(cr.Spec.IssuerRef) {
 		return ctrl.Result{}, nil
 	}
+	if !r.Lease.Holds() {
+		// Deposed (frozen past the lease, say): the new leader acts.
+		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+	}
 
 	issuer, state, err := r.issuer(ctx, cr)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	in := Input{Request: cr, Issuer: state, Now: r.Now()}
-	in.RetryDeadline = r.retryDeadline(cr, issuer, time.Time{})
+	in := Input{Request: cr, Issuer: state, Now: r.Now(), RetryWindow: r.RetryWindow}
+	if issuer != nil {
+		in.ApprovalMaxWait = issuer.GetSpec().ApprovalMaxWait()
+	}
 	d := Decide(in)
 	if d.Action == ActionIgnore {
 		return ctrl.Result{}, nil
@@ -132,12 +146,14 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 			in.Issuer.Ready, in.Issuer.Reason, in.Issuer.Message = false, "CredentialsUnavailable", err.Error()
 		} else {
 			res := r.Signer.Sign(ctx, cr, issuer, cl)
+			if errors.Is(res.Err, ErrNotLeader) {
+				return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+			}
 			in.Result = &res
 			if noResponse(res.Err) && r.IssuerHealth != nil {
 				r.IssuerHealth.Suspect(cr.Spec.IssuerRef.Kind, client.ObjectKeyFromObject(issuer))
 			}
 			in.Now = r.Now()
-			in.RetryDeadline = r.retryDeadline(cr, issuer, res.ApprovalSince)
 		}
 		d = Decide(in)
 	}
@@ -168,7 +184,10 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	}
 	if unchanged(cr, d) {
 		// Nothing to write: the same Pending message as before.
-	} else if err := r.Client.Status().Apply(ctx, cmac.CertificateRequest(cr.Name, cr.Namespace).WithStatus(status),
+	} else if err := r.Client.Status().Apply(ctx,
+		// The resourceVersion makes a write decided from a stale copy fail
+		// with a conflict; the request is then decided again from a fresh one.
+		cmac.CertificateRequest(cr.Name, cr.Namespace).WithResourceVersion(cr.ResourceVersion).WithStatus(status),
 		client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		return ctrl.Result{}, fmt.Errorf("writing the CertificateRequest status: %w", err)
 	}
@@ -232,17 +251,6 @@ func (r *CertificateRequestReconciler) setWaitingForApproval(key types.Namespace
 	}
 }
 
-// retryDeadline is the request's creation plus the retry window or, while
-// it waits for approval (approvalSince, verified by the signer), the
-// approval's start plus the issuer's maxWait. Nothing a requester writes
-// moves it.
-func (r *CertificateRequestReconciler) retryDeadline(cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, approvalSince time.Time) time.Time {
-	if !approvalSince.IsZero() && issuer != nil {
-		return approvalSince.Add(issuer.GetSpec().ApprovalMaxWait())
-	}
-	return cr.CreationTimestamp.Add(r.RetryWindow)
-}
-
 // issuer loads the request's issuer and what the decision needs of it.
 func (r *CertificateRequestReconciler) issuer(ctx context.Context, cr *cmapi.CertificateRequest) (v1alpha1.Issuer, IssuerState, error) {
 	ref := cr.Spec.IssuerRef
@@ -266,6 +274,9 @@ func (r *CertificateRequestReconciler) issuer(ctx context.Context, cr *cmapi.Cer
 	state.Found = true
 	state.Ready = v1alpha1.IsReady(iss)
 	state.FailUnmet = iss.GetSpec().FailsUnmetRequests()
+	if c := iss.GetStatus().ReadyCondition(); state.Ready && c != nil {
+		state.ReadySince = c.LastTransitionTime.Time
+	}
 	if c := iss.GetStatus().ReadyCondition(); !state.Ready && c != nil {
 		state.Reason, state.Message = c.Reason, c.Message
 		if c.ObservedGeneration != iss.GetGeneration() {

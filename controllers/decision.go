@@ -23,6 +23,10 @@ type IssuerState struct {
 	Ready bool
 	// Reason and Message are the issuer's Ready condition, when not Ready.
 	Reason, Message string
+	// ReadySince is when the issuer last became Ready (its Ready
+	// condition's lastTransitionTime); time spent waiting for the issuer
+	// does not count against a request's retry window.
+	ReadySince time.Time
 	// FailUnmet fails a request whose certificate lacks what it asked for
 	// (the issuer's unmetRequest: Fail), instead of warning.
 	FailUnmet bool
@@ -58,10 +62,10 @@ type Input struct {
 	Request *cmapi.CertificateRequest
 	Issuer  IssuerState
 	Now     time.Time
-	// RetryDeadline is when retryable errors stop being retried: the
-	// request's creation plus the retry window, or, while waiting for
-	// approval, the approval's start plus the issuer's maxWait.
-	RetryDeadline time.Time
+	// RetryWindow is how long retryable errors are retried (--retry-window).
+	RetryWindow time.Duration
+	// ApprovalMaxWait is the issuer's approval.maxWait.
+	ApprovalMaxWait time.Duration
 	// Result is nil until EJBCA was asked.
 	Result *SignResult
 }
@@ -186,15 +190,22 @@ func decideResult(in Input) Decision {
 	}
 
 	msg := r.Err.Error()
+	var still *StillIssuingError
+	if errors.As(r.Err, &still) {
+		// Never failed, even past the retry deadline: a new request would
+		// enrol a second certificate while this one may be on its way.
+		wait := max(still.LookAgain.Sub(in.Now), time.Second)
+		return pending(cr, msg, wait, EventRetrying, corev1.EventTypeNormal, "pending")
+	}
 	var permanent *PermanentError
 	retryable := ejbca.IsRetryable(r.Err) && !errors.As(r.Err, &permanent)
 	unauthorized := ejbca.IsUnauthorized(r.Err)
 	if !retryable && !unauthorized {
 		return failed(cr, msg)
 	}
-	if !in.Now.Before(in.RetryDeadline) {
+	if deadline := RetryDeadline(in); !in.Now.Before(deadline) {
 		return failed(cr, fmt.Sprintf("Giving up: still failing at the retry deadline %s: %s",
-			in.RetryDeadline.UTC().Format(time.RFC3339), msg))
+			deadline.UTC().Format(time.RFC3339), msg))
 	}
 	if unauthorized {
 		d := pending(cr, fmt.Sprintf("EJBCA refused %s's credentials; waiting for the issuer to be Ready again: %s", in.Issuer.Ref, msg),
@@ -204,6 +215,25 @@ func decideResult(in Input) Decision {
 	}
 	wait := RetryBackoff(in.Now.Sub(cr.CreationTimestamp.Time), r.Err)
 	return pending(cr, fmt.Sprintf("EJBCA call failed, will retry: %s", msg), wait, EventRetrying, corev1.EventTypeWarning, "pending")
+}
+
+// RetryDeadline is when retryable errors stop being retried. While a request
+// waits for approval (its verified start, from the signer) it is the
+// approval's start plus the issuer's maxWait. Otherwise it is the retry
+// window counted from the request's first chance to reach EJBCA: its
+// creation, or, if its issuer became Ready later, that moment, so time spent
+// waiting for the issuer does not count. Both come from the API server
+// (creation time, the issuer's status), so a restart does not reset the
+// window and nothing a requester writes moves it.
+func RetryDeadline(in Input) time.Time {
+	if in.Result != nil && !in.Result.ApprovalSince.IsZero() {
+		return in.Result.ApprovalSince.Add(in.ApprovalMaxWait)
+	}
+	start := in.Request.CreationTimestamp.Time
+	if in.Issuer.ReadySince.After(start) {
+		start = in.Issuer.ReadySince
+	}
+	return start.Add(in.RetryWindow)
 }
 
 // RetryBackoff grows with the request's age, from 2s to 1m, and is never

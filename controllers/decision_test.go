@@ -105,6 +105,29 @@ func TestDecide(t *testing.T) {
 		{name: "retryable past the window fails", cr: request(approved), issuer: readyIssuer, now: deadline,
 			result: &SignResult{Err: &ejbca.Error{Kind: ejbca.KindRetryable, Err: errors.New("connection refused")}},
 			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "connection refused", failed: true, event: EventFailed, outcome: "failed"},
+		{name: "time waiting for the issuer does not count against the retry window", cr: request(approved),
+			issuer: IssuerState{Ref: `EJBCAIssuer "team-a/ejbca"`, Found: true, Ready: true, ReadySince: t0.Add(2 * time.Hour)}, now: t0.Add(2*time.Hour + time.Minute),
+			result: &SignResult{Err: &ejbca.Error{Kind: ejbca.KindRetryable, Err: errors.New("connection reset")}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "will retry", requeue: time.Minute, event: EventRetrying, outcome: "pending"},
+		{name: "the window still ends an hour after the issuer became Ready", cr: request(approved),
+			issuer: IssuerState{Ref: `EJBCAIssuer "team-a/ejbca"`, Found: true, Ready: true, ReadySince: t0.Add(2 * time.Hour)}, now: t0.Add(3 * time.Hour),
+			result: &SignResult{Err: &ejbca.Error{Kind: ejbca.KindRetryable, Err: errors.New("connection reset")}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "Giving up", failed: true, event: EventFailed, outcome: "failed"},
+		{name: "approval waits are bounded by maxWait, not the retry window", cr: request(approved), issuer: readyIssuer, now: t0.Add(3 * time.Hour),
+			result: &SignResult{Err: &ejbca.Error{Kind: ejbca.KindRetryable, Err: errors.New("connection reset")}, ApprovalSince: t0},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "will retry", requeue: time.Minute, event: EventRetrying, outcome: "pending"},
+		{name: "EJBCA may still be issuing: wait and look again, never fail", cr: request(approved), issuer: readyIssuer, now: deadline.Add(time.Minute),
+			result: &SignResult{Err: &StillIssuingError{Attempted: deadline.Add(30 * time.Second), LookAgain: deadline.Add(80 * time.Second)}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "may still be issuing", requeue: 20 * time.Second, event: EventRetrying, outcome: "pending"},
+		{name: "an unreadable 201 is retried through recovery", cr: request(approved), issuer: readyIssuer,
+			result: &SignResult{Err: &ejbca.Error{StatusCode: 201, Kind: ejbca.KindRetryable, UnreadableSuccess: true, Message: "EJBCA answered 201, so it probably issued"}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "probably issued", requeue: 2 * time.Second, event: EventRetrying, outcome: "pending"},
+		{name: "an unmet request warns by default", cr: request(approved, func(cr *cmapi.CertificateRequest) { cr.Spec.IsCA = true }), issuer: readyIssuer,
+			result: &SignResult{Certificate: issued()},
+			action: ActionUpdate, status: cmmeta.ConditionTrue, reason: "Issued", message: "serial ABC", event: EventIssued, outcome: "issued"},
+		{name: "an unmet request fails when the issuer says so", cr: request(approved, func(cr *cmapi.CertificateRequest) { cr.Spec.IsCA = true }),
+			issuer: IssuerState{Ref: `EJBCAIssuer "team-a/ejbca"`, Found: true, Ready: true, FailUnmet: true}, result: &SignResult{Certificate: issued()},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "EJBCA issued serial ABC, but it lacks isCA", failed: true, event: EventFailed, outcome: "failed"},
 		{name: "403 is pending and marks the issuer", cr: request(approved), issuer: readyIssuer,
 			result: &SignResult{Err: &ejbca.Error{StatusCode: 403, Kind: ejbca.KindUnauthorized, Message: "Not authorized to profile SERVER"}},
 			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "Not authorized to profile SERVER", event: EventIssuerNotReady, issuerN: true, outcome: "issuer_not_ready"},
@@ -124,7 +147,7 @@ func TestDecide(t *testing.T) {
 			if now.IsZero() {
 				now = t0
 			}
-			d := Decide(Input{Request: tc.cr, Issuer: tc.issuer, Now: now, RetryDeadline: deadline, Result: tc.result})
+			d := Decide(Input{Request: tc.cr, Issuer: tc.issuer, Now: now, RetryWindow: time.Hour, ApprovalMaxWait: 7 * 24 * time.Hour, Result: tc.result})
 			if d.Action != tc.action {
 				t.Fatalf("action = %v, want %v (%+v)", d.Action, tc.action, d)
 			}
@@ -160,7 +183,27 @@ func TestDecide(t *testing.T) {
 			if tc.reason == "Issued" && (string(d.Certificate) != "LEAF+INTERMEDIATE" || string(d.CA) != "ROOT") {
 				t.Errorf("certificate/ca = %q/%q", d.Certificate, d.CA)
 			}
+			if tc.reason == "Issued" && tc.cr.Spec.IsCA != (len(d.Warnings) == 1 && d.Warnings[0].Reason == EventUnmetRequest) {
+				t.Errorf("warnings %+v for a request with isCA %v", d.Warnings, tc.cr.Spec.IsCA)
+			}
 		})
+	}
+}
+
+func TestAbsenceIsProvenOnlyAfterTheSettleTime(t *testing.T) {
+	settle := SettleTime(30 * time.Second)
+	if settle != 70*time.Second {
+		t.Fatalf("SettleTime(30s) = %s, want 70s: the timeout, as much again, and 10s", settle)
+	}
+	for _, tc := range []struct {
+		since time.Duration
+		want  bool
+		again time.Duration
+	}{{0, false, settle}, {5 * time.Second, false, settle}, {settle - time.Nanosecond, false, settle}, {settle, true, 0}, {time.Hour, true, 0}} {
+		proven, again := absenceProven(t0, t0.Add(tc.since), settle)
+		if proven != tc.want || (!proven && again != t0.Add(tc.again)) {
+			t.Errorf("%s after the attempt: proven %v, look again at %s; want %v, %s", tc.since, proven, again, tc.want, t0.Add(tc.again))
+		}
 	}
 }
 

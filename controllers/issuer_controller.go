@@ -55,6 +55,9 @@ type IssuerReconciler struct {
 	Jitter   func() float64
 	// Reachability probes the EJBCAs that Unreachable issuers wait for.
 	Reachability *Reachability
+	// SecretsNamespaceOnly: the manager reads Secrets and ConfigMaps only in
+	// the cluster resource namespace (--secrets-in-cluster-resource-namespace-only).
+	SecretsNamespaceOnly bool
 
 	mu     sync.Mutex
 	checks map[types.NamespacedName]*healthRecord
@@ -132,6 +135,17 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	now := r.Now()
+	if r.SecretsNamespaceOnly && iss.GetNamespace() != "" && iss.GetNamespace() != r.ClusterResourceNamespace {
+		// Its Secrets are out of the manager's reach: say what to do, once.
+		msg := fmt.Sprintf("this ejbca-issuer runs with --secrets-in-cluster-resource-namespace-only, so it cannot read Secrets in namespace %s: "+
+			"use an EJBCAClusterIssuer (its Secrets go in namespace %s), create this EJBCAIssuer in %s, or install with Secret access in every namespace (Helm: rbac.secretsClusterWide=true)",
+			iss.GetNamespace(), r.ClusterResourceNamespace, r.ClusterResourceNamespace)
+		if c := iss.GetStatus().ReadyCondition(); c != nil && c.Reason == v1alpha1.ReasonSecretsNotAccessible && c.Message == msg && c.ObservedGeneration == iss.GetGeneration() {
+			return ctrl.Result{}, nil
+		}
+		metrics.HealthChecks.WithLabelValues(r.Kind, v1alpha1.ReasonSecretsNotAccessible).Inc()
+		return ctrl.Result{}, SetIssuerReady(ctx, r.Client, iss, metav1.ConditionFalse, v1alpha1.ReasonSecretsNotAccessible, msg, now)
+	}
 	refs, err := r.Clients.Fingerprint(ctx, iss)
 	if err != nil {
 		return ctrl.Result{}, err

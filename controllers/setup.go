@@ -11,6 +11,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
@@ -28,6 +29,12 @@ type Options struct {
 	EJBCATimeout time.Duration
 	// RequestLimits refuse oversized requests before EJBCA is called.
 	RequestLimits RequestLimits
+	// Lease says whether this process still leads; nil without leader
+	// election.
+	Lease *leadership.Lease
+	// SecretsNamespaceOnly: Secrets and ConfigMaps are read only in the
+	// cluster resource namespace.
+	SecretsNamespaceOnly bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -57,7 +64,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	for _, kind := range []string{v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind} {
 		r := &IssuerReconciler{
 			Kind: kind, Client: mgr.GetClient(), Clients: clients, ClusterResourceNamespace: o.ClusterResourceNamespace,
-			Interval: o.HealthCheckInterval, Now: now, Jitter: jitter, Reachability: reach,
+			Interval: o.HealthCheckInterval, Now: now, Jitter: jitter, Reachability: reach, SecretsNamespaceOnly: o.SecretsNamespaceOnly,
 		}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
@@ -65,15 +72,17 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		health[kind] = r
 	}
 	return (&CertificateRequestReconciler{
-		Client:                   mgr.GetClient(),
-		Clients:                  clients,
-		Signer:                   &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Now: now, Jitter: jitter, Limits: o.RequestLimits},
+		Client:  mgr.GetClient(),
+		Clients: clients,
+		Signer: &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Now: now, Jitter: jitter, Limits: o.RequestLimits,
+			Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout)},
 		Recorder:                 mgr.GetEventRecorderFor("ejbca-issuer"),
 		ClusterResourceNamespace: o.ClusterResourceNamespace,
 		RetryWindow:              o.RetryWindow,
 		Now:                      now,
 		Jitter:                   jitter,
 		MaxConcurrentReconciles:  workers,
+		Lease:                    o.Lease,
 		IssuerHealth:             health,
 	}).SetupWithManager(mgr)
 }

@@ -17,6 +17,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcaname"
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 )
 
 // AnnotationEnrolmentAttempted is set on a request, before EJBCA is asked to
@@ -55,7 +56,17 @@ type Signer struct {
 	Jitter func() float64
 	// Limits refuse oversized requests before EJBCA is called.
 	Limits RequestLimits
+	// Lease is asked before every EJBCA call that issues or adds; nil
+	// without leader election.
+	Lease *leadership.Lease
+	// Settle is how long after an attempt EJBCA may still finish it; see
+	// SettleTime.
+	Settle time.Duration
 }
+
+// mayCall reports whether this process may start an EJBCA call that issues
+// or adds: a deposed leader must not, even for a moment.
+func (s *Signer) mayCall() bool { return s.Lease.Holds() }
 
 // Sign asks EJBCA for the request's certificate.
 func (s *Signer) Sign(ctx context.Context, cr *cmapi.CertificateRequest, iss v1alpha1.Issuer, cl *ejbca.Client) SignResult {
@@ -73,12 +84,6 @@ func (s *Signer) Sign(ctx context.Context, cr *cmapi.CertificateRequest, iss v1a
 	}
 	approvalUser := approvalEndEntityName(spec, cr, username)
 
-	if at, ok := s.attemptTime(cr); ok {
-		if res, done := s.recover(ctx, cr, spec, cl, at, username, approvalUser); done {
-			return res
-		}
-	}
-
 	var warnings []string
 	if hasApprovalRecord(cr) {
 		password, found, err := enrolmentSecrets{s.Client, s.Reader}.password(ctx, cr, false)
@@ -90,6 +95,12 @@ func (s *Signer) Sign(ctx context.Context, cr *cmapi.CertificateRequest, iss v1a
 		}
 		warnings = append(warnings, "Ignored approval annotations that ejbca-issuer did not write for this request")
 		logf.FromContext(ctx).Info("ignoring approval annotations that do not verify")
+	}
+	if at, ok := s.attemptTime(cr); ok {
+		if res, done := s.recover(ctx, cr, spec, cl, at, username, approvalUser); done {
+			res.Warnings = append(warnings, res.Warnings...)
+			return res
+		}
 	}
 	res := s.enrol(ctx, cr, spec, cl, csr, username, approvalUser)
 	res.Warnings = append(warnings, res.Warnings...)
@@ -109,6 +120,9 @@ func (s *Signer) enrol(ctx context.Context, cr *cmapi.CertificateRequest, spec *
 	if spec.UseRequestedDuration && cr.Spec.Duration != nil {
 		req.NotAfter = s.Now().Add(cr.Spec.Duration.Duration)
 	}
+	if !s.mayCall() {
+		return SignResult{Err: ErrNotLeader}
+	}
 	if err := s.markAttempt(ctx, cr); err != nil {
 		return SignResult{Err: err}
 	}
@@ -119,8 +133,9 @@ func (s *Signer) enrol(ctx context.Context, cr *cmapi.CertificateRequest, spec *
 	case ejbca.IsApprovalRequired(err):
 		logf.FromContext(ctx).Info("EJBCA requires approval for this enrolment; switching to the approval flow", "endEntity", approvalUser)
 		return s.startApproval(ctx, cr, spec, cl, csr, approvalUser)
-	case answered(err) && !ejbca.IsPermanent(err):
-		// EJBCA answered (403, 429) and did not issue: the retry needs no search.
+	case !ejbca.MayHaveIssued(err) && !ejbca.IsPermanent(err):
+		// EJBCA certainly did not issue (it answered 403 or 429, or the call
+		// never left): the retry needs no search.
 		if perr := s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
 			logf.FromContext(ctx).Error(perr, "clearing the enrolment marker")
 		}
@@ -145,6 +160,9 @@ func (s *Signer) recover(ctx context.Context, cr *cmapi.CertificateRequest, spec
 				"endEntity", name, "serial", cert.SerialNumber)
 			return SignResult{Certificate: cert}, true
 		}
+	}
+	if proven, lookAgain := absenceProven(at, s.Now(), s.Settle); !proven {
+		return SignResult{Err: &StillIssuingError{Attempted: at, LookAgain: lookAgain}}, true
 	}
 	return SignResult{}, false
 }
@@ -180,6 +198,9 @@ func (s *Signer) startApproval(ctx context.Context, cr *cmapi.CertificateRequest
 		return SignResult{Err: err}
 	}
 	certProfile, eeProfile := profiles(spec, cr)
+	if !s.mayCall() {
+		return SignResult{Err: ErrNotLeader}
+	}
 	add, err := cl.AddEndEntity(ctx, ejbca.EndEntity{
 		Username: username, Password: password,
 		SubjectDN: ejbcaname.SubjectDN(csr, username), SubjectAltName: ejbcaname.SubjectAltName(csr),
@@ -198,7 +219,10 @@ func (s *Signer) startApproval(ctx context.Context, cr *cmapi.CertificateRequest
 		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password, now)
 	}
 	rec := approvalRecord{RequestID: add.RequestID, Since: now.UTC().Truncate(time.Second)}
-	if err := s.patchAnnotations(ctx, cr, rec.annotations(cr, username, password)); err != nil {
+	set := rec.annotations(cr, username, password)
+	// The one-call enrolment before this was refused: nothing to recover.
+	set[AnnotationEnrolmentAttempted] = nil
+	if err := s.patchAnnotations(ctx, cr, set); err != nil {
 		return SignResult{Err: err}
 	}
 	logf.FromContext(ctx).Info("waiting for EJBCA approval", "approvalRequest", add.RequestID, "endEntity", username)
@@ -257,6 +281,9 @@ func approvalName(id int, endEntity string) string {
 // issued and its answer was lost: the certificate is recovered by search.
 func (s *Signer) enrolForEndEntity(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
 	username, password string, since time.Time) SignResult {
+	if !s.mayCall() {
+		return SignResult{Err: ErrNotLeader}
+	}
 	cert, err := cl.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{
 		CSR: cr.Spec.Request, Username: username, Password: password, CAName: spec.CAName,
 	})
@@ -294,16 +321,20 @@ func (s *Signer) markAttempt(ctx context.Context, cr *cmapi.CertificateRequest) 
 }
 
 // patchAnnotations merge-patches only the given annotations (nil removes
-// one) and mirrors them on cr. The patch carries the request's UID as a
-// precondition, so it never lands on another request of the same name.
+// one) and mirrors them on cr. The patch carries the request's UID and
+// resourceVersion as preconditions: it never lands on another request of the
+// same name, and a decision made from a stale copy of the request fails with
+// a conflict (and is made again from a fresh one) instead of acting.
 func (s *Signer) patchAnnotations(ctx context.Context, cr *cmapi.CertificateRequest, set map[string]*string) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": cr.UID, "annotations": set}})
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": cr.UID, "resourceVersion": cr.ResourceVersion, "annotations": set}})
 	if err != nil {
 		return err
 	}
-	if err := s.Client.Patch(ctx, cr.DeepCopy(), client.RawPatch(types.MergePatchType, patch)); err != nil {
+	patched := cr.DeepCopy()
+	if err := s.Client.Patch(ctx, patched, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return fmt.Errorf("recording enrolment state on the CertificateRequest: %w", err)
 	}
+	cr.ResourceVersion = patched.ResourceVersion
 	if cr.Annotations == nil {
 		cr.Annotations = map[string]string{}
 	}

@@ -25,4 +25,8 @@ const (
 	ReasonUnreachable = "Unreachable"
 	// ReasonCANotFound: EJBCA answered but has no CA named caName.
 	ReasonCANotFound = "CANotFound"
+	// ReasonSecretsNotAccessible: the manager was started to read Secrets
+	// only in the cluster resource namespace, so an EJBCAIssuer elsewhere
+	// cannot be used.
+	ReasonSecretsNotAccessible = "SecretsNotAccessible"
 )

@@ -186,6 +186,24 @@ func TestManagerWithNamespaceOnlySecretAccess(t *testing.T) {
 	waitIssuerReady(t, ciss)
 	cr, key := request(t, "team-c", ciss, "api")
 	waitIssued(t, cr, key)
+
+	// An EJBCAIssuer outside the cluster resource namespace cannot be used
+	// in this mode: it says so, and what to do, instead of looping on cache
+	// errors.
+	nsIssuer := mtlsIssuer(t, "team-c", "ejbca", "SERVER")
+	t.Cleanup(func() { deleteIssuers(t, nsIssuer) })
+	eventually(t, 30*time.Second, func() string {
+		u := nsIssuer.object()
+		if err := cp.k8s.Get(ctxFor(t, 5*time.Second), client.ObjectKeyFromObject(u), u); err != nil {
+			return err.Error()
+		}
+		c := condition(u, "Ready")
+		if c == nil || c["status"] != "False" || c["reason"] != "SecretsNotAccessible" ||
+			!strings.Contains(fmt.Sprint(c["message"]), "use an EJBCAClusterIssuer (its Secrets go in namespace "+ns+")") {
+			return fmt.Sprintf("EJBCAIssuer team-c/ejbca: %v", c)
+		}
+		return ""
+	})
 	checkLeader(t, ns)
 	checkNoForbidden(t, m)
 }

@@ -361,6 +361,10 @@ func failure(endpoint string, r *response) *Error {
 	switch {
 	case r.status == http.StatusForbidden || r.status == http.StatusUnauthorized:
 		e.Kind = KindUnauthorized
+	case r.status >= 500 && !isJSON(r):
+		// Not EJBCA's JSON error: a proxy's 502/503/504 page, which may
+		// have been sent while EJBCA still works on the call.
+		e.Kind, e.Proxy = KindRetryable, true
 	case r.status == http.StatusTooManyRequests || r.status == http.StatusRequestTimeout || r.status >= 500:
 		e.Kind = KindRetryable
 	case r.status == http.StatusNotFound && unknownPath.MatchString(e.Message):

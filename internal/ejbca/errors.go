@@ -154,9 +154,10 @@ func KindOf(err error) Kind {
 func IsRetryable(err error) bool { return err != nil && KindOf(err) == KindRetryable }
 
 // MayHaveIssued reports whether an issuing call that failed may still have
-// issued: no answer arrived, EJBCA or a proxy answered 5xx, or EJBCA
-// answered 2xx with a body that could not be read. The certificate must then
-// be looked for before enrolling again.
+// issued: no answer arrived, a proxy in front of EJBCA answered (its 5xx or
+// 404 page), or EJBCA answered 2xx with a body that could not be read. The
+// certificate must then be looked for before enrolling again. EJBCA's own
+// error answers (JSON, any status) mean it did not issue.
 func MayHaveIssued(err error) bool {
 	var e *Error
 	if !errors.As(err, &e) {
@@ -165,7 +166,7 @@ func MayHaveIssued(err error) bool {
 	if e.NotSent {
 		return false
 	}
-	return e.StatusCode == 0 || e.StatusCode >= 500 || e.UnreadableSuccess || e.Proxy
+	return e.StatusCode == 0 || e.UnreadableSuccess || e.Proxy
 }
 
 // IsUnauthorized reports whether EJBCA or the token endpoint refused the credentials.

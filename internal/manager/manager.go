@@ -4,7 +4,17 @@
 package manager
 
 import (
+	"os"
+
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+
 	"fmt"
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -97,18 +107,34 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		}
 	}
 	renew, lease := 10*time.Second, 15*time.Second
+	var held *leadership.Lease
+	var lock resourcelock.Interface
+	if o.LeaderElection {
+		// Another candidate takes over a full lease duration after it saw
+		// our last renewal; trusting half of that leaves room for the
+		// EJBCA call that follows the check to start.
+		held = leadership.New(clock.RealClock{}, lease/2)
+		l, err := leaderElectionLock(cfg, leNamespace, renew)
+		if err != nil {
+			return nil, err
+		}
+		lock = held.Watch(l)
+	}
+	o.Options.Lease = held
+	o.Options.SecretsNamespaceOnly = o.SecretsInClusterResourceNamespaceOnly
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        Scheme(),
-		Metrics:                       metricsOpts,
-		HealthProbeBindAddress:        o.HealthProbeBindAddress,
-		LeaderElection:                o.LeaderElection,
-		LeaderElectionID:              LeaderElectionID,
-		LeaderElectionNamespace:       leNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 &lease,
-		RenewDeadline:                 &renew,
-		Controller:                    config.Controller{SkipNameValidation: &o.RestartableInProcess},
-		Cache:                         cacheOptions(o),
+		Scheme:                              Scheme(),
+		Metrics:                             metricsOpts,
+		HealthProbeBindAddress:              o.HealthProbeBindAddress,
+		LeaderElection:                      o.LeaderElection,
+		LeaderElectionID:                    LeaderElectionID,
+		LeaderElectionNamespace:             leNamespace,
+		LeaderElectionReleaseOnCancel:       true,
+		LeaderElectionResourceLockInterface: lock,
+		LeaseDuration:                       &lease,
+		RenewDeadline:                       &renew,
+		Controller:                          config.Controller{SkipNameValidation: &o.RestartableInProcess},
+		Cache:                               cacheOptions(o),
 	})
 	if err != nil {
 		return nil, err
@@ -123,6 +149,28 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// leaderElectionLock is the Lease lock controller-runtime would build, built
+// here so that leadership.Lease can watch its renewals.
+func leaderElectionLock(cfg *rest.Config, namespace string, renew time.Duration) (resourcelock.Interface, error) {
+	host, err := os.Hostname()
+	if err != nil {
+		return nil, err
+	}
+	id := host + "_" + string(uuid.NewUUID())
+	cfg = rest.AddUserAgent(rest.CopyConfig(cfg), "leader-election")
+	// A hung request must not outlast the renew deadline.
+	cfg.Timeout = max(renew/2, time.Second)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events(namespace)})
+	recorder := broadcaster.NewRecorder(Scheme(), corev1.EventSource{Component: id})
+	return resourcelock.New(resourcelock.LeasesResourceLock, namespace, LeaderElectionID, cs.CoreV1(), cs.CoordinationV1(),
+		resourcelock.ResourceLockConfig{Identity: id, EventRecorder: recorder})
 }
 
 // The leader election Lease lives in the leader election namespace (the

@@ -1,0 +1,48 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A "no answer" from EJBCA does not mean "not issued", and "not found yet"
+// does not mean "will never be issued": EJBCA may still be working on a call
+// whose client gave up (a loaded HSM, a database lock). The rule: an empty
+// recovery search proves that an attempt issued nothing only once the
+// attempt is older than the settle time; an empty search before that leads
+// to another search at the settle time, never to an enrolment. The cost is
+// latency on the rare no-answer path only.
+
+// SettleTime is how long after an attempt began EJBCA may still finish it:
+// the client's own timeout, the same again for EJBCA's processing past it,
+// and 10 s for clocks and queues.
+func SettleTime(ejbcaTimeout time.Duration) time.Duration {
+	return 2*ejbcaTimeout + 10*time.Second
+}
+
+// absenceProven reports whether an empty search at now proves that the
+// attempt begun at attempted issued nothing; if not, lookAgain is when it
+// will.
+func absenceProven(attempted, now time.Time, settle time.Duration) (proven bool, lookAgain time.Time) {
+	settled := attempted.Add(settle)
+	if now.Before(settled) {
+		return false, settled
+	}
+	return true, time.Time{}
+}
+
+// StillIssuingError: EJBCA gave no answer to an attempt and may still be
+// issuing; the request waits and searches again instead of enrolling.
+type StillIssuingError struct {
+	Attempted, LookAgain time.Time
+}
+
+func (e *StillIssuingError) Error() string {
+	return fmt.Sprintf("EJBCA gave no answer to the enrolment sent at %s and may still be issuing it; looking for the certificate again at %s before enrolling again",
+		e.Attempted.UTC().Format(time.RFC3339), e.LookAgain.UTC().Format(time.RFC3339))
+}
+
+// ErrNotLeader: this process no longer holds its leader election lease
+// (judged from its last renewal), so it must not call EJBCA or write.
+var ErrNotLeader = errors.New("this process no longer holds the leader election lease")

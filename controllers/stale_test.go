@@ -1,0 +1,68 @@
+package controllers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
+)
+
+// staleReader answers Gets of one request with an old copy, as a lagging
+// informer cache would.
+type staleReader struct {
+	client.Client
+	old *cmapi.CertificateRequest
+}
+
+func (s staleReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if cr, ok := obj.(*cmapi.CertificateRequest); ok && key == client.ObjectKeyFromObject(s.old) {
+		s.old.DeepCopyInto(cr)
+		return nil
+	}
+	return s.Client.Get(ctx, key, obj, opts...)
+}
+
+// TestStaleReadNeverActs: a reconciler whose cache still shows an issued
+// request as approved and unsigned must not enrol it again or overwrite its
+// status. The state write that precedes the EJBCA call carries the
+// resourceVersion it was decided from, and the API server refuses it.
+func TestStaleReadNeverActs(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	ns, _ := readyIssuer(t, sim)
+	cr, _ := requestFor(t, ns, "ejbca", "stale")
+	stale := cr.DeepCopy() // approved, not yet signed
+	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
+	issued := cr.Status.Certificate
+
+	c := staleReader{Client: k8s, old: stale}
+	r := &controllers.CertificateRequestReconciler{
+		Client:  c,
+		Clients: issuerclients.New(k8s, k8s, clusterResourceNamespace, nil, nil),
+		Signer:  &controllers.Signer{Client: c, Reader: k8s, Now: time.Now, Settle: controllers.SettleTime(5 * time.Second)},
+		Recorder: record.NewFakeRecorder(10), ClusterResourceNamespace: clusterResourceNamespace,
+		RetryWindow: time.Hour, Now: time.Now,
+	}
+	_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(cr)})
+	if !apierrors.IsConflict(err) {
+		t.Errorf("reconciling from a stale copy = %v, want a conflict", err)
+	}
+	if n := enrolments(sim, ns+"/stale"); n != 1 {
+		t.Errorf("%d certificates after a reconcile from a stale copy, want the 1 issued before", n)
+	}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
+		t.Fatal(err)
+	}
+	if readyOf(cr).Reason != cmapi.CertificateRequestReasonIssued || string(cr.Status.Certificate) != string(issued) {
+		t.Errorf("the issued request's status was changed: %+v", readyOf(cr))
+	}
+}

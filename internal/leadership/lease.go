@@ -1,0 +1,94 @@
+// Package leadership tells the signer whether this process may still act as
+// the leader. controller-runtime's leader election notices a lost lease only
+// when a renewal fails, seconds later; a process that was frozen (SIGSTOP, a
+// long GC pause, a suspended VM) past its lease wakes up still believing it
+// leads while a standby already does. Before every EJBCA call that issues or
+// adds, the signer asks Lease.Holds, which judges from the time of this
+// process's own last successful renewal, kept in memory: no API call per
+// certificate.
+package leadership
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/clock"
+)
+
+// Lease is this process's view of its leader election lease. The zero value
+// and a nil *Lease always hold: without leader election there is no one to
+// take over.
+type Lease struct {
+	clock clock.PassiveClock
+	// trust is how long after a renewal was sent the lease still counts as
+	// held. Another candidate takes over only a full lease duration after it
+	// saw the renewal, so trust is shorter than the lease duration.
+	trust time.Duration
+
+	mu      sync.Mutex
+	elected bool
+	renewed time.Time // when the last successful renewal was sent
+}
+
+// New returns a Lease that holds for trust after each successful renewal.
+func New(c clock.PassiveClock, trust time.Duration) *Lease {
+	return &Lease{clock: c, trust: trust, elected: true}
+}
+
+// Holds reports whether this process renewed its lease recently enough to
+// act as the leader now.
+func (l *Lease) Holds() bool {
+	if l == nil || !l.elected {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.renewed.IsZero() && l.clock.Since(l.renewed) < l.trust
+}
+
+// LastRenewal is when the last successful renewal was sent, zero if none.
+func (l *Lease) LastRenewal() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.renewed
+}
+
+func (l *Lease) record(sent time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sent.After(l.renewed) {
+		l.renewed = sent
+	}
+}
+
+// Watch wraps the leader election lock so that every successful create or
+// update of the lock (acquiring or renewing) is recorded, stamped with the
+// time it was sent.
+func (l *Lease) Watch(lock resourcelock.Interface) resourcelock.Interface {
+	return &watchedLock{Interface: lock, lease: l}
+}
+
+type watchedLock struct {
+	resourcelock.Interface
+	lease *Lease
+}
+
+func (w *watchedLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	sent := w.lease.clock.Now()
+	err := w.Interface.Create(ctx, rec)
+	if err == nil {
+		w.lease.record(sent)
+	}
+	return err
+}
+
+func (w *watchedLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	sent := w.lease.clock.Now()
+	err := w.Interface.Update(ctx, rec)
+	if err == nil {
+		w.lease.record(sent)
+	}
+	return err
+}
