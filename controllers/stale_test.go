@@ -46,9 +46,9 @@ func TestStaleReadNeverActs(t *testing.T) {
 
 	c := staleReader{Client: k8s, old: stale}
 	r := &controllers.CertificateRequestReconciler{
-		Client:  c,
-		Clients: issuerclients.New(k8s, k8s, clusterResourceNamespace, nil, nil),
-		Signer:  &controllers.Signer{Client: c, Reader: k8s, Now: time.Now, Settle: controllers.SettleTime(5 * time.Second)},
+		Client:   c,
+		Clients:  issuerclients.New(k8s, k8s, clusterResourceNamespace, nil, nil),
+		Signer:   &controllers.Signer{Client: c, Reader: k8s, Now: time.Now, Settle: controllers.SettleTime(5 * time.Second)},
 		Recorder: record.NewFakeRecorder(10), ClusterResourceNamespace: clusterResourceNamespace,
 		RetryWindow: time.Hour, Now: time.Now,
 	}

@@ -17,7 +17,7 @@ import (
 )
 
 const (
-	leaderElectionID          = "ejbca-issuer.certctl.io"
+	leaderElectionID     = "ejbca-issuer.certctl.io"
 	annotationApprovalID = "ejbca-issuer.certctl.io/approval-request-id"
 )
 
