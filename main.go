@@ -48,6 +48,9 @@ func run(args []string) error {
 		"Namespace where EJBCAClusterIssuers' Secrets and ConfigMaps are read (default: the pod's namespace).")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader so that only one replica signs at a time.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the cluster resource namespace).")
+	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a standby waits after the leader's last renewal before taking over. The leader calls EJBCA only within half of it after its own last renewal.")
+	fs.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leading.")
+	fs.DurationVar(&o.RetryPeriod, "leader-election-retry-period", 2*time.Second, "Time between leader election attempts and renewals.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
 	fs.BoolVar(&o.SecretsInClusterResourceNamespaceOnly, "secrets-in-cluster-resource-namespace-only", false,

@@ -168,22 +168,23 @@ func (s *Signer) recover(ctx context.Context, cr *cmapi.CertificateRequest, spec
 }
 
 // attemptTime is the request's enrolment marker, clamped to the request's
-// lifetime: never before its creation, never after now.
+// lifetime: never before its creation; a time in the future counts as the
+// creation.
 func (s *Signer) attemptTime(cr *cmapi.CertificateRequest) (time.Time, bool) {
 	v := cr.Annotations[AnnotationEnrolmentAttempted]
 	if v == "" {
 		return time.Time{}, false
 	}
+	created := cr.CreationTimestamp.Time
 	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		// Not ours: search from the request's creation, to be safe.
-		t = cr.CreationTimestamp.Time
-	}
-	if created := cr.CreationTimestamp.Time; t.Before(created) {
+	if err != nil || t.After(s.Now()) {
+		// Not a time this manager wrote (it writes only past times): search
+		// from the request's creation, to be safe, and let it settle from
+		// there, so a forged marker cannot hold the request back for ever.
 		t = created
 	}
-	if now := s.Now(); t.After(now) {
-		t = now
+	if t.Before(created) {
+		t = created
 	}
 	return t, true
 }

@@ -43,8 +43,11 @@ type Options struct {
 
 	LeaderElection          bool
 	LeaderElectionNamespace string
-	MetricsBindAddress      string
-	HealthProbeBindAddress  string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election;
+	// zero means 15s, 10s and 2s.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	MetricsBindAddress                        string
+	HealthProbeBindAddress                    string
 	// EnablePprof serves net/http/pprof on the metrics address.
 	EnablePprof bool
 	// KubeAPIQPS and KubeAPIBurst limit the manager's API server client.
@@ -106,7 +109,19 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
 		}
 	}
-	renew, lease := 10*time.Second, 15*time.Second
+	renew, lease, retry := 10*time.Second, 15*time.Second, 2*time.Second
+	if o.LeaseDuration > 0 {
+		lease = o.LeaseDuration
+	}
+	if o.RenewDeadline > 0 {
+		renew = o.RenewDeadline
+	}
+	if o.RetryPeriod > 0 {
+		retry = o.RetryPeriod
+	}
+	if !(retry < renew && renew < lease) {
+		return nil, fmt.Errorf("leader election needs retry period (%s) < renew deadline (%s) < lease duration (%s)", retry, renew, lease)
+	}
 	var held *leadership.Lease
 	var lock resourcelock.Interface
 	if o.LeaderElection {
@@ -133,6 +148,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionResourceLockInterface: lock,
 		LeaseDuration:                       &lease,
 		RenewDeadline:                       &renew,
+		RetryPeriod:                         &retry,
 		Controller:                          config.Controller{SkipNameValidation: &o.RestartableInProcess},
 		Cache:                               cacheOptions(o),
 	})
