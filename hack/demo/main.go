@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -32,6 +33,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/devstack"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -282,6 +284,7 @@ func approvalDemo(ctx context.Context, stack *devstack.Stack) error {
 	if err := stack.WaitIssuerReady(ctx, iss, 30*time.Second); err != nil {
 		return err
 	}
+	before := stack.Sim.Counters()
 	say("creating Certificate %s/approval-demo for approval.demo.example.com", namespace)
 	crt, err := certificate(ctx, stack, "approval-demo", "ejbca-approval", []string{"approval.demo.example.com"})
 	if err != nil {
@@ -293,11 +296,17 @@ func approvalDemo(ctx context.Context, stack *devstack.Stack) error {
 	}
 	ready := readyOf(cr)
 	say("CertificateRequest %s/%s is %s: %q", cr.Namespace, cr.Name, ready.Reason, ready.Message)
-	say("an EJBCA administrator approves request %d (in the simulator: POST /v1/approval/%d/process)", id, id)
-	time.Sleep(time.Second)
-	if err := stack.Sim.Approve(id); err != nil {
-		return err
+	if id == 0 {
+		return fmt.Errorf("CertificateRequest %s/%s waits without an EJBCA approval request id, so the demo cannot approve it through the approval API", cr.Namespace, cr.Name)
 	}
+	time.Sleep(time.Second)
+	const comment = "approved in make demo"
+	say("an EJBCA administrator approves request %d through EJBCA's REST API: POST /v1/approval/%d/process {\"approve\":true,\"comment\":%q}", id, id, comment)
+	if err := processApproval(ctx, stack.Sim, id, comment); err != nil {
+		return fmt.Errorf("approving request %d: %w", id, err)
+	}
+	status, _ := stack.Sim.ApprovalStatus(id)
+	say("EJBCA carried out the approved request %d (%s): the end entity %q exists now", id, status, cr.Namespace+"/"+cr.Name)
 	secret, err := waitIssued(ctx, stack, crt, 60*time.Second)
 	if err != nil {
 		return err
@@ -307,7 +316,32 @@ func approvalDemo(ctx context.Context, stack *devstack.Stack) error {
 		return err
 	}
 	say("Certificate %s/approval-demo is Ready after approval: serial %X, %s, issued by %s", namespace, leaf.SerialNumber, leaf.Subject, leaf.Issuer)
+	fmt.Println("    EJBCA calls for this Certificate and its approval (from the simulator's counters):")
+	printCalls(before, stack.Sim.Counters())
 	return nil
+}
+
+// processApproval approves (or rejects) an EJBCA approval request the way an
+// administrator's script would: POST /v1/approval/{id}/process with
+// {"approve":...,"comment":...}, through the project's EJBCA client with the
+// simulator's administrator certificate. (EJBCA itself refuses an approval
+// by the administrator who made the request; the simulator has one
+// administrator certificate and allows it.)
+func processApproval(ctx context.Context, sim *ejbcasim.Sim, id int, comment string) error {
+	cert, err := tls.X509KeyPair(sim.ClientCertPEM(), sim.ClientKeyPEM())
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(sim.CABundlePEM()) {
+		return errors.New("the simulator's CA bundle holds no certificate")
+	}
+	admin, err := ejbca.New(ejbca.Options{URL: sim.URL(), Roots: roots, ClientCertificate: &cert, Timeout: 10 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	return admin.ProcessApproval(ctx, id, true, comment)
 }
 
 func waitForApproval(ctx context.Context, stack *devstack.Stack, crt *cmapi.Certificate) (int, *cmapi.CertificateRequest, error) {
