@@ -18,6 +18,17 @@ LDFLAGS := -s -w -X github.com/certctl-io/ejbca-issuer/internal/version.Version=
 export KUBEBUILDER_ASSETS := $(BIN)
 GO_TEST_FLAGS ?= -count=1 -timeout 30m
 GO_TEST_PKGS ?= ./...
+# The packages of GO_TEST_PKGS that make test runs with the race detector (the
+# others run without, and none runs twice): the controllers and the EJBCA
+# client, where the concurrency is.
+RACE_PKGS ?= ./controllers ./internal/ejbca
+# make test-fuzz (and make test after the tests) runs every fuzz target of
+# FUZZ_PKGS for FUZZTIME. FUZZMINIMIZETIME bounds the minimisation of each new
+# input, whose default (60s) would eat a short run.
+FUZZ_PKGS ?= ./internal/...
+FUZZTIME ?= 10s
+FUZZMINIMIZETIME ?= 1s
+FUZZ_FLAGS ?= $(filter -v,$(GO_TEST_FLAGS))
 
 .PHONY: all
 all: build
@@ -49,8 +60,33 @@ control-plane: ## Build kube-apiserver and etcd into bin/ (cached; ~7 min cold).
 	hack/build-control-plane.sh
 
 .PHONY: test
-test: control-plane lint verify-generated test-chart ## Run every test against a real API server (envtest) and the EJBCA simulator.
-	go test $(GO_TEST_FLAGS) $(GO_TEST_PKGS)
+test: control-plane lint verify-generated test-chart ## Run every test against a real API server (envtest) and the EJBCA simulator, RACE_PKGS with -race, then make test-fuzz.
+	@all="$$(go list $(GO_TEST_PKGS))"; race="$$(go list $(RACE_PKGS))"; \
+	plain="$$(grep -vxF -f <(echo "$$race") <<<"$$all" || true)"; \
+	racy="$$(grep -xF -f <(echo "$$race") <<<"$$all" || true)"; \
+	status=0; \
+	if [ -n "$$plain" ]; then \
+		echo "go test $(GO_TEST_FLAGS) <$$(wc -l <<<"$$plain") packages: GO_TEST_PKGS except RACE_PKGS>"; \
+		go test $(GO_TEST_FLAGS) $$plain || status=$$?; \
+	fi; \
+	if [ -n "$$racy" ]; then \
+		echo "go test -race $(GO_TEST_FLAGS)" $$racy; \
+		go test -race $(GO_TEST_FLAGS) $$racy || status=$$?; \
+	fi; \
+	exit $$status
+	@$(MAKE) --no-print-directory test-fuzz
+
+.PHONY: test-fuzz
+test-fuzz: ## Run each fuzz target of FUZZ_PKGS for FUZZTIME, one at a time (make test-fuzz FUZZTIME=1m).
+	@status=0; \
+	for dir in $$(go list -f '{{.Dir}}' $(FUZZ_PKGS)); do \
+		pkg="./$${dir#$(CURDIR)/}"; \
+		for name in $$(cat "$$dir"/*_test.go 2>/dev/null | sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*\*testing\.F).*/\1/p'); do \
+			echo "go test $(FUZZ_FLAGS) -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+			go test $(FUZZ_FLAGS) -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) "$$pkg" || status=$$?; \
+		done; \
+	done; \
+	exit $$status
 
 ##@ Build
 
