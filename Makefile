@@ -18,6 +18,9 @@ LDFLAGS := -s -w -X github.com/certctl-io/ejbca-issuer/internal/version.Version=
 export KUBEBUILDER_ASSETS := $(BIN)
 GO_TEST_FLAGS ?= -count=1 -timeout 30m
 GO_TEST_PKGS ?= ./...
+# The envtest packages mostly wait on the API server and the simulator, so
+# they run more tests at once than the 2 cores go test would allow.
+GO_TEST_PARALLEL ?= -parallel 8
 # The packages of GO_TEST_PKGS that make test runs with the race detector (the
 # others run without, and none runs twice): the controllers and the EJBCA
 # client, where the concurrency is.
@@ -67,11 +70,11 @@ test: control-plane lint verify-generated test-chart ## Run every test against a
 	status=0; \
 	if [ -n "$$plain" ]; then \
 		echo "go test $(GO_TEST_FLAGS) <$$(wc -l <<<"$$plain") packages: GO_TEST_PKGS except RACE_PKGS>"; \
-		go test $(GO_TEST_FLAGS) $$plain || status=$$?; \
+		go test $(GO_TEST_FLAGS) $(GO_TEST_PARALLEL) $$plain || status=$$?; \
 	fi; \
 	if [ -n "$$racy" ]; then \
 		echo "go test -race $(GO_TEST_FLAGS)" $$racy; \
-		go test -race $(GO_TEST_FLAGS) $$racy || status=$$?; \
+		go test -race $(GO_TEST_FLAGS) $(GO_TEST_PARALLEL) $$racy || status=$$?; \
 	fi; \
 	exit $$status
 	@$(MAKE) --no-print-directory test-fuzz

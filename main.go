@@ -66,7 +66,7 @@ func run(args []string) error {
 	fs.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
 	fs.StringVar(&logFormat, "log-format", "json", "Log format: json or text.")
-	fs.IntVar(&logLevel, "log-level", 0, "Log verbosity: 0 info, 1 decisions, 2-5 debug (higher is capped at 5). Secrets are never logged at any level.")
+	fs.IntVar(&logLevel, "log-level", 0, "Log verbosity: 0 info, 1 decisions, 2-4 debug (higher is capped at 4). Secrets are never logged at any level.")
 	fs.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -425,6 +425,11 @@ func compatLost202(t *testing.T, preset string) {
 	if st, _ := sim.ApprovalStatus(id); st != "EXECUTED" {
 		t.Errorf("the approval request is %s, want EXECUTED", st)
 	}
+	// The one-call enrolment was refused (approval required): nothing it
+	// did needs recovering, so the lost 202 costs no search and no wait.
+	if n := c.Get("search") + c.Get("search-v2"); n != 0 {
+		t.Errorf("%d searches after a lost 202; the refused one-call enrolment issued nothing", n)
+	}
 	if ids := sim.PendingApprovals(); len(ids) != 0 {
 		t.Errorf("approval requests left waiting in EJBCA: %v", ids)
 	}

@@ -132,6 +132,11 @@ func (s *Signer) enrol(ctx context.Context, cr *cmapi.CertificateRequest, spec *
 		return SignResult{Certificate: cert}
 	case ejbca.IsApprovalRequired(err):
 		logf.FromContext(ctx).Info("EJBCA requires approval for this enrolment; switching to the approval flow", "endEntity", approvalUser)
+		// EJBCA refused: nothing to recover, even if the add that follows
+		// loses its answer.
+		if perr := s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
+			return SignResult{Err: perr}
+		}
 		return s.startApproval(ctx, cr, spec, cl, csr, approvalUser)
 	case !ejbca.MayHaveIssued(err) && !ejbca.IsPermanent(err):
 		// EJBCA certainly did not issue (it answered 403 or 429, or the call
@@ -220,10 +225,7 @@ func (s *Signer) startApproval(ctx context.Context, cr *cmapi.CertificateRequest
 		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password, now)
 	}
 	rec := approvalRecord{RequestID: add.RequestID, Since: now.UTC().Truncate(time.Second)}
-	set := rec.annotations(cr, username, password)
-	// The one-call enrolment before this was refused: nothing to recover.
-	set[AnnotationEnrolmentAttempted] = nil
-	if err := s.patchAnnotations(ctx, cr, set); err != nil {
+	if err := s.patchAnnotations(ctx, cr, rec.annotations(cr, username, password)); err != nil {
 		return SignResult{Err: err}
 	}
 	logf.FromContext(ctx).Info("waiting for EJBCA approval", "approvalRequest", add.RequestID, "endEntity", username)
