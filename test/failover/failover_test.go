@@ -1,0 +1,343 @@
+package failover
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+)
+
+// Where in the leader's work a round stops it.
+const (
+	// midCall: when the simulator has received every enrolment of the
+	// round's batch (EJBCA is working on them: fastProcessing).
+	midCall = "mid-call"
+	// decision: when the API server has written the enrolment marker of one
+	// of the batch's requests, before the manager reads that answer; its
+	// EJBCA call would come next: between its decision and its call.
+	decision = "decision"
+	// renewal: when the API server has carried out a lease renewal, before
+	// the manager reads the answer, while batch enrolments are in flight.
+	renewal = "renewal"
+	// atRandom: at a random moment in the 1.5 s after the batch was created.
+	atRandom = "random"
+)
+
+// round is one leader failover with a batch of requests in flight.
+type round struct {
+	n    int
+	name string
+	mode string
+	kill bool
+	crs  []*cmapi.CertificateRequest
+
+	old       *proc
+	stopAt    time.Time // SIGSTOP or SIGKILL sent
+	stoppedAt string    // what the leader was doing, when known
+	newLeader int
+	takeover  time.Duration
+	resumeAt  time.Time // SIGCONT sent
+	logAt     int64     // the old leader's log size at SIGCONT
+	fallback  string
+}
+
+const batch = 3
+
+// TestLeaderFailover freezes (SIGSTOP, then SIGCONT once a standby leads)
+// or kills (SIGKILL) the leading manager with a batch of requests in
+// flight, round after round, each round stopping the leader at another
+// point: while EJBCA works on its enrolments, between writing a request's
+// enrolment marker and calling EJBCA, during a lease renewal, or at a random
+// moment. Rounds overlap: a round's requests may still settle (12 s) while
+// the next round runs. For every round: every request ends Issued with
+// exactly one certificate from EJBCA (the one it holds), finalize is never
+// called, and a resumed leader makes no EJBCA issuing call it decided on
+// after it was resumed, then exits.
+func TestLeaderFailover(t *testing.T) {
+	t.Parallel()
+	t.Run("freeze", func(t *testing.T) {
+		runRounds(t, "fz", false, 20, []string{midCall, decision, renewal, atRandom})
+	})
+	t.Run("kill", func(t *testing.T) {
+		runRounds(t, "kl", true, 20, []string{midCall, decision, atRandom})
+	})
+}
+
+func runRounds(t *testing.T, prefix string, kill bool, n int, modes []string) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	results := make([]string, n)
+	problems := make([][]string, n)
+	for i := 0; i < n; i++ {
+		r := &round{n: i, name: fmt.Sprintf("%s%02d", prefix, i), mode: modes[i%len(modes)], kill: kill}
+		if err := runRound(t, r); err != nil {
+			t.Fatalf("round %s (%s): %v", r.name, r.mode, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[r.n], problems[r.n] = verifyRound(r)
+		}()
+	}
+	wg.Wait()
+	failed := 0
+	for i := range results {
+		t.Logf("%s", results[i])
+		for _, p := range problems[i] {
+			t.Errorf("round %d: %s", i, p)
+		}
+		if len(problems[i]) > 0 {
+			failed++
+		}
+	}
+	t.Logf("%d rounds, %d requests, %d rounds with problems, in %s", n, n*batch, failed, time.Since(start).Round(time.Millisecond))
+}
+
+// waitLeader waits for a leader that is renewing its lease, with a standby
+// ready to take over.
+func waitLeader() (*proc, error) {
+	var leader *proc
+	err := eventually(60*time.Second, func() string {
+		pid, at := suite.api.leader()
+		pr := suite.pool.byPID(pid)
+		switch {
+		case pr == nil:
+			return "no leader"
+		case !pr.alive() || pr.isFrozen():
+			return pr.String() + " holds the lease but is not running"
+		case time.Since(at) > 2*retryPeriod+500*time.Millisecond:
+			return fmt.Sprintf("%s last renewed %s ago", pr, time.Since(at).Round(time.Millisecond))
+		case suite.pool.standbys(pid) == 0:
+			return "no standby is running"
+		}
+		leader = pr
+		return ""
+	})
+	return leader, err
+}
+
+func runRound(t *testing.T, r *round) error {
+	old, err := waitLeader()
+	if err != nil {
+		return err
+	}
+	r.old = old
+	sig := syscall.SIGSTOP
+	if r.kill {
+		sig = syscall.SIGKILL
+	}
+	stop := func() {
+		r.stopAt = time.Now()
+		_ = old.signal(sig)
+	}
+	r.crs = newRequests(t, issuerA, r.name, batch)
+	users := map[string]bool{}
+	for _, cr := range r.crs {
+		users[username(cr)] = true
+	}
+	// enrolments counts the batch's enrolments the simulator has received
+	// from the old leader.
+	enrolments := func() int {
+		n := 0
+		for _, c := range suite.ejA.snapshot() {
+			if c.endpoint == "pkcs10enroll" && users[c.username] && c.pid == old.pid && !c.delivered.IsZero() {
+				n++
+			}
+		}
+		return n
+	}
+
+	switch r.mode {
+	case midCall:
+		err := eventually(20*time.Second, func() string {
+			if got := enrolments(); got < batch {
+				return fmt.Sprintf("%d of %d enrolments of the batch received", got, batch)
+			}
+			return ""
+		})
+		if err != nil {
+			r.fallback = err.Error()
+		}
+		stop()
+		r.stoppedAt = fmt.Sprintf("%d enrolments in EJBCA's hands", enrolments())
+	case decision:
+		h := &apiHook{pid: old.pid, fire: stop, fired: make(chan *apiWrite, 1),
+			match: func(w *apiWrite) bool { return w.kind == "marker" && users[w.request] }}
+		suite.api.arm(h)
+		select {
+		case w := <-h.fired:
+			r.stoppedAt = "after the marker of " + w.request + " was written"
+		case <-time.After(20 * time.Second):
+			if suite.api.disarm(h) {
+				r.fallback = "no marker written within 20s"
+				stop()
+			} else {
+				<-h.fired
+			}
+		}
+	case renewal:
+		if err := eventually(20*time.Second, func() string {
+			if enrolments() == 0 {
+				return "no enrolment of the batch received"
+			}
+			return ""
+		}); err != nil {
+			r.fallback = err.Error()
+		}
+		h := &apiHook{pid: old.pid, fire: stop, fired: make(chan *apiWrite, 1),
+			match: func(w *apiWrite) bool { return w.kind == "lease" && w.holder != "" }}
+		suite.api.arm(h)
+		select {
+		case <-h.fired:
+			r.stoppedAt = fmt.Sprintf("after a lease renewal was written, %d enrolments in EJBCA's hands", enrolments())
+		case <-time.After(10 * time.Second):
+			if suite.api.disarm(h) {
+				r.fallback = "no renewal within 10s"
+				stop()
+			} else {
+				<-h.fired
+			}
+		}
+	case atRandom:
+		d := time.Duration(rand.Int64N(int64(1500 * time.Millisecond)))
+		time.Sleep(d) // a random moment, not a wait for something
+		stop()
+		r.stoppedAt = fmt.Sprintf("%s after the batch was created, %d enrolments in EJBCA's hands", d.Round(time.Millisecond), enrolments())
+	}
+
+	// A standby takes over once the lease has expired.
+	err = eventually(30*time.Second, func() string {
+		pid, at := suite.api.leader()
+		if pid != 0 && pid != old.pid && at.After(r.stopAt) {
+			r.newLeader, r.takeover = pid, at.Sub(r.stopAt)
+			return ""
+		}
+		return "no standby took over"
+	})
+	if err != nil {
+		if r.kill {
+			return err
+		}
+		_ = old.signal(syscall.SIGCONT)
+		return err
+	}
+	if !r.kill {
+		r.logAt = old.logSize()
+		r.resumeAt = time.Now()
+		if err := old.signal(syscall.SIGCONT); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verifyRound waits for the round's requests and checks them and what the
+// old leader did after it was resumed.
+func verifyRound(r *round) (string, []string) {
+	var problems []string
+	how := "froze"
+	if r.kill {
+		how = "killed"
+	}
+	summary := fmt.Sprintf("round %s (%s %s): %s %s", r.name, how, r.mode, how, r.old)
+	if r.stoppedAt != "" {
+		summary += " " + r.stoppedAt
+	}
+	if r.fallback != "" {
+		summary += " [fallback: " + r.fallback + "]"
+	}
+	summary += fmt.Sprintf("; pid %d took over after %s", r.newLeader, r.takeover.Round(time.Millisecond))
+
+	issueStart := time.Now()
+	if err := waitIssued(r.crs, 2*settleTime+60*time.Second); err != nil {
+		problems = append(problems, err.Error())
+	} else {
+		problems = append(problems, checkOnce(suite.simA, r.crs)...)
+	}
+	summary += fmt.Sprintf("; %d requests issued once each (%s after the stop)", len(r.crs),
+		issueStart.Sub(r.stopAt).Round(100*time.Millisecond))
+
+	// The old leader is gone: killed, or it exits once it noticed.
+	select {
+	case <-r.old.done:
+	case <-time.After(30 * time.Second):
+		problems = append(problems, fmt.Sprintf("%s still runs 30s after it was resumed", r.old))
+		return summary, problems
+	}
+	exited, exitErr := r.old.exit()
+	if r.kill {
+		return summary, problems
+	}
+	summary += fmt.Sprintf("; resumed, it exited %s later (%v)", exited.Sub(r.resumeAt).Round(time.Millisecond), exitErr)
+
+	// What the old leader sent after it was resumed.
+	writes := suite.api.snapshot()
+	var late, lateWrites []string
+	for _, px := range []*ejbcaProxy{suite.ejA, suite.ejB} {
+		for _, c := range px.snapshot() {
+			if c.pid != r.old.pid || !c.received.After(r.resumeAt) {
+				continue
+			}
+			if !c.issuing() {
+				late = append(late, c.endpoint)
+				continue
+			}
+			// Allowed only if it had decided before it was frozen: the
+			// marker it wrote for this request was answered before the
+			// stop, and it wrote none after the resume.
+			before, after := false, false
+			for _, w := range writes {
+				if w.pid != r.old.pid || w.kind != "marker" || w.request != c.username {
+					continue
+				}
+				if !w.answered.IsZero() && w.answered.Before(r.stopAt) {
+					before = true
+				}
+				if w.received.After(r.resumeAt) {
+					after = true
+				}
+			}
+			msg := fmt.Sprintf("%s (%s, %s after SIGCONT)", c.endpoint, c.username, c.received.Sub(r.resumeAt).Round(time.Millisecond))
+			if !before || after {
+				problems = append(problems, fmt.Sprintf("deposed leader %s called EJBCA after it was resumed, on a decision it made after the resume: %s", r.old, msg))
+			}
+			late = append(late, "issuing "+msg)
+		}
+	}
+	for _, w := range writes {
+		if w.pid != r.old.pid || !w.received.After(r.resumeAt) {
+			continue
+		}
+		lateWrites = append(lateWrites, fmt.Sprintf("%s %d", w.kind, w.status))
+		if w.kind == "lease" && w.status/100 == 2 {
+			problems = append(problems, fmt.Sprintf("deposed leader %s wrote the lease (holder %q) %s after it was resumed, though pid %d leads",
+				r.old, w.holder, w.received.Sub(r.resumeAt).Round(time.Millisecond), r.newLeader))
+		}
+	}
+	summary += fmt.Sprintf("; after SIGCONT: EJBCA calls [%s], API writes [%s]", strings.Join(late, ", "), countBy(lateWrites))
+	var logged []string
+	for _, l := range r.old.logFrom(r.logAt) {
+		logged = append(logged, logMessage(l))
+	}
+	summary += fmt.Sprintf("; its log after SIGCONT: %s", countBy(logged))
+	return summary, problems
+}
+
+// logMessage is the message of a JSON log line (or the line, shortened).
+func logMessage(line string) string {
+	if i := strings.Index(line, `"msg":"`); i >= 0 {
+		rest := line[i+7:]
+		if j := strings.Index(rest, `"`); j >= 0 {
+			return rest[:j]
+		}
+	}
+	if len(line) > 80 {
+		line = line[:80]
+	}
+	return line
+}

@@ -1,0 +1,188 @@
+package failover
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+)
+
+// newRequests creates and approves n CertificateRequests named
+// <prefix>-<i> for issuer, as cert-manager would.
+func newRequests(t *testing.T, issuer, prefix string, n int) []*cmapi.CertificateRequest {
+	t.Helper()
+	ctx := context.Background()
+	out := make([]*cmapi.CertificateRequest, n)
+	for i := range out {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+			Subject: pkix.Name{CommonName: name + ".example.com"}, DNSNames: []string{name + ".example.com"}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cr := &cmapi.CertificateRequest{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+			Spec: cmapi.CertificateRequestSpec{
+				Request:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+				IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: issuer},
+				Usages:    []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageServerAuth},
+			},
+		}
+		if err := suite.k8s.Create(ctx, cr); err != nil {
+			t.Fatalf("creating %s: %v", name, err)
+		}
+		out[i] = cr
+	}
+	// Approve them all at once, as cert-manager's approver does (its own
+	// field manager).
+	for _, cr := range out {
+		now := metav1.Now()
+		cr.Status.Conditions = append(cr.Status.Conditions, cmapi.CertificateRequestCondition{
+			Type: cmapi.CertificateRequestConditionApproved, Status: cmmeta.ConditionTrue, Reason: "cert-manager.io",
+			Message: "approved by the test", LastTransitionTime: &now})
+		if err := suite.k8s.Status().Update(ctx, cr, client.FieldOwner("cert-manager-certificaterequests-approver")); err != nil {
+			t.Fatalf("approving %s: %v", cr.Name, err)
+		}
+	}
+	return out
+}
+
+func username(cr *cmapi.CertificateRequest) string { return cr.Namespace + "/" + cr.Name }
+
+func readyOf(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
+	for i := range cr.Status.Conditions {
+		if cr.Status.Conditions[i].Type == cmapi.CertificateRequestConditionReady {
+			return &cr.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// waitIssued polls until every request is Ready=True (Issued), or fails
+// fast when one is Failed, or the deadline passes.
+func waitIssued(crs []*cmapi.CertificateRequest, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	pending := append([]*cmapi.CertificateRequest(nil), crs...)
+	last := ""
+	for {
+		var still []*cmapi.CertificateRequest
+		for _, cr := range pending {
+			got := &cmapi.CertificateRequest{}
+			if err := suite.k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), got); err != nil {
+				last = err.Error()
+				still = append(still, cr)
+				continue
+			}
+			c := readyOf(got)
+			switch {
+			case c != nil && c.Status == cmmeta.ConditionTrue && c.Reason == cmapi.CertificateRequestReasonIssued && len(got.Status.Certificate) > 0:
+				*cr = *got
+			case c != nil && c.Reason == cmapi.CertificateRequestReasonFailed:
+				return fmt.Errorf("%s Failed: %s", cr.Name, c.Message)
+			default:
+				still = append(still, cr)
+				if c != nil {
+					last = fmt.Sprintf("%s: Ready %s/%s: %s", cr.Name, c.Status, c.Reason, c.Message)
+				} else {
+					last = cr.Name + ": no Ready condition"
+				}
+			}
+		}
+		if pending = still; len(pending) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d requests not issued after %s; last: %s", len(pending), len(crs), timeout, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkOnce asserts the simulator issued exactly one certificate to each
+// request's end entity, the one the request holds, and that nothing was
+// ever finalized.
+func checkOnce(sim *ejbcasim.Sim, crs []*cmapi.CertificateRequest) []string {
+	byUser := map[string][]ejbcasim.IssuedCert{}
+	for _, c := range sim.Issued() {
+		byUser[c.Username] = append(byUser[c.Username], c)
+	}
+	var problems []string
+	for _, cr := range crs {
+		got := byUser[username(cr)]
+		if len(got) != 1 {
+			serials := make([]string, len(got))
+			for i, c := range got {
+				serials[i] = fmt.Sprintf("%X", c.Serial)
+			}
+			problems = append(problems, fmt.Sprintf("%s: %d certificates from EJBCA (serials %v), want 1", cr.Name, len(got), serials))
+			continue
+		}
+		block, _ := pem.Decode(cr.Status.Certificate)
+		if block == nil {
+			problems = append(problems, cr.Name+": status.certificate is not PEM")
+			continue
+		}
+		leaf, err := x509.ParseCertificate(block.Bytes)
+		if err != nil || leaf.SerialNumber.Cmp(got[0].Serial) != 0 {
+			problems = append(problems, fmt.Sprintf("%s: holds a certificate that is not the one EJBCA issued (%X)", cr.Name, got[0].Serial))
+		}
+	}
+	if n := sim.Counters().Get("finalize"); n != 0 {
+		problems = append(problems, fmt.Sprintf("finalize was called %d times", n))
+	}
+	return problems
+}
+
+// eventually polls cond every 50ms until it returns "" or the timeout
+// passes; it returns the last message then.
+func eventually(timeout time.Duration, cond func() string) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		msg := cond()
+		if msg == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s: %s", timeout, msg)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// countBy formats a count of strings, sorted.
+func countBy(items []string) string {
+	m := map[string]int{}
+	for _, s := range items {
+		m[s]++
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s×%d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,250 @@
+package failover
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// proc is one run of the manager binary.
+type proc struct {
+	slot, gen int
+	pid       int
+	cmd       *exec.Cmd
+	logPath   string
+	started   time.Time
+	done      chan struct{}
+
+	mu      sync.Mutex
+	exitErr error
+	exited  time.Time
+	frozen  bool
+}
+
+func (p *proc) String() string { return fmt.Sprintf("manager %d.%d (pid %d)", p.slot, p.gen, p.pid) }
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *proc) isFrozen() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.frozen
+}
+
+func (p *proc) signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch sig {
+	case syscall.SIGSTOP:
+		p.frozen = true
+	case syscall.SIGCONT:
+		p.frozen = false
+	}
+	return syscall.Kill(p.pid, sig)
+}
+
+// exit returns how the process ended (after done is closed).
+func (p *proc) exit() (time.Time, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exited, p.exitErr
+}
+
+// logSize is the current size of the process's log, to read what it wrote
+// from then on.
+func (p *proc) logSize() int64 {
+	fi, err := os.Stat(p.logPath)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// logFrom returns the log lines written after offset.
+func (p *proc) logFrom(offset int64) []string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil || int64(len(b)) < offset {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(b[offset:]), "\n") {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// pool keeps `replicas` managers running: a process that exits (killed, or
+// deposed and exiting) is started again as a standby.
+type pool struct {
+	mu       sync.Mutex
+	procs    []*proc
+	stopping bool
+	wg       sync.WaitGroup
+
+	bin, kubeconfig, dir string
+	args                 []string
+}
+
+func newPool() *pool { return &pool{} }
+
+func (p *pool) start(bin, kubeconfig, dir string, args []string) {
+	p.bin, p.kubeconfig, p.dir, p.args = bin, kubeconfig, dir, args
+	for slot := 0; slot < replicas; slot++ {
+		p.wg.Add(1)
+		go p.supervise(slot)
+	}
+}
+
+func (p *pool) supervise(slot int) {
+	defer p.wg.Done()
+	for gen := 0; ; gen++ {
+		if p.isStopping() {
+			return
+		}
+		pr, err := p.spawn(slot, gen)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "starting manager %d.%d: %v\n", slot, gen, err)
+			time.Sleep(time.Second)
+			continue
+		}
+		<-pr.done
+	}
+}
+
+func (p *pool) isStopping() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopping
+}
+
+func (p *pool) spawn(slot, gen int) (*proc, error) {
+	logPath := filepath.Join(p.dir, fmt.Sprintf("manager-%d.%d.log", slot, gen))
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(p.bin, p.args...)
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "KUBECONFIG=") && !strings.HasPrefix(e, "POD_NAMESPACE=") && !strings.HasPrefix(e, "KUBERNETES_") {
+			env = append(env, e)
+		}
+	}
+	cmd.Env = append(env, "KUBECONFIG="+p.kubeconfig, "POD_NAMESPACE="+clusterResourceNamespace)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopping {
+		logFile.Close()
+		return nil, fmt.Errorf("stopping")
+	}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	pr := &proc{slot: slot, gen: gen, pid: cmd.Process.Pid, cmd: cmd, logPath: logPath, started: time.Now(), done: make(chan struct{})}
+	p.procs = append(p.procs, pr)
+	go func() {
+		err := cmd.Wait()
+		logFile.Close()
+		pr.mu.Lock()
+		pr.exitErr, pr.exited = err, time.Now()
+		pr.mu.Unlock()
+		close(pr.done)
+	}()
+	return pr, nil
+}
+
+// livePIDs are the processes running now (frozen ones included).
+func (p *pool) livePIDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int
+	for _, pr := range p.procs {
+		if pr.alive() {
+			out = append(out, pr.pid)
+		}
+	}
+	return out
+}
+
+func (p *pool) byPID(pid int) *proc {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pr := range p.procs {
+		if pr.pid == pid {
+			return pr
+		}
+	}
+	return nil
+}
+
+// standbys counts the running, unfrozen processes other than pid that have
+// been up for at least a second (so they are candidates by now).
+func (p *pool) standbys(pid int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, pr := range p.procs {
+		if pr.pid != pid && pr.alive() && !pr.isFrozen() && time.Since(pr.started) > time.Second {
+			n++
+		}
+	}
+	return n
+}
+
+// stop ends every manager (SIGTERM, which releases the lease; SIGKILL after
+// 15 s) and waits for them.
+func (p *pool) stop() {
+	p.mu.Lock()
+	p.stopping = true
+	procs := append([]*proc(nil), p.procs...)
+	p.mu.Unlock()
+	for _, pr := range procs {
+		if !pr.alive() {
+			continue
+		}
+		_ = pr.signal(syscall.SIGCONT)
+		_ = pr.signal(syscall.SIGTERM)
+	}
+	for _, pr := range procs {
+		select {
+		case <-pr.done:
+		case <-time.After(15 * time.Second):
+			_ = pr.signal(syscall.SIGKILL)
+			<-pr.done
+		}
+	}
+	p.wg.Wait()
+}
+
+// dumpLogs writes the last lines of every manager's log.
+func (p *pool) dumpLogs(w io.Writer, lines int) {
+	p.mu.Lock()
+	procs := append([]*proc(nil), p.procs...)
+	p.mu.Unlock()
+	for _, pr := range procs {
+		b, _ := os.ReadFile(pr.logPath)
+		ls := strings.Split(string(bytes.TrimSpace(b)), "\n")
+		if len(ls) > lines {
+			ls = ls[len(ls)-lines:]
+		}
+		fmt.Fprintf(w, "--- %s, log %s (last %d lines)\n%s\n", pr, pr.logPath, len(ls), strings.Join(ls, "\n"))
+	}
+}

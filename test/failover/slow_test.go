@@ -1,0 +1,92 @@
+package failover
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+
+	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+)
+
+// TestSlowEJBCA: EJBCA takes 1.2-3 s to carry out each enrolment, longer
+// than the managers' 1 s EJBCA timeout, and finishes it after the manager
+// gave up (issue 17's first double). Every call times out; the recovery
+// search that follows can run while EJBCA is still issuing and find
+// nothing. Requests come in overlapping waves, while TestLeaderFailover
+// changes leaders. Each request must end Issued with exactly one
+// certificate.
+func TestSlowEJBCA(t *testing.T) {
+	t.Parallel()
+	const waves, perWave = 4, 6
+	// One fault per enrolment, each with its own processing time (more
+	// than enough for the retries a failover adds).
+	for i := 0; i < 4*waves*perWave; i++ {
+		d := 1200*time.Millisecond + time.Duration(rand.Int64N(int64(1800*time.Millisecond)))
+		suite.simB.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, Processing: d})
+	}
+	start := time.Now()
+	var all []*cmapi.CertificateRequest
+	var wg sync.WaitGroup
+	errs := make([]error, waves)
+	for w := 0; w < waves; w++ {
+		crs := newRequests(t, issuerB, fmt.Sprintf("slow%d", w), perWave)
+		all = append(all, crs...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = waitIssued(crs, 2*settleTime+90*time.Second)
+		}()
+		if w < waves-1 {
+			time.Sleep(1500 * time.Millisecond) // the next wave arrives while this one is in EJBCA's hands
+		}
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if err != nil {
+			t.Errorf("wave %d: %v", w, err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	for _, p := range checkOnce(suite.simB, all) {
+		t.Error(p)
+	}
+
+	// How often the race of issue 17 was run: a search for a request while
+	// EJBCA was still carrying out its enrolment.
+	calls := suite.ejB.snapshot()
+	enrolled, timedOut, searchesDuring := 0, 0, 0
+	users := map[string]bool{}
+	for _, cr := range all {
+		users[username(cr)] = true
+	}
+	for _, c := range calls {
+		if !users[c.username] {
+			continue
+		}
+		if c.endpoint == "pkcs10enroll" {
+			enrolled++
+			if c.answered.IsZero() || c.answeredStatus == 0 {
+				timedOut++
+			}
+			continue
+		}
+		if c.endpoint != "search" && c.endpoint != "search-v2" {
+			continue
+		}
+		for _, e := range calls {
+			if e.endpoint == "pkcs10enroll" && e.username == c.username && !e.delivered.IsZero() &&
+				e.delivered.Before(c.received) && (e.simDone.IsZero() || e.simDone.After(c.received)) {
+				searchesDuring++
+				break
+			}
+		}
+	}
+	t.Logf("%d requests in %d waves issued once each in %s: %d enrolment calls (%d unanswered), %d searches ran while EJBCA was still issuing",
+		len(all), waves, time.Since(start).Round(time.Millisecond), enrolled, timedOut, searchesDuring)
+}
