@@ -209,7 +209,7 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	}
 	if d.IssuerNotReady != "" && issuer != nil {
 		r.Clients.Invalidate(issuer.GetUID())
-		if err := SetIssuerReady(ctx, r.Client, issuer, metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, d.IssuerNotReady, now); err != nil {
+		if err := SetIssuerReady(ctx, r.Client, r.Recorder, issuer, metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, d.IssuerNotReady, now); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -274,6 +274,7 @@ func (r *CertificateRequestReconciler) issuer(ctx context.Context, cr *cmapi.Cer
 	state.Found = true
 	state.Ready = v1alpha1.IsReady(iss)
 	state.FailUnmet = iss.GetSpec().FailsUnmetRequests()
+	state.UseRequestedDuration = iss.GetSpec().UseRequestedDuration
 	if c := iss.GetStatus().ReadyCondition(); state.Ready && c != nil {
 		state.ReadySince = c.LastTransitionTime.Time
 	}

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -27,6 +28,8 @@ type IssuerState struct {
 	// condition's lastTransitionTime); time spent waiting for the issuer
 	// does not count against a request's retry window.
 	ReadySince time.Time
+	// UseRequestedDuration is the issuer's useRequestedDuration.
+	UseRequestedDuration bool
 	// FailUnmet fails a request whose certificate lacks what it asked for
 	// (the issuer's unmetRequest: Fail), instead of warning.
 	FailUnmet bool
@@ -117,6 +120,7 @@ const (
 	EventRetrying           = "Retrying"
 	EventUnmetRequest       = "UnmetRequest"
 	EventIgnoredAnnotations = "IgnoredAnnotations"
+	EventDurationMismatch   = "DurationMismatch"
 )
 
 // Decide is the whole CertificateRequest contract as a pure function of the
@@ -174,8 +178,11 @@ func decideResult(in Input) Decision {
 			Event: &Event{corev1.EventTypeNormal, EventIssued,
 				fmt.Sprintf("Certificate %q issued by EJBCA, serial %s", r.Certificate.Leaf.Subject.String(), r.Certificate.SerialNumber)}}
 		if unmet != "" {
-			d.Warnings = []Event{{corev1.EventTypeWarning, EventUnmetRequest,
-				fmt.Sprintf("The certificate (serial %s) does not carry what the request asked for: %s; the certificate profile decides", r.Certificate.SerialNumber, unmet)}}
+			d.Warnings = append(d.Warnings, Event{corev1.EventTypeWarning, EventUnmetRequest,
+				fmt.Sprintf("The certificate (serial %s) does not carry what the request asked for: %s; the certificate profile decides", r.Certificate.SerialNumber, unmet)})
+		}
+		if msg := durationMismatch(cr, r.Certificate.Leaf, in.Issuer.UseRequestedDuration); msg != "" {
+			d.Warnings = append(d.Warnings, Event{corev1.EventTypeWarning, EventDurationMismatch, msg})
 		}
 		return d
 	case r.WaitingForApproval != nil:
@@ -215,6 +222,29 @@ func decideResult(in Input) Decision {
 	}
 	wait := RetryBackoff(in.Now.Sub(cr.CreationTimestamp.Time), r.Err)
 	return pending(cr, fmt.Sprintf("EJBCA call failed, will retry: %s", msg), wait, EventRetrying, corev1.EventTypeWarning, "pending")
+}
+
+// durationMismatch says why the issued validity is not the requested
+// duration, when they differ by more than EJBCA's backdating and rounding
+// (an hour, or 1% of the duration); empty otherwise.
+func durationMismatch(cr *cmapi.CertificateRequest, leaf *x509.Certificate, useRequested bool) string {
+	if cr.Spec.Duration == nil || leaf.NotAfter.IsZero() {
+		return ""
+	}
+	requested, issued := cr.Spec.Duration.Duration, leaf.NotAfter.Sub(leaf.NotBefore)
+	diff := issued - requested
+	if diff < 0 {
+		diff = -diff
+	}
+	if diff <= max(time.Hour, requested/100) {
+		return ""
+	}
+	why := "the issuer's useRequestedDuration is off, so EJBCA's certificate profile decides the validity"
+	if useRequested {
+		why = "EJBCA did not apply the requested end time: it needs EJBCA 9.3.3 or later and a certificate profile that allows validity override, and caps it at the profile's and the CA's validity"
+	}
+	return fmt.Sprintf("The certificate is valid for %s (until %s), not the requested %s: %s",
+		issued.Round(time.Minute), leaf.NotAfter.UTC().Format(time.RFC3339), requested, why)
 }
 
 // RetryDeadline is when retryable errors stop being retried. While a request

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -55,6 +56,8 @@ type IssuerReconciler struct {
 	Jitter   func() float64
 	// Reachability probes the EJBCAs that Unreachable issuers wait for.
 	Reachability *Reachability
+	// Recorder records an event on each Ready transition.
+	Recorder record.EventRecorder
 	// SecretsNamespaceOnly: the manager reads Secrets and ConfigMaps only in
 	// the cluster resource namespace (--secrets-in-cluster-resource-namespace-only).
 	SecretsNamespaceOnly bool
@@ -144,7 +147,7 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			return ctrl.Result{}, nil
 		}
 		metrics.HealthChecks.WithLabelValues(r.Kind, v1alpha1.ReasonSecretsNotAccessible).Inc()
-		return ctrl.Result{}, SetIssuerReady(ctx, r.Client, iss, metav1.ConditionFalse, v1alpha1.ReasonSecretsNotAccessible, msg, now)
+		return ctrl.Result{}, SetIssuerReady(ctx, r.Client, r.Recorder, iss, metav1.ConditionFalse, v1alpha1.ReasonSecretsNotAccessible, msg, now)
 	}
 	refs, err := r.Clients.Fingerprint(ctx, iss)
 	if err != nil {
@@ -200,7 +203,7 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			r.Reachability.Forget(r.Kind, req.NamespacedName)
 		}
 	}
-	if err := SetIssuerReady(ctx, r.Client, iss, status, reason, message, now); err != nil {
+	if err := SetIssuerReady(ctx, r.Client, r.Recorder, iss, status, reason, message, now); err != nil {
 		return ctrl.Result{}, err
 	}
 	logf.FromContext(ctx).V(1).Info("issuer checked", "ready", status, "reason", reason)
@@ -282,7 +285,7 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 
 // SetIssuerReady writes the issuer's Ready condition for its current
 // generation; lastTransitionTime moves only when the status does.
-func SetIssuerReady(ctx context.Context, c client.Client, iss v1alpha1.Issuer, status metav1.ConditionStatus, reason, message string, now time.Time) error {
+func SetIssuerReady(ctx context.Context, c client.Client, rec record.EventRecorder, iss v1alpha1.Issuer, status metav1.ConditionStatus, reason, message string, now time.Time) error {
 	var ready float64
 	if status == metav1.ConditionTrue {
 		ready = 1
@@ -294,6 +297,8 @@ func SetIssuerReady(ctx context.Context, c client.Client, iss v1alpha1.Issuer, s
 	metrics.IssuerReady.WithLabelValues(kind, iss.GetNamespace(), iss.GetName()).Set(ready)
 
 	base := iss.DeepCopyObject().(v1alpha1.Issuer)
+	prev := iss.GetStatus().ReadyCondition()
+	transition := prev == nil || prev.Status != status || prev.Reason != reason
 	changed := meta.SetStatusCondition(&iss.GetStatus().Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: status, Reason: reason, Message: message,
 		ObservedGeneration: iss.GetGeneration(), LastTransitionTime: metav1.NewTime(now),
@@ -301,8 +306,20 @@ func SetIssuerReady(ctx context.Context, c client.Client, iss v1alpha1.Issuer, s
 	if !changed {
 		return nil
 	}
-	if err := c.Status().Patch(ctx, iss, client.MergeFrom(base), client.FieldOwner(FieldOwner)); err != nil && !apierrors.IsNotFound(err) {
+	if err := c.Status().Patch(ctx, iss, client.MergeFrom(base), client.FieldOwner(FieldOwner)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
 		return fmt.Errorf("writing the issuer's Ready condition: %w", err)
+	}
+	if transition && rec != nil {
+		// One event per transition, so `kubectl describe` shows the
+		// issuer's history: Ready, then why it stopped being.
+		if status == metav1.ConditionTrue {
+			rec.Event(iss, corev1.EventTypeNormal, reason, message)
+		} else {
+			rec.Event(iss, corev1.EventTypeWarning, reason, message)
+		}
 	}
 	return nil
 }

@@ -61,10 +61,12 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(reach); err != nil {
 		return err
 	}
+	recorder := mgr.GetEventRecorderFor("ejbca-issuer")
 	for _, kind := range []string{v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind} {
 		r := &IssuerReconciler{
 			Kind: kind, Client: mgr.GetClient(), Clients: clients, ClusterResourceNamespace: o.ClusterResourceNamespace,
 			Interval: o.HealthCheckInterval, Now: now, Jitter: jitter, Reachability: reach, SecretsNamespaceOnly: o.SecretsNamespaceOnly,
+			Recorder: recorder,
 		}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
@@ -76,7 +78,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Clients: clients,
 		Signer: &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Now: now, Jitter: jitter, Limits: o.RequestLimits,
 			Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout)},
-		Recorder:                 mgr.GetEventRecorderFor("ejbca-issuer"),
+		Recorder:                 recorder,
 		ClusterResourceNamespace: o.ClusterResourceNamespace,
 		RetryWindow:              o.RetryWindow,
 		Now:                      now,
