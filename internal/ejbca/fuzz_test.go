@@ -161,7 +161,12 @@ func checkError(t *testing.T, err error, endpoint string, kinds ...Kind) *Error 
 		t.Fatalf("Retry-After %v outside [0, %v]", e.RetryAfter, maxRetryAfter)
 	}
 	text := e.Error()
-	if !strings.HasPrefix(text, "EJBCA "+e.Endpoint) {
+	if e.Endpoint == tokenEndpoint {
+		// The identity provider's failure names it, not EJBCA.
+		if e.TokenURL == "" || !strings.HasPrefix(text, "the identity provider at "+e.TokenURL+" ") {
+			t.Fatalf("Error() = %q does not start with the identity provider and its token URL", text)
+		}
+	} else if !strings.HasPrefix(text, "EJBCA "+e.Endpoint) {
 		t.Fatalf("Error() = %q does not start with the endpoint", text)
 	}
 	if IsRetryable(err) != (e.Kind == KindRetryable) || IsUnauthorized(err) != (e.Kind == KindUnauthorized) ||
@@ -487,7 +492,10 @@ func FuzzSearchAnswers(f *testing.F) {
 			if v2Status != http.StatusOK && v2Status != http.StatusNotFound {
 				kinds = append(kinds, failureKinds(v2Status)...)
 			}
-			checkError(t, err, "", kinds...)
+			e := checkError(t, err, "", kinds...)
+			if e.Endpoint != endpointSearchV2 && e.Endpoint != endpointSearchV1 && e.Endpoint != "GET /v1/ca/{subject_dn}/certificate/download" {
+				t.Fatalf("error %v names endpoint %q, not one FindIssued calls", err, e.Endpoint)
+			}
 			return
 		}
 		if cert == nil {
