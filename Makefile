@@ -21,9 +21,9 @@ GO_TEST_PKGS ?= ./...
 # The envtest packages mostly wait on the API server and the simulator, so
 # they run more tests at once than the 2 cores go test would allow.
 GO_TEST_PARALLEL ?= -parallel 8
-# The packages of GO_TEST_PKGS that make test runs with the race detector (the
-# others run without, and none runs twice): the controllers and the EJBCA
-# client, where the concurrency is.
+# The packages of GO_TEST_PKGS that make test runs with the race detector, in a
+# second go test alongside the first (the others run without, and none runs
+# twice): the controllers and the EJBCA client, where the concurrency is.
 RACE_PKGS ?= ./controllers ./internal/ejbca
 # make test-fuzz (and make test after the tests) runs every fuzz target of
 # FUZZ_PKGS for FUZZTIME. FUZZMINIMIZETIME bounds the minimisation of each new
@@ -67,15 +67,20 @@ test: control-plane lint verify-generated test-chart ## Run every test against a
 	@all="$$(go list $(GO_TEST_PKGS))"; race="$$(go list $(RACE_PKGS))"; \
 	plain="$$(grep -vxF -f <(echo "$$race") <<<"$$all" || true)"; \
 	racy="$$(grep -xF -f <(echo "$$race") <<<"$$all" || true)"; \
-	status=0; \
+	status=0; pid=""; log="$$(mktemp)"; \
+	if [ -n "$$racy" ]; then \
+		go test -race $(GO_TEST_FLAGS) $$racy >"$$log" 2>&1 & pid=$$!; \
+	fi; \
 	if [ -n "$$plain" ]; then \
 		echo "go test $(GO_TEST_FLAGS) <$$(wc -l <<<"$$plain") packages: GO_TEST_PKGS except RACE_PKGS>"; \
-		go test $(GO_TEST_FLAGS) $(GO_TEST_PARALLEL) $$plain || status=$$?; \
+		go test $(GO_TEST_FLAGS) $$plain || status=$$?; \
 	fi; \
-	if [ -n "$$racy" ]; then \
-		echo "go test -race $(GO_TEST_FLAGS)" $$racy; \
-		go test -race $(GO_TEST_FLAGS) $(GO_TEST_PARALLEL) $$racy || status=$$?; \
+	if [ -n "$$pid" ]; then \
+		echo "go test -race $(GO_TEST_FLAGS)" $$racy "(ran alongside; its output follows)"; \
+		wait "$$pid" || status=$$?; \
+		cat "$$log"; \
 	fi; \
+	rm -f "$$log"; \
 	exit $$status
 	@$(MAKE) --no-print-directory test-fuzz
 
