@@ -21,8 +21,13 @@ const (
 	// of the batch's requests, before the manager reads that answer; its
 	// EJBCA call would come next: between its decision and its call.
 	decision = "decision"
-	// renewal: when the API server has carried out a lease renewal, before
-	// the manager reads the answer, while batch enrolments are in flight.
+	// decisionLong: as decision, but the leader stays frozen until the new
+	// leader has enrolled that request itself (after the settle time).
+	decisionLong = "decision-long"
+	// renewal: when the API server has carried out a lease renewal, while
+	// batch enrolments are in flight; the manager never gets the answer
+	// (its client gives up once resumed, as when its timeout ran out while
+	// it was frozen).
 	renewal = "renewal"
 	// atRandom: at a random moment in the 1.5 s after the batch was created.
 	atRandom = "random"
@@ -43,6 +48,7 @@ type round struct {
 	takeover  time.Duration
 	resumeAt  time.Time // SIGCONT sent
 	logAt     int64     // the old leader's log size at SIGCONT
+	resumed   chan struct{}
 	fallback  string
 }
 
@@ -61,20 +67,27 @@ const batch = 3
 func TestLeaderFailover(t *testing.T) {
 	t.Parallel()
 	t.Run("freeze", func(t *testing.T) {
-		runRounds(t, "fz", false, 20, []string{midCall, decision, renewal, atRandom})
+		runRounds(t, "fz", false, []string{
+			midCall, decisionLong, renewal, atRandom, midCall, decision, renewal, atRandom, midCall, decision,
+			renewal, atRandom, midCall, decisionLong, renewal, atRandom, midCall, decision, renewal, atRandom,
+		})
 	})
 	t.Run("kill", func(t *testing.T) {
-		runRounds(t, "kl", true, 20, []string{midCall, decision, atRandom})
+		runRounds(t, "kl", true, []string{
+			midCall, decision, atRandom, midCall, decision, atRandom, midCall, decision, atRandom, midCall,
+			decision, atRandom, midCall, decision, atRandom, midCall, decision, atRandom, midCall, decision,
+		})
 	})
 }
 
-func runRounds(t *testing.T, prefix string, kill bool, n int, modes []string) {
+func runRounds(t *testing.T, prefix string, kill bool, modes []string) {
 	start := time.Now()
+	n := len(modes)
 	var wg sync.WaitGroup
 	results := make([]string, n)
 	problems := make([][]string, n)
 	for i := 0; i < n; i++ {
-		r := &round{n: i, name: fmt.Sprintf("%s%02d", prefix, i), mode: modes[i%len(modes)], kill: kill}
+		r := &round{n: i, name: fmt.Sprintf("%s%02d", prefix, i), mode: modes[i], kill: kill, resumed: make(chan struct{})}
 		if err := runRound(t, r); err != nil {
 			t.Fatalf("round %s (%s): %v", r.name, r.mode, err)
 		}
@@ -140,6 +153,7 @@ func runRound(t *testing.T, r *round) error {
 	for _, cr := range r.crs {
 		users[username(cr)] = true
 	}
+	held := "" // the request whose marker answer the old leader waits for
 	// enrolments counts the batch's enrolments the simulator has received
 	// from the old leader.
 	enrolments := func() int {
@@ -165,13 +179,14 @@ func runRound(t *testing.T, r *round) error {
 		}
 		stop()
 		r.stoppedAt = fmt.Sprintf("%d enrolments in EJBCA's hands", enrolments())
-	case decision:
+	case decision, decisionLong:
 		h := &apiHook{pid: old.pid, fire: stop, fired: make(chan *apiWrite, 1),
 			match: func(w *apiWrite) bool { return w.kind == "marker" && users[w.request] }}
 		suite.api.arm(h)
 		select {
 		case w := <-h.fired:
 			r.stoppedAt = "after the marker of " + w.request + " was written"
+			held = w.request
 		case <-time.After(20 * time.Second):
 			if suite.api.disarm(h) {
 				r.fallback = "no marker written within 20s"
@@ -189,7 +204,7 @@ func runRound(t *testing.T, r *round) error {
 		}); err != nil {
 			r.fallback = err.Error()
 		}
-		h := &apiHook{pid: old.pid, fire: stop, fired: make(chan *apiWrite, 1),
+		h := &apiHook{pid: old.pid, fire: stop, fired: make(chan *apiWrite, 1), withhold: true,
 			match: func(w *apiWrite) bool { return w.kind == "lease" && w.holder != "" }}
 		suite.api.arm(h)
 		select {
@@ -226,12 +241,37 @@ func runRound(t *testing.T, r *round) error {
 		_ = old.signal(syscall.SIGCONT)
 		return err
 	}
-	if !r.kill {
+	resume := func() error {
 		r.logAt = old.logSize()
 		r.resumeAt = time.Now()
-		if err := old.signal(syscall.SIGCONT); err != nil {
-			return err
-		}
+		err := old.signal(syscall.SIGCONT)
+		close(r.resumed)
+		return err
+	}
+	switch {
+	case r.kill:
+		close(r.resumed)
+	case r.mode == decisionLong && held != "":
+		// Stay frozen, while the next rounds run, until the new leader has
+		// given up waiting for the old leader's call (the settle time) and
+		// enrolled the request itself; then resume the old leader, which
+		// goes on to the call it had decided to make.
+		go func() {
+			err := eventually(settleTime+60*time.Second, func() string {
+				for _, c := range suite.simA.Issued() {
+					if c.Username == held {
+						return ""
+					}
+				}
+				return "the new leader has not enrolled " + held
+			})
+			if err != nil {
+				r.fallback = err.Error()
+			}
+			_ = resume()
+		}()
+	default:
+		return resume()
 	}
 	return nil
 }
@@ -239,6 +279,7 @@ func runRound(t *testing.T, r *round) error {
 // verifyRound waits for the round's requests and checks them and what the
 // old leader did after it was resumed.
 func verifyRound(r *round) (string, []string) {
+	<-r.resumed
 	var problems []string
 	how := "froze"
 	if r.kill {

@@ -214,6 +214,10 @@ type apiHook struct {
 	match func(*apiWrite) bool
 	fire  func()
 	fired chan *apiWrite
+	// withhold keeps the answer from the manager until it gives up on it
+	// (closes the connection), as when its client's timeout ran out while
+	// it was frozen.
+	withhold bool
 }
 
 type apiProxy struct {
@@ -332,6 +336,12 @@ func (px *apiProxy) modifyResponse(resp *http.Response) error {
 		// answer only when it runs again.
 		h.fire()
 		h.fired <- rec
+		if h.withhold {
+			select {
+			case <-resp.Request.Context().Done():
+			case <-time.After(time.Minute):
+			}
+		}
 	}
 	return nil
 }
