@@ -252,6 +252,9 @@ func (r *IssuerReconciler) check(ctx context.Context, iss v1alpha1.Issuer) (meta
 	}
 	cas, err := cl.ListCAs(ctx)
 	if err != nil {
+		if ejbca.IsTokenEndpoint(err) {
+			return tokenEndpointFailure(spec, r.Clients.SecretNamespace(iss), err)
+		}
 		if ejbca.IsUnauthorized(err) {
 			return metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, fmt.Sprintf("EJBCA refused the issuer's credentials: %v", err)
 		}

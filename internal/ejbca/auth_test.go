@@ -1,6 +1,7 @@
 package ejbca_test
 
 import (
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -218,5 +219,59 @@ func TestTokenEndpointRefusal(t *testing.T) {
 	_, err = clientFor(t, sim, modeOAuth2).ListCAs(ctx)
 	if !ejbca.IsRetryable(err) {
 		t.Errorf("ListCAs with the token endpoint down = %v, want retryable", err)
+	}
+}
+
+// Token endpoint failures name the identity provider and its URL, never
+// EJBCA, and carry what the identity provider said.
+func TestTokenEndpointErrorsNameTheIdentityProvider(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, ejbcasim.Config{})
+	sim.SetTokenAudiences("ejbca")
+	sim.SetTokenScopes("ejbca")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedURL := "https://" + l.Addr().String() + "/token"
+	l.Close()
+	for _, tc := range []struct {
+		name         string
+		mutate       func(*ejbca.ClientCredentials)
+		unauthorized bool
+		code         string
+		want         []string
+	}{
+		{"invalid_client", func(c *ejbca.ClientCredentials) { c.ClientSecret = "wrong" }, true, "invalid_client", []string{"answered 401: invalid_client"}},
+		{"invalid_target", func(c *ejbca.ClientCredentials) { c.Audience = "ejbca-rest" }, true, "invalid_target", []string{"answered 400: invalid_target", `"ejbca-rest"`}},
+		{"invalid_scope", func(c *ejbca.ClientCredentials) { c.Scopes = []string{"ejbca", "admin"} }, true, "invalid_scope", []string{"answered 400: invalid_scope", `"admin"`}},
+		{"404", func(c *ejbca.ClientCredentials) { c.TokenURL = sim.URL() + "/realms/pki/token" }, false, "", []string{"answered 404: "}},
+		{"connection refused", func(c *ejbca.ClientCredentials) { c.TokenURL = refusedURL }, false, "", []string{"gave no usable token", "connection refused"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := options(t, sim, modeOAuth2)
+			tc.mutate(o.ClientCredentials)
+			_, err := newClient(t, o).ListCAs(ctxFor(t))
+			if err == nil {
+				t.Fatal("ListCAs succeeded")
+			}
+			if !ejbca.IsTokenEndpoint(err) || ejbca.IsUnauthorized(err) != tc.unauthorized || ejbca.OAuthErrorCode(err) != tc.code {
+				t.Errorf("token endpoint %v, unauthorized %v, code %q: %v", ejbca.IsTokenEndpoint(err), ejbca.IsUnauthorized(err), ejbca.OAuthErrorCode(err), err)
+			}
+			msg := err.Error()
+			prefix := "the identity provider at " + o.ClientCredentials.TokenURL + " (OAuth2 token endpoint) "
+			if !strings.HasPrefix(msg, prefix) || strings.Contains(msg, "EJBCA") {
+				t.Errorf("message %q does not start with %q (or names EJBCA)", msg, prefix)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("message %q lacks %q", msg, w)
+				}
+			}
+		})
+	}
+	if got := sim.Counters(); got.Get("ca") != 0 {
+		t.Errorf("EJBCA was called without a token: %v", got.Calls)
 	}
 }

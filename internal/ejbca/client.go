@@ -117,7 +117,11 @@ func New(o Options) (*Client, error) {
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.Roots}
 	if o.ClientCertificate != nil {
 		cert := *o.ClientCertificate
-		tlsConfig.Certificates = []tls.Certificate{cert}
+		// Always present the configured certificate, also when the server
+		// lists acceptable CAs that do not include its issuer (Go would then
+		// send none): EJBCA's refusal (a TLS alert, unknown_ca) names the
+		// real fault, where "no client certificate received" would not.
+		tlsConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
 	// MaxConnsPerHost: without a cap, a burst of calls dials more
 	// connections than it uses (a call served by a freed connection leaves
@@ -127,7 +131,7 @@ func New(o Options) (*Client, error) {
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsConfig,
-		TLSHandshakeTimeout:   10 * time.Second,
+		TLSHandshakeTimeout:   min(10*time.Second, c.timeout/2),
 		MaxIdleConns:          idle,
 		MaxIdleConnsPerHost:   idle,
 		MaxConnsPerHost:       idle,
@@ -251,15 +255,20 @@ func (c *Client) sendOnce(ctx context.Context, r request) (*response, string, er
 
 	// Whether the request reached the wire decides, when no answer comes,
 	// whether EJBCA may have acted on it.
-	var wrote atomic.Bool
+	var wrote, handshakeFailed atomic.Bool
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+		WroteRequest:     func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) { handshakeFailed.Store(err != nil) },
 	}))
 	start := time.Now()
 	res, err := c.http.Do(req)
 	if err != nil {
 		c.observe(r.endpoint, 0, start)
-		return nil, token, &Error{Endpoint: r.endpoint, Kind: KindRetryable, Err: transportError(err), NotSent: !wrote.Load()}
+		terr := transportFailure(err, handshakeFailed.Load())
+		// A server that refuses the client certificate with a TLS alert
+		// (TLS 1.3 sends it after the client thinks the handshake done, so
+		// the request may count as written) never passed the call on.
+		return nil, token, &Error{Endpoint: r.endpoint, Kind: KindRetryable, Err: terr, NotSent: !wrote.Load() || refusedClientCert(err)}
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(res.Body, c.maxBody+1))
@@ -294,6 +303,74 @@ func transportError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// hintedError is a transport error with a hint at the side to fix.
+type hintedError struct {
+	err  error
+	hint string
+}
+
+func (h *hintedError) Error() string { return h.err.Error() + " (" + h.hint + ")" }
+func (h *hintedError) Unwrap() error { return h.err }
+
+// transportFailure is transportError with, where the failure shows it, what
+// is wrong and on which side: the server's (EJBCA, a proxy in front of it,
+// the port named) or the issuer's (its caBundle). duringHandshake says the
+// TLS handshake failed, which tells a listener that drops connections from a
+// server closing a connection in use.
+func transportFailure(err error, duringHandshake bool) error {
+	cause := transportError(err)
+	if hint := transportHint(cause, duringHandshake); hint != "" {
+		return &hintedError{err: cause, hint: hint}
+	}
+	return cause
+}
+
+func transportHint(err error, duringHandshake bool) string {
+	text := err.Error()
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	switch {
+	case strings.Contains(text, "remote error: tls: unknown certificate authority"):
+		return "the server does not trust the CA that issued the issuer's client certificate; " +
+			"fix it on the server's side: EJBCA's TLS listener (or the TLS proxy in front of it) must trust that CA, " +
+			"or use a client certificate from a CA it trusts"
+	case strings.Contains(text, "remote error: tls: certificate required"):
+		return "the server requires a client certificate and got none; use auth.mode mtls, or let EJBCA's TLS listener accept calls without one"
+	case strings.Contains(text, "remote error: tls: bad certificate"), strings.Contains(text, "remote error: tls: certificate expired"),
+		strings.Contains(text, "remote error: tls: revoked certificate"), strings.Contains(text, "remote error: tls: unsupported certificate"):
+		return "the server refused the issuer's client certificate during the TLS handshake; check it against what EJBCA's TLS listener accepts"
+	case strings.Contains(text, "server gave HTTP response to HTTPS client"):
+		return "the server answered in plain HTTP: the URL's port does not serve HTTPS; give the HTTPS port (EJBCA's is 8443 by default)"
+	case strings.Contains(text, "first record does not look like a TLS handshake"):
+		return "the server does not speak TLS on this port (plain HTTP or another protocol); give the HTTPS port (EJBCA's is 8443 by default)"
+	case strings.Contains(text, "TLS handshake timeout"):
+		return "the server accepted the connection but did not complete the TLS handshake: " +
+			"the port may not speak TLS, or the server (or a proxy in front of it) is stuck or overloaded"
+	case duringHandshake && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(text, "connection reset by peer")):
+		return "the server closed the connection during the TLS handshake without a word: " +
+			"the port may not be an HTTPS port, or the server, a proxy or a firewall drops the connection (see its logs); " +
+			"a server that requires a client certificate the issuer does not send may also do this"
+	case errors.As(err, &unknownAuthority) || strings.Contains(text, "certificate signed by unknown authority"):
+		return "fix it on the issuer's side: caBundle must hold the root that signed the server's certificate"
+	case errors.As(err, &hostname):
+		return "the server's certificate does not name the host of the URL: use a host name it carries, or fix the certificate"
+	}
+	return ""
+}
+
+// refusedClientCert reports a TLS alert with which the server refused the
+// client certificate.
+func refusedClientCert(err error) bool {
+	text := err.Error()
+	for _, a := range []string{"unknown certificate authority", "bad certificate", "certificate required",
+		"certificate expired", "revoked certificate", "unsupported certificate"} {
+		if strings.Contains(text, "remote error: tls: "+a) {
+			return true
+		}
+	}
+	return false
 }
 
 // errorBody is EJBCA's JSON error document.

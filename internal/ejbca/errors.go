@@ -114,14 +114,31 @@ type Error struct {
 	// Proxy marks an answer that came from something in front of EJBCA (a
 	// reverse proxy's HTML 404 or 5xx page), not from EJBCA's REST API.
 	Proxy bool
+	// TokenURL is set on errors of the OAuth2 token endpoint (Endpoint
+	// "POST token endpoint"): the identity provider failed, not EJBCA.
+	TokenURL string
+
+	// oauthCode is the token endpoint's OAuth2 error code, see OAuthErrorCode.
+	oauthCode string
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString("EJBCA ")
-	b.WriteString(e.Endpoint)
-	if e.StatusCode != 0 {
-		fmt.Fprintf(&b, " answered %d", e.StatusCode)
+	switch {
+	case e.TokenURL != "":
+		// The identity provider's failure, named as such: EJBCA was not called.
+		fmt.Fprintf(&b, "the identity provider at %s (OAuth2 token endpoint)", e.TokenURL)
+		if e.StatusCode != 0 {
+			fmt.Fprintf(&b, " answered %d", e.StatusCode)
+		} else {
+			b.WriteString(" gave no usable token")
+		}
+	default:
+		b.WriteString("EJBCA ")
+		b.WriteString(e.Endpoint)
+		if e.StatusCode != 0 {
+			fmt.Fprintf(&b, " answered %d", e.StatusCode)
+		}
 	}
 	switch {
 	case e.Message != "" && e.Err != nil:

@@ -2,12 +2,15 @@ package ejbca
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -35,6 +38,7 @@ type ClientCredentials struct {
 // so a cancelled call or its deadline stops the fetch (and the wait for it).
 type tokenCache struct {
 	cfg   *clientcredentials.Config
+	url   string // the token URL, named in every error
 	hc    *http.Client
 	fetch chan struct{} // a one-slot semaphore held while fetching
 
@@ -59,10 +63,31 @@ func newTokenCache(cc ClientCredentials, hc *http.Client) (*tokenCache, error) {
 	if cc.Audience != "" {
 		cfg.EndpointParams = url.Values{"audience": {cc.Audience}}
 	}
-	return &tokenCache{cfg: cfg, hc: hc, fetch: make(chan struct{}, 1)}, nil
+	return &tokenCache{cfg: cfg, url: cc.TokenURL, hc: hc, fetch: make(chan struct{}, 1)}, nil
 }
 
+// tokenEndpoint is the Endpoint of every error of a token fetch; such errors
+// also carry the token URL (Error.TokenURL) and read as the identity
+// provider's, not EJBCA's.
 const tokenEndpoint = "POST token endpoint"
+
+// IsTokenEndpoint reports whether err came from the OAuth2 token endpoint
+// (the identity provider), not from EJBCA.
+func IsTokenEndpoint(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Endpoint == tokenEndpoint
+}
+
+// OAuthErrorCode is the OAuth2 error code (RFC 6749 section 5.2: e.g.
+// invalid_client, invalid_scope, RFC 8707's invalid_target) of a token
+// endpoint's refusal, "" for any other error.
+func OAuthErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Endpoint == tokenEndpoint {
+		return e.oauthCode
+	}
+	return ""
+}
 
 // current is the cached token while it is valid for tokenRefreshMargin more.
 func (t *tokenCache) current() string {
@@ -84,19 +109,23 @@ func (t *tokenCache) token(ctx context.Context) (string, error) {
 	select {
 	case t.fetch <- struct{}{}:
 	case <-ctx.Done():
-		return "", &Error{Endpoint: tokenEndpoint, Kind: KindRetryable, Err: ctx.Err()}
+		return "", &Error{Endpoint: tokenEndpoint, TokenURL: t.url, Kind: KindRetryable, Err: ctx.Err()}
 	}
 	defer func() { <-t.fetch }()
 	if tok := t.current(); tok != "" { // fetched while this call waited
 		return tok, nil
 	}
+	var handshakeFailed atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) { handshakeFailed.Store(err != nil) },
+	})
 	tok, err := t.cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, t.hc))
 	if err != nil {
-		return "", tokenError(err)
+		return "", tokenError(t.url, err, handshakeFailed.Load())
 	}
 	if !sendable(tok.AccessToken) {
-		return "", &Error{Endpoint: tokenEndpoint, Kind: KindRetryable,
-			Message: "the token endpoint answered an access token that cannot be sent in an HTTP header"}
+		return "", &Error{Endpoint: tokenEndpoint, TokenURL: t.url, Kind: KindRetryable,
+			Message: "its access token cannot be sent in an HTTP header"}
 	}
 	t.mu.Lock()
 	t.cached = tok
@@ -126,21 +155,30 @@ func (t *tokenCache) invalidate(refused string) {
 }
 
 // tokenError classifies a failed token fetch: the endpoint refusing the
-// client is an authentication failure; anything else may pass.
-func tokenError(err error) error {
+// client (400, 401, 403: invalid_client, invalid_scope, invalid_target...) is
+// an authentication failure; anything else may pass.
+func tokenError(tokenURL string, err error, duringHandshake bool) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		e := &Error{Endpoint: tokenEndpoint, Kind: KindRetryable}
+		e := &Error{Endpoint: tokenEndpoint, TokenURL: tokenURL, Kind: KindRetryable}
+		var header http.Header
 		if re.Response != nil {
 			e.StatusCode = re.Response.StatusCode
+			header = re.Response.Header
 		}
+		e.oauthCode = clip(re.ErrorCode, 100)
 		e.Message = re.ErrorCode
 		if re.ErrorDescription != "" {
 			e.Message += ": " + re.ErrorDescription
 		}
 		e.Message = clip(e.Message, maxMessageBytes)
 		if e.Message == "" {
-			e.Message = "the token endpoint refused the request"
+			// Not an OAuth2 error document: say what the body was (a web
+			// server's 404 page, a proxy's 502).
+			if header == nil {
+				header = http.Header{}
+			}
+			e.Message = errorMessage(&response{status: e.StatusCode, header: header, body: re.Body})
 		}
 		if e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden ||
 			(e.StatusCode == http.StatusBadRequest) {
@@ -148,5 +186,5 @@ func tokenError(err error) error {
 		}
 		return e
 	}
-	return &Error{Endpoint: tokenEndpoint, Kind: KindRetryable, Err: transportError(err)}
+	return &Error{Endpoint: tokenEndpoint, TokenURL: tokenURL, Kind: KindRetryable, Err: transportFailure(err, duringHandshake)}
 }

@@ -210,3 +210,32 @@ func TestOAuthRequiredAudience(t *testing.T) {
 		t.Fatalf("token with audience: %d %s", r.status, r.body)
 	}
 }
+
+func TestTokenEndpointRefusesUnknownAudiencesAndScopes(t *testing.T) {
+	h := start(t, ejbcasim.Config{})
+	h.sim.SetTokenAudiences("ejbca")
+	h.sim.SetTokenScopes("ejbca", "openid")
+	for _, tc := range []struct {
+		name   string
+		form   url.Values
+		status int
+		code   string
+	}{
+		{"known", url.Values{"audience": {"ejbca"}, "scope": {"ejbca openid"}}, 200, ""},
+		{"no audience, no scope", url.Values{}, 200, ""},
+		{"wrong audience", url.Values{"audience": {"ejbca-rest"}}, 400, "invalid_target"},
+		{"wrong resource", url.Values{"resource": {"https://other"}}, 400, "invalid_target"},
+		{"wrong scope", url.Values{"scope": {"ejbca admin"}}, 400, "invalid_scope"},
+	} {
+		tc.form.Set("grant_type", "client_credentials")
+		r, tok := h.token(tc.form)
+		if r.status != tc.status || string(r.body) != tc.code || (tc.status == 200) != (tok != "") {
+			t.Errorf("%s: %d %s (token %v), want %d %s", tc.name, r.status, r.body, tok != "", tc.status, tc.code)
+		}
+	}
+	h.sim.SetTokenAudiences()
+	h.sim.SetTokenScopes()
+	if r, _ := h.token(url.Values{"grant_type": {"client_credentials"}, "audience": {"x"}, "scope": {"y"}}); r.status != 200 {
+		t.Errorf("with the checks off: %d %s", r.status, r.body)
+	}
+}

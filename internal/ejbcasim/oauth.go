@@ -6,6 +6,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -67,6 +70,27 @@ func (s *Sim) SetRequiredAudience(audience string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requiredAudience = audience
+}
+
+// SetTokenAudiences makes the token endpoint refuse a request for an
+// audience ("audience" or RFC 8707 "resource") other than these, with 400
+// invalid_target, as an identity provider that knows no such resource
+// server does. A request without an audience still gets a token (without the
+// claim; see SetRequiredAudience for EJBCA refusing that). No arguments turn
+// the check off.
+func (s *Sim) SetTokenAudiences(audiences ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenAudiences = append([]string(nil), audiences...)
+}
+
+// SetTokenScopes makes the token endpoint refuse a request for any scope
+// other than these, with 400 invalid_scope (RFC 6749 section 5.2). No
+// arguments turn the check off.
+func (s *Sim) SetTokenScopes(scopes ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenScopes = append([]string(nil), scopes...)
 }
 
 // TokenRequests lists the successful token requests, oldest first.
@@ -131,6 +155,25 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request, _ Fault) {
 	audience := r.PostForm.Get("audience")
 	if audience == "" {
 		audience = r.PostForm.Get("resource")
+	}
+	s.mu.Lock()
+	audiences, scopes := s.tokenAudiences, s.tokenScopes
+	s.mu.Unlock()
+	if len(audiences) > 0 {
+		for _, a := range strings.Fields(audience) {
+			if !slices.Contains(audiences, a) {
+				writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_target", ErrorDescription: "unknown audience " + strconv.Quote(a)})
+				return
+			}
+		}
+	}
+	if len(scopes) > 0 {
+		for _, sc := range strings.Fields(scope) {
+			if !slices.Contains(scopes, sc) {
+				writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_scope", ErrorDescription: "scope " + strconv.Quote(sc) + " is not allowed for this client"})
+				return
+			}
+		}
 	}
 	token := rand.Text()
 	now := s.now()

@@ -39,6 +39,12 @@ type Config struct {
 	Preset string
 	// Behaviour, when set, replaces the preset's switches.
 	Behaviour *Behaviour
+	// RefuseUntrustedClientCertsInHandshake makes the TLS listener verify
+	// client certificates against the trusted administrator CAs, as an
+	// application server's listener with a truststore does: an untrusted
+	// one is refused with a TLS alert (unknown_ca, or bad_certificate and
+	// certificate_expired), before any HTTP, instead of EJBCA's 403.
+	RefuseUntrustedClientCertsInHandshake bool
 }
 
 // Sim is a running simulator. Every method is safe for concurrent use.
@@ -86,6 +92,8 @@ type Sim struct {
 	oauthClientID      string
 	oauthClientSecret  string
 	requiredAudience   string
+	tokenAudiences     []string // the token endpoint's known audiences; nil: any
+	tokenScopes        []string // the token endpoint's allowed scopes; nil: any
 
 	faults   map[string][]*faultEntry
 	counters Counters
@@ -159,6 +167,11 @@ func Start(cfg Config) (*Sim, error) {
 			s.countHandshake()
 			return nil
 		},
+	}
+	if cfg.RefuseUntrustedClientCertsInHandshake {
+		tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
+		tlsCfg.ClientCAs = s.clientRoots
+		tlsCfg.Time = cfg.Now
 	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
