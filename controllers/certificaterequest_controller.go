@@ -32,9 +32,19 @@ import (
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
-// IssuerHealth receives suspicions that an issuer cannot reach EJBCA.
+// IssuerHealth is how the request side tells the issuer controller, the
+// only writer of issuers, what it learnt of an issuer: that it may not reach
+// EJBCA (re-check it), or that EJBCA refused its credentials or
+// configuration (mark it not Ready with that).
 type IssuerHealth interface {
 	Suspect(kind string, key types.NamespacedName)
+	Report(kind string, key types.NamespacedName, fault IssuerFault)
+}
+
+// IssuerFault is an issuer's fault that a request found: EJBCA refused the
+// issuer's credentials (Unauthorized) or its CA or profiles (ProfileNotFound).
+type IssuerFault struct {
+	Reason, Message string
 }
 
 // FieldOwner is the field manager of every write the controllers make.
@@ -207,10 +217,12 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	if d.Status == cmmeta.ConditionTrue {
 		metrics.IssuanceDuration.WithLabelValues(kind).Observe(now.Sub(cr.CreationTimestamp.Time).Seconds())
 	}
-	if d.IssuerNotReady != "" && issuer != nil {
-		r.Clients.Invalidate(issuer.GetUID())
-		if err := SetIssuerReady(ctx, r.Client, r.Recorder, issuer, metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, d.IssuerNotReady, now); err != nil {
-			return ctrl.Result{}, err
+	if d.IssuerFault != nil && issuer != nil {
+		if d.IssuerFault.Reason == v1alpha1.ReasonUnauthorized {
+			r.Clients.Invalidate(issuer.GetUID())
+		}
+		if r.IssuerHealth != nil {
+			r.IssuerHealth.Report(kind, client.ObjectKeyFromObject(issuer), *d.IssuerFault)
 		}
 	}
 	if d.Status == cmmeta.ConditionTrue || d.Failed {

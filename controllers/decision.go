@@ -104,9 +104,10 @@ type Decision struct {
 	// Warnings are further Warning events, e.g. a certificate that lacks
 	// what the request asked for.
 	Warnings []Event
-	// IssuerNotReady, when set, is the message with which the issuer is
-	// marked not Ready (EJBCA refused its credentials).
-	IssuerNotReady string
+	// IssuerFault, when set, is reported to the issuer controller (the
+	// only writer of issuers), which marks the issuer not Ready with it:
+	// EJBCA refused the issuer's credentials or configuration.
+	IssuerFault *IssuerFault
 	// Outcome labels the request metric.
 	Outcome string
 }
@@ -204,6 +205,17 @@ func decideResult(in Input) Decision {
 		wait := max(still.LookAgain.Sub(in.Now), time.Second)
 		return pending(cr, msg, wait, EventRetrying, corev1.EventTypeNormal, "pending")
 	}
+	var refused *IssuerRefusedError
+	if errors.As(r.Err, &refused) {
+		// The issuer's own CA or profile is unknown to EJBCA: the issuer's
+		// fault, so the request waits for it like for any issuer fault and
+		// is signed within seconds of the fix.
+		d := pending(cr, fmt.Sprintf("Waiting for %s: EJBCA refused its configuration: %s", in.Issuer.Ref, msg),
+			0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
+		d.IssuerFault = &IssuerFault{Reason: v1alpha1.ReasonProfileNotFound,
+			Message: fmt.Sprintf("EJBCA refused the issuer's configuration when signing CertificateRequest %s/%s: %s", cr.Namespace, cr.Name, msg)}
+		return d
+	}
 	var permanent *PermanentError
 	retryable := ejbca.IsRetryable(r.Err) && !errors.As(r.Err, &permanent)
 	unauthorized := ejbca.IsUnauthorized(r.Err)
@@ -217,7 +229,8 @@ func decideResult(in Input) Decision {
 	if unauthorized {
 		d := pending(cr, fmt.Sprintf("EJBCA refused %s's credentials; waiting for the issuer to be Ready again: %s", in.Issuer.Ref, msg),
 			0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
-		d.IssuerNotReady = fmt.Sprintf("EJBCA refused the credentials when signing CertificateRequest %s/%s: %s", cr.Namespace, cr.Name, msg)
+		d.IssuerFault = &IssuerFault{Reason: v1alpha1.ReasonUnauthorized,
+			Message: fmt.Sprintf("EJBCA refused the credentials when signing CertificateRequest %s/%s: %s", cr.Namespace, cr.Name, msg)}
 		return d
 	}
 	wait := RetryBackoff(in.Now.Sub(cr.CreationTimestamp.Time), r.Err)

@@ -131,6 +131,11 @@ func TestDecide(t *testing.T) {
 		{name: "403 is pending and marks the issuer", cr: request(approved), issuer: readyIssuer,
 			result: &SignResult{Err: &ejbca.Error{StatusCode: 403, Kind: ejbca.KindUnauthorized, Message: "Not authorized to profile SERVER"}},
 			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "Not authorized to profile SERVER", event: EventIssuerNotReady, issuerN: true, outcome: "issuer_not_ready"},
+		{name: "EJBCA refusing the issuer's own profile waits for the issuer and reports it", cr: request(approved), issuer: readyIssuer, now: deadline.Add(time.Hour),
+			result: &SignResult{Err: &IssuerRefusedError{&ejbca.Error{Endpoint: "POST /v1/certificate/pkcs10enroll", StatusCode: 400, Kind: ejbca.KindPermanent,
+				Message: `Certificate profile with name "SERVERX" doesn't exist`}}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: `EJBCA refused its configuration: EJBCA POST /v1/certificate/pkcs10enroll answered 400: Certificate profile with name "SERVERX" doesn't exist`,
+			event: EventIssuerNotReady, issuerN: true, outcome: "issuer_not_ready"},
 		{name: "permanent rejection fails with EJBCA's message", cr: request(approved), issuer: readyIssuer,
 			result: &SignResult{Err: &ejbca.Error{Endpoint: "POST /v1/certificate/pkcs10enroll", StatusCode: 400, Kind: ejbca.KindPermanent,
 				Message: `Certificate profile with name "NOPE" doesn't exist`}},
@@ -174,8 +179,8 @@ func TestDecide(t *testing.T) {
 			} else if tc.event != "" {
 				t.Errorf("no event, want %q", tc.event)
 			}
-			if (d.IssuerNotReady != "") != tc.issuerN {
-				t.Errorf("issuer not ready = %q, want set=%v", d.IssuerNotReady, tc.issuerN)
+			if (d.IssuerFault != nil) != tc.issuerN {
+				t.Errorf("issuer fault = %+v, want set=%v", d.IssuerFault, tc.issuerN)
 			}
 			if d.Outcome != tc.outcome {
 				t.Errorf("outcome = %q, want %q", d.Outcome, tc.outcome)

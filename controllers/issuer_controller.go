@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -65,7 +66,9 @@ type IssuerReconciler struct {
 	mu     sync.Mutex
 	checks map[types.NamespacedName]*healthRecord
 	// wake holds why an issuer was woken between checks.
-	wake   map[types.NamespacedName]wakeReason
+	wake map[types.NamespacedName]wakeReason
+	// faults hold what requests reported, until the issuer is next woken.
+	faults map[types.NamespacedName]IssuerFault
 	events chan event.GenericEvent
 }
 
@@ -78,7 +81,24 @@ const (
 	wakeSuspect wakeReason = iota + 1
 	// wakeEJBCABack: EJBCA answers again; check now.
 	wakeEJBCABack
+	// wakeFault: a request found EJBCA refusing the issuer's credentials or
+	// configuration; mark it not Ready now, without a check.
+	wakeFault
 )
+
+// Report marks an issuer not Ready with a fault a request found (EJBCA
+// refused its credentials, CA or profile). The issuer is checked again on
+// the failing schedule (1 min at the soonest), so a fix made in EJBCA alone
+// is noticed too.
+func (r *IssuerReconciler) Report(key types.NamespacedName, fault IssuerFault) {
+	r.mu.Lock()
+	if r.faults == nil {
+		r.faults = map[types.NamespacedName]IssuerFault{}
+	}
+	r.faults[key] = fault
+	r.mu.Unlock()
+	r.wakeUp(key, wakeFault)
+}
 
 // Suspect asks for a health check of an issuer whose request could not reach
 // EJBCA, within the usual spacing, so an outage turns the issuer not Ready and
@@ -157,18 +177,20 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	last := r.checks[req.NamespacedName]
 	woken := r.wake[req.NamespacedName]
 	delete(r.wake, req.NamespacedName)
+	fault, reported := r.faults[req.NamespacedName]
+	delete(r.faults, req.NamespacedName)
 	r.mu.Unlock()
 	if last != nil && last.uid != iss.GetUID() {
 		last = nil // deleted and created again
 	}
 
-	if last != nil && last.generation == iss.GetGeneration() && last.refs == refs && woken != wakeEJBCABack {
+	if last != nil && last.generation == iss.GetGeneration() && last.refs == refs && woken != wakeEJBCABack && woken != wakeFault {
 		due := r.nextCheck(last)
 		current := iss.GetStatus().ReadyCondition()
 		if woken == wakeSuspect || (current != nil && (current.Status != last.status || current.Reason != last.reason)) {
-			// A request could not reach EJBCA, or someone else (the signer,
-			// after a 403) changed the condition: check again, but not
-			// sooner than the spacing allows.
+			// A request could not reach EJBCA, or the condition is not what
+			// this process last wrote (another replica led before): check
+			// again, but not sooner than the spacing allows.
 			if spaced := last.at.Add(MinHealthCheckSpacing); spaced.Before(due) {
 				due = spaced
 			}
@@ -181,7 +203,15 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 	}
 
-	status, reason, message := r.check(ctx, iss)
+	var status metav1.ConditionStatus
+	var reason, message string
+	if reported && last != nil && last.generation == iss.GetGeneration() && last.refs == refs {
+		// A request found the fault since the last check, with nothing
+		// changed since: take it as this check's result.
+		status, reason, message = metav1.ConditionFalse, fault.Reason, fault.Message
+	} else {
+		status, reason, message = r.check(ctx, iss)
+	}
 	metrics.HealthChecks.WithLabelValues(r.Kind, reason).Inc()
 	rec := &healthRecord{uid: iss.GetUID(), generation: iss.GetGeneration(), refs: refs, at: now, status: status, reason: reason, message: message}
 	if status != metav1.ConditionTrue && last != nil && last.status != metav1.ConditionTrue {
@@ -263,14 +293,42 @@ func (r *IssuerReconciler) check(ctx context.Context, iss v1alpha1.Issuer) (meta
 	var names []string
 	for _, ca := range cas {
 		if ca.Name == spec.CAName {
-			return metav1.ConditionTrue, v1alpha1.ReasonChecked,
-				fmt.Sprintf("EJBCA at %s accepted the credentials and has CA %q (%s)", spec.URL, ca.Name, ca.SubjectDN)
+			return checkProfile(ctx, cl, spec, ca)
 		}
 		names = append(names, ca.Name)
 	}
 	sort.Strings(names)
 	return metav1.ConditionFalse, v1alpha1.ReasonCANotFound,
 		fmt.Sprintf("EJBCA at %s has no CA named %q visible to these credentials; it has: %s", spec.URL, spec.CAName, strings.Join(names, ", "))
+}
+
+// checkProfile asks EJBCA for the issuer's certificate profile, where
+// EJBCA can say (8.x and later): an unknown profile, or one that does not
+// allow the CA, is the issuer's fault, found before any request is refused
+// for it. (EJBCA's REST API has no such question for the end entity
+// profile on every edition; a refusal naming it is reported by the requests.)
+func checkProfile(ctx context.Context, cl *ejbca.Client, spec *v1alpha1.IssuerSpec, ca ejbca.CA) (metav1.ConditionStatus, string, string) {
+	ok := fmt.Sprintf("EJBCA at %s accepted the credentials and has CA %q (%s)", spec.URL, ca.Name, ca.SubjectDN)
+	profile := spec.EffectiveCertificateProfileName()
+	info, err := cl.CertificateProfile(ctx, profile)
+	switch {
+	case ejbca.IsUnsupported(err):
+		return metav1.ConditionTrue, v1alpha1.ReasonChecked, ok
+	case ejbca.IsNotFound(err):
+		return metav1.ConditionFalse, v1alpha1.ReasonProfileNotFound,
+			fmt.Sprintf("EJBCA at %s has no certificate profile named %q that these credentials may use (%s): fix certificateProfileName, or create the profile in EJBCA and authorize the role for it",
+				spec.URL, profile, ejbca.Message(err))
+	case ejbca.IsUnauthorized(err):
+		return metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, fmt.Sprintf("EJBCA refused the issuer's credentials: %v", err)
+	case err != nil:
+		return metav1.ConditionFalse, v1alpha1.ReasonUnreachable, fmt.Sprintf("EJBCA at %s could not be used: %v", spec.URL, err)
+	}
+	if len(info.AvailableCAs) > 0 && !slices.Contains(info.AvailableCAs, ca.Name) && !slices.Contains(info.AvailableCAs, "ANY_CA") {
+		return metav1.ConditionFalse, v1alpha1.ReasonProfileNotFound,
+			fmt.Sprintf("EJBCA's certificate profile %q does not allow CA %q (it allows: %s): choose another profile, or allow the CA in the profile",
+				profile, ca.Name, strings.Join(info.AvailableCAs, ", "))
+	}
+	return metav1.ConditionTrue, v1alpha1.ReasonChecked, ok + fmt.Sprintf(" and certificate profile %q", profile)
 }
 
 func (r *IssuerReconciler) forget(req ctrl.Request) {

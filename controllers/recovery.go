@@ -46,3 +46,11 @@ func (e *StillIssuingError) Error() string {
 // ErrNotLeader: this process no longer holds its leader election lease
 // (judged from its last renewal), so it must not call EJBCA or write.
 var ErrNotLeader = errors.New("this process no longer holds the leader election lease")
+
+// IssuerRefusedError: EJBCA refused the issuer's own CA or profile (not one
+// a request chose through an allowed override). That is the issuer's fault:
+// the request waits for the issuer instead of failing.
+type IssuerRefusedError struct{ Err error }
+
+func (e *IssuerRefusedError) Error() string { return e.Err.Error() }
+func (e *IssuerRefusedError) Unwrap() error { return e.Err }

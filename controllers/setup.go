@@ -97,3 +97,9 @@ func (h issuerHealth) Suspect(kind string, key types.NamespacedName) {
 		r.Suspect(key)
 	}
 }
+
+func (h issuerHealth) Report(kind string, key types.NamespacedName, fault IssuerFault) {
+	if r := h[kind]; r != nil {
+		r.Report(key, fault)
+	}
+}

@@ -64,6 +64,20 @@ type Signer struct {
 	Settle time.Duration
 }
 
+// issuersOwn are the CA and profile names the issuer itself sends for cr
+// (a profile a request chose through an allowed override is not).
+func (s *Signer) issuersOwn(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest) []string {
+	own := []string{spec.CAName}
+	cp, eep := profiles(spec, cr)
+	if cp == spec.EffectiveCertificateProfileName() {
+		own = append(own, cp)
+	}
+	if eep == spec.EffectiveEndEntityProfileName() {
+		own = append(own, eep)
+	}
+	return own
+}
+
 // mayCall reports whether this process may start an EJBCA call that issues
 // or adds: a deposed leader must not, even for a moment.
 func (s *Signer) mayCall() bool { return s.Lease.Holds() }
@@ -144,6 +158,15 @@ func (s *Signer) enrol(ctx context.Context, cr *cmapi.CertificateRequest, spec *
 		if perr := s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
 			logf.FromContext(ctx).Error(perr, "clearing the enrolment marker")
 		}
+	case ejbca.IsPermanent(err):
+		err = issuerRefusal(err, false, s.issuersOwn(spec, cr)...)
+		var refused *IssuerRefusedError
+		if errors.As(err, &refused) {
+			// The request waits for the issuer; nothing was issued.
+			if perr := s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
+				logf.FromContext(ctx).Error(perr, "clearing the enrolment marker")
+			}
+		}
 	}
 	return SignResult{Err: err}
 }
@@ -219,7 +242,9 @@ func (s *Signer) startApproval(ctx context.Context, cr *cmapi.CertificateRequest
 		// (with this Secret's password) and its approval was carried out.
 		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password, cr.CreationTimestamp.Time)
 	case err != nil:
-		return SignResult{Err: err}
+		cp, eep := profiles(spec, cr)
+		overridden := cp != spec.EffectiveCertificateProfileName() || eep != spec.EffectiveEndEntityProfileName()
+		return SignResult{Err: issuerRefusal(err, overridden)}
 	case !add.WaitingForApproval:
 		// Added without approval: enrol for it now.
 		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password, now)

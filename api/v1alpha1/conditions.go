@@ -25,6 +25,11 @@ const (
 	ReasonUnreachable = "Unreachable"
 	// ReasonCANotFound: EJBCA answered but has no CA named caName.
 	ReasonCANotFound = "CANotFound"
+	// ReasonProfileNotFound: EJBCA does not know the issuer's CA,
+	// certificate profile or end entity profile (or the profile does not
+	// allow the CA): found by the health check where EJBCA can say, or by the
+	// first request EJBCA refused for it. Requests wait for the issuer.
+	ReasonProfileNotFound = "ProfileNotFound"
 	// ReasonSecretsNotAccessible: the manager was started to read Secrets
 	// only in the cluster resource namespace, so an EJBCAIssuer elsewhere
 	// cannot be used.

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
 )
@@ -83,4 +84,35 @@ func (c *Client) CAChain(ctx context.Context, subjectDN string) ([]*x509.Certifi
 			Message: "the CA chain is not PEM certificates", Err: err}
 	}
 	return certs, nil
+}
+
+// CertificateProfileInfo is what EJBCA tells of a certificate profile.
+type CertificateProfileInfo struct {
+	ID int `json:"certificate_profile_id"`
+	// AvailableCAs are the names of the CAs the profile may issue from.
+	AvailableCAs []string `json:"available_cas"`
+}
+
+// CertificateProfile asks EJBCA for a certificate profile (GET
+// /v2/certificate/profile/{name}, EJBCA 8 and later). A name EJBCA does not
+// know, or these credentials may not use, satisfies IsNotFound; an EJBCA
+// without this resource, IsUnsupported.
+func (c *Client) CertificateProfile(ctx context.Context, name string) (*CertificateProfileInfo, error) {
+	const endpoint = "GET /v2/certificate/profile/{profile_name}"
+	r, err := c.send(ctx, request{method: http.MethodGet, endpoint: endpoint, path: "/v2/certificate/profile/" + url.PathEscape(name)})
+	if err != nil {
+		return nil, err
+	}
+	if r.status != http.StatusOK {
+		e := failure(endpoint, r)
+		if r.status == http.StatusBadRequest && strings.Contains(e.Message, "unknown certificate profile") {
+			e.Kind = KindNotFound
+		}
+		return nil, e
+	}
+	var info CertificateProfileInfo
+	if err := decode(endpoint, r, &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
 }

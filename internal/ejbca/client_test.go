@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -635,5 +636,27 @@ func TestConnectionReuse(t *testing.T) {
 				t.Errorf("TokensIssued = %d (token calls %v), want %d", got.TokensIssued, got.Calls["token"], wantTokens)
 			}
 		})
+	}
+}
+
+func TestCertificateProfile(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	for _, preset := range ejbcasim.PresetNames() {
+		sim := startSim(t, ejbcasim.Config{Preset: preset})
+		c := clientFor(t, sim, modeMTLS)
+		info, err := c.CertificateProfile(ctx, "SERVER")
+		if !sim.Behaviour().CertificateProfileAPI {
+			if !ejbca.IsUnsupported(err) {
+				t.Errorf("%s: CertificateProfile = %v, want unsupported", preset, err)
+			}
+			continue
+		}
+		if err != nil || !slices.Contains(info.AvailableCAs, "IssuingCA") {
+			t.Errorf("%s: CertificateProfile(SERVER) = %+v, %v", preset, info, err)
+		}
+		if _, err := c.CertificateProfile(ctx, "SERVERX"); !ejbca.IsNotFound(err) || !strings.Contains(err.Error(), "unknown certificate profile") {
+			t.Errorf("%s: CertificateProfile(SERVERX) = %v, want not found", preset, err)
+		}
 	}
 }

@@ -47,6 +47,10 @@ type Behaviour struct {
 	// SearchV2 serves POST /v2/certificate/search (CertificateRestResourceV2,
 	// paged). Off, it answers RESTEasy's 404.
 	SearchV2 bool
+	// CertificateProfileAPI serves GET /v2/certificate/profile/{name}
+	// (CertificateRestResourceV2.getCertificateProfileInfo). Off, it
+	// answers RESTEasy's 404.
+	CertificateProfileAPI bool
 }
 
 // Preset names.
@@ -70,7 +74,7 @@ var presets = map[string]preset{
 	// API (EndEntityRestResource and ApprovalRestResource are Enterprise
 	// modules), OAuth since 9.3, validity override since 9.3.3.
 	PresetCommunity9: {
-		behaviour: Behaviour{OAuth: true, EndTime: true, SearchV2: true},
+		behaviour: Behaviour{OAuth: true, EndTime: true, SearchV2: true, CertificateProfileAPI: true},
 		revision:  "EJBCA 9.3.3 Community (ejbcasim community-9)",
 	},
 	// An older Enterprise: approvals and /v1/endentity, whose pending
@@ -84,8 +88,9 @@ var presets = map[string]preset{
 	// request_id, and the 9.x certificaterequest that needs
 	// certificate_request_type.
 	PresetEnterprise9: {
-		behaviour: Behaviour{Approvals: true, EndEntityAPI: true, ApprovalAPI: true, CertificateRequestTypeRequired: true, OAuth: true, EndTime: true, SearchV2: true},
-		revision:  "EJBCA 9.3.3 Enterprise (ejbcasim enterprise-9)",
+		behaviour: Behaviour{Approvals: true, EndEntityAPI: true, ApprovalAPI: true, CertificateRequestTypeRequired: true, OAuth: true, EndTime: true, SearchV2: true,
+			CertificateProfileAPI: true},
+		revision: "EJBCA 9.3.3 Enterprise (ejbcasim enterprise-9)",
 	},
 }
 

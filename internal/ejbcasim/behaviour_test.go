@@ -14,9 +14,9 @@ func TestPresetNamesAndBehaviour(t *testing.T) {
 		t.Fatalf("PresetNames %v", got)
 	}
 	want := map[string]ejbcasim.Behaviour{
-		"community-9":  {OAuth: true, EndTime: true, SearchV2: true},
+		"community-9":  {OAuth: true, EndTime: true, SearchV2: true, CertificateProfileAPI: true},
 		"enterprise-8": {Approvals: true, EndEntityAPI: true, PendingWithoutID: true, OAuth: true, SearchV2: true},
-		"enterprise-9": {Approvals: true, EndEntityAPI: true, ApprovalAPI: true, CertificateRequestTypeRequired: true, OAuth: true, EndTime: true, SearchV2: true},
+		"enterprise-9": {Approvals: true, EndEntityAPI: true, ApprovalAPI: true, CertificateRequestTypeRequired: true, OAuth: true, EndTime: true, SearchV2: true, CertificateProfileAPI: true},
 	}
 	for name, b := range want {
 		got, err := ejbcasim.PresetBehaviour(name)
@@ -152,5 +152,28 @@ func TestCommunityHasNoApprovalFlow(t *testing.T) {
 	}
 	if h.sim.Behaviour().Approvals {
 		t.Fatal("community-9 has approvals")
+	}
+}
+
+// TestCertificateProfileResource: GET /v2/certificate/profile/{name} answers
+// a known profile with its CAs, an unknown one with EJBCA's 400, and is
+// absent where the preset lacks it.
+func TestCertificateProfileResource(t *testing.T) {
+	h := start(t, ejbcasim.Config{})
+	var info struct {
+		ID  int      `json:"certificate_profile_id"`
+		CAs []string `json:"available_cas"`
+	}
+	h.call(h.admin, "GET", "/v2/certificate/profile/SERVER", nil).decode(t, &info)
+	if info.ID != 9 || !slices.Contains(info.CAs, "IssuingCA") {
+		t.Errorf("SERVER: %+v", info)
+	}
+	h.call(h.admin, "GET", "/v2/certificate/profile/NOPE", nil).expectError(t, 400, "Invalid search criteria, unknown certificate profile.")
+	if r := h.call(h.anon, "GET", "/v2/certificate/profile/SERVER", nil); r.status != 403 {
+		t.Errorf("without credentials: %d", r.status)
+	}
+	old := start(t, ejbcasim.Config{Preset: ejbcasim.PresetEnterprise8})
+	if r := old.call(old.admin, "GET", "/v2/certificate/profile/SERVER", nil); r.status != 404 || !strings.Contains(string(r.body), "RESTEASY003210") {
+		t.Errorf("enterprise-8: %d %s", r.status, r.body)
 	}
 }

@@ -160,4 +160,12 @@
 // hold that cannot be lifted, the CA chain download's unknown CA, a
 // non-numeric approval id (RESTEasy's parameter message), keystore formats in
 // finalize, and the HTML page of a disabled REST protocol.
+//
+// GET /v2/certificate/profile/{name} follows
+// CertificateRestResourceV2.getCertificateProfileInfo: the profile's id, key
+// algorithms and CAs (certificate_profile_id, available_key_algs,
+// available_bit_lenghts, available_ecdsa_curves, available_cas), or 400
+// "Invalid search criteria, unknown certificate profile." (switch
+// CertificateProfileAPI; absent on enterprise-8, where its version is not
+// pinned down). The simulator lists every CA as available.
 package ejbcasim

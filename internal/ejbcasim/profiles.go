@@ -2,6 +2,7 @@ package ejbcasim
 
 import (
 	"crypto/x509"
+	"net/http"
 	"time"
 )
 
@@ -123,4 +124,42 @@ func (s *Sim) SetValidity(certificateProfile string, validity time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.certificateProfileLocked(certificateProfile).validity = validity
+}
+
+// certificateProfileInfo is CertificateProfileInfoRestResponseV2 in
+// EJBCA's snake_case JSON (its "lenghts" spelling included).
+type certificateProfileInfo struct {
+	CertificateProfileID int      `json:"certificate_profile_id"`
+	AvailableKeyAlgs     []string `json:"available_key_algs"`
+	AvailableBitLengths  []int    `json:"available_bit_lenghts"`
+	AvailableECDSACurves []string `json:"available_ecdsa_curves"`
+	AvailableCAs         []string `json:"available_cas"`
+}
+
+// handleCertificateProfile serves GET /v2/certificate/profile/{name}: the
+// profile's key algorithms and CAs, or, for a name EJBCA does not know, 400
+// "Invalid search criteria, unknown certificate profile." as
+// CertificateRestResourceV2.getCertificateProfileInfo answers.
+func (s *Sim) handleCertificateProfile(w http.ResponseWriter, r *http.Request, _ Fault) {
+	s.mu.Lock()
+	cp := s.certProfiles[r.PathValue("name")]
+	var cas []string
+	for _, ca := range s.caOrder {
+		cas = append(cas, ca.name)
+	}
+	s.mu.Unlock()
+	if cp == nil {
+		writeError(w, http.StatusBadRequest, "Invalid search criteria, unknown certificate profile.")
+		return
+	}
+	bits := []int{}
+	for _, b := range []int{1024, 2048, 3072, 4096} {
+		if b >= cp.minRSABits {
+			bits = append(bits, b)
+		}
+	}
+	writeJSON(w, http.StatusOK, certificateProfileInfo{
+		CertificateProfileID: cp.id, AvailableKeyAlgs: []string{"RSA", "ECDSA"}, AvailableBitLengths: bits,
+		AvailableECDSACurves: []string{"prime256v1", "secp384r1", "secp521r1"}, AvailableCAs: cas,
+	})
 }

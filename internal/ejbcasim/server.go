@@ -313,6 +313,7 @@ func (s *Sim) routes() http.Handler {
 	rest("GET", "/v1/certificate/{issuer_dn}/{serial}/revocationstatus", "revocationstatus", true, s.handleRevocationStatus)
 	rest("POST", "/v1/certificate/search", "search", true, s.handleSearchV1)
 	only(b.SearchV2, "POST", "/v2/certificate/search", "search-v2", true, s.handleSearchV2)
+	only(b.CertificateProfileAPI, "GET", "/v2/certificate/profile/{name}", "certificate-profile", true, s.handleCertificateProfile)
 	mux.Handle("POST /oauth2/token", s.serveEndpoint(endpoint{name: "token", handle: s.handleToken}))
 	mux.HandleFunc("GET /sim/counters", s.handleCounters)
 	mux.HandleFunc("/", s.handleUnknownPath)
