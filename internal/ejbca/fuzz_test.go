@@ -716,8 +716,8 @@ func FuzzApprovalStatusAnswer(f *testing.F) {
 }
 
 // FuzzOtherAnswers: the remaining JSON answers the issuer reads: the
-// status endpoint, the CA list, a revocation and its status, and an
-// approval's processing. A success is what the body held; a failure an
+// status endpoint, the CA list, a revocation and its status, an approval's
+// processing, and a certificate profile. A success is what the body held; a failure an
 // *Error: invalid response for a 200 it cannot read, else the status's kind.
 func FuzzOtherAnswers(f *testing.F) {
 	f.Add(uint8(0), 200, []byte(`{"status":"OK","version":"1.0","revision":"EJBCA 9.3.3 Enterprise"}`))
@@ -726,6 +726,8 @@ func FuzzOtherAnswers(f *testing.F) {
 	f.Add(uint8(2), 409, []byte(`{"error_code":409,"error_message":"Certificate is already revoked"}`))
 	f.Add(uint8(3), 200, []byte(`{"revoked":false}`))
 	f.Add(uint8(4), 204, []byte(nil))
+	f.Add(uint8(5), 200, []byte(`{"certificate_profile_id":1,"available_cas":["IssuingCA"]}`))
+	f.Add(uint8(5), 400, []byte(`{"error_code":400,"error_message":"unknown certificate profile"}`))
 	f.Fuzz(func(t *testing.T, which uint8, status int, body []byte) {
 		status = httpStatus(status)
 		c, _ := fuzzClient(t, always(status, jsonType, body))
@@ -733,7 +735,7 @@ func FuzzOtherAnswers(f *testing.F) {
 		var got, want any
 		var err error
 		var endpoint string
-		switch which % 5 {
+		switch which % 6 {
 		case 0:
 			endpoint, want = "GET /v1/certificate/status", &ServerStatus{}
 			got, err = c.Status(ctx)
@@ -752,6 +754,13 @@ func FuzzOtherAnswers(f *testing.F) {
 		case 3:
 			endpoint, want = "GET /v1/certificate/{issuer_dn}/{serial}/revocationstatus", &RevocationStatus{}
 			got, err = c.RevocationStatus(ctx, "CN=Fuzz CA", "1A")
+		case 5:
+			endpoint, want = "GET /v2/certificate/profile/{profile_name}", &CertificateProfileInfo{}
+			got, err = c.CertificateProfile(ctx, "ENDUSER")
+			if err != nil && status == http.StatusBadRequest {
+				checkError(t, err, endpoint, append(failureKinds(status), KindNotFound)...)
+				return
+			}
 		case 4:
 			endpoint = "POST /v1/approval/{request_id}/process"
 			err = c.ProcessApproval(ctx, 5, true, "fuzz")
