@@ -69,14 +69,14 @@ test: control-plane lint verify-generated test-chart ## Run every test against a
 	racy="$$(grep -xF -f <(echo "$$race") <<<"$$all" || true)"; \
 	status=0; pid=""; log="$$(mktemp)"; \
 	if [ -n "$$racy" ]; then \
-		go test -race $(GO_TEST_FLAGS) $$racy >"$$log" 2>&1 & pid=$$!; \
+		go test -race $(GO_TEST_FLAGS) $(GO_TEST_PARALLEL) $$racy >"$$log" 2>&1 & pid=$$!; \
 	fi; \
 	if [ -n "$$plain" ]; then \
-		echo "go test $(GO_TEST_FLAGS) <$$(wc -l <<<"$$plain") packages: GO_TEST_PKGS except RACE_PKGS>"; \
-		go test $(GO_TEST_FLAGS) $$plain || status=$$?; \
+		echo "go test $(GO_TEST_FLAGS) $(GO_TEST_PARALLEL) <$$(wc -l <<<"$$plain") packages: GO_TEST_PKGS except RACE_PKGS>"; \
+		go test $(GO_TEST_FLAGS) $(GO_TEST_PARALLEL) $$plain || status=$$?; \
 	fi; \
 	if [ -n "$$pid" ]; then \
-		echo "go test -race $(GO_TEST_FLAGS)" $$racy "(ran alongside; its output follows)"; \
+		echo "go test -race $(GO_TEST_FLAGS) $(GO_TEST_PARALLEL)" $$racy "(ran alongside; its output follows)"; \
 		wait "$$pid" || status=$$?; \
 		cat "$$log"; \
 	fi; \
