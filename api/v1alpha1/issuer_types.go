@@ -18,7 +18,8 @@ type IssuerSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('https://')",message="url must start with https:// (EJBCA's REST API is only served over TLS), e.g. https://ejbca.example.com:8443"
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != ''",message="url must be an absolute URL with a host, e.g. https://ejbca.example.com:8443"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="url must not carry a fragment (the part from '#'): give https://host[:port][/path]"
+	// +kubebuilder:validation:XValidation:rule="self.contains('#') || (isURL(self) && url(self).getHostname() != '')",message="url must be an absolute URL with a host, e.g. https://ejbca.example.com:8443"
 	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getQuery().size() == 0",message="url must not carry a query string"
 	URL string `json:"url"`
 
@@ -243,7 +244,8 @@ type ConfigMapKeySelector struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
-	// Key in the ConfigMap's data.
+	// Key in the ConfigMap's data, or, when data has no such key, in its
+	// binaryData.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Key string `json:"key"`
@@ -256,12 +258,13 @@ type ClientSecretRef struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
-	// ClientIDKey is the key holding the client id.
+	// ClientIDKey is the key holding the client id. Default client_id.
 	// +optional
 	// +kubebuilder:default=client_id
 	ClientIDKey string `json:"clientIDKey,omitempty"`
 
-	// ClientSecretKey is the key holding the client secret.
+	// ClientSecretKey is the key holding the client secret. Default
+	// client_secret.
 	// +optional
 	// +kubebuilder:default=client_secret
 	ClientSecretKey string `json:"clientSecretKey,omitempty"`

@@ -141,6 +141,7 @@ func TestInvalidSpecsAreRejectedWithAMessage(t *testing.T) {
 		{"http url", func(s *v1alpha1.IssuerSpec) { s.URL = "http://ejbca.example.com" }, "url must start with https://"},
 		{"url without host", func(s *v1alpha1.IssuerSpec) { s.URL = "https://" }, "url must be an absolute URL with a host"},
 		{"url with query", func(s *v1alpha1.IssuerSpec) { s.URL = "https://ejbca.example.com/?a=b" }, "url must not carry a query string"},
+		{"url with a fragment", func(s *v1alpha1.IssuerSpec) { s.URL = "https://ejbca.example.com:8443/#rest" }, "url must not carry a fragment"},
 		{"no url", func(s *v1alpha1.IssuerSpec) { s.URL = "" }, "spec.url"},
 		{"no caName", func(s *v1alpha1.IssuerSpec) { s.CAName = "" }, "spec.caName"},
 		{"mtls without secret", func(s *v1alpha1.IssuerSpec) { s.Auth.MTLS = nil }, "auth.mode is mtls but auth.mtls.secretName is not set"},

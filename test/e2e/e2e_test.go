@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -273,7 +274,30 @@ func TestFiftyCertificatesAtOnce(t *testing.T) {
 	wg.Wait()
 	for _, crt := range crts {
 		if got := enrolments(ns + "/" + crt.Name); got != 1 {
-			t.Errorf("%s: %d enrolments, want 1", crt.Name, got)
+			t.Errorf("%s: %d enrolments, want 1 (%s)", crt.Name, got, describeEnrolments(t, ns, crt.Name))
 		}
 	}
+}
+
+// describeEnrolments tells apart a second enrolment for the same key (ours
+// to prevent) from one for a new key (a second CertificateRequest), and
+// lists the Certificate's requests.
+func describeEnrolments(t *testing.T, ns, name string) string {
+	t.Helper()
+	var parts []string
+	for _, c := range stack.Sim.Issued() {
+		if c.Username == ns+"/"+name {
+			sum := sha256.Sum256(c.Cert.RawSubjectPublicKeyInfo)
+			parts = append(parts, fmt.Sprintf("serial %X key %x at %s", c.Serial, sum[:4], c.Cert.NotBefore.Format(time.RFC3339Nano)))
+		}
+	}
+	var crs cmapi.CertificateRequestList
+	if err := stack.Client.List(context.Background(), &crs, client.InNamespace(ns)); err == nil {
+		for _, cr := range crs.Items {
+			if cr.Annotations[cmapi.CertificateNameKey] == name {
+				parts = append(parts, fmt.Sprintf("request %s (uid %s, revision %s, %d conditions)", cr.Name, cr.UID, cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey], len(cr.Status.Conditions)))
+			}
+		}
+	}
+	return strings.Join(parts, "; ")
 }
