@@ -3,8 +3,13 @@
 // ejbca-issuer manager. It turns a cert-manager Certificate into a Secret
 // signed by EJBCA, then walks a Certificate through EJBCA's approval flow.
 //
-//	go run ./hack/demo [--dir .demo] [--once]   # what `make demo` runs
-//	bin/demo view [--kubeconfig .demo/kubeconfig]          # a tiny kubectl get
+// The manager serves /metrics on a free port of 127.0.0.1, and every log of
+// the process (the manager's, cert-manager's, client-go's) goes to
+// <dir>/manager.log; the demo prints both. The console shows only the demo's
+// own lines.
+//
+//	go run ./hack/demo [--dir .demo] [--once] [--log-level 1] [--log-format text]   # what `make demo` runs
+//	bin/demo view [--kubeconfig .demo/kubeconfig]   # issuers, Certificates, requests and Secrets with their conditions
 package main
 
 import (
@@ -35,6 +40,7 @@ import (
 	"github.com/certctl-io/ejbca-issuer/internal/devstack"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/manager"
 )
 
 const namespace = "demo"
@@ -62,25 +68,54 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	dir := fs.String("dir", ".demo", "where the kubeconfig and the simulator's credentials are written")
 	once := fs.Bool("once", false, "exit after the demo instead of keeping the stack up until Ctrl-C")
+	logLevel := fs.Int("log-level", 1, "the manager's --log-level: 0 info, 1 decisions and health checks, 2..4 debug")
+	logFormat := fs.String("log-format", "text", "the manager's --log-format: json or text")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *logFormat != "json" && *logFormat != "text" {
+		return fmt.Errorf("--log-format must be json or text, not %q", *logFormat)
 	}
 	absDir, err := filepath.Abs(*dir)
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(absDir, 0o700); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	stack, err := devstack.Start(ctx, devstack.Options{Dir: absDir, Progress: say})
+	// Every logger of the process writes here, none to the console;
+	// devstack.Start routes them before anything starts.
+	logPath := filepath.Join(absDir, "manager.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
+	}
+	// Not closed: goroutines of client-go may still log while the process
+	// exits, and a write to a closed file makes zap complain on stderr.
+	say("logs (the manager's, cert-manager's, client-go's; %s, level %d) go to %s", *logFormat, *logLevel, logPath)
+
+	stack, err := devstack.Start(ctx, devstack.Options{
+		Dir:      absDir,
+		Progress: say,
+		Log:      manager.NewLogger(*logFormat, *logLevel, logFile),
+		Manager: manager.Options{
+			MetricsBindAddress:     "127.0.0.1:0",
+			HealthProbeBindAddress: "127.0.0.1:0",
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("%w (the log is in %s)", err, logPath)
 	}
 	defer func() {
 		say("stopping the manager, cert-manager's controllers, the simulator, kube-apiserver and etcd")
 		stack.Stop()
-		say("stopped; nothing is left running")
+		say("stopped; nothing is left running. The log stays in %s", logPath)
 	}()
+	say("the manager serves metrics at http://%s/metrics and health probes at http://%s/healthz and /readyz", stack.MetricsAddr, stack.HealthProbeAddr)
+	say("  curl -s http://%s/metrics | grep ^ejbca_issuer", stack.MetricsAddr)
 	if err := stack.Sim.WriteCredentials(filepath.Join(absDir, "ejbca")); err != nil {
 		return err
 	}
@@ -118,7 +153,7 @@ func run(args []string) error {
 		say("demo complete (--once): stopping")
 		return nil
 	}
-	lookAround(stack, absDir)
+	lookAround(stack, absDir, logPath)
 	<-ctx.Done()
 	fmt.Println()
 	return nil
@@ -379,12 +414,16 @@ func readyOf(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
 	return nil
 }
 
-func lookAround(stack *devstack.Stack, dir string) {
+func lookAround(stack *devstack.Stack, dir, logPath string) {
 	kubeconfig := stack.Kubeconfig
 	fmt.Printf(`The stack keeps running until Ctrl-C. Look around from another terminal:
 
   bin/demo view --kubeconfig %[1]s
-      issuers, Certificates, CertificateRequests and Secrets with their conditions
+      issuers, Certificates, CertificateRequests and Secrets with their Ready conditions
+
+  The manager's metrics (docs/metrics.md) and its log (docs/troubleshooting.md, "Logs"):
+  curl -s http://%[6]s/metrics | grep ^ejbca_issuer
+  tail -f %[7]s
 
   make kubectl        # builds bin/kubectl from the module proxy (a few minutes, once)
   bin/kubectl --kubeconfig %[1]s get cert-manager -A
@@ -395,6 +434,6 @@ func lookAround(stack *devstack.Stack, dir string) {
   curl --cacert %[4]s/ca.crt --cert %[4]s/client.crt --key %[4]s/client.key %[3]s/v1/ca
   curl --cacert %[4]s/ca.crt %[5]s/sim/counters
 
-`, kubeconfig, namespace, stack.Sim.BaseURL(), filepath.Join(dir, "ejbca"), stack.Sim.URL())
+`, kubeconfig, namespace, stack.Sim.BaseURL(), filepath.Join(dir, "ejbca"), stack.Sim.URL(), stack.MetricsAddr, logPath)
 	say("running; press Ctrl-C to stop")
 }

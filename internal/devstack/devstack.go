@@ -10,10 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
 
+	logf "github.com/cert-manager/cert-manager/pkg/logs"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,6 +26,7 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
@@ -41,11 +44,17 @@ type Options struct {
 	Dir string
 	// Progress, when set, is told what the stack is doing.
 	Progress func(format string, args ...any)
-	// Log receives cert-manager's and the manager's logs (discarded if zero).
+	// Log receives every log of the process (discarded if zero): the
+	// manager's and controller-runtime's (log.SetLogger), client-go's
+	// (klog.SetLogger) and cert-manager's (logs.Log and its controllers'
+	// context). These are process-wide: Start routes them first thing.
 	Log logr.Logger
 	// Sim configures the EJBCA simulator (its Addr is always loopback).
 	Sim ejbcasim.Config
 	// Manager overrides the manager's settings; zero fields get defaults.
+	// MetricsBindAddress and HealthProbeBindAddress default to "0" (off);
+	// a host with port 0 (e.g. "127.0.0.1:0") gets a free port, which
+	// Stack.MetricsAddr and Stack.HealthProbeAddr report.
 	Manager manager.Options
 	// NoManager leaves our manager out (a benchmark runs it as a process).
 	NoManager bool
@@ -59,6 +68,12 @@ type Stack struct {
 	Sim        *ejbcasim.Sim
 	// Kubeconfig is the path of a kubeconfig for the API server (an admin).
 	Kubeconfig string
+	// MetricsAddr is the host:port of the manager's /metrics, empty when
+	// the manager serves no metrics.
+	MetricsAddr string
+	// HealthProbeAddr is the host:port of the manager's /healthz and
+	// /readyz, empty when it serves none.
+	HealthProbeAddr string
 
 	cancel  context.CancelFunc
 	waitCM  func()
@@ -74,6 +89,11 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if o.Dir == "" {
 		return nil, errors.New("devstack: Options.Dir is required")
 	}
+	log := o.Log
+	if log.GetSink() == nil {
+		log = logr.Discard()
+	}
+	RouteLogs(log)
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -118,13 +138,6 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	log := o.Log
-	if log.GetSink() == nil {
-		log = logr.Discard()
-	}
-	// client-go's own logging (klog) goes to the same place: cert-manager's
-	// event broadcasters otherwise print to stderr while the stack stops.
-	klog.SetLogger(log)
 	progress("starting cert-manager's controllers in-process: %v", CertManagerControllers)
 	if s.waitCM, err = runCertManager(runCtx, log.WithName("cert-manager"), s.Kubeconfig, ClusterResourceNamespace); err != nil {
 		return nil, err
@@ -148,11 +161,17 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		if mo.EJBCATimeout == 0 {
 			mo.EJBCATimeout = 30 * time.Second
 		}
-		if mo.MetricsBindAddress == "" {
-			mo.MetricsBindAddress = "0"
+		if mo.MetricsBindAddress, err = bindAddress(mo.MetricsBindAddress); err != nil {
+			return nil, fmt.Errorf("the manager's metrics address: %w", err)
 		}
-		if mo.HealthProbeBindAddress == "" {
-			mo.HealthProbeBindAddress = "0"
+		if mo.HealthProbeBindAddress, err = bindAddress(mo.HealthProbeBindAddress); err != nil {
+			return nil, fmt.Errorf("the manager's health probe address: %w", err)
+		}
+		if mo.MetricsBindAddress != "0" {
+			s.MetricsAddr = mo.MetricsBindAddress
+		}
+		if mo.HealthProbeBindAddress != "0" {
+			s.HealthProbeAddr = mo.HealthProbeBindAddress
 		}
 		mgr, err := manager.New(s.RESTConfig, mo)
 		if err != nil {
@@ -162,6 +181,36 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		go func() { s.mgrDone <- mgr.Start(runCtx) }()
 	}
 	return s, nil
+}
+
+// RouteLogs sends every process-wide logger to log: controller-runtime's
+// (log.SetLogger; without it controller-runtime prints "log.SetLogger(...)
+// was never called" with a stack trace 30s after start), client-go's klog
+// (cert-manager's event broadcasters otherwise print to stderr) and
+// cert-manager's logs.Log. controller-runtime takes only the first
+// SetLogger of a process; Start calls this before anything runs.
+func RouteLogs(log logr.Logger) {
+	crlog.SetLogger(log)
+	klog.SetLogger(log)
+	logf.Log = log.WithName("cert-manager")
+}
+
+// bindAddress returns "0" (off) for "", a free port on host for
+// "host:0", and addr otherwise.
+func bindAddress(addr string) (string, error) {
+	if addr == "" || addr == "0" {
+		return "0", nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // Stop stops everything the stack started and waits for it.
