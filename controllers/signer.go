@@ -140,6 +140,14 @@ func (s *Signer) enrol(ctx context.Context, cr *cmapi.CertificateRequest, spec *
 	if err := s.markAttempt(ctx, cr); err != nil {
 		return SignResult{Err: err}
 	}
+	// Ask again: the marker's write was an API round trip, and a process
+	// frozen in it (SIGSTOP, a long pause) may have been deposed meanwhile.
+	// Calling now could enrol after the new leader saw the marker, waited
+	// out the settle time and enrolled itself. The marker stays: the new
+	// leader searches first.
+	if !s.mayCall() {
+		return SignResult{Err: ErrNotLeader}
+	}
 	cert, err := cl.Enroll(ctx, req)
 	switch {
 	case err == nil:
