@@ -209,6 +209,19 @@ func (p *pool) standbys(pid int) int {
 	return n
 }
 
+// frozen counts the processes stopped by SIGSTOP now.
+func (p *pool) frozen() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, pr := range p.procs {
+		if pr.alive() && pr.isFrozen() {
+			n++
+		}
+	}
+	return n
+}
+
 // stop ends every manager (SIGTERM, which releases the lease; SIGKILL after
 // 15 s) and waits for them.
 func (p *pool) stop() {

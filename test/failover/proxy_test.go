@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/certctl-io/ejbca-issuer/controllers"
@@ -524,6 +525,21 @@ func (px *ejbcaProxy) snapshot() []ejbcaCall {
 		out[i] = *c
 	}
 	return out
+}
+
+// inFlight names a call for one of the requests that EJBCA has not
+// finished, "" when there is none.
+func (px *ejbcaProxy) inFlight(crs []*cmapi.CertificateRequest) string {
+	users := map[string]bool{}
+	for _, cr := range crs {
+		users[username(cr)] = true
+	}
+	for _, c := range px.snapshot() {
+		if users[c.username] && c.simDone.IsZero() {
+			return fmt.Sprintf("%s for %s (%s) is still in EJBCA's hands", c.endpoint, c.username, pidString(c.pid))
+		}
+	}
+	return ""
 }
 
 const restPrefix = "/ejbca/ejbca-rest-api"

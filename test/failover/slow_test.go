@@ -54,6 +54,16 @@ func TestSlowEJBCA(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	// Count once no manager is frozen (a frozen one could still hold a
+	// call it decided on) and EJBCA has finished every call it got.
+	if err := eventually(90*time.Second, func() string {
+		if n := suite.pool.frozen(); n > 0 {
+			return fmt.Sprintf("%d managers frozen", n)
+		}
+		return suite.ejB.inFlight(all)
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range checkOnce(suite.simB, all) {
 		t.Error(p)
 	}
