@@ -27,8 +27,8 @@ type Reachability struct {
 	Client  client.Client
 	Clients *issuerclients.Cache
 	Now     func() time.Time
-	// Recheck asks for an immediate health check of an issuer.
-	Recheck func(kind string, key types.NamespacedName)
+	// Wakes is where it asks for an immediate health check of an issuer.
+	Wakes *IssuerWakes
 
 	mu   sync.Mutex
 	urls map[string]*unreachableURL
@@ -79,18 +79,6 @@ func (r *Reachability) forgetLocked(kind string, key types.NamespacedName) {
 	}
 }
 
-// Covers reports whether the issuer's reachability is being probed.
-func (r *Reachability) Covers(kind string, key types.NamespacedName) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, u := range r.urls {
-		if u.issuers[issuerKey{kind, key}] {
-			return true
-		}
-	}
-	return false
-}
-
 // spacing is the time between probes of a URL shared by n issuers.
 func spacing(n int) time.Duration {
 	return max(minProbeSpacing, MinHealthCheckSpacing/time.Duration(max(n, 1)))
@@ -134,7 +122,7 @@ func (r *Reachability) probeDue(ctx context.Context) {
 		if r.probe(ctx, d.issuers) {
 			logf.FromContext(ctx).Info("EJBCA answers again; re-checking the issuers that could not reach it", "url", d.url, "issuers", len(d.issuers))
 			for _, k := range d.issuers {
-				r.Recheck(k.kind, k.key)
+				r.Wakes.Recheck(k.kind, k.key)
 			}
 		}
 	}
@@ -144,9 +132,9 @@ func (r *Reachability) probeDue(ctx context.Context) {
 // can be built (the call needs the issuer's trust roots, not its credentials).
 func (r *Reachability) probe(ctx context.Context, issuers []issuerKey) bool {
 	for _, k := range issuers {
-		var iss v1alpha1.Issuer = &v1alpha1.EJBCAIssuer{}
-		if k.kind == v1alpha1.ClusterIssuerKind {
-			iss = &v1alpha1.EJBCAClusterIssuer{}
+		iss, ok := v1alpha1.NewIssuer(k.kind)
+		if !ok {
+			continue
 		}
 		if err := r.Client.Get(ctx, k.key, iss); err != nil {
 			if apierrors.IsNotFound(err) {

@@ -4,8 +4,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
-
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -55,9 +53,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		opts.MaxIdleConnsPerHost = workers + 4
 		opts.OnRoundTrip = metrics.ObserveEJBCACall
 	})
-	health := issuerHealth{}
-	reach := &Reachability{Client: mgr.GetClient(), Clients: clients, Now: now,
-		Recheck: func(kind string, key types.NamespacedName) { health[kind].Recheck(key) }}
+	wakes := NewIssuerWakes()
+	reach := &Reachability{Client: mgr.GetClient(), Clients: clients, Now: now, Wakes: wakes}
 	if err := mgr.Add(reach); err != nil {
 		return err
 	}
@@ -71,7 +68,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}
-		health[kind] = r
+		wakes.register(kind, r)
 	}
 	return (&CertificateRequestReconciler{
 		Client:  mgr.GetClient(),
@@ -85,21 +82,6 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Jitter:                   jitter,
 		MaxConcurrentReconciles:  workers,
 		Lease:                    o.Lease,
-		IssuerHealth:             health,
+		Issuers:                  wakes,
 	}).SetupWithManager(mgr)
-}
-
-// issuerHealth routes suspicions to the reconciler of the issuer's kind.
-type issuerHealth map[string]*IssuerReconciler
-
-func (h issuerHealth) Suspect(kind string, key types.NamespacedName) {
-	if r := h[kind]; r != nil {
-		r.Suspect(key)
-	}
-}
-
-func (h issuerHealth) Report(kind string, key types.NamespacedName, fault IssuerFault) {
-	if r := h[kind]; r != nil {
-		r.Report(key, fault)
-	}
 }

@@ -326,20 +326,25 @@ func (s *Signer) enrolForEndEntity(ctx context.Context, cr *cmapi.CertificateReq
 	return SignResult{Err: err}
 }
 
-// pollAfter follows about 5s, 15s, 45s, 2m, then every 5m: twice the time
-// already waited, capped by the issuer's pollInterval, with jitter.
+// pollAfter is ApprovalPollAfter with the signer's jitter.
 func (s *Signer) pollAfter(spec *v1alpha1.IssuerSpec, waited time.Duration) time.Duration {
-	d := 2 * waited
-	if d < 5*time.Second {
-		d = 5 * time.Second
+	j := 1.0
+	if s.Jitter != nil {
+		j = s.Jitter()
 	}
-	if limit := min(5*time.Minute, spec.ApprovalPollInterval()); d > limit {
+	return ApprovalPollAfter(waited, spec.ApprovalPollInterval(), j)
+}
+
+// ApprovalPollAfter is how long a request that has waited for approval for
+// waited sleeps before asking EJBCA again: about 5s, 15s, 45s, 2m, then
+// every 5m (twice the time already waited, at least 5s), capped by the
+// issuer's pollInterval and 5m, times jitter.
+func ApprovalPollAfter(waited, pollInterval time.Duration, jitter float64) time.Duration {
+	d := max(2*waited, 5*time.Second)
+	if limit := min(5*time.Minute, pollInterval); d > limit {
 		d = limit
 	}
-	if s.Jitter != nil {
-		d = time.Duration(float64(d) * s.Jitter())
-	}
-	return d
+	return time.Duration(float64(d) * jitter)
 }
 
 // markAttempt records, before EJBCA is asked to issue, that it was asked.
