@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/utils/clock"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +65,7 @@ type CertificateRequestReconciler struct {
 	// RetryWindow is how long, from a request's creation, retryable errors
 	// are retried before the request is Failed.
 	RetryWindow             time.Duration
-	Now                     func() time.Time
+	Clock                   clock.PassiveClock
 	Jitter                  func() float64
 	MaxConcurrentReconciles int
 	// Lease says whether this process still leads; nil without leader
@@ -115,7 +116,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, err
 	}
 	if t, ok := r.finished.Load(cr.UID); ok {
-		if r.Now().Sub(t.(time.Time)) < finishedMemory {
+		if r.Clock.Now().Sub(t.(time.Time)) < finishedMemory {
 			return ctrl.Result{}, nil
 		}
 		r.finished.Delete(cr.UID)
@@ -132,7 +133,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	in := Input{Request: cr, Issuer: state, Now: r.Now(), RetryWindow: r.RetryWindow}
+	in := Input{Request: cr, Issuer: state, Now: r.Clock.Now(), RetryWindow: r.RetryWindow}
 	if issuer != nil {
 		in.ApprovalMaxWait = issuer.GetSpec().ApprovalMaxWait()
 	}
@@ -155,7 +156,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 			if noResponse(res.Err) && r.Issuers != nil {
 				r.Issuers.Suspect(cr.Spec.IssuerRef.Kind, client.ObjectKeyFromObject(issuer))
 			}
-			in.Now = r.Now()
+			in.Now = r.Clock.Now()
 		}
 		d = Decide(in)
 	}
@@ -167,7 +168,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 // server-side apply), events, metrics, and the issuer's status when EJBCA
 // refused its credentials.
 func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d Decision) (ctrl.Result, error) {
-	now := r.Now()
+	now := r.Clock.Now()
 	ltt := metav1.NewTime(now)
 	if c := readyCondition(cr); c != nil && c.Status == d.Status && c.LastTransitionTime != nil {
 		ltt = *c.LastTransitionTime

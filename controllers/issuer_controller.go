@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/utils/clock"
 	"slices"
 	"sort"
 	"strings"
@@ -53,7 +54,7 @@ type IssuerReconciler struct {
 	ClusterResourceNamespace string
 	// Interval between checks of a healthy issuer (jittered).
 	Interval time.Duration
-	Now      func() time.Time
+	Clock    clock.PassiveClock
 	Jitter   func() float64
 	// Reachability probes the EJBCAs that Unreachable issuers wait for.
 	Reachability *Reachability
@@ -147,7 +148,7 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		return ctrl.Result{}, err
 	}
-	now := r.Now()
+	now := r.Clock.Now()
 	if r.SecretsNamespaceOnly && iss.GetNamespace() != "" && iss.GetNamespace() != r.ClusterResourceNamespace {
 		// Its Secrets are out of the manager's reach: say what to do, once.
 		msg := fmt.Sprintf("this ejbca-issuer runs with --secrets-in-cluster-resource-namespace-only, so it cannot read Secrets in namespace %s: "+

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"k8s.io/utils/clock"
 	"sync"
 	"time"
 
@@ -26,7 +27,7 @@ import (
 type Reachability struct {
 	Client  client.Client
 	Clients *issuerclients.Cache
-	Now     func() time.Time
+	Clock   clock.WithTicker
 	// Wakes is where it asks for an immediate health check of an issuer.
 	Wakes *IssuerWakes
 
@@ -86,20 +87,20 @@ func spacing(n int) time.Duration {
 
 // Start probes due URLs every few seconds until ctx ends (a manager Runnable).
 func (r *Reachability) Start(ctx context.Context) error {
-	t := time.NewTicker(time.Second)
+	t := r.Clock.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-t.C():
 			r.probeDue(ctx)
 		}
 	}
 }
 
 func (r *Reachability) probeDue(ctx context.Context) {
-	now := r.Now()
+	now := r.Clock.Now()
 	type due struct {
 		url     string
 		issuers []issuerKey
