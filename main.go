@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/certctl-io/ejbca-issuer/controllers"
@@ -79,7 +80,11 @@ func run(args []string) error {
 	if logFormat != "json" && logFormat != "text" {
 		return fmt.Errorf("--log-format must be json or text, not %q", logFormat)
 	}
-	ctrl.SetLogger(manager.NewLogger(logFormat, logLevel, os.Stderr))
+	logger := manager.NewLogger(logFormat, logLevel, os.Stderr)
+	ctrl.SetLogger(logger)
+	// client-go (leader election, reflectors) logs through klog: the same
+	// lines, format and verbosity cap as everything else.
+	klog.SetLogger(logger)
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting ejbca-issuer", "version", version.Version, "clusterResourceNamespace", o.ClusterResourceNamespace,
 		"maxConcurrentReconciles", o.MaxConcurrentReconciles, "leaderElection", o.LeaderElection)

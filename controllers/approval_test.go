@@ -62,11 +62,14 @@ func TestApprovalFlowApproved(t *testing.T) {
 	if !metav1.IsControlledBy(&secret, cr) {
 		t.Error("the enrolment Secret is not owned by the request, so it would not be garbage-collected with it")
 	}
-	// Still pending after a few polls.
-	time.Sleep(3 * time.Second)
-	if polls := sim.Counters().Get("approval-status"); polls < 1 {
-		t.Errorf("%d approval status polls in 3s at a 1s poll interval", polls)
-	}
+	// The request polls EJBCA while it waits (the schedule itself is
+	// TestApprovalPollAfter's).
+	eventually(t, 30*time.Second, func() string {
+		if sim.Counters().Get("approval-status") < 1 {
+			return "no approval status poll yet"
+		}
+		return ""
+	})
 	if err := sim.Approve(id); err != nil {
 		t.Fatal(err)
 	}

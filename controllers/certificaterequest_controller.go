@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/utils/clock"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,15 +32,6 @@ import (
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
-
-// IssuerHealth is how the request side tells the issuer controller, the
-// only writer of issuers, what it learnt of an issuer: that it may not reach
-// EJBCA (re-check it), or that EJBCA refused its credentials or
-// configuration (mark it not Ready with that).
-type IssuerHealth interface {
-	Suspect(kind string, key types.NamespacedName)
-	Report(kind string, key types.NamespacedName, fault IssuerFault)
-}
 
 // IssuerFault is an issuer's fault that a request found: EJBCA refused the
 // issuer's credentials (Unauthorized) or its CA or profiles (ProfileNotFound).
@@ -73,15 +65,16 @@ type CertificateRequestReconciler struct {
 	// RetryWindow is how long, from a request's creation, retryable errors
 	// are retried before the request is Failed.
 	RetryWindow             time.Duration
-	Now                     func() time.Time
+	Clock                   clock.PassiveClock
 	Jitter                  func() float64
 	MaxConcurrentReconciles int
 	// Lease says whether this process still leads; nil without leader
 	// election.
 	Lease *leadership.Lease
-	// IssuerHealth is told when a request could not reach EJBCA through an
-	// issuer, so the issuer is re-checked (and its requests wait for it).
-	IssuerHealth IssuerHealth
+	// Issuers is told when a request could not reach EJBCA through an
+	// issuer (it is re-checked, and its requests wait for it) or found the
+	// issuer at fault: the issuer controller, not this one, writes issuers.
+	Issuers *IssuerWakes
 
 	finished  sync.Map // types.UID -> time.Time
 	approvals sync.Map // types.NamespacedName -> struct{}
@@ -123,7 +116,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, err
 	}
 	if t, ok := r.finished.Load(cr.UID); ok {
-		if r.Now().Sub(t.(time.Time)) < finishedMemory {
+		if r.Clock.Now().Sub(t.(time.Time)) < finishedMemory {
 			return ctrl.Result{}, nil
 		}
 		r.finished.Delete(cr.UID)
@@ -140,7 +133,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	in := Input{Request: cr, Issuer: state, Now: r.Now(), RetryWindow: r.RetryWindow}
+	in := Input{Request: cr, Issuer: state, Now: r.Clock.Now(), RetryWindow: r.RetryWindow}
 	if issuer != nil {
 		in.ApprovalMaxWait = issuer.GetSpec().ApprovalMaxWait()
 	}
@@ -153,17 +146,17 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		if err != nil {
 			// The issuer was Ready, but its credentials no longer load (a
 			// Secret changed since the check); its own watch re-checks it.
-			in.Issuer.Ready, in.Issuer.Reason, in.Issuer.Message = false, "CredentialsUnavailable", err.Error()
+			in.Issuer.Ready, in.Issuer.Reason, in.Issuer.Message = false, v1alpha1.ReasonCredentialsUnavailable, err.Error()
 		} else {
 			res := r.Signer.Sign(ctx, cr, issuer, cl)
 			if errors.Is(res.Err, ErrNotLeader) {
 				return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
 			}
 			in.Result = &res
-			if noResponse(res.Err) && r.IssuerHealth != nil {
-				r.IssuerHealth.Suspect(cr.Spec.IssuerRef.Kind, client.ObjectKeyFromObject(issuer))
+			if noResponse(res.Err) && r.Issuers != nil {
+				r.Issuers.Suspect(cr.Spec.IssuerRef.Kind, client.ObjectKeyFromObject(issuer))
 			}
-			in.Now = r.Now()
+			in.Now = r.Clock.Now()
 		}
 		d = Decide(in)
 	}
@@ -175,7 +168,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 // server-side apply), events, metrics, and the issuer's status when EJBCA
 // refused its credentials.
 func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d Decision) (ctrl.Result, error) {
-	now := r.Now()
+	now := r.Clock.Now()
 	ltt := metav1.NewTime(now)
 	if c := readyCondition(cr); c != nil && c.Status == d.Status && c.LastTransitionTime != nil {
 		ltt = *c.LastTransitionTime
@@ -221,8 +214,8 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		if d.IssuerFault.Reason == v1alpha1.ReasonUnauthorized {
 			r.Clients.Invalidate(issuer.GetUID())
 		}
-		if r.IssuerHealth != nil {
-			r.IssuerHealth.Report(kind, client.ObjectKeyFromObject(issuer), *d.IssuerFault)
+		if r.Issuers != nil {
+			r.Issuers.Report(kind, client.ObjectKeyFromObject(issuer), *d.IssuerFault)
 		}
 	}
 	if d.Status == cmmeta.ConditionTrue || d.Failed {
@@ -266,16 +259,14 @@ func (r *CertificateRequestReconciler) setWaitingForApproval(key types.Namespace
 // issuer loads the request's issuer and what the decision needs of it.
 func (r *CertificateRequestReconciler) issuer(ctx context.Context, cr *cmapi.CertificateRequest) (v1alpha1.Issuer, IssuerState, error) {
 	ref := cr.Spec.IssuerRef
-	var iss v1alpha1.Issuer
-	key := client.ObjectKey{Name: ref.Name}
-	state := IssuerState{}
-	if ref.Kind == v1alpha1.ClusterIssuerKind {
-		iss = &v1alpha1.EJBCAClusterIssuer{}
-		state.Ref = fmt.Sprintf("%s %q", ref.Kind, ref.Name)
-	} else {
-		iss = &v1alpha1.EJBCAIssuer{}
-		key.Namespace = cr.Namespace
-		state.Ref = fmt.Sprintf("%s %q", ref.Kind, cr.Namespace+"/"+ref.Name)
+	iss, ok := v1alpha1.NewIssuer(ref.Kind)
+	if !ok {
+		return nil, IssuerState{}, fmt.Errorf("issuer kind %q is not ours", ref.Kind)
+	}
+	key := v1alpha1.IssuerKey(ref.Kind, cr.Namespace, ref.Name)
+	state := IssuerState{Ref: fmt.Sprintf("%s %q", ref.Kind, key.Name)}
+	if key.Namespace != "" {
+		state.Ref = fmt.Sprintf("%s %q", ref.Kind, key.Namespace+"/"+key.Name)
 	}
 	if err := r.Client.Get(ctx, key, iss); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -293,7 +284,7 @@ func (r *CertificateRequestReconciler) issuer(ctx context.Context, cr *cmapi.Cer
 	if c := iss.GetStatus().ReadyCondition(); !state.Ready && c != nil {
 		state.Reason, state.Message = c.Reason, c.Message
 		if c.ObservedGeneration != iss.GetGeneration() {
-			state.Reason, state.Message = "NotChecked", "its spec changed and has not been checked yet"
+			state.Reason, state.Message = v1alpha1.ReasonNotChecked, "its spec changed and has not been checked yet"
 		}
 	}
 	return iss, state, nil
@@ -409,7 +400,7 @@ func readyReason(i v1alpha1.Issuer) string {
 
 // noResponse reports an EJBCA call that got no HTTP answer at all (refused,
 // reset, timed out): EJBCA may be down, which the issuer's check confirms.
+// The token endpoint is the identity provider's, not EJBCA's.
 func noResponse(err error) bool {
-	var e *ejbca.Error
-	return errors.As(err, &e) && e.StatusCode == 0 && e.Kind == ejbca.KindRetryable && e.Endpoint != "POST token endpoint"
+	return ejbca.NoAnswer(err) && !ejbca.IsTokenEndpoint(err)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/utils/clock"
 	"slices"
 	"sort"
 	"strings"
@@ -53,7 +54,7 @@ type IssuerReconciler struct {
 	ClusterResourceNamespace string
 	// Interval between checks of a healthy issuer (jittered).
 	Interval time.Duration
-	Now      func() time.Time
+	Clock    clock.PassiveClock
 	Jitter   func() float64
 	// Reachability probes the EJBCAs that Unreachable issuers wait for.
 	Reachability *Reachability
@@ -86,11 +87,11 @@ const (
 	wakeFault
 )
 
-// Report marks an issuer not Ready with a fault a request found (EJBCA
+// report marks an issuer not Ready with a fault a request found (EJBCA
 // refused its credentials, CA or profile). The issuer is checked again on
 // the failing schedule (1 min at the soonest), so a fix made in EJBCA alone
 // is noticed too.
-func (r *IssuerReconciler) Report(key types.NamespacedName, fault IssuerFault) {
+func (r *IssuerReconciler) report(key types.NamespacedName, fault IssuerFault) {
 	r.mu.Lock()
 	if r.faults == nil {
 		r.faults = map[types.NamespacedName]IssuerFault{}
@@ -99,14 +100,6 @@ func (r *IssuerReconciler) Report(key types.NamespacedName, fault IssuerFault) {
 	r.mu.Unlock()
 	r.wakeUp(key, wakeFault)
 }
-
-// Suspect asks for a health check of an issuer whose request could not reach
-// EJBCA, within the usual spacing, so an outage turns the issuer not Ready and
-// its requests wait for it instead of retrying against a dead EJBCA.
-func (r *IssuerReconciler) Suspect(key types.NamespacedName) { r.wakeUp(key, wakeSuspect) }
-
-// Recheck asks for an immediate health check (EJBCA is reachable again).
-func (r *IssuerReconciler) Recheck(key types.NamespacedName) { r.wakeUp(key, wakeEJBCABack) }
 
 func (r *IssuerReconciler) wakeUp(key types.NamespacedName, why wakeReason) {
 	r.mu.Lock()
@@ -141,10 +134,8 @@ type healthRecord struct {
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
 
 func (r *IssuerReconciler) newIssuer() v1alpha1.Issuer {
-	if r.Kind == v1alpha1.ClusterIssuerKind {
-		return &v1alpha1.EJBCAClusterIssuer{}
-	}
-	return &v1alpha1.EJBCAIssuer{}
+	iss, _ := v1alpha1.NewIssuer(r.Kind)
+	return iss
 }
 
 // Reconcile checks the issuer when its inputs changed or a check is due.
@@ -157,7 +148,7 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		return ctrl.Result{}, err
 	}
-	now := r.Now()
+	now := r.Clock.Now()
 	if r.SecretsNamespaceOnly && iss.GetNamespace() != "" && iss.GetNamespace() != r.ClusterResourceNamespace {
 		// Its Secrets are out of the manager's reach: say what to do, once.
 		msg := fmt.Sprintf("this ejbca-issuer runs with --secrets-in-cluster-resource-namespace-only, so it cannot read Secrets in namespace %s: "+
@@ -240,28 +231,38 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	return ctrl.Result{RequeueAfter: r.nextCheck(rec).Sub(now)}, nil
 }
 
-// nextCheck: a healthy issuer after the interval; a failing one after a
-// backoff of 1m, 2m, 4m... capped at the interval, never sooner than 1m. An
-// Unreachable issuer is left to the reachability probe, which wakes it when
-// EJBCA answers again, and otherwise checks at the interval.
+// nextCheck is when the issuer of rec is checked next; see IssuerCheckDue.
 func (r *IssuerReconciler) nextCheck(rec *healthRecord) time.Time {
-	wait := r.Interval
-	if rec.status != metav1.ConditionTrue && !(rec.reason == v1alpha1.ReasonUnreachable && r.Reachability != nil) {
-		wait = MinHealthCheckSpacing << min(rec.failures-1, 5)
-		if wait > r.Interval {
-			wait = r.Interval
+	j := 1.0
+	if r.Jitter != nil {
+		j = r.Jitter()
+	}
+	return IssuerCheckDue(rec.at, rec.status == metav1.ConditionTrue, rec.reason, rec.failures, r.Interval, r.Reachability != nil, j)
+}
+
+// IssuerCheckDue is when an issuer checked at `at` is checked next: a
+// healthy one after the interval; a failing one after a backoff of 1m, 2m,
+// 4m... capped at the interval and never sooner than 1m, so a failing EJBCA
+// is never asked more than once a minute per issuer. An Unreachable issuer
+// is left to the reachability probe (when probed), which wakes it as soon as
+// EJBCA answers, and is otherwise checked at the interval. jitter is a factor
+// near 1 that spreads issuers checked together; it never brings a failing
+// issuer's check under a minute.
+func IssuerCheckDue(at time.Time, ready bool, reason string, failures int, interval time.Duration, probed bool, jitter float64) time.Time {
+	wait := interval
+	if !ready && !(reason == v1alpha1.ReasonUnreachable && probed) {
+		wait = MinHealthCheckSpacing << min(max(failures, 1)-1, 5)
+		if wait > interval {
+			wait = interval
 		}
 		if wait < MinHealthCheckSpacing {
 			wait = MinHealthCheckSpacing
 		}
 	}
-	if r.Jitter != nil {
-		j := time.Duration(float64(wait) * r.Jitter())
-		if j >= MinHealthCheckSpacing || rec.status == metav1.ConditionTrue {
-			wait = j
-		}
+	if j := time.Duration(float64(wait) * jitter); j >= MinHealthCheckSpacing || ready {
+		wait = j
 	}
-	return rec.at.Add(wait)
+	return at.Add(wait)
 }
 
 // check builds the issuer's client and calls EJBCA's CA list: authenticated,
@@ -351,11 +352,7 @@ func SetIssuerReady(ctx context.Context, c client.Client, rec record.EventRecord
 	if status == metav1.ConditionTrue {
 		ready = 1
 	}
-	kind := v1alpha1.IssuerKind
-	if iss.GetNamespace() == "" {
-		kind = v1alpha1.ClusterIssuerKind
-	}
-	metrics.IssuerReady.WithLabelValues(kind, iss.GetNamespace(), iss.GetName()).Set(ready)
+	metrics.IssuerReady.WithLabelValues(v1alpha1.KindOf(iss), iss.GetNamespace(), iss.GetName()).Set(ready)
 
 	base := iss.DeepCopyObject().(v1alpha1.Issuer)
 	prev := iss.GetStatus().ReadyCondition()
@@ -400,17 +397,13 @@ func (r *IssuerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
-	secret := &metav1.PartialObjectMetadata{}
-	secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	configMap := &metav1.PartialObjectMetadata{}
-	configMap.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
 	r.events = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(r.Kind)).
 		For(obj).
 		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
-		WatchesMetadata(secret, handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindSecret))).
-		WatchesMetadata(configMap, handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindConfigMap))).
+		WatchesMetadata(credentials.KindSecret.Metadata(), handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindSecret))).
+		WatchesMetadata(credentials.KindConfigMap.Metadata(), handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindConfigMap))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
 		Complete(r)
 }

@@ -159,14 +159,8 @@ func TestIssuerHealthChecksBackOffWhileEJBCAIsDown(t *testing.T) {
 	sim.SetDown(true)
 	iss := newIssuer(t, ns, "ejbca", issuerSpec(sim))
 	waitIssuer(t, iss, v1alpha1.ReasonUnreachable)
-	first := sim.Counters()
-	// Within the next 20s a failing issuer must not be checked again: at most
-	// one health call per issuer per minute.
-	time.Sleep(20 * time.Second)
-	after := sim.Counters()
-	if got := after.TLSHandshakes - first.TLSHandshakes; got > 0 {
-		t.Errorf("%d connection attempts to a down EJBCA within 20s of the failed check", got)
-	}
+	// How often a failing issuer is checked again (never within a minute) is
+	// IssuerCheckDue's, table-tested on a fake clock; here only the wiring.
 	sim.SetDown(false)
 	// Touching the Secret is a user action: it re-checks at once.
 	update(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ejbca-client"}},
@@ -196,12 +190,10 @@ func TestUnreachableIssuersRecoverTogetherWhenEJBCAReturns(t *testing.T) {
 		waitIssuer(t, iss, v1alpha1.ReasonUnreachable)
 	}
 	sim.SetDown(false)
-	back := time.Now()
+	// The probe spacing (15s for four issuers) is TestProbeSpacing's; here
+	// the wiring: the probe notices EJBCA and all four are checked again.
 	for _, iss := range issuers {
 		waitIssuerFor(t, iss, v1alpha1.ReasonChecked, 40*time.Second)
-	}
-	if took := time.Since(back); took > 30*time.Second {
-		t.Errorf("the issuers were Ready %s after EJBCA returned, want within the 15s probe spacing", took)
 	}
 	if n := sim.Counters().Get("status"); n < 1 {
 		t.Errorf("no status probe reached EJBCA (%d)", n)

@@ -1,13 +1,15 @@
 package controllers_test
 
 import (
+	"maps"
+
 	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"fmt"
-	"io"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,7 +32,9 @@ type sample struct {
 	value  float64
 }
 
-// scrapeMetrics reads the manager's metrics endpoint.
+// scrapeMetrics reads the manager's metrics endpoint with Prometheus's own
+// text parser, one sample per series (histograms as _bucket, _sum and
+// _count, as a Prometheus server stores them).
 func scrapeMetrics(t *testing.T) []sample {
 	t.Helper()
 	res, err := http.Get("http://" + metricsAddr + "/metrics")
@@ -38,77 +42,40 @@ func scrapeMetrics(t *testing.T) []sample {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %v", res.StatusCode, err)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", res.StatusCode)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
 	}
 	var out []sample
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch {
+			case m.Counter != nil:
+				out = append(out, sample{name, labels, m.GetCounter().GetValue()})
+			case m.Gauge != nil:
+				out = append(out, sample{name, labels, m.GetGauge().GetValue()})
+			case m.Untyped != nil:
+				out = append(out, sample{name, labels, m.GetUntyped().GetValue()})
+			case m.Histogram != nil:
+				h := m.GetHistogram()
+				out = append(out, sample{name + "_count", labels, float64(h.GetSampleCount())}, sample{name + "_sum", labels, h.GetSampleSum()})
+				for _, b := range h.GetBucket() {
+					bl := maps.Clone(labels)
+					bl["le"] = strconv.FormatFloat(b.GetUpperBound(), 'g', -1, 64)
+					out = append(out, sample{name + "_bucket", bl, float64(b.GetCumulativeCount())})
+				}
+			}
 		}
-		s, err := parseSample(line)
-		if err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
-		}
-		out = append(out, s)
 	}
 	return out
-}
-
-// parseSample parses `name{label="value",...} value [timestamp]`.
-func parseSample(line string) (sample, error) {
-	s := sample{labels: map[string]string{}}
-	i := strings.IndexAny(line, "{ ")
-	if i < 0 {
-		return s, fmt.Errorf("no value")
-	}
-	s.name, line = line[:i], line[i:]
-	if line[0] == '{' {
-		line = line[1:]
-		for {
-			if strings.HasPrefix(line, "}") {
-				line = line[1:]
-				break
-			}
-			eq := strings.Index(line, `="`)
-			if eq < 0 {
-				return s, fmt.Errorf("bad label")
-			}
-			name := line[:eq]
-			line = line[eq+2:]
-			var v strings.Builder
-			for {
-				if line == "" {
-					return s, fmt.Errorf("unterminated label value")
-				}
-				c := line[0]
-				line = line[1:]
-				if c == '"' {
-					break
-				}
-				if c == '\\' && line != "" {
-					c, line = line[0], line[1:]
-					if c == 'n' {
-						c = '\n'
-					}
-				}
-				v.WriteByte(c)
-			}
-			s.labels[name] = v.String()
-			line = strings.TrimPrefix(line, ",")
-		}
-	}
-	fields := strings.Fields(line)
-	if len(fields) == 0 {
-		return s, fmt.Errorf("no value")
-	}
-	v, err := strconv.ParseFloat(fields[0], 64)
-	if err != nil {
-		return s, err
-	}
-	s.value = v
-	return s, nil
 }
 
 // find returns the samples of a metric carrying (at least) the labels.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"k8s.io/utils/clock"
 	"sync"
 	"time"
 
@@ -26,9 +27,9 @@ import (
 type Reachability struct {
 	Client  client.Client
 	Clients *issuerclients.Cache
-	Now     func() time.Time
-	// Recheck asks for an immediate health check of an issuer.
-	Recheck func(kind string, key types.NamespacedName)
+	Clock   clock.WithTicker
+	// Wakes is where it asks for an immediate health check of an issuer.
+	Wakes *IssuerWakes
 
 	mu   sync.Mutex
 	urls map[string]*unreachableURL
@@ -79,18 +80,6 @@ func (r *Reachability) forgetLocked(kind string, key types.NamespacedName) {
 	}
 }
 
-// Covers reports whether the issuer's reachability is being probed.
-func (r *Reachability) Covers(kind string, key types.NamespacedName) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, u := range r.urls {
-		if u.issuers[issuerKey{kind, key}] {
-			return true
-		}
-	}
-	return false
-}
-
 // spacing is the time between probes of a URL shared by n issuers.
 func spacing(n int) time.Duration {
 	return max(minProbeSpacing, MinHealthCheckSpacing/time.Duration(max(n, 1)))
@@ -98,20 +87,20 @@ func spacing(n int) time.Duration {
 
 // Start probes due URLs every few seconds until ctx ends (a manager Runnable).
 func (r *Reachability) Start(ctx context.Context) error {
-	t := time.NewTicker(time.Second)
+	t := r.Clock.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-t.C():
 			r.probeDue(ctx)
 		}
 	}
 }
 
 func (r *Reachability) probeDue(ctx context.Context) {
-	now := r.Now()
+	now := r.Clock.Now()
 	type due struct {
 		url     string
 		issuers []issuerKey
@@ -134,7 +123,7 @@ func (r *Reachability) probeDue(ctx context.Context) {
 		if r.probe(ctx, d.issuers) {
 			logf.FromContext(ctx).Info("EJBCA answers again; re-checking the issuers that could not reach it", "url", d.url, "issuers", len(d.issuers))
 			for _, k := range d.issuers {
-				r.Recheck(k.kind, k.key)
+				r.Wakes.Recheck(k.kind, k.key)
 			}
 		}
 	}
@@ -144,9 +133,9 @@ func (r *Reachability) probeDue(ctx context.Context) {
 // can be built (the call needs the issuer's trust roots, not its credentials).
 func (r *Reachability) probe(ctx context.Context, issuers []issuerKey) bool {
 	for _, k := range issuers {
-		var iss v1alpha1.Issuer = &v1alpha1.EJBCAIssuer{}
-		if k.kind == v1alpha1.ClusterIssuerKind {
-			iss = &v1alpha1.EJBCAClusterIssuer{}
+		iss, ok := v1alpha1.NewIssuer(k.kind)
+		if !ok {
+			continue
 		}
 		if err := r.Client.Get(ctx, k.key, iss); err != nil {
 			if apierrors.IsNotFound(err) {

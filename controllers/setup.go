@@ -1,10 +1,9 @@
 package controllers
 
 import (
+	"k8s.io/utils/clock"
 	"math/rand/v2"
 	"time"
-
-	"k8s.io/apimachinery/pkg/types"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -35,8 +34,9 @@ type Options struct {
 	// SecretsNamespaceOnly: Secrets and ConfigMaps are read only in the
 	// cluster resource namespace.
 	SecretsNamespaceOnly bool
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock of every schedule and timestamp; nil means the real
+	// one.
+	Clock clock.WithTicker
 }
 
 // jitter is a factor in [0.9, 1.1) spreading timers so issuers and requests
@@ -45,19 +45,19 @@ func jitter() float64 { return 0.9 + rand.Float64()*0.2 }
 
 // Setup registers the issuer and CertificateRequest controllers.
 func Setup(mgr ctrl.Manager, o Options) error {
-	now := o.Now
-	if now == nil {
-		now = time.Now
+	clk := o.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
 	}
 	workers := max(o.MaxConcurrentReconciles, 1)
-	clients := issuerclients.New(mgr.GetClient(), mgr.GetAPIReader(), o.ClusterResourceNamespace, now, func(opts *ejbca.Options) {
+	clients := issuerclients.New(mgr.GetClient(), mgr.GetAPIReader(), o.ClusterResourceNamespace, clk.Now, func(opts *ejbca.Options) {
+		opts.Clock = clk
 		opts.Timeout = o.EJBCATimeout
 		opts.MaxIdleConnsPerHost = workers + 4
 		opts.OnRoundTrip = metrics.ObserveEJBCACall
 	})
-	health := issuerHealth{}
-	reach := &Reachability{Client: mgr.GetClient(), Clients: clients, Now: now,
-		Recheck: func(kind string, key types.NamespacedName) { health[kind].Recheck(key) }}
+	wakes := NewIssuerWakes()
+	reach := &Reachability{Client: mgr.GetClient(), Clients: clients, Clock: clk, Wakes: wakes}
 	if err := mgr.Add(reach); err != nil {
 		return err
 	}
@@ -65,41 +65,26 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	for _, kind := range []string{v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind} {
 		r := &IssuerReconciler{
 			Kind: kind, Client: mgr.GetClient(), Clients: clients, ClusterResourceNamespace: o.ClusterResourceNamespace,
-			Interval: o.HealthCheckInterval, Now: now, Jitter: jitter, Reachability: reach, SecretsNamespaceOnly: o.SecretsNamespaceOnly,
+			Interval: o.HealthCheckInterval, Clock: clk, Jitter: jitter, Reachability: reach, SecretsNamespaceOnly: o.SecretsNamespaceOnly,
 			Recorder: recorder,
 		}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}
-		health[kind] = r
+		wakes.register(kind, r)
 	}
 	return (&CertificateRequestReconciler{
 		Client:  mgr.GetClient(),
 		Clients: clients,
-		Signer: &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Now: now, Jitter: jitter, Limits: o.RequestLimits,
+		Signer: &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,
 			Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout)},
 		Recorder:                 recorder,
 		ClusterResourceNamespace: o.ClusterResourceNamespace,
 		RetryWindow:              o.RetryWindow,
-		Now:                      now,
+		Clock:                    clk,
 		Jitter:                   jitter,
 		MaxConcurrentReconciles:  workers,
 		Lease:                    o.Lease,
-		IssuerHealth:             health,
+		Issuers:                  wakes,
 	}).SetupWithManager(mgr)
-}
-
-// issuerHealth routes suspicions to the reconciler of the issuer's kind.
-type issuerHealth map[string]*IssuerReconciler
-
-func (h issuerHealth) Suspect(kind string, key types.NamespacedName) {
-	if r := h[kind]; r != nil {
-		r.Suspect(key)
-	}
-}
-
-func (h issuerHealth) Report(kind string, key types.NamespacedName, fault IssuerFault) {
-	if r := h[kind]; r != nil {
-		r.Report(key, fault)
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"k8s.io/utils/clock"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -51,7 +52,7 @@ type Signer struct {
 	// Reader reads enrolment Secrets (uncached: Secrets are only watched
 	// as metadata).
 	Reader client.Reader
-	Now    func() time.Time
+	Clock  clock.PassiveClock
 	// Jitter spreads approval polls; it returns a factor near 1.
 	Jitter func() float64
 	// Limits refuse oversized requests before EJBCA is called.
@@ -132,7 +133,7 @@ func (s *Signer) enrol(ctx context.Context, cr *cmapi.CertificateRequest, spec *
 		CertificateProfileName: certProfile, EndEntityProfileName: eeProfile,
 	}
 	if spec.UseRequestedDuration && cr.Spec.Duration != nil {
-		req.NotAfter = s.Now().Add(cr.Spec.Duration.Duration)
+		req.NotAfter = s.Clock.Now().Add(cr.Spec.Duration.Duration)
 	}
 	if !s.mayCall() {
 		return SignResult{Err: ErrNotLeader}
@@ -197,7 +198,7 @@ func (s *Signer) recover(ctx context.Context, cr *cmapi.CertificateRequest, spec
 			return SignResult{Certificate: cert}, true
 		}
 	}
-	if proven, lookAgain := absenceProven(at, s.Now(), s.Settle); !proven {
+	if proven, lookAgain := absenceProven(at, s.Clock.Now(), s.Settle); !proven {
 		return SignResult{Err: &StillIssuingError{Attempted: at, LookAgain: lookAgain}}, true
 	}
 	return SignResult{}, false
@@ -213,7 +214,7 @@ func (s *Signer) attemptTime(cr *cmapi.CertificateRequest) (time.Time, bool) {
 	}
 	created := cr.CreationTimestamp.Time
 	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil || t.After(s.Now()) {
+	if err != nil || t.After(s.Clock.Now()) {
 		// Not a time this manager wrote (it writes only past times): search
 		// from the request's creation, to be safe, and let it settle from
 		// there, so a forged marker cannot hold the request back for ever.
@@ -243,7 +244,7 @@ func (s *Signer) startApproval(ctx context.Context, cr *cmapi.CertificateRequest
 		SubjectDN: ejbcaname.SubjectDN(csr, username), SubjectAltName: ejbcaname.SubjectAltName(csr),
 		CAName: spec.CAName, CertificateProfileName: certProfile, EndEntityProfileName: eeProfile,
 	})
-	now := s.Now()
+	now := s.Clock.Now()
 	switch {
 	case ejbca.IsConflict(err) && username == cr.Namespace+"/"+cr.Name:
 		// The request's own end entity exists: an earlier attempt added it
@@ -296,7 +297,7 @@ func (s *Signer) continueApproval(ctx context.Context, cr *cmapi.CertificateRequ
 			return res
 		}
 	}
-	waited := s.Now().Sub(rec.Since)
+	waited := s.Clock.Now().Sub(rec.Since)
 	if maxWait := spec.ApprovalMaxWait(); waited > maxWait {
 		return SignResult{Err: &PermanentError{fmt.Sprintf(
 			"%s was not approved within the issuer's approval.maxWait (%s)", approvalName(rec.RequestID, username), maxWait)}, ApprovalSince: rec.Since}
@@ -334,25 +335,30 @@ func (s *Signer) enrolForEndEntity(ctx context.Context, cr *cmapi.CertificateReq
 	return SignResult{Err: err}
 }
 
-// pollAfter follows about 5s, 15s, 45s, 2m, then every 5m: twice the time
-// already waited, capped by the issuer's pollInterval, with jitter.
+// pollAfter is ApprovalPollAfter with the signer's jitter.
 func (s *Signer) pollAfter(spec *v1alpha1.IssuerSpec, waited time.Duration) time.Duration {
-	d := 2 * waited
-	if d < 5*time.Second {
-		d = 5 * time.Second
+	j := 1.0
+	if s.Jitter != nil {
+		j = s.Jitter()
 	}
-	if limit := min(5*time.Minute, spec.ApprovalPollInterval()); d > limit {
+	return ApprovalPollAfter(waited, spec.ApprovalPollInterval(), j)
+}
+
+// ApprovalPollAfter is how long a request that has waited for approval for
+// waited sleeps before asking EJBCA again: about 5s, 15s, 45s, 2m, then
+// every 5m (twice the time already waited, at least 5s), capped by the
+// issuer's pollInterval and 5m, times jitter.
+func ApprovalPollAfter(waited, pollInterval time.Duration, jitter float64) time.Duration {
+	d := max(2*waited, 5*time.Second)
+	if limit := min(5*time.Minute, pollInterval); d > limit {
 		d = limit
 	}
-	if s.Jitter != nil {
-		d = time.Duration(float64(d) * s.Jitter())
-	}
-	return d
+	return time.Duration(float64(d) * jitter)
 }
 
 // markAttempt records, before EJBCA is asked to issue, that it was asked.
 func (s *Signer) markAttempt(ctx context.Context, cr *cmapi.CertificateRequest) error {
-	at := s.Now().UTC().Format(time.RFC3339Nano)
+	at := s.Clock.Now().UTC().Format(time.RFC3339Nano)
 	return s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: &at})
 }
 

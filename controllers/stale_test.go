@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"k8s.io/utils/clock"
 	"testing"
 	"time"
 
@@ -48,9 +49,9 @@ func TestStaleReadNeverActs(t *testing.T) {
 	r := &controllers.CertificateRequestReconciler{
 		Client:   c,
 		Clients:  issuerclients.New(k8s, k8s, clusterResourceNamespace, nil, nil),
-		Signer:   &controllers.Signer{Client: c, Reader: k8s, Now: time.Now, Settle: controllers.SettleTime(5 * time.Second)},
+		Signer:   &controllers.Signer{Client: c, Reader: k8s, Clock: clock.RealClock{}, Settle: controllers.SettleTime(5 * time.Second)},
 		Recorder: record.NewFakeRecorder(10), ClusterResourceNamespace: clusterResourceNamespace,
-		RetryWindow: time.Hour, Now: time.Now,
+		RetryWindow: time.Hour, Clock: clock.RealClock{},
 	}
 	_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(cr)})
 	if !apierrors.IsConflict(err) {

@@ -25,6 +25,14 @@ const (
 	ReasonUnreachable = "Unreachable"
 	// ReasonCANotFound: EJBCA answered but has no CA named caName.
 	ReasonCANotFound = "CANotFound"
+	// ReasonNotChecked: the issuer's spec changed and it has not been
+	// checked since. Requests waiting for the issuer say so; the issuer's own
+	// condition never carries it.
+	ReasonNotChecked = "NotChecked"
+	// ReasonCredentialsUnavailable: the issuer was Ready, but its
+	// credentials no longer load (a Secret changed since the check). Requests
+	// say so while the issuer's own re-check follows.
+	ReasonCredentialsUnavailable = "CredentialsUnavailable"
 	// ReasonProfileNotFound: EJBCA does not know the issuer's CA,
 	// certificate profile or end entity profile (or the profile does not
 	// allow the CA): found by the health check where EJBCA can say, or by the

@@ -115,3 +115,34 @@ func IsReady(i Issuer) bool {
 	c := i.GetStatus().ReadyCondition()
 	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == i.GetGeneration()
 }
+
+// NewIssuer is an empty issuer of kind (IssuerKind or ClusterIssuerKind),
+// and false for any other kind: the one place that maps a kind name to its
+// type.
+func NewIssuer(kind string) (Issuer, bool) {
+	switch kind {
+	case IssuerKind:
+		return &EJBCAIssuer{}, true
+	case ClusterIssuerKind:
+		return &EJBCAClusterIssuer{}, true
+	}
+	return nil, false
+}
+
+// IssuerKey is where an issuer of kind named name is found for a request in
+// namespace: an EJBCAIssuer in the request's namespace, an
+// EJBCAClusterIssuer in none.
+func IssuerKey(kind, namespace, name string) client.ObjectKey {
+	if kind == ClusterIssuerKind {
+		namespace = ""
+	}
+	return client.ObjectKey{Namespace: namespace, Name: name}
+}
+
+// KindOf is the kind name of an issuer object.
+func KindOf(iss Issuer) string {
+	if _, ok := iss.(*EJBCAClusterIssuer); ok {
+		return ClusterIssuerKind
+	}
+	return IssuerKind
+}

@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -29,6 +30,14 @@ const (
 	KindSecret    ObjectKind = "Secret"
 	KindConfigMap ObjectKind = "ConfigMap"
 )
+
+// Metadata is an empty metadata-only object of kind, for the watches and
+// reads that must not hold Secret or ConfigMap contents.
+func (k ObjectKind) Metadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(string(k)))
+	return m
+}
 
 // Reference is an object an issuer's spec names, in the issuer's namespace.
 type Reference struct {

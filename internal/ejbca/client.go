@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/utils/clock"
 	"mime"
 	"net"
 	"net/http"
@@ -61,6 +62,9 @@ type Options struct {
 	// OnRoundTrip, when set, is told the outcome of every call (for metrics):
 	// the endpoint template, the HTTP status (0 without a response) and the time taken.
 	OnRoundTrip func(endpoint string, status int, took time.Duration)
+	// Clock times calls, token expiry, search windows and Retry-After
+	// dates; nil means the real clock.
+	Clock clock.PassiveClock
 }
 
 // Client talks to one EJBCA with one credential. It is safe for concurrent
@@ -75,6 +79,7 @@ type Client struct {
 	timeout     time.Duration
 	maxBody     int64
 	onRoundTrip func(string, int, time.Duration)
+	clock       clock.PassiveClock
 	chains      chainCache
 	// noSearchV2 is set once the server answered 404 to the v2 search.
 	noSearchV2 atomic.Bool
@@ -103,6 +108,10 @@ func New(o Options) (*Client, error) {
 		timeout:     o.Timeout,
 		maxBody:     o.MaxResponseBytes,
 		onRoundTrip: o.OnRoundTrip,
+		clock:       o.Clock,
+	}
+	if c.clock == nil {
+		c.clock = clock.RealClock{}
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
@@ -141,7 +150,7 @@ func New(o Options) (*Client, error) {
 	}
 	c.http = &http.Client{Transport: c.transport, Timeout: c.timeout}
 	if o.ClientCredentials != nil {
-		c.tokens, err = newTokenCache(*o.ClientCredentials, c.http)
+		c.tokens, err = newTokenCache(*o.ClientCredentials, c.http, c.clock)
 		if err != nil {
 			return nil, err
 		}
@@ -190,6 +199,8 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	// at is when the answer arrived, for Retry-After dates.
+	at time.Time
 }
 
 // send performs the call and returns any response, success or not; only a
@@ -260,7 +271,7 @@ func (c *Client) sendOnce(ctx context.Context, r request) (*response, string, er
 		WroteRequest:     func(httptrace.WroteRequestInfo) { wrote.Store(true) },
 		TLSHandshakeDone: func(_ tls.ConnectionState, err error) { handshakeFailed.Store(err != nil) },
 	}))
-	start := time.Now()
+	start := c.clock.Now()
 	res, err := c.http.Do(req)
 	if err != nil {
 		c.observe(r.endpoint, 0, start)
@@ -286,12 +297,12 @@ func (c *Client) sendOnce(ctx context.Context, r request) (*response, string, er
 		return nil, token, &Error{Endpoint: r.endpoint, StatusCode: res.StatusCode, Kind: kind, UnreadableSuccess: success,
 			Err: fmt.Errorf("response body larger than %d bytes", c.maxBody)}
 	}
-	return &response{status: res.StatusCode, header: res.Header, body: data}, token, nil
+	return &response{status: res.StatusCode, header: res.Header, body: data, at: c.clock.Now()}, token, nil
 }
 
 func (c *Client) observe(endpoint string, status int, start time.Time) {
 	if c.onRoundTrip != nil {
-		c.onRoundTrip(endpoint, status, time.Since(start))
+		c.onRoundTrip(endpoint, status, c.clock.Since(start))
 	}
 }
 
@@ -434,7 +445,7 @@ func failure(endpoint string, r *response) *Error {
 		return e
 	}
 	e.Message = errorMessage(r)
-	e.RetryAfter = retryAfter(r.header.Get("Retry-After"))
+	e.RetryAfter = retryAfter(r.header.Get("Retry-After"), r.at)
 	switch {
 	case r.status == http.StatusForbidden || r.status == http.StatusUnauthorized:
 		e.Kind = KindUnauthorized
@@ -529,7 +540,7 @@ func isJSON(r *response) bool {
 
 // retryAfter parses Retry-After as seconds or an HTTP date, at most
 // maxRetryAfter.
-func retryAfter(v string) time.Duration {
+func retryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
@@ -540,7 +551,7 @@ func retryAfter(v string) time.Duration {
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
+		if d := t.Sub(now); d > 0 {
 			return min(d, maxRetryAfter)
 		}
 	}

@@ -186,6 +186,13 @@ func MayHaveIssued(err error) bool {
 	return e.StatusCode == 0 || e.UnreadableSuccess || e.Proxy
 }
 
+// NoAnswer reports a call that got no HTTP answer at all: refused, reset or
+// timed out.
+func NoAnswer(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.StatusCode == 0 && e.Kind == KindRetryable
+}
+
 // IsUnauthorized reports whether EJBCA or the token endpoint refused the credentials.
 func IsUnauthorized(err error) bool { return err != nil && KindOf(err) == KindUnauthorized }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"k8s.io/utils/clock"
 	"mime"
 	"net/http"
 	"net/url"
@@ -816,7 +817,7 @@ func FuzzTokenAnswer(f *testing.F) {
 		status = httpStatus(status)
 		fake := &fakeEJBCA{answer: always(status, contentType, body)}
 		tc, err := newTokenCache(ClientCredentials{TokenURL: "https://idp.fuzz.invalid/token", ClientID: "fuzz", ClientSecret: "fuzz"},
-			&http.Client{Transport: fake})
+			&http.Client{Transport: fake}, clock.RealClock{})
 		if err != nil {
 			t.Fatal(err)
 		}

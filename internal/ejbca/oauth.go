@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"k8s.io/utils/clock"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -41,12 +42,13 @@ type tokenCache struct {
 	url   string // the token URL, named in every error
 	hc    *http.Client
 	fetch chan struct{} // a one-slot semaphore held while fetching
+	clock clock.PassiveClock
 
 	mu     sync.Mutex
 	cached *oauth2.Token
 }
 
-func newTokenCache(cc ClientCredentials, hc *http.Client) (*tokenCache, error) {
+func newTokenCache(cc ClientCredentials, hc *http.Client, clk clock.PassiveClock) (*tokenCache, error) {
 	u, err := url.Parse(cc.TokenURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("OAuth2 token URL %q must be an https:// URL", cc.TokenURL)
@@ -63,7 +65,7 @@ func newTokenCache(cc ClientCredentials, hc *http.Client) (*tokenCache, error) {
 	if cc.Audience != "" {
 		cfg.EndpointParams = url.Values{"audience": {cc.Audience}}
 	}
-	return &tokenCache{cfg: cfg, url: cc.TokenURL, hc: hc, fetch: make(chan struct{}, 1)}, nil
+	return &tokenCache{cfg: cfg, url: cc.TokenURL, hc: hc, fetch: make(chan struct{}, 1), clock: clk}, nil
 }
 
 // tokenEndpoint is the Endpoint of every error of a token fetch; such errors
@@ -96,7 +98,7 @@ func (t *tokenCache) current() string {
 	if t.cached == nil || t.cached.AccessToken == "" {
 		return ""
 	}
-	if !t.cached.Expiry.IsZero() && !time.Now().Add(tokenRefreshMargin).Before(t.cached.Expiry) {
+	if !t.cached.Expiry.IsZero() && !t.clock.Now().Add(tokenRefreshMargin).Before(t.cached.Expiry) {
 		return ""
 	}
 	return t.cached.AccessToken

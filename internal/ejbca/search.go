@@ -284,7 +284,7 @@ func (f *finder) searchV1Window(ctx context.Context, criteria []criterion, after
 		after = time.Unix(0, 0)
 	}
 	if before.IsZero() {
-		before = time.Now().Add(time.Hour)
+		before = f.c.clock.Now().Add(time.Hour)
 	}
 	after, before = after.Truncate(time.Second), before.Truncate(time.Second)
 	if depth >= maxSearchSplits || before.Sub(after) <= 2*time.Second {

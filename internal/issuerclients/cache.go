@@ -11,9 +11,7 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -151,13 +149,7 @@ func (c *Cache) Fingerprint(ctx context.Context, iss v1alpha1.Issuer) (string, e
 	fmt.Fprintf(&b, "%s/%d", iss.GetUID(), iss.GetGeneration())
 	ns := c.SecretNamespace(iss)
 	for _, ref := range credentials.References(iss.GetSpec()) {
-		m := &metav1.PartialObjectMetadata{}
-		switch ref.Kind {
-		case credentials.KindSecret:
-			m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		case credentials.KindConfigMap:
-			m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
-		}
+		m := ref.Kind.Metadata()
 		rv := "absent"
 		if err := c.metadata.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, m); err == nil {
 			rv = string(m.GetUID()) + "@" + m.GetResourceVersion()

@@ -9,8 +9,9 @@ import (
 )
 
 // MaxLogLevel is the highest verbosity the manager logs at. client-go logs
-// request and response bodies (Secrets included) at level 8 through the same
-// logger, so verbosity is capped below that: no level prints secret material.
+// request and response bodies (Secrets included) at level 8, and main routes
+// client-go's klog to this logger, so verbosity is capped below that: no
+// level prints secret material.
 // Level 5 is out too: controller-runtime v0.24's priority queue logs its
 // state there while another goroutine changes it (a data race the race
 // detector reports).

@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"fmt"
+	"github.com/certctl-io/ejbca-issuer/internal/credentials"
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"net/http"
 	"net/http/pprof"
@@ -21,7 +22,6 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -201,11 +201,8 @@ func cacheOptions(o Options) cache.Options {
 	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	if o.SecretsInClusterResourceNamespaceOnly {
 		only := map[string]cache.Config{o.ClusterResourceNamespace: {}}
-		secret := &metav1.PartialObjectMetadata{}
-		secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		configMap := &metav1.PartialObjectMetadata{}
-		configMap.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
-		opts.ByObject = map[client.Object]cache.ByObject{secret: {Namespaces: only}, configMap: {Namespaces: only}}
+		opts.ByObject = map[client.Object]cache.ByObject{
+			credentials.KindSecret.Metadata(): {Namespaces: only}, credentials.KindConfigMap.Metadata(): {Namespaces: only}}
 	}
 	return opts
 }

@@ -18,6 +18,7 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -203,18 +204,56 @@ func TestApprovalRequiredCertificate(t *testing.T) {
 	}
 }
 
-func TestRefusedRequestFailsWithEJBCAsMessage(t *testing.T) {
+// TestWrongProfileIsFixedWithoutCertManagersBackoff: an issuer whose
+// certificate profile EJBCA does not know is not Ready (ProfileNotFound),
+// its Certificate's request waits as Pending instead of failing, and fixing
+// the issuer issues the Certificate within seconds, not after cert-manager's
+// hour-long backoff for failed requests.
+func TestWrongProfileIsFixedWithoutCertManagersBackoff(t *testing.T) {
 	t.Parallel()
-	ns := namespaceWithIssuers(t, "NO_SUCH_PROFILE")
-	crt := newCertificate(t, ns, "refused", namespacedIssuer())
-	want := `Certificate profile with name "NO_SUCH_PROFILE" doesn't exist`
-	waitIssuing(t, crt, cmmeta.ConditionFalse, want, 60*time.Second)
-	for _, cr := range requestsOf(t, crt) {
-		for _, c := range cr.Status.Conditions {
-			if c.Type == cmapi.CertificateRequestConditionReady && (c.Reason != cmapi.CertificateRequestReasonFailed || !strings.Contains(c.Message, want)) {
-				t.Errorf("CertificateRequest %s: %s %q", cr.Name, c.Reason, c.Message)
+	ns := namespaceWithIssuers(t, "SERVER")
+	iss := &v1alpha1.EJBCAIssuer{}
+	setProfile := func(profile string) {
+		t.Helper()
+		for {
+			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "ejbca"}, iss); err != nil {
+				t.Fatal(err)
+			}
+			iss.Spec.CertificateProfileName = profile
+			err := k8s.Update(context.Background(), iss)
+			if err == nil {
+				return
+			}
+			if !apierrors.IsConflict(err) {
+				t.Fatal(err)
 			}
 		}
+	}
+	setProfile("NO_SUCH_PROFILE")
+	crt := newCertificate(t, ns, "refused", namespacedIssuer())
+	want := `has no certificate profile named "NO_SUCH_PROFILE"`
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var pending bool
+		for _, cr := range requestsOf(t, crt) {
+			c := readyOf(&cr)
+			if c != nil && c.Reason == cmapi.CertificateRequestReasonFailed {
+				t.Fatalf("CertificateRequest %s Failed for the issuer's fault: %q", cr.Name, c.Message)
+			}
+			pending = pending || (c != nil && c.Reason == cmapi.CertificateRequestReasonPending && strings.Contains(c.Message, "ProfileNotFound") && strings.Contains(c.Message, want))
+		}
+		if pending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request waits for the issuer naming %q", want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	setProfile("SERVER")
+	waitIssued(t, crt, 1, 60*time.Second)
+	if got := enrolments(ns + "/refused"); got != 1 {
+		t.Errorf("%d enrolments, want 1", got)
 	}
 }
 

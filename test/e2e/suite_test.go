@@ -209,3 +209,12 @@ func enrolments(username string) int {
 	}
 	return n
 }
+
+func readyOf(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
+	for i := range cr.Status.Conditions {
+		if cr.Status.Conditions[i].Type == cmapi.CertificateRequestConditionReady {
+			return &cr.Status.Conditions[i]
+		}
+	}
+	return nil
+}
