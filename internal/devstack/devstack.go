@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	logf "github.com/cert-manager/cert-manager/pkg/logs"
@@ -243,9 +244,12 @@ func WriteKubeconfig(cfg *rest.Config, path string) error {
 }
 
 // Issuers creates, from the simulator's credentials, an EJBCAIssuer "ejbca"
-// in namespace (mTLS) and an EJBCAClusterIssuer "ejbca" (OAuth2 client
-// credentials), with their Secrets, and waits until both are Ready.
-// certificateProfile is the profile both use (e.g. SERVER).
+// in namespace (mTLS) and an EJBCAClusterIssuer (OAuth2 client credentials),
+// with their Secrets, and waits until both are Ready. certificateProfile is
+// the profile both use (e.g. SERVER). The cluster issuer is shared by every
+// namespace, so it is named after its profile: "ejbca" for SERVER,
+// "ejbca-<profile>" (lower case) for any other, and callers that use
+// different profiles at once never change each other's.
 func (s *Stack) Issuers(ctx context.Context, namespace, certificateProfile string) (*v1alpha1.EJBCAIssuer, *v1alpha1.EJBCAClusterIssuer, error) {
 	sim := s.Sim
 	if err := s.ensureNamespace(ctx, namespace); err != nil {
@@ -273,7 +277,11 @@ func (s *Stack) Issuers(ctx context.Context, namespace, certificateProfile strin
 		CABundle:             &v1alpha1.CABundle{ConfigMapRef: &v1alpha1.ConfigMapKeySelector{Name: "ejbca-ca", Key: "ca.crt"}},
 		Approval:             &v1alpha1.ApprovalSpec{PollInterval: &metav1.Duration{Duration: time.Second}},
 	}}
-	ciss := &v1alpha1.EJBCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "ejbca"}, Spec: v1alpha1.IssuerSpec{
+	clusterName := "ejbca"
+	if certificateProfile != "SERVER" {
+		clusterName += "-" + strings.ToLower(certificateProfile)
+	}
+	ciss := &v1alpha1.EJBCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: clusterName}, Spec: v1alpha1.IssuerSpec{
 		URL: sim.BaseURL(), CAName: "IssuingCA", CertificateProfileName: certificateProfile, EndEntityProfileName: "EMPTY",
 		Auth: v1alpha1.AuthSpec{Mode: v1alpha1.AuthModeOAuth2, OAuth2: &v1alpha1.OAuth2Auth{
 			TokenURL: sim.TokenURL(), ClientSecretRef: &v1alpha1.ClientSecretRef{Name: "ejbca-oauth"}, Audience: "ejbca"}},
