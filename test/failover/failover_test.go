@@ -3,6 +3,7 @@ package failover
 import (
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -287,14 +288,13 @@ func runRound(t *testing.T, r *round) error {
 
 // verifyRound waits for the round's requests and checks them and what the
 // old leader did after it was resumed.
-func verifyRound(r *round) (string, []string) {
+func verifyRound(r *round) (summary string, problems []string) {
 	<-r.resumed
-	var problems []string
 	how := "froze"
 	if r.kill {
 		how = "killed"
 	}
-	summary := fmt.Sprintf("round %s (%s %s): %s %s", r.name, how, r.mode, how, r.old)
+	summary = fmt.Sprintf("round %s (%s %s): %s %s", r.name, how, r.mode, how, r.old)
 	if r.stoppedAt != "" {
 		summary += " " + r.stoppedAt
 	}
@@ -305,9 +305,9 @@ func verifyRound(r *round) (string, []string) {
 
 	// A standby takes over a lease duration after the last renewal it saw;
 	// sooner means the lease was not held to its term.
-	if min := leaseDuration - retryPeriod - 500*time.Millisecond; r.takeover < min {
+	if least := leaseDuration - retryPeriod - 500*time.Millisecond; r.takeover < least {
 		problems = append(problems, fmt.Sprintf("pid %d acquired the lease %s after the leader stopped, less than the %s a held lease allows: two processes led at once",
-			r.newLeader, r.takeover.Round(time.Millisecond), min))
+			r.newLeader, r.takeover.Round(time.Millisecond), least))
 	}
 
 	err := waitIssued(r.crs, 2*settleTime+60*time.Second)
@@ -333,6 +333,11 @@ func verifyRound(r *round) (string, []string) {
 	}
 	summary += fmt.Sprintf("; %d requests issued once each (%s after the stop)", len(r.crs),
 		issued.Sub(r.stopAt).Round(100*time.Millisecond))
+	defer func() {
+		if len(problems) > 0 {
+			problems = append(problems, timeline(r))
+		}
+	}()
 	if r.kill {
 		return summary, problems
 	}
@@ -410,4 +415,49 @@ func logMessage(line string) string {
 		line = line[:80]
 	}
 	return line
+}
+
+// timeline lists, relative to the stop, every EJBCA call and API write for
+// the round's requests, with the process that made it: the evidence for a
+// failed round.
+func timeline(r *round) string {
+	type event struct {
+		at   time.Time
+		line string
+	}
+	users := map[string]bool{}
+	for _, cr := range r.crs {
+		users[username(cr)] = true
+	}
+	rel := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Sub(r.stopAt).Round(time.Millisecond).String()
+	}
+	var events []event
+	for _, c := range suite.ejA.snapshot() {
+		if users[c.username] {
+			events = append(events, event{c.received, fmt.Sprintf("%s %s by pid %d: received %s, delivered %s, EJBCA done %s (%d), answered %s (%d)",
+				c.endpoint, c.username, c.pid, rel(c.received), rel(c.delivered), rel(c.simDone), c.status, rel(c.answered), c.answeredStatus)})
+		}
+	}
+	for _, w := range suite.api.snapshot() {
+		if users[w.request] {
+			events = append(events, event{w.received, fmt.Sprintf("%s write %s by pid %d: received %s, answered %s (%d)",
+				w.kind, w.request, w.pid, rel(w.received), rel(w.answered), w.status)})
+		}
+	}
+	for _, c := range suite.simA.Issued() {
+		if users[c.Username] {
+			events = append(events, event{c.Cert.NotBefore, fmt.Sprintf("EJBCA issued %X to %s", c.Serial, c.Username)})
+		}
+	}
+	sort.Slice(events, func(i, j int) bool { return events[i].at.Before(events[j].at) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "timeline of round %s (times from the stop of %s; resumed at %s; EJBCA's issue times are notBefore, backdated):", r.name, r.old, rel(r.resumeAt))
+	for _, e := range events {
+		b.WriteString("\n\t" + e.line)
+	}
+	return b.String()
 }
