@@ -55,6 +55,14 @@ func (l *Lease) LastRenewal() time.Time {
 	return l.renewed
 }
 
+// forget drops the last renewal: this process wrote the lock for someone
+// else (released it).
+func (l *Lease) forget() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.renewed = time.Time{}
+}
+
 func (l *Lease) record(sent time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -75,10 +83,15 @@ type watchedLock struct {
 	lease *Lease
 }
 
+// Create and Update record a successful write only when it makes this
+// process the holder: a release on the way out (LeaderElectionReleaseOnCancel
+// writes the lock with no holder) is a write too, and must not count as a
+// renewal, or a deposed leader woken from a freeze would release the lease and
+// then think itself freshly renewed.
 func (w *watchedLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
 	sent := w.lease.clock.Now()
 	err := w.Interface.Create(ctx, rec)
-	if err == nil {
+	if err == nil && rec.HolderIdentity == w.Identity() {
 		w.lease.record(sent)
 	}
 	return err
@@ -87,8 +100,10 @@ func (w *watchedLock) Create(ctx context.Context, rec resourcelock.LeaderElectio
 func (w *watchedLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
 	sent := w.lease.clock.Now()
 	err := w.Interface.Update(ctx, rec)
-	if err == nil {
+	if err == nil && rec.HolderIdentity == w.Identity() {
 		w.lease.record(sent)
+	} else if err == nil {
+		w.lease.forget()
 	}
 	return err
 }
