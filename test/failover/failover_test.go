@@ -448,16 +448,16 @@ func timeline(r *round) string {
 				w.kind, w.request, w.pid, rel(w.received), rel(w.answered), w.status)})
 		}
 	}
-	for _, c := range suite.simA.Issued() {
-		if users[c.Username] {
-			events = append(events, event{c.Cert.NotBefore, fmt.Sprintf("EJBCA issued %X to %s", c.Serial, c.Username)})
-		}
-	}
 	sort.Slice(events, func(i, j int) bool { return events[i].at.Before(events[j].at) })
 	var b strings.Builder
-	fmt.Fprintf(&b, "timeline of round %s (times from the stop of %s; resumed at %s; EJBCA's issue times are notBefore, backdated):", r.name, r.old, rel(r.resumeAt))
+	fmt.Fprintf(&b, "timeline of round %s (times from the stop of %s; resumed at %s):", r.name, r.old, rel(r.resumeAt))
 	for _, e := range events {
 		b.WriteString("\n\t" + e.line)
+	}
+	for _, c := range suite.simA.Issued() {
+		if users[c.Username] {
+			fmt.Fprintf(&b, "\n\tEJBCA issued %X to %s", c.Serial, c.Username)
+		}
 	}
 	return b.String()
 }
