@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"strconv"
 	"time"
-
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 )
 
 // Annotations that record a request's wait for EJBCA approval, so a restart
@@ -36,9 +34,9 @@ type approvalRecord struct {
 	Since time.Time
 }
 
-func (a approvalRecord) seal(cr *cmapi.CertificateRequest, endEntity, password string) string {
+func (a approvalRecord) seal(sr *SigningRequest, endEntity, password string) string {
 	m := hmac.New(sha256.New, []byte(password))
-	for _, part := range []string{"ejbca-issuer approval v1", string(cr.UID), endEntity, strconv.Itoa(a.RequestID), a.Since.UTC().Format(time.RFC3339)} {
+	for _, part := range []string{"ejbca-issuer approval v1", string(sr.UID), endEntity, strconv.Itoa(a.RequestID), a.Since.UTC().Format(time.RFC3339)} {
 		m.Write([]byte(part))
 		m.Write([]byte{0})
 	}
@@ -46,32 +44,32 @@ func (a approvalRecord) seal(cr *cmapi.CertificateRequest, endEntity, password s
 }
 
 // annotations are the record as the request's annotations.
-func (a approvalRecord) annotations(cr *cmapi.CertificateRequest, endEntity, password string) map[string]*string {
-	id, since, seal := strconv.Itoa(a.RequestID), a.Since.UTC().Format(time.RFC3339), a.seal(cr, endEntity, password)
+func (a approvalRecord) annotations(sr *SigningRequest, endEntity, password string) map[string]*string {
+	id, since, seal := strconv.Itoa(a.RequestID), a.Since.UTC().Format(time.RFC3339), a.seal(sr, endEntity, password)
 	return map[string]*string{AnnotationApprovalRequestID: &id, AnnotationApprovalRequestedAt: &since, AnnotationApprovalSeal: &seal}
 }
 
 // hasApprovalRecord reports whether the request claims to wait for approval;
 // whether the claim holds is for readApprovalRecord to say.
-func hasApprovalRecord(cr *cmapi.CertificateRequest) bool {
-	_, ok := cr.Annotations[AnnotationApprovalSeal]
+func hasApprovalRecord(sr *SigningRequest) bool {
+	_, ok := sr.Annotations[AnnotationApprovalSeal]
 	return ok
 }
 
 // readApprovalRecord returns the request's approval record if the manager
 // wrote it for this request and end entity.
-func readApprovalRecord(cr *cmapi.CertificateRequest, endEntity, password string) (approvalRecord, bool) {
-	id, err := strconv.Atoi(cr.Annotations[AnnotationApprovalRequestID])
+func readApprovalRecord(sr *SigningRequest, endEntity, password string) (approvalRecord, bool) {
+	id, err := strconv.Atoi(sr.Annotations[AnnotationApprovalRequestID])
 	if err != nil || id < 0 {
 		return approvalRecord{}, false
 	}
-	since, err := time.Parse(time.RFC3339, cr.Annotations[AnnotationApprovalRequestedAt])
+	since, err := time.Parse(time.RFC3339, sr.Annotations[AnnotationApprovalRequestedAt])
 	if err != nil {
 		return approvalRecord{}, false
 	}
 	rec := approvalRecord{RequestID: id, Since: since}
-	want := rec.seal(cr, endEntity, password)
-	if !hmac.Equal([]byte(want), []byte(cr.Annotations[AnnotationApprovalSeal])) {
+	want := rec.seal(sr, endEntity, password)
+	if !hmac.Equal([]byte(want), []byte(sr.Annotations[AnnotationApprovalSeal])) {
 		return approvalRecord{}, false
 	}
 	return rec, true

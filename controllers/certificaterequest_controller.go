@@ -148,7 +148,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 			// Secret changed since the check); its own watch re-checks it.
 			in.Issuer.Ready, in.Issuer.Reason, in.Issuer.Message = false, v1alpha1.ReasonCredentialsUnavailable, err.Error()
 		} else {
-			res := r.Signer.Sign(ctx, cr, issuer, cl)
+			res := r.Signer.Sign(ctx, certificateRequestSigning(r.Client, cr), issuer, cl)
 			if errors.Is(res.Err, ErrNotLeader) {
 				return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
 			}

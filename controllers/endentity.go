@@ -6,8 +6,6 @@ import (
 	"strings"
 	"unicode"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 )
 
@@ -20,8 +18,8 @@ const maxEndEntityName = 250
 // name another end entity. The namespace-qualified sources keep tenants
 // apart: two namespaces never share an end entity. An override the issuer
 // allows is placed in the request's namespace too.
-func endEntityName(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest, csr *x509.CertificateRequest) (string, error) {
-	name, err := derivedEndEntityName(spec, cr, csr)
+func endEntityName(spec *v1alpha1.IssuerSpec, sr *SigningRequest, csr *x509.CertificateRequest) (string, error) {
+	name, err := derivedEndEntityName(spec, sr, csr)
 	if err != nil {
 		return "", err
 	}
@@ -31,18 +29,18 @@ func endEntityName(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest, csr 
 	return name, nil
 }
 
-func derivedEndEntityName(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest, csr *x509.CertificateRequest) (string, error) {
-	if v, ok := endEntityOverride(spec, cr); ok {
-		return cr.Namespace + "/" + v, nil
+func derivedEndEntityName(spec *v1alpha1.IssuerSpec, sr *SigningRequest, csr *x509.CertificateRequest) (string, error) {
+	if v, ok := endEntityOverride(spec, sr); ok {
+		return sr.Namespace + "/" + v, nil
 	}
 	switch src := spec.EffectiveEndEntityName(); src {
 	case v1alpha1.EndEntityNameCertificateName:
-		if name := cr.Annotations[cmapi.CertificateNameKey]; name != "" {
-			return cr.Namespace + "/" + name, nil
+		if name := sr.CertificateName; name != "" {
+			return sr.Namespace + "/" + name, nil
 		}
-		return cr.Namespace + "/" + cr.Name, nil
+		return sr.Namespace + "/" + sr.Name, nil
 	case v1alpha1.EndEntityNameRequestName:
-		return cr.Namespace + "/" + cr.Name, nil
+		return sr.Namespace + "/" + sr.Name, nil
 	case v1alpha1.EndEntityNameCN:
 		if csr.Subject.CommonName != "" {
 			return csr.Subject.CommonName, nil
@@ -70,25 +68,25 @@ func derivedEndEntityName(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateReques
 
 // endEntityOverride is the request's end entity name annotation, when the
 // issuer allows it.
-func endEntityOverride(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest) (string, bool) {
+func endEntityOverride(spec *v1alpha1.IssuerSpec, sr *SigningRequest) (string, bool) {
 	if !spec.AllowsOverride(v1alpha1.OverrideEndEntityName) {
 		return "", false
 	}
-	v := strings.TrimSpace(cr.Annotations[v1alpha1.AnnotationEndEntityName])
+	v := strings.TrimSpace(sr.Annotations[v1alpha1.AnnotationEndEntityName])
 	return v, v != ""
 }
 
 // profiles returns the certificate and end entity profile of a request: the
 // issuer's, or the request's annotations where the issuer allows them.
-func profiles(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest) (certificateProfile, endEntityProfile string) {
+func profiles(spec *v1alpha1.IssuerSpec, sr *SigningRequest) (certificateProfile, endEntityProfile string) {
 	certificateProfile, endEntityProfile = spec.EffectiveCertificateProfileName(), spec.EffectiveEndEntityProfileName()
 	if spec.AllowsOverride(v1alpha1.OverrideCertificateProfileName) {
-		if v := strings.TrimSpace(cr.Annotations[v1alpha1.AnnotationCertificateProfileName]); v != "" {
+		if v := strings.TrimSpace(sr.Annotations[v1alpha1.AnnotationCertificateProfileName]); v != "" {
 			certificateProfile = v
 		}
 	}
 	if spec.AllowsOverride(v1alpha1.OverrideEndEntityProfileName) {
-		if v := strings.TrimSpace(cr.Annotations[v1alpha1.AnnotationEndEntityProfileName]); v != "" {
+		if v := strings.TrimSpace(sr.Annotations[v1alpha1.AnnotationEndEntityProfileName]); v != "" {
 			endEntityProfile = v
 		}
 	}
@@ -100,10 +98,10 @@ func profiles(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest) (certific
 // renewals cannot reuse one end entity there: with the default
 // certificateName source each request gets its own, <namespace>/<request>.
 // Other sources (and an allowed override) are used as they are.
-func approvalEndEntityName(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest, username string) string {
-	_, overridden := endEntityOverride(spec, cr)
+func approvalEndEntityName(spec *v1alpha1.IssuerSpec, sr *SigningRequest, username string) string {
+	_, overridden := endEntityOverride(spec, sr)
 	if spec.EffectiveEndEntityName() == v1alpha1.EndEntityNameCertificateName && !overridden {
-		return cr.Namespace + "/" + cr.Name
+		return sr.Namespace + "/" + sr.Name
 	}
 	return username
 }

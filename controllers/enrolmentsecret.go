@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,17 +49,17 @@ type enrolmentSecrets struct {
 // false. A Secret of that name that this manager did not create for this
 // request is never used or changed: the request fails with a message
 // saying so.
-func (e enrolmentSecrets) password(ctx context.Context, cr *cmapi.CertificateRequest, create bool) (password string, found bool, err error) {
-	name := EnrolmentSecretName(cr.Name)
+func (e enrolmentSecrets) password(ctx context.Context, sr *SigningRequest, create bool) (password string, found bool, err error) {
+	name := EnrolmentSecretName(sr.Name)
 	var secret corev1.Secret
-	err = e.reader.Get(ctx, client.ObjectKey{Namespace: cr.Namespace, Name: name}, &secret)
+	err = e.reader.Get(ctx, client.ObjectKey{Namespace: sr.Namespace, Name: name}, &secret)
 	switch {
 	case err == nil:
 		p := string(secret.Data[enrolmentPasswordKey])
-		if p == "" || !metav1.IsControlledBy(&secret, cr) || secret.Labels[LabelEnrolmentSecret] != "true" {
+		if p == "" || !metav1.IsControlledBy(&secret, sr.Object) || secret.Labels[LabelEnrolmentSecret] != "true" {
 			return "", false, &PermanentError{fmt.Sprintf(
 				"Secret %s/%s exists but was not created by ejbca-issuer for this CertificateRequest; it is left alone: rename or delete it, then create a new request",
-				cr.Namespace, name)}
+				sr.Namespace, name)}
 		}
 		return p, true, nil
 	case !apierrors.IsNotFound(err):
@@ -74,16 +73,16 @@ func (e enrolmentSecrets) password(ctx context.Context, cr *cmapi.CertificateReq
 	}
 	password = base64.RawURLEncoding.EncodeToString(raw)
 	secret = corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: cr.Namespace, Name: name, Labels: map[string]string{LabelEnrolmentSecret: "true"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: sr.Namespace, Name: name, Labels: map[string]string{LabelEnrolmentSecret: "true"}},
 		Type:       corev1.SecretTypeOpaque,
 		Data:       map[string][]byte{enrolmentPasswordKey: []byte(password)},
 	}
-	if err := controllerutil.SetControllerReference(cr, &secret, e.client.Scheme()); err != nil {
+	if err := controllerutil.SetControllerReference(sr.Object, &secret, e.client.Scheme()); err != nil {
 		return "", false, err
 	}
 	if err := e.client.Create(ctx, &secret); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return "", false, fmt.Errorf("the enrolment Secret %s/%s appeared concurrently; retrying", cr.Namespace, name)
+			return "", false, fmt.Errorf("the enrolment Secret %s/%s appeared concurrently; retrying", sr.Namespace, name)
 		}
 		return "", false, fmt.Errorf("creating the enrolment Secret: %w", err)
 	}

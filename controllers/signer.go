@@ -3,15 +3,12 @@ package controllers
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"k8s.io/utils/clock"
 	"time"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -47,7 +44,8 @@ func (e *PermanentError) Error() string { return e.Msg }
 // annotations are honoured only where the issuer allows an override, and its
 // own records on the request are clamped or sealed.
 type Signer struct {
-	// Client writes the request's annotations and creates enrolment Secrets.
+	// Client creates enrolment Secrets; the request's own records go through
+	// its SigningRequest's EnrolmentState.
 	Client client.Client
 	// Reader reads enrolment Secrets (uncached: Secrets are only watched
 	// as metadata).
@@ -67,9 +65,9 @@ type Signer struct {
 
 // issuersOwn are the CA and profile names the issuer itself sends for cr
 // (a profile a request chose through an allowed override is not).
-func (s *Signer) issuersOwn(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequest) []string {
+func (s *Signer) issuersOwn(spec *v1alpha1.IssuerSpec, sr *SigningRequest) []string {
 	own := []string{spec.CAName}
-	cp, eep := profiles(spec, cr)
+	cp, eep := profiles(spec, sr)
 	if cp == spec.EffectiveCertificateProfileName() {
 		own = append(own, cp)
 	}
@@ -84,61 +82,61 @@ func (s *Signer) issuersOwn(spec *v1alpha1.IssuerSpec, cr *cmapi.CertificateRequ
 func (s *Signer) mayCall() bool { return s.Lease.Holds() }
 
 // Sign asks EJBCA for the request's certificate.
-func (s *Signer) Sign(ctx context.Context, cr *cmapi.CertificateRequest, iss v1alpha1.Issuer, cl *ejbca.Client) SignResult {
+func (s *Signer) Sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issuer, cl *ejbca.Client) SignResult {
 	spec := iss.GetSpec()
-	csr, err := parseRequestCSR(cr.Spec.Request)
+	csr, err := parseRequestCSR(sr.CSR)
 	if err != nil {
 		return SignResult{Err: &PermanentError{err.Error()}}
 	}
-	if err := s.Limits.check(cr.Spec.Request, csr); err != nil {
+	if err := s.Limits.check(sr.CSR, csr); err != nil {
 		return SignResult{Err: err}
 	}
-	username, err := endEntityName(spec, cr, csr)
+	username, err := endEntityName(spec, sr, csr)
 	if err != nil {
 		return SignResult{Err: &PermanentError{err.Error()}}
 	}
-	approvalUser := approvalEndEntityName(spec, cr, username)
+	approvalUser := approvalEndEntityName(spec, sr, username)
 
 	var warnings []string
-	if hasApprovalRecord(cr) {
-		password, found, err := enrolmentSecrets{s.Client, s.Reader}.password(ctx, cr, false)
+	if hasApprovalRecord(sr) {
+		password, found, err := enrolmentSecrets{s.Client, s.Reader}.password(ctx, sr, false)
 		if err != nil {
 			return SignResult{Err: err}
 		}
-		if rec, ok := readApprovalRecord(cr, approvalUser, password); found && ok {
-			return s.continueApproval(ctx, cr, spec, cl, approvalUser, password, rec)
+		if rec, ok := readApprovalRecord(sr, approvalUser, password); found && ok {
+			return s.continueApproval(ctx, sr, spec, cl, approvalUser, password, rec)
 		}
 		warnings = append(warnings, "Ignored approval annotations that ejbca-issuer did not write for this request")
 		logf.FromContext(ctx).Info("ignoring approval annotations that do not verify")
 	}
-	if at, ok := s.attemptTime(cr); ok {
-		if res, done := s.recover(ctx, cr, spec, cl, at, username, approvalUser); done {
+	if at, ok := s.attemptTime(sr); ok {
+		if res, done := s.recover(ctx, sr, spec, cl, at, username, approvalUser); done {
 			res.Warnings = append(warnings, res.Warnings...)
 			return res
 		}
 	}
-	res := s.enrol(ctx, cr, spec, cl, csr, username, approvalUser)
+	res := s.enrol(ctx, sr, spec, cl, csr, username, approvalUser)
 	res.Warnings = append(warnings, res.Warnings...)
 	return res
 }
 
-func (s *Signer) enrol(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
+func (s *Signer) enrol(ctx context.Context, sr *SigningRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
 	csr *x509.CertificateRequest, username, approvalUser string) SignResult {
 	if spec.AlwaysUseApprovalFlow() {
-		return s.startApproval(ctx, cr, spec, cl, csr, approvalUser)
+		return s.startApproval(ctx, sr, spec, cl, csr, approvalUser)
 	}
-	certProfile, eeProfile := profiles(spec, cr)
+	certProfile, eeProfile := profiles(spec, sr)
 	req := ejbca.EnrollRequest{
-		CSR: cr.Spec.Request, CAName: spec.CAName, Username: username,
+		CSR: sr.CSR, CAName: spec.CAName, Username: username,
 		CertificateProfileName: certProfile, EndEntityProfileName: eeProfile,
 	}
-	if spec.UseRequestedDuration && cr.Spec.Duration != nil {
-		req.NotAfter = s.Clock.Now().Add(cr.Spec.Duration.Duration)
+	if spec.UseRequestedDuration && sr.Duration > 0 {
+		req.NotAfter = s.Clock.Now().Add(sr.Duration)
 	}
 	if !s.mayCall() {
 		return SignResult{Err: ErrNotLeader}
 	}
-	if err := s.markAttempt(ctx, cr); err != nil {
+	if err := s.markAttempt(ctx, sr); err != nil {
 		return SignResult{Err: err}
 	}
 	// Ask again: the marker's write was an API round trip, and a process
@@ -157,22 +155,22 @@ func (s *Signer) enrol(ctx context.Context, cr *cmapi.CertificateRequest, spec *
 		logf.FromContext(ctx).Info("EJBCA requires approval for this enrolment; switching to the approval flow", "endEntity", approvalUser)
 		// EJBCA refused: nothing to recover, even if the add that follows
 		// loses its answer.
-		if perr := s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
+		if perr := sr.State.Set(ctx, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
 			return SignResult{Err: perr}
 		}
-		return s.startApproval(ctx, cr, spec, cl, csr, approvalUser)
+		return s.startApproval(ctx, sr, spec, cl, csr, approvalUser)
 	case !ejbca.MayHaveIssued(err) && !ejbca.IsPermanent(err):
 		// EJBCA certainly did not issue (it answered 403 or 429, or the call
 		// never left): the retry needs no search.
-		if perr := s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
+		if perr := sr.State.Set(ctx, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
 			logf.FromContext(ctx).Error(perr, "clearing the enrolment marker")
 		}
 	case ejbca.IsPermanent(err):
-		err = issuerRefusal(err, false, s.issuersOwn(spec, cr)...)
+		err = issuerRefusal(err, false, s.issuersOwn(spec, sr)...)
 		var refused *IssuerRefusedError
 		if errors.As(err, &refused) {
 			// The request waits for the issuer; nothing was issued.
-			if perr := s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
+			if perr := sr.State.Set(ctx, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
 				logf.FromContext(ctx).Error(perr, "clearing the enrolment marker")
 			}
 		}
@@ -182,13 +180,13 @@ func (s *Signer) enrol(ctx context.Context, cr *cmapi.CertificateRequest, spec *
 
 // recover looks for a certificate EJBCA issued for an attempt whose answer
 // was lost. done is false when there is none and enrolment may go on.
-func (s *Signer) recover(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
+func (s *Signer) recover(ctx context.Context, sr *SigningRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
 	at time.Time, names ...string) (SignResult, bool) {
 	for i, name := range names {
 		if i > 0 && name == names[i-1] {
 			continue
 		}
-		cert, err := cl.FindIssued(ctx, ejbca.FindRequest{Username: name, CAName: spec.CAName, CSR: cr.Spec.Request, IssuedAfter: at.Add(-backdateAllowance)})
+		cert, err := cl.FindIssued(ctx, ejbca.FindRequest{Username: name, CAName: spec.CAName, CSR: sr.CSR, IssuedAfter: at.Add(-backdateAllowance)})
 		if err != nil {
 			return SignResult{Err: err}, true
 		}
@@ -207,12 +205,12 @@ func (s *Signer) recover(ctx context.Context, cr *cmapi.CertificateRequest, spec
 // attemptTime is the request's enrolment marker, clamped to the request's
 // lifetime: never before its creation; a time in the future counts as the
 // creation.
-func (s *Signer) attemptTime(cr *cmapi.CertificateRequest) (time.Time, bool) {
-	v := cr.Annotations[AnnotationEnrolmentAttempted]
+func (s *Signer) attemptTime(sr *SigningRequest) (time.Time, bool) {
+	v := sr.Annotations[AnnotationEnrolmentAttempted]
 	if v == "" {
 		return time.Time{}, false
 	}
-	created := cr.CreationTimestamp.Time
+	created := sr.Created
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil || t.After(s.Clock.Now()) {
 		// Not a time this manager wrote (it writes only past times): search
@@ -229,13 +227,13 @@ func (s *Signer) attemptTime(cr *cmapi.CertificateRequest) (time.Time, bool) {
 // startApproval adds the request's end entity with a password kept in a
 // Secret owned by the request, and records EJBCA's approval request (id,
 // time) on the request, sealed.
-func (s *Signer) startApproval(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
+func (s *Signer) startApproval(ctx context.Context, sr *SigningRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
 	csr *x509.CertificateRequest, username string) SignResult {
-	password, _, err := enrolmentSecrets{s.Client, s.Reader}.password(ctx, cr, true)
+	password, _, err := enrolmentSecrets{s.Client, s.Reader}.password(ctx, sr, true)
 	if err != nil {
 		return SignResult{Err: err}
 	}
-	certProfile, eeProfile := profiles(spec, cr)
+	certProfile, eeProfile := profiles(spec, sr)
 	if !s.mayCall() {
 		return SignResult{Err: ErrNotLeader}
 	}
@@ -246,20 +244,20 @@ func (s *Signer) startApproval(ctx context.Context, cr *cmapi.CertificateRequest
 	})
 	now := s.Clock.Now()
 	switch {
-	case ejbca.IsConflict(err) && username == cr.Namespace+"/"+cr.Name:
+	case ejbca.IsConflict(err) && username == sr.Namespace+"/"+sr.Name:
 		// The request's own end entity exists: an earlier attempt added it
 		// (with this Secret's password) and its approval was carried out.
-		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password, cr.CreationTimestamp.Time)
+		return s.enrolForEndEntity(ctx, sr, spec, cl, username, password, sr.Created)
 	case err != nil:
-		cp, eep := profiles(spec, cr)
+		cp, eep := profiles(spec, sr)
 		overridden := cp != spec.EffectiveCertificateProfileName() || eep != spec.EffectiveEndEntityProfileName()
 		return SignResult{Err: issuerRefusal(err, overridden)}
 	case !add.WaitingForApproval:
 		// Added without approval: enrol for it now.
-		return s.enrolForEndEntity(ctx, cr, spec, cl, username, password, now)
+		return s.enrolForEndEntity(ctx, sr, spec, cl, username, password, now)
 	}
 	rec := approvalRecord{RequestID: add.RequestID, Since: now.UTC().Truncate(time.Second)}
-	if err := s.patchAnnotations(ctx, cr, rec.annotations(cr, username, password)); err != nil {
+	if err := sr.State.Set(ctx, rec.annotations(sr, username, password)); err != nil {
 		return SignResult{Err: err}
 	}
 	logf.FromContext(ctx).Info("waiting for EJBCA approval", "approvalRequest", add.RequestID, "endEntity", username)
@@ -270,9 +268,9 @@ func (s *Signer) startApproval(ctx context.Context, cr *cmapi.CertificateRequest
 // continueApproval asks EJBCA how the approval stands: through the approval
 // API where EJBCA has it and gave an id, otherwise by trying to enrol for
 // the end entity, which fails until the addition was approved.
-func (s *Signer) continueApproval(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
+func (s *Signer) continueApproval(ctx context.Context, sr *SigningRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
 	username, password string, rec approvalRecord) SignResult {
-	if created := cr.CreationTimestamp.Time.Truncate(time.Second); rec.Since.Before(created) {
+	if created := sr.Created.Truncate(time.Second); rec.Since.Before(created) {
 		rec.Since = created
 	}
 	probe := rec.RequestID == 0
@@ -291,7 +289,7 @@ func (s *Signer) continueApproval(ctx context.Context, cr *cmapi.CertificateRequ
 		}
 	}
 	if probe {
-		res := s.enrolForEndEntity(ctx, cr, spec, cl, username, password, rec.Since)
+		res := s.enrolForEndEntity(ctx, sr, spec, cl, username, password, rec.Since)
 		if !ejbca.IsEndEntityNotFound(res.Err) {
 			res.ApprovalSince = rec.Since
 			return res
@@ -316,19 +314,19 @@ func approvalName(id int, endEntity string) string {
 // enrolForEndEntity enrols the CSR for the request's added end entity. When
 // EJBCA refuses because the end entity was already used, an earlier call
 // issued and its answer was lost: the certificate is recovered by search.
-func (s *Signer) enrolForEndEntity(ctx context.Context, cr *cmapi.CertificateRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
+func (s *Signer) enrolForEndEntity(ctx context.Context, sr *SigningRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
 	username, password string, since time.Time) SignResult {
 	if !s.mayCall() {
 		return SignResult{Err: ErrNotLeader}
 	}
 	cert, err := cl.EnrollForEndEntity(ctx, ejbca.EnrollForEndEntityRequest{
-		CSR: cr.Spec.Request, Username: username, Password: password, CAName: spec.CAName,
+		CSR: sr.CSR, Username: username, Password: password, CAName: spec.CAName,
 	})
 	switch {
 	case err == nil:
 		return SignResult{Certificate: cert}
 	case ejbca.IsPermanent(err) && answered(err) && !ejbca.IsEndEntityNotFound(err):
-		if res, done := s.recover(ctx, cr, spec, cl, since, username); done {
+		if res, done := s.recover(ctx, sr, spec, cl, since, username); done {
 			return res
 		}
 	}
@@ -357,37 +355,9 @@ func ApprovalPollAfter(waited, pollInterval time.Duration, jitter float64) time.
 }
 
 // markAttempt records, before EJBCA is asked to issue, that it was asked.
-func (s *Signer) markAttempt(ctx context.Context, cr *cmapi.CertificateRequest) error {
+func (s *Signer) markAttempt(ctx context.Context, sr *SigningRequest) error {
 	at := s.Clock.Now().UTC().Format(time.RFC3339Nano)
-	return s.patchAnnotations(ctx, cr, map[string]*string{AnnotationEnrolmentAttempted: &at})
-}
-
-// patchAnnotations merge-patches only the given annotations (nil removes
-// one) and mirrors them on cr. The patch carries the request's UID and
-// resourceVersion as preconditions: it never lands on another request of the
-// same name, and a decision made from a stale copy of the request fails with
-// a conflict (and is made again from a fresh one) instead of acting.
-func (s *Signer) patchAnnotations(ctx context.Context, cr *cmapi.CertificateRequest, set map[string]*string) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": cr.UID, "resourceVersion": cr.ResourceVersion, "annotations": set}})
-	if err != nil {
-		return err
-	}
-	patched := cr.DeepCopy()
-	if err := s.Client.Patch(ctx, patched, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return fmt.Errorf("recording enrolment state on the CertificateRequest: %w", err)
-	}
-	cr.ResourceVersion = patched.ResourceVersion
-	if cr.Annotations == nil {
-		cr.Annotations = map[string]string{}
-	}
-	for k, v := range set {
-		if v == nil {
-			delete(cr.Annotations, k)
-		} else {
-			cr.Annotations[k] = *v
-		}
-	}
-	return nil
+	return sr.State.Set(ctx, map[string]*string{AnnotationEnrolmentAttempted: &at})
 }
 
 // answered reports whether EJBCA gave a definitive answer (a 4xx), so it
