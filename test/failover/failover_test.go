@@ -30,6 +30,11 @@ const (
 	// (its client gives up once resumed, as when its timeout ran out while
 	// it was frozen).
 	renewal = "renewal"
+	// inCall: when the leader, having written a batch request's marker
+	// and checked its lease, opens the connection for its EJBCA call (TLS
+	// handshake begun, nothing sent); it stays frozen until the new leader
+	// has enrolled every request of the batch after the settle time.
+	inCall = "in-call"
 	// atRandom: at a random moment in the 1.5 s after the batch was created.
 	atRandom = "random"
 )
@@ -43,8 +48,9 @@ type round struct {
 	crs  []*cmapi.CertificateRequest
 
 	old       *proc
-	stopAt    time.Time // SIGSTOP or SIGKILL sent
-	stoppedAt string    // what the leader was doing, when known
+	stopAt    time.Time // SIGKILL sent, or every thread stopped by SIGSTOP
+	stopLag   time.Duration
+	stoppedAt string // what the leader was doing, when known
 	newLeader int
 	takeover  time.Duration
 	resumeAt  time.Time // SIGCONT sent
@@ -73,8 +79,8 @@ func TestLeaderFailover(t *testing.T) {
 	t.Run("freeze", func(t *testing.T) {
 		t.Parallel()
 		runRounds(t, &turn, "fz", false, []string{
-			midCall, decisionLong, renewal, atRandom, decision, midCall, renewal, atRandom, decision, midCall,
-			renewal, atRandom, decisionLong, midCall, renewal, atRandom, decision, renewal, atRandom, midCall,
+			midCall, decisionLong, renewal, atRandom, inCall, decision, midCall, renewal, atRandom, decision,
+			midCall, renewal, decisionLong, atRandom, inCall, midCall, renewal, decision, atRandom, midCall,
 		})
 	})
 	t.Run("kill", func(t *testing.T) {
@@ -155,14 +161,37 @@ func runRound(t *testing.T, r *round) error {
 		sig = syscall.SIGKILL
 	}
 	stop := func() {
-		r.stopAt = time.Now()
+		sent := time.Now()
 		_ = old.signal(sig)
+		if !r.kill {
+			// stopAt is when every thread has stopped: an answer written
+			// after it is read only after SIGCONT.
+			if err := old.waitStopped(5 * time.Second); err != nil {
+				r.fallback = err.Error()
+			}
+		}
+		r.stopAt = time.Now()
+		r.stopLag = r.stopAt.Sub(sent)
+	}
+	users := map[string]bool{}
+	for i := 0; i < batch; i++ {
+		users[fmt.Sprintf("%s/%s-%d", namespace, r.name, i)] = true
+	}
+	var hello *helloHook
+	if r.mode == inCall {
+		// Armed before the batch exists, so that its calls need new
+		// connections; it fires only after a marker of the batch.
+		hello = &helloHook{pid: old.pid, fire: stop, fired: make(chan struct{}, 1), ready: func() bool {
+			for _, w := range suite.api.snapshot() {
+				if w.pid == old.pid && w.kind == "marker" && users[w.request] && w.status/100 == 2 {
+					return true
+				}
+			}
+			return false
+		}}
+		suite.ejA.armHello(hello)
 	}
 	r.crs = newRequests(t, issuerA, r.name, batch)
-	users := map[string]bool{}
-	for _, cr := range r.crs {
-		users[username(cr)] = true
-	}
 	held := "" // the request whose marker answer the old leader waits for
 	// enrolments counts the batch's enrolments the simulator has received
 	// from the old leader.
@@ -228,6 +257,18 @@ func runRound(t *testing.T, r *round) error {
 				<-h.fired
 			}
 		}
+	case inCall:
+		select {
+		case <-hello.fired:
+			r.stoppedAt = fmt.Sprintf("opening a connection to EJBCA after writing a marker, %d enrolments in EJBCA's hands", enrolments())
+		case <-time.After(20 * time.Second):
+			if suite.ejA.disarmHello(hello) {
+				r.fallback = "no connection opened after a marker within 20s"
+				stop()
+			} else {
+				<-hello.fired
+			}
+		}
 	case atRandom:
 		d := time.Duration(rand.Int64N(int64(1500 * time.Millisecond)))
 		time.Sleep(d) // a random moment, not a wait for something
@@ -261,6 +302,30 @@ func runRound(t *testing.T, r *round) error {
 	switch {
 	case r.kill:
 		close(r.resumed)
+	case r.mode == inCall && r.fallback == "":
+		// Stay frozen until the new leader has waited out the settle time
+		// and enrolled every request of the batch itself.
+		go func() {
+			err := eventually(settleTime+60*time.Second, func() string {
+				if time.Since(r.stopAt) < settleTime {
+					return "within the settle time"
+				}
+				got := map[string]bool{}
+				for _, c := range suite.simA.Issued() {
+					got[c.Username] = true
+				}
+				for u := range users {
+					if !got[u] {
+						return "the new leader has not enrolled " + u
+					}
+				}
+				return ""
+			})
+			if err != nil {
+				r.fallback = err.Error()
+			}
+			_ = resume()
+		}()
 	case r.mode == decisionLong && held != "":
 		// Stay frozen, while the next rounds run, until the new leader has
 		// given up waiting for the old leader's call (the settle time) and
@@ -300,6 +365,9 @@ func verifyRound(r *round) (summary string, problems []string) {
 	}
 	if r.fallback != "" {
 		summary += " [fallback: " + r.fallback + "]"
+	}
+	if !r.kill {
+		summary += fmt.Sprintf(" (stopped %s after SIGSTOP)", r.stopLag.Round(10*time.Microsecond))
 	}
 	summary += fmt.Sprintf("; pid %d took over after %s", r.newLeader, r.takeover.Round(time.Millisecond))
 

@@ -57,6 +57,42 @@ func (p *proc) signal(sig syscall.Signal) error {
 	return syscall.Kill(p.pid, sig)
 }
 
+// waitStopped polls until every thread of the process is stopped (state
+// T in /proc/<pid>/task/*/stat): kill(SIGSTOP) returns before the threads
+// have stopped, and a thread can still act for a moment.
+func (p *proc) waitStopped(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p.pid))
+		if err != nil {
+			return err
+		}
+		running := ""
+		for _, t := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", p.pid, t.Name()))
+			if err != nil {
+				continue // the thread is gone
+			}
+			s := string(b)
+			i := strings.LastIndexByte(s, ')')
+			if i < 0 || i+2 >= len(s) {
+				continue
+			}
+			if state := s[i+2]; state != 'T' && state != 't' && state != 'Z' && state != 'X' {
+				running = fmt.Sprintf("thread %s in state %c", t.Name(), state)
+				break
+			}
+		}
+		if running == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not stopped after %s: %s", p, timeout, running)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
 // exit returns how the process ended (after done is closed).
 func (p *proc) exit() (time.Time, error) {
 	p.mu.Lock()

@@ -77,12 +77,18 @@ func newTestCA() (*testCA, error) {
 // listenTLS listens on 127.0.0.1 with the test CA's server certificate,
 // HTTP/1.1 only (one request at a time per connection, so each request
 // belongs to the process that owns the connection).
-func listenTLS(ca *testCA) (net.Listener, string, error) {
+func listenTLS(ca *testCA, onHello func(*tls.ClientHelloInfo)) (net.Listener, string, error) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return nil, "", err
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{ca.server}, NextProtos: []string{"http/1.1"}}
+	if onHello != nil {
+		cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			onHello(h)
+			return nil, nil
+		}
+	}
 	return tls.NewListener(ln, cfg), "https://" + ln.Addr().String(), nil
 }
 
@@ -247,7 +253,7 @@ func startAPIProxy(cfg *rest.Config, ca *testCA, p *pool) (*apiProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, u, err := listenTLS(ca)
+	ln, u, err := listenTLS(ca, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -429,6 +435,52 @@ type ejbcaProxy struct {
 
 	mu    sync.Mutex
 	calls []*ejbcaCall
+	hello *helloHook
+}
+
+// helloHook freezes a process when it opens a connection (its TLS
+// ClientHello has arrived; the handshake completes only once it runs again),
+// if ready says so: a call it started after its last lease check is then
+// held before a byte of it was sent.
+type helloHook struct {
+	pid   int
+	ready func() bool
+	fire  func()
+	fired chan struct{}
+}
+
+// armHello installs h and makes the managers open a new connection for
+// every call (keep-alives off) until it fires or is disarmed.
+func (px *ejbcaProxy) armHello(h *helloHook) {
+	px.mu.Lock()
+	px.hello = h
+	px.mu.Unlock()
+	px.srv.SetKeepAlivesEnabled(false)
+}
+
+func (px *ejbcaProxy) disarmHello(h *helloHook) bool {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	if px.hello != h {
+		return false
+	}
+	px.hello = nil
+	px.srv.SetKeepAlivesEnabled(true)
+	return true
+}
+
+func (px *ejbcaProxy) onHello(hello *tls.ClientHelloInfo) {
+	px.mu.Lock()
+	h := px.hello
+	px.mu.Unlock()
+	if h == nil || peerPID(hello.Conn, px.pool.livePIDs()) != h.pid || !h.ready() {
+		return
+	}
+	if !px.disarmHello(h) {
+		return
+	}
+	h.fire()
+	h.fired <- struct{}{}
 }
 
 type callKey struct{}
@@ -442,11 +494,12 @@ func startEJBCAProxy(sim *ejbcasim.Sim, ca *testCA, p *pool) (*ejbcaProxy, error
 	if err != nil {
 		return nil, err
 	}
-	ln, u, err := listenTLS(ca)
+	px := &ejbcaProxy{sim: sim, pool: p}
+	ln, u, err := listenTLS(ca, px.onHello)
 	if err != nil {
 		return nil, err
 	}
-	px := &ejbcaProxy{url: u, sim: sim, pool: p}
+	px.url = u
 	px.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
