@@ -41,14 +41,15 @@ func (ca *certificateAuthority) chain() []*x509.Certificate {
 	return out
 }
 
-// topDN is the DN of the root at the top of the CA's chain: what EJBCA's CA
-// list reports as issuer_dn.
-func (ca *certificateAuthority) topDN() string {
-	c := ca
-	for c.parent != nil {
-		c = c.parent
+// issuerDN is the DN of the CA's direct issuer (its own for a root): what
+// the CA list reports as issuer_dn on the EJBCA versions whose
+// CaInfoRestResponse carries "external". Older versions reported the root's
+// DN there; the client never relies on either.
+func (ca *certificateAuthority) issuerDN() string {
+	if ca.parent == nil {
+		return ca.dn
 	}
-	return c.dn
+	return ca.parent.dn
 }
 
 // entityID is a stable positive id derived from a name, like EJBCA's ids
@@ -250,8 +251,9 @@ type caInfo struct {
 	External       bool   `json:"external"`
 }
 
-// handleCAList serves GET /v1/ca. Like EJBCA, issuer_dn is the DN of the
-// root at the top of each CA's chain, not the CA's direct issuer.
+// handleCAList serves GET /v1/ca (CaRestResource, CaInfoRestResponse):
+// issuer_dn is each CA's direct issuer, as the versions that report
+// "external" give it.
 func (s *Sim) handleCAList(w http.ResponseWriter, _ *http.Request, _ Fault) {
 	s.mu.Lock()
 	list := make([]caInfo, 0, len(s.caOrder))
@@ -260,7 +262,7 @@ func (s *Sim) handleCAList(w http.ResponseWriter, _ *http.Request, _ Fault) {
 			ID:             ca.id,
 			Name:           ca.name,
 			SubjectDN:      ca.dn,
-			IssuerDN:       ca.topDN(),
+			IssuerDN:       ca.issuerDN(),
 			ExpirationDate: restTime(ca.kp.cert.NotAfter),
 		})
 	}

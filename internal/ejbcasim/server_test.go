@@ -14,6 +14,10 @@ import (
 
 func TestCAList(t *testing.T) {
 	h := start(t, ejbcasim.Config{})
+	// A third level: its issuer_dn is its direct issuer, not the root.
+	if _, err := h.sim.AddCA("SubIssuingCA", "CN=SubIssuingCA,O=EJBCA Sim", "IssuingCA"); err != nil {
+		t.Fatal(err)
+	}
 	var list struct {
 		CAs []struct {
 			ID             int    `json:"id"`
@@ -37,6 +41,9 @@ func TestCAList(t *testing.T) {
 	if ca.ID != h.sim.CAID("IssuingCA") || ca.SubjectDN != "CN=IssuingCA,O=EJBCA Sim" || ca.IssuerDN != "CN=EJBCA Sim Root CA" ||
 		!strings.HasSuffix(ca.ExpirationDate, "Z") || ca.External {
 		t.Fatalf("IssuingCA entry %+v", ca)
+	}
+	if sub := list.CAs[byName["SubIssuingCA"]]; sub.IssuerDN != "CN=IssuingCA,O=EJBCA Sim" {
+		t.Fatalf("SubIssuingCA's issuer_dn %q, want its direct issuer", sub.IssuerDN)
 	}
 }
 
