@@ -69,7 +69,19 @@ type runResult struct {
 	KubeWritesPerSec float64            `json:"manager_kube_requests_per_second"`
 	KubeLatencyMs    float64            `json:"manager_kube_request_mean_ms"`
 	CPUCores         float64            `json:"manager_cpu_cores"`
+	// API is the measured process's own API traffic as the API server
+	// counted it (see apiserver.go).
+	API apiUsage `json:"api"`
+	// CeilingPerSecond is the null issuer's rate in the same bench run
+	// (same workers, load and client limits; one status write per
+	// certificate, no EJBCA); FractionOfCeiling is CertsPerSecond over it.
+	CeilingPerSecond  float64 `json:"ceiling_certs_per_second,omitempty"`
+	FractionOfCeiling float64 `json:"fraction_of_ceiling,omitempty"`
 }
+
+// managerUser is the API server user the manager runs as in issue runs, so
+// that the API server's counts of its requests can be told apart.
+const managerUser = "ejbca-issuer-manager"
 
 func (b *bench) namespace(prefix string) (string, error) {
 	ns := fmt.Sprintf("%s-%d", prefix, b.seq.Add(1))
@@ -231,7 +243,8 @@ func (b *bench) createRequests(ctx context.Context, ns, issuerKind, issuerName s
 }
 
 // issueRun measures one run of the issue scenario: a fresh manager process,
-// one issuer, K approved requests.
+// one issuer, K approved requests. With Auth "null" the null issuer
+// (nullissuer.go) answers the requests instead, and no EJBCA is called.
 func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) {
 	sim := b.stack.Sim
 	sim.SetLatency(rc.Latency)
@@ -241,21 +254,34 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 		return nil, err
 	}
 	rc.Namespace = ns
-	iss, err := b.issuer(ctx, ns, "ejbca", rc.Auth)
-	if err != nil {
-		return nil, err
-	}
 	requests, err := csrs(rc.Count)
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := startManager(b.bin, b.stack.Kubeconfig, filepath.Join(b.work, ns+".log"), rc.Workers, b.managerFlags()...)
-	if err != nil {
-		return nil, err
-	}
-	defer mgr.stop()
-	if err := b.stack.WaitIssuerReady(ctx, iss, 60*time.Second); err != nil {
-		return nil, err
+	var mgr *managerProcess
+	user := managerUser
+	if rc.Auth == "null" {
+		user = nullIssuerUser
+		if mgr, err = b.startNullIssuer(ctx, filepath.Join(b.work, ns+".log"), rc.Workers); err != nil {
+			return nil, err
+		}
+		defer mgr.stop()
+	} else {
+		iss, err := b.issuer(ctx, ns, "ejbca", rc.Auth)
+		if err != nil {
+			return nil, err
+		}
+		kubeconfig, err := b.clientUser(ctx, managerUser)
+		if err != nil {
+			return nil, err
+		}
+		if mgr, err = startManager(b.bin, kubeconfig, filepath.Join(b.work, ns+".log"), rc.Workers, b.managerFlags()...); err != nil {
+			return nil, err
+		}
+		defer mgr.stop()
+		if err := b.stack.WaitIssuerReady(ctx, iss, 60*time.Second); err != nil {
+			return nil, err
+		}
 	}
 	rw, err := b.watchRequests(ctx, ns)
 	if err != nil {
@@ -266,6 +292,10 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	before := sim.Counters()
 	cpuBefore, _ := mgr.cpu()
 	metricsBefore, _ := mgr.metrics()
+	apiBefore, err := b.apiMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
 	mgr.resetPeakHeap()
 	profileDone := b.profile(mgr, rc)
 	defer profileDone()
@@ -294,6 +324,13 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	cpuAfter, _ := mgr.cpu()
 	metricsAfter, _ := mgr.metrics()
 	_, peakRSS, _ := mgr.rss()
+	// Events are sent after the status write, from a queue: give the last
+	// ones a moment before counting the process's API writes.
+	time.Sleep(2 * time.Second)
+	apiAfter, err := b.apiMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
 
 	rw.mu.Lock()
 	var last time.Time
@@ -340,6 +377,7 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	if issued > 0 {
 		res.CPUMsPerCert = float64((cpuAfter - cpuBefore).Milliseconds()) / float64(issued)
 	}
+	res.API = usage(apiBefore, apiAfter, user, issued)
 	return res, b.cleanup(ctx, ns)
 }
 

@@ -43,6 +43,13 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "--null-issuer" {
+		if err := nullIssuerMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "null issuer:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

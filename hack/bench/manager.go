@@ -54,10 +54,6 @@ func startManager(bin, kubeconfig, logPath string, workers int, extra ...string)
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
 	args := append([]string{
 		"--cluster-resource-namespace=ejbca-issuer",
 		"--max-concurrent-reconciles=" + strconv.Itoa(workers),
@@ -66,6 +62,16 @@ func startManager(bin, kubeconfig, logPath string, workers int, extra ...string)
 		"--enable-pprof",
 		"--log-level=0",
 	}, extra...)
+	return startProcess(bin, args, addr, kubeconfig, logPath)
+}
+
+// startProcess runs bin with args (which make it serve Prometheus metrics on
+// addr) against kubeconfig and waits for its metrics endpoint.
+func startProcess(bin string, args []string, addr, kubeconfig, logPath string) (*managerProcess, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "POD_NAMESPACE=ejbca-issuer")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -190,10 +196,18 @@ func (m *managerProcess) metrics() (map[string]float64, error) {
 		return nil, err
 	}
 	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", m.metricsURL, res.Status)
+	}
 	body, err := io.ReadAll(res.Body)
 	if err != nil {
 		return nil, err
 	}
+	return parseMetrics(body), nil
+}
+
+// parseMetrics reads Prometheus text exposition into series -> value.
+func parseMetrics(body []byte) map[string]float64 {
 	out := map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {
 		if line == "" || line[0] == '#' {
@@ -208,7 +222,7 @@ func (m *managerProcess) metrics() (map[string]float64, error) {
 			out[line[:i]] = v
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (m *managerProcess) metric(series string) (float64, error) {

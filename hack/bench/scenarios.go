@@ -19,35 +19,81 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 )
 
+// scenarioIssue measures the ceiling with the null issuer and the manager
+// over mTLS and OAuth2 with the same workers, load and client limits, and
+// reports each manager run as a fraction of the ceiling. The null issuer
+// runs before and after the manager (the ceiling is the mean of the two, so
+// a drift of the shared machine shows), after an unreported warm-up run: the
+// first requests of a fresh API server are several times slower.
 func (b *bench) scenarioIssue(ctx context.Context, rep *report) error {
-	var results []*runResult
-	for _, auth := range []string{"mtls", "oauth2"} {
-		progress("issue: %d certificates over %s, %d workers, %s EJBCA latency", b.opts.count, auth, b.opts.workers, b.opts.latency)
-		r, err := b.issueRun(ctx, runConfig{Auth: auth, Workers: b.opts.workers, Latency: b.opts.latency, Count: b.opts.count})
+	progress("issue: warm-up, %d certificates answered by the null issuer (not reported)", min(b.opts.count, 100))
+	if _, err := b.issueRun(ctx, runConfig{Auth: "null", Workers: b.opts.workers, Count: min(b.opts.count, 100)}); err != nil {
+		return err
+	}
+	var results, nulls []*runResult
+	for _, auth := range []string{"null", "mtls", "oauth2", "null"} {
+		rc := runConfig{Auth: auth, Workers: b.opts.workers, Latency: b.opts.latency, Count: b.opts.count}
+		if auth == "null" {
+			rc.Latency = 0
+			progress("issue: the ceiling, %d certificates answered by the null issuer (one status write each, no EJBCA), %d workers", b.opts.count, b.opts.workers)
+		} else {
+			progress("issue: %d certificates over %s, %d workers, %s EJBCA latency", b.opts.count, auth, b.opts.workers, b.opts.latency)
+		}
+		r, err := b.issueRun(ctx, rc)
 		if err != nil {
 			return err
+		}
+		if auth == "null" {
+			nulls = append(nulls, r)
 		}
 		results = append(results, r)
 		rep.Results["issue"] = append(rep.Results["issue"], r)
 	}
-	fmt.Printf("\n### issue: %d approved CertificateRequests, one issuer, %d workers, %s per EJBCA call\n\n", b.opts.count, b.opts.workers, b.opts.latency)
+	var ceiling float64
+	for _, r := range nulls {
+		ceiling += r.CertsPerSecond / float64(len(nulls))
+	}
+	for _, r := range results {
+		if ceiling > 0 {
+			r.CeilingPerSecond = ceiling
+			r.FractionOfCeiling = r.CertsPerSecond / ceiling
+		}
+	}
+	fmt.Printf("\n### issue: %d approved CertificateRequests, one issuer, %d workers, %s per EJBCA call, client limits %d/%d\n\n",
+		b.opts.count, b.opts.workers, b.opts.latency, b.opts.qps, 2*b.opts.qps)
+	fmt.Printf("The ceiling is the null issuer's mean rate, %.1f certificates/s.\n\n", ceiling)
+	fmt.Println("| issuer | certs/s | ceiling certs/s | fraction of ceiling | API requests/cert | API writes/cert | API requests/cert by verb | CPU ms/cert | all clients' writes/cert |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		name := "ejbca-issuer, " + r.Auth
+		if r.Auth == "null" {
+			name = "null issuer"
+		}
+		var all float64
+		for _, v := range r.API.AllClientsWritesPerCert {
+			all += v
+		}
+		fmt.Printf("| %s | %.1f | %.1f | %.0f%% | %.2f | %.2f | %s | %.2f | %.2f |\n", name, r.CertsPerSecond, ceiling, 100*r.FractionOfCeiling,
+			r.API.RequestsPerCert, r.API.WritesPerCert, formatPerCert(r.API.PerCertByVerb), r.CPUMsPerCert, all)
+	}
+	fmt.Println()
 	printRuns(results)
 	return nil
 }
 
 func printRuns(results []*runResult) {
-	fmt.Println("| auth | workers | latency | certs | failed | certs/s | ideal/s | p50 ms | p95 ms | p99 ms | EJBCA calls/cert | TLS handshakes | tokens | CPU ms/cert | CPU cores | peak RSS MiB | peak heap MiB | kube req/s | kube req ms |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| auth | workers | latency | certs | failed | certs/s | ideal/s | p50 ms | p95 ms | p99 ms | EJBCA calls/cert | TLS handshakes | tokens | CPU ms/cert | CPU cores | peak RSS MiB | peak heap MiB | kube req/s | kube req ms | API req/cert | API writes/cert |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		var calls []string
 		for ep, n := range r.CallsPerCert {
 			calls = append(calls, fmt.Sprintf("%s %.2f", ep, n))
 		}
 		sort.Strings(calls)
-		fmt.Printf("| %s | %d | %s | %d | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %s | %d | %d | %.2f | %.2f | %.0f | %.0f | %.0f | %.0f |\n",
+		fmt.Printf("| %s | %d | %s | %d | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %s | %d | %d | %.2f | %.2f | %.0f | %.0f | %.0f | %.0f | %.1f | %.2f |\n",
 			r.Auth, r.Workers, r.Latency, r.Issued, r.Failed, r.CertsPerSecond, r.IdealPerSecond, r.P50Ms, r.P95Ms, r.P99Ms,
 			strings.Join(calls, ", "), r.TLSHandshakes, r.TokensIssued, r.CPUMsPerCert, r.CPUCores, r.PeakRSSMiB, r.PeakHeapMiB,
-			r.KubeWritesPerSec, r.KubeLatencyMs)
+			r.KubeWritesPerSec, r.KubeLatencyMs, r.API.RequestsPerCert, r.API.WritesPerCert)
 	}
 }
 

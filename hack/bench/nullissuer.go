@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"math/big"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/testenv"
+)
+
+// The null issuer is the ceiling the bench measures the manager against: a
+// controller with the manager's workers and client limits that watches every
+// CertificateRequest, as the manager does, and answers each approved request
+// of our issuer group with one status write (Ready=True and a fixed
+// self-signed certificate). It calls nothing else and writes nothing else:
+// whatever the manager issues more slowly than this is the cost of its own
+// work, not of the API server. It runs as its own process (this binary with
+// --null-issuer), so its CPU is measured like the manager's, and it is no
+// part of the manager binary.
+
+const nullIssuerUser = "bench-null-issuer"
+
+// nullIssuerMain runs the null issuer until SIGINT/SIGTERM. Its flags
+// follow the manager's names.
+func nullIssuerMain(args []string) error {
+	fs := flag.NewFlagSet("null-issuer", flag.ContinueOnError)
+	workers := fs.Int("max-concurrent-reconciles", 16, "")
+	qps := fs.Float64("kube-api-qps", 50, "")
+	burst := fs.Int("kube-api-burst", 100, "")
+	metricsAddr := fs.String("metrics-bind-address", "127.0.0.1:0", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctrl.SetLogger(logr.Discard())
+	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = float32(*qps), *burst
+	certPEM, err := selfSigned()
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: testenv.Scheme,
+		Metrics: metricsserver.Options{BindAddress: *metricsAddr}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		return err
+	}
+	r := &nullIssuer{c: mgr.GetClient(), cert: certPEM}
+	if err := ctrl.NewControllerManagedBy(mgr).Named("nullissuer").For(&cmapi.CertificateRequest{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: *workers}).Complete(r); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return mgr.Start(ctx)
+}
+
+type nullIssuer struct {
+	c    client.Client
+	cert []byte
+}
+
+func (r *nullIssuer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var cr cmapi.CertificateRequest
+	if err := r.c.Get(ctx, req.NamespacedName, &cr); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if cr.Spec.IssuerRef.Group != v1alpha1.GroupVersion.Group {
+		return ctrl.Result{}, nil
+	}
+	approved := false
+	for _, c := range cr.Status.Conditions {
+		switch {
+		case c.Type == cmapi.CertificateRequestConditionReady && c.Status == cmmeta.ConditionTrue,
+			c.Type == cmapi.CertificateRequestConditionReady && c.Reason == cmapi.CertificateRequestReasonFailed,
+			c.Type == cmapi.CertificateRequestConditionDenied && c.Status == cmmeta.ConditionTrue:
+			return ctrl.Result{}, nil
+		case c.Type == cmapi.CertificateRequestConditionApproved && c.Status == cmmeta.ConditionTrue:
+			approved = true
+		}
+	}
+	if !approved {
+		return ctrl.Result{}, nil
+	}
+	base := cr.DeepCopy()
+	now := metav1.Now()
+	cr.Status.Conditions = append(cr.Status.Conditions, cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionReady,
+		Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued, Message: "issued by the null issuer", LastTransitionTime: &now})
+	cr.Status.Certificate, cr.Status.CA = r.cert, r.cert
+	// One write per certificate: a merge patch of the status, no
+	// resourceVersion precondition.
+	return ctrl.Result{}, r.c.Status().Patch(ctx, &cr, client.MergeFrom(base))
+}
+
+func selfSigned() ([]byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "null issuer"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), DNSNames: []string{"null.example.com"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// startNullIssuer runs this binary as the null issuer, as its own API user.
+func (b *bench) startNullIssuer(ctx context.Context, logPath string, workers int) (*managerProcess, error) {
+	kubeconfig, err := b.clientUser(ctx, nullIssuerUser)
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"--null-issuer", "--max-concurrent-reconciles=" + strconv.Itoa(workers),
+		"--kube-api-qps=" + strconv.Itoa(b.opts.qps), "--kube-api-burst=" + strconv.Itoa(2*b.opts.qps),
+		"--metrics-bind-address=" + addr}
+	m, err := startProcess(self, args, addr, kubeconfig, logPath)
+	if err != nil {
+		return nil, fmt.Errorf("the null issuer: %w", err)
+	}
+	return m, nil
+}
