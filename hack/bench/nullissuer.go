@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -82,6 +83,10 @@ func nullIssuerMain(args []string) error {
 type nullIssuer struct {
 	c    client.Client
 	cert []byte
+	// written remembers the requests already answered: a reconcile queued
+	// by an earlier event (the approver's write) can run before the cache
+	// has seen the Ready write, and must not write again.
+	written sync.Map
 }
 
 func (r *nullIssuer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -106,6 +111,9 @@ func (r *nullIssuer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !approved {
 		return ctrl.Result{}, nil
 	}
+	if _, done := r.written.Load(cr.UID); done {
+		return ctrl.Result{}, nil
+	}
 	base := cr.DeepCopy()
 	now := metav1.Now()
 	cr.Status.Conditions = append(cr.Status.Conditions, cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionReady,
@@ -113,7 +121,11 @@ func (r *nullIssuer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	cr.Status.Certificate, cr.Status.CA = r.cert, r.cert
 	// One write per certificate: a merge patch of the status, no
 	// resourceVersion precondition.
-	return ctrl.Result{}, r.c.Status().Patch(ctx, &cr, client.MergeFrom(base))
+	if err := r.c.Status().Patch(ctx, &cr, client.MergeFrom(base)); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.written.Store(cr.UID, true)
+	return ctrl.Result{}, nil
 }
 
 func selfSigned() ([]byte, error) {
