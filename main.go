@@ -61,6 +61,9 @@ func run(args []string) error {
 	fs.DurationVar(&o.RetryWindow, "retry-window", time.Hour, "How long after a CertificateRequest's creation retryable EJBCA errors are retried before it is Failed.")
 	fs.DurationVar(&o.HealthCheckInterval, "issuer-health-check-interval", 5*time.Minute, "Time between checks of a Ready issuer (jittered); failing issuers are re-checked with backoff from 1m.")
 	fs.DurationVar(&o.EJBCATimeout, "ejbca-timeout", 30*time.Second, "Timeout of each call to EJBCA.")
+	fs.Float64Var(&o.DefaultRateLimit.QPS, "ejbca-qps", 0, "Default rate limit on each issuer's EJBCA calls, in calls per second, for issuers without spec.rateLimit; 0: no limit.")
+	fs.IntVar(&o.DefaultRateLimit.Burst, "ejbca-burst", 0, "Burst of --ejbca-qps (default: the qps).")
+	fs.IntVar(&o.DefaultRateLimit.MaxConcurrent, "ejbca-max-concurrent", 0, "Default bound on each issuer's EJBCA calls in flight at once, for issuers without spec.rateLimit; 0: no bound.")
 	fs.IntVar(&o.RequestLimits.MaxCSRBytes, "max-csr-bytes", controllers.DefaultMaxCSRBytes, "Largest CSR (PEM bytes of spec.request) sent to EJBCA; larger requests are Failed before EJBCA is called. 0: no limit.")
 	fs.IntVar(&o.RequestLimits.MaxSANs, "max-csr-sans", controllers.DefaultMaxSANs, "Most subject alternative names a CSR may carry; requests with more are Failed before EJBCA is called. 0: no limit.")
 	var qps float64

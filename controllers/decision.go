@@ -198,6 +198,13 @@ func decideResult(in Input) Decision {
 	}
 
 	msg := r.Err.Error()
+	var throttled *ThrottledError
+	if errors.As(r.Err, &throttled) {
+		// Never failed, and never an event each time: the limit is the
+		// issuer owner's choice.
+		d := pending(cr, fmt.Sprintf("Waiting: %s", msg), max(throttled.Wait, 10*time.Millisecond), EventRetrying, corev1.EventTypeNormal, "throttled")
+		return d
+	}
 	var still *StillIssuingError
 	if errors.As(r.Err, &still) {
 		// Never failed, even past the retry deadline: a new request would

@@ -54,3 +54,11 @@ type IssuerRefusedError struct{ Err error }
 
 func (e *IssuerRefusedError) Error() string { return e.Err.Error() }
 func (e *IssuerRefusedError) Unwrap() error { return e.Err }
+
+// ThrottledError: the issuer's rate limit on EJBCA calls holds the request
+// back until it lets a call go. The request is never Failed for it.
+type ThrottledError struct{ Wait time.Duration }
+
+func (e *ThrottledError) Error() string {
+	return "held back by the issuer's rate limit on EJBCA calls (spec.rateLimit, or the manager's --ejbca-qps); tried again as soon as the limit lets a call go"
+}

@@ -28,6 +28,9 @@ type Options struct {
 	EJBCATimeout time.Duration
 	// RequestLimits refuse oversized requests before EJBCA is called.
 	RequestLimits RequestLimits
+	// DefaultRateLimit bounds the EJBCA calls of issuers that set no
+	// rateLimit (zero QPS and MaxConcurrent: no bound).
+	DefaultRateLimit ejbca.Limit
 	// Lease says whether this process still leads; nil without leader
 	// election.
 	Lease *leadership.Lease
@@ -50,11 +53,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		clk = clock.RealClock{}
 	}
 	workers := max(o.MaxConcurrentReconciles, 1)
-	clients := issuerclients.New(mgr.GetClient(), mgr.GetAPIReader(), o.ClusterResourceNamespace, clk.Now, func(opts *ejbca.Options) {
+	clients := issuerclients.New(mgr.GetClient(), mgr.GetAPIReader(), o.ClusterResourceNamespace, clk.Now, func(iss v1alpha1.Issuer, opts *ejbca.Options) {
 		opts.Clock = clk
 		opts.Timeout = o.EJBCATimeout
 		opts.MaxIdleConnsPerHost = workers + 4
 		opts.OnRoundTrip = metrics.ObserveEJBCACall
+		opts.Limit = rateLimit(iss.GetSpec().RateLimit, o.DefaultRateLimit)
+		kind, ns, name := v1alpha1.KindOf(iss), iss.GetNamespace(), iss.GetName()
+		opts.OnThrottle = func(d time.Duration) { metrics.Throttled.WithLabelValues(kind, ns, name).Add(d.Seconds()) }
 	})
 	wakes := NewIssuerWakes()
 	reach := &Reachability{Client: mgr.GetClient(), Clients: clients, Clock: clk, Wakes: wakes}
@@ -87,4 +93,16 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Lease:                    o.Lease,
 		Issuers:                  wakes,
 	}).SetupWithManager(mgr)
+}
+
+// rateLimit is an issuer's rate limit, or the manager's default when it sets
+// none; nil when neither bounds anything.
+func rateLimit(spec *v1alpha1.RateLimit, def ejbca.Limit) *ejbca.Limit {
+	if spec != nil {
+		return &ejbca.Limit{QPS: float64(spec.QPS), Burst: int(spec.Burst), MaxConcurrent: int(spec.MaxConcurrent)}
+	}
+	if def.QPS <= 0 && def.MaxConcurrent <= 0 {
+		return nil
+	}
+	return &def
 }

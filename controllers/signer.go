@@ -96,6 +96,11 @@ func (s *Signer) Sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 		return SignResult{Err: &PermanentError{err.Error()}}
 	}
 	approvalUser := approvalEndEntityName(spec, sr, username)
+	if wait := cl.Admit(); wait > 0 {
+		// Not a worker blocked on the limit: the request comes back when
+		// a call can go.
+		return SignResult{Err: &ThrottledError{Wait: wait}}
+	}
 
 	var warnings []string
 	if hasApprovalRecord(sr) {

@@ -95,6 +95,15 @@ type IssuerSpec struct {
 	// +kubebuilder:validation:MaxItems=3
 	AllowedOverrides []Override `json:"allowedOverrides,omitempty"`
 
+	// RateLimit bounds the calls this issuer makes to EJBCA (enrolments,
+	// searches, approval polls and its health checks), shared by every
+	// worker and request of the issuer, so that a renewal storm cannot
+	// overload EJBCA. A request held back stays Pending and says so; it is
+	// never Failed for it. Unset: the manager's --ejbca-qps, --ejbca-burst
+	// and --ejbca-max-concurrent (no limit unless set).
+	// +optional
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+
 	// UnmetRequest says what happens when the certificate EJBCA issued does
 	// not carry what the request asked for (spec.isCA, or spec.usages that
 	// the certificate profile does not set):
@@ -105,6 +114,25 @@ type IssuerSpec struct {
 	// +optional
 	// +kubebuilder:default=Warn
 	UnmetRequest UnmetRequestPolicy `json:"unmetRequest,omitempty"`
+}
+
+// RateLimit is a token bucket of calls to EJBCA and a bound on the calls in
+// flight at once.
+type RateLimit struct {
+	// QPS is the sustained rate, in calls per second.
+	// +kubebuilder:validation:Minimum=1
+	QPS int32 `json:"qps"`
+
+	// Burst is how many calls may go at once after a quiet spell. Default:
+	// qps.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Burst int32 `json:"burst,omitempty"`
+
+	// MaxConcurrent bounds the calls in flight at once; 0 means no bound.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxConcurrent int32 `json:"maxConcurrent,omitempty"`
 }
 
 // UnmetRequestPolicy is what to do with a certificate that lacks what its

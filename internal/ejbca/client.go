@@ -65,6 +65,10 @@ type Options struct {
 	// Clock times calls, token expiry, search windows and Retry-After
 	// dates; nil means the real clock.
 	Clock clock.PassiveClock
+	// Limit bounds the calls to EJBCA (nil: none); OnThrottle is told how
+	// long a call waited for it.
+	Limit      *Limit
+	OnThrottle func(time.Duration)
 }
 
 // Client talks to one EJBCA with one credential. It is safe for concurrent
@@ -80,6 +84,7 @@ type Client struct {
 	maxBody     int64
 	onRoundTrip func(string, int, time.Duration)
 	clock       clock.PassiveClock
+	limit       *limiter
 	chains      chainCache
 	// noSearchV2 is set once the server answered 404 to the v2 search.
 	noSearchV2 atomic.Bool
@@ -113,6 +118,7 @@ func New(o Options) (*Client, error) {
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
 	}
+	c.limit = newLimiter(o.Limit, o.OnThrottle)
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
 	}
@@ -271,6 +277,12 @@ func (c *Client) sendOnce(ctx context.Context, r request) (*response, string, er
 		WroteRequest:     func(httptrace.WroteRequestInfo) { wrote.Store(true) },
 		TLSHandshakeDone: func(_ tls.ConnectionState, err error) { handshakeFailed.Store(err != nil) },
 	}))
+	release, err := c.limit.acquire(ctx, c.clock.Now)
+	if err != nil {
+		return nil, token, &Error{Endpoint: r.endpoint, Kind: KindRetryable, NotSent: true,
+			Message: "held back by the issuer's rate limit until the call's deadline", Err: err}
+	}
+	defer release()
 	start := c.clock.Now()
 	res, err := c.http.Do(req)
 	if err != nil {

@@ -2,6 +2,8 @@ package ejbcasim
 
 import (
 	"net/http"
+	"slices"
+	"time"
 )
 
 // Counters is a snapshot of what the simulator has seen, for tests and
@@ -83,4 +85,27 @@ func (s *Sim) countHandshake() {
 // authentication, and not itself counted.
 func (s *Sim) handleCounters(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.Counters())
+}
+
+// maxArrivals bounds the arrival times kept per endpoint.
+const maxArrivals = 20000
+
+// noteArrival records when a call of endpoint arrived.
+func (s *Sim) noteArrival(endpoint string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.arrivals == nil {
+		s.arrivals = map[string][]time.Time{}
+	}
+	if len(s.arrivals[endpoint]) < maxArrivals {
+		s.arrivals[endpoint] = append(s.arrivals[endpoint], time.Now())
+	}
+}
+
+// Arrivals lists when the calls of endpoint arrived (wall clock, in
+// order, at most 20000), for tests of how clients pace their calls.
+func (s *Sim) Arrivals(endpoint string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.arrivals[endpoint])
 }

@@ -97,6 +97,7 @@ type Sim struct {
 
 	faults   map[string][]*faultEntry
 	counters Counters
+	arrivals map[string][]time.Time
 }
 
 // Start builds the simulator's PKI and default contents, listens on
@@ -353,6 +354,7 @@ func (s *Sim) serveEndpoint(ep endpoint) http.Handler {
 			return
 		}
 		defer s.inflight.Done()
+		s.noteArrival(ep.name)
 		if s.isDown() {
 			abortConnection(w)
 			return

@@ -27,7 +27,7 @@ type Cache struct {
 	objects                  client.Reader
 	clusterResourceNamespace string
 	now                      func() time.Time
-	tune                     func(*ejbca.Options)
+	tune                     func(v1alpha1.Issuer, *ejbca.Options)
 
 	mu      sync.Mutex
 	entries map[types.UID]*entry
@@ -45,7 +45,7 @@ type entry struct {
 // held in memory); objects reads the data itself when a client is (re)built,
 // uncached. tune, if not nil, adjusts every client's options (timeouts, pool
 // size, metrics).
-func New(metadata, objects client.Reader, clusterResourceNamespace string, now func() time.Time, tune func(*ejbca.Options)) *Cache {
+func New(metadata, objects client.Reader, clusterResourceNamespace string, now func() time.Time, tune func(v1alpha1.Issuer, *ejbca.Options)) *Cache {
 	if now == nil {
 		now = time.Now
 	}
@@ -135,7 +135,7 @@ func (c *Cache) build(ctx context.Context, iss v1alpha1.Issuer) (*ejbca.Client, 
 		return nil, err
 	}
 	if c.tune != nil {
-		c.tune(&opts)
+		c.tune(iss, &opts)
 	}
 	return ejbca.New(opts)
 }

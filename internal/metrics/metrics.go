@@ -51,6 +51,13 @@ var (
 		Help: "1 when the issuer is Ready, 0 when not.",
 	}, []string{"kind", "namespace", "name"})
 
+	// Throttled counts the seconds requests and calls were held back by an
+	// issuer's rate limit on EJBCA calls.
+	Throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ejbca_issuer_ejbca_throttled_seconds_total",
+		Help: "Seconds requests and calls were held back by the issuer's rate limit on EJBCA calls.",
+	}, []string{"kind", "namespace", "name"})
+
 	// KubeRequestDuration times the manager's requests to the Kubernetes API
 	// server, the usual limit on throughput once EJBCA is fast enough.
 	KubeRequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -67,7 +74,7 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks, KubeRequestDuration)
+	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks, KubeRequestDuration, Throttled)
 }
 
 // ObserveEJBCACall records one call; it fits ejbca.Options.OnRoundTrip.
