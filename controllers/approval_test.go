@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,9 +80,7 @@ func TestApprovalFlowApproved(t *testing.T) {
 		t.Errorf("calls: pkcs10enroll=%d (the refused one-call enrolment) endentity=%d certificaterequest=%d enrolments=%d; want 1 each",
 			c.Get("pkcs10enroll"), c.Get("endentity"), c.Get("certificaterequest"), c.Enrollments)
 	}
-	if !slices.Contains(events(t, cr), controllers.EventWaitingForApproval) {
-		t.Error("no WaitingForApproval event")
-	}
+	waitEventReason(t, cr, controllers.EventWaitingForApproval)
 	// The manager never deletes Secrets: the used enrolment Secret stays,
 	// owned by the request, until garbage collection removes it with it.
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secretName}, &secret); err != nil || !metav1.IsControlledBy(&secret, cr) {

@@ -161,6 +161,11 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		d = Decide(in)
 	}
 	log.V(1).Info("decided", "status", d.Status, "reason", d.Reason, "message", d.Message, "requeueAfter", d.RequeueAfter)
+	if !r.Lease.Holds() {
+		// Deposed while deciding (frozen in the EJBCA call, say): the new
+		// leader writes; a write from here could only be stale.
+		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+	}
 	return r.apply(ctx, cr, issuer, d)
 }
 

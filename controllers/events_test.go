@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // waitEvent waits for an event on obj with the type and reason whose
@@ -66,4 +68,16 @@ func TestDurationMismatchIsAWarning(t *testing.T) {
 	})
 	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
 	waitEvent(t, cr, corev1.EventTypeWarning, controllers.EventDurationMismatch, "not the requested 2160h0m0s: the issuer's useRequestedDuration is off")
+}
+
+// waitEventReason waits for an event with reason on obj: events are
+// recorded asynchronously, after the status.
+func waitEventReason(t *testing.T, obj client.Object, reason string) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() string {
+		if !slices.Contains(events(t, obj), reason) {
+			return "no " + reason + " event on " + obj.GetName() + "; events: " + strings.Join(events(t, obj), ", ")
+		}
+		return ""
+	})
 }

@@ -143,10 +143,13 @@ func New(o Options) (*Client, error) {
 	// its dial running), and those beyond the idle pool are closed and
 	// later redialled.
 	c.transport = &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsConfig,
-		TLSHandshakeTimeout:   min(10*time.Second, c.timeout/2),
+		Proxy:           http.ProxyFromEnvironment,
+		DialContext:     (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig: tlsConfig,
+		// A stalled handshake shows as itself, not as the call's deadline;
+		// on a loaded machine a handshake can take a while, so never under
+		// a second (nor over the call's timeout).
+		TLSHandshakeTimeout:   min(10*time.Second, c.timeout, max(c.timeout/2, time.Second)),
 		MaxIdleConns:          idle,
 		MaxIdleConnsPerHost:   idle,
 		MaxConnsPerHost:       idle,
