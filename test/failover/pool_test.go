@@ -245,17 +245,17 @@ func (p *pool) standbys(pid int) int {
 	return n
 }
 
-// frozen counts the processes stopped by SIGSTOP now.
-func (p *pool) frozen() int {
+// frozenNow lists the processes stopped by SIGSTOP now.
+func (p *pool) frozenNow() []*proc {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := 0
+	var out []*proc
 	for _, pr := range p.procs {
 		if pr.alive() && pr.isFrozen() {
-			n++
+			out = append(out, pr)
 		}
 	}
-	return n
+	return out
 }
 
 // stop ends every manager (SIGTERM, which releases the lease; SIGKILL after

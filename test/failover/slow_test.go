@@ -60,11 +60,16 @@ func TestSlowEJBCA(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	// Count once no manager is frozen (a frozen one could still hold a
-	// call it decided on) and EJBCA has finished every call it got.
+	// Count once the managers frozen now (one could hold a call it decided
+	// on before its freeze) are gone, and EJBCA has finished every call it
+	// got. The requests are final: no manager decides to call for them any
+	// more.
+	frozen := suite.pool.frozenNow()
 	if err := eventually(90*time.Second, func() string {
-		if n := suite.pool.frozen(); n > 0 {
-			return fmt.Sprintf("%d managers frozen", n)
+		for _, p := range frozen {
+			if p.alive() {
+				return p.String() + " was frozen when the requests were issued and still runs"
+			}
 		}
 		return suite.ejB.inFlight(all)
 	}); err != nil {
