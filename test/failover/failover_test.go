@@ -62,15 +62,22 @@ type round struct {
 const batch = 3
 
 // TestLeaderFailover freezes (SIGSTOP, then SIGCONT once a standby leads)
-// or kills (SIGKILL) the leading manager with a batch of requests in
-// flight, round after round, each round stopping the leader at another
-// point: while EJBCA works on its enrolments, between writing a request's
-// enrolment marker and calling EJBCA, during a lease renewal, or at a random
-// moment. Rounds overlap: a round's requests may still settle (12 s) while
-// the next round runs. For every round: every request ends Issued with
-// exactly one certificate from EJBCA (the one it holds), finalize is never
-// called, and a resumed leader makes no EJBCA issuing call it decided on
-// after it was resumed, then exits.
+// or kills (SIGKILL) the leading manager with a batch of 3 requests in
+// flight, 20 rounds each, every round stopping the leader at a chosen point:
+// while EJBCA works on its enrolments; after the API server wrote a
+// request's enrolment marker, before the manager read the answer (its call
+// would come next), resumed at once or only after the new leader enrolled
+// the request itself past the settle time; while the TLS handshake of its
+// enrolment call is under way, past the settle time; during a lease renewal
+// whose answer it never gets; or at a random moment. Rounds overlap (a
+// round's requests may still settle while the next round runs); the two
+// subtests take turns, one failover at a time. For every round:
+//   - every request ends Issued with exactly one certificate from EJBCA,
+//     the one it holds, and finalize is never called;
+//   - the new leader took over no sooner than a held lease allows;
+//   - the resumed leader makes no EJBCA issuing call it decided on after
+//     it was resumed (judged from its marker writes), never writes the
+//     lease again, and exits.
 func TestLeaderFailover(t *testing.T) {
 	t.Parallel()
 	// The two subtests take turns, one failover at a time, so that their
@@ -118,7 +125,7 @@ func runRounds(t *testing.T, turn *sync.Mutex, prefix string, kill bool, modes [
 	for i := range results {
 		t.Logf("%s", results[i])
 		for _, p := range problems[i] {
-			t.Errorf("round %d: %s", i, p)
+			t.Errorf("round %s%02d: %s", prefix, i, p)
 		}
 		if len(problems[i]) > 0 {
 			failed++
