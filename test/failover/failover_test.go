@@ -86,8 +86,8 @@ func TestLeaderFailover(t *testing.T) {
 	t.Run("freeze", func(t *testing.T) {
 		t.Parallel()
 		runRounds(t, &turn, "fz", false, []string{
-			midCall, decisionLong, renewal, atRandom, inCall, decision, midCall, renewal, atRandom, decision,
-			midCall, renewal, decisionLong, atRandom, inCall, midCall, renewal, decision, atRandom, midCall,
+			midCall, inCall, renewal, atRandom, decisionLong, midCall, inCall, renewal, decision, atRandom,
+			inCall, midCall, renewal, decisionLong, inCall, decision, atRandom, renewal, decision, midCall,
 		})
 	})
 	t.Run("kill", func(t *testing.T) {
