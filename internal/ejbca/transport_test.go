@@ -71,7 +71,7 @@ func TestTLSFailuresSayWhichSideToFix(t *testing.T) {
 			[]string{"first record does not look like a TLS handshake", "does not speak TLS", "HTTPS port"}},
 		{"closes at once", func(o *ejbca.Options) { o.URL = closing },
 			[]string{"EOF", "closed the connection during the TLS handshake"}},
-		{"never answers the handshake", func(o *ejbca.Options) { o.URL, o.Timeout = silent, 3 * time.Second },
+		{"never answers the handshake", func(o *ejbca.Options) { o.URL, o.Timeout = silent, 3*time.Second },
 			[]string{"TLS handshake timeout", "did not complete the TLS handshake"}},
 		{"untrusted server", func(o *ejbca.Options) { o.Roots = nil },
 			[]string{"certificate signed by unknown authority", "fix it on the issuer's side: caBundle"}},
