@@ -207,10 +207,13 @@ type apiWrite struct {
 	request  string // namespace/name of a CertificateRequest, for marker and status
 	holder   string // the lease holder written, for lease writes
 	received time.Time
-	// answered is when the response header went back to the manager, status
-	// the API server's answer (0 if none).
+	// answered is when the response header went back to the manager, and
+	// status what it got (0: nothing, it had gone); upstream is the API
+	// server's answer (a write it carried out even if the manager never
+	// learnt it).
 	answered time.Time
 	status   int
+	upstream int
 }
 
 // apiHook freezes (or kills) a process at an exact point: when the API
@@ -328,6 +331,7 @@ func (px *apiProxy) modifyResponse(resp *http.Response) error {
 	}
 	ok := resp.StatusCode/100 == 2
 	px.mu.Lock()
+	rec.upstream = resp.StatusCode
 	if ok && rec.kind == "lease" && rec.holder != "" {
 		px.identities[rec.holder] = rec.pid
 	}
@@ -351,6 +355,20 @@ func (px *apiProxy) modifyResponse(resp *http.Response) error {
 		}
 	}
 	return nil
+}
+
+// lastRenewal is when pid's last lease write the API server carried out
+// before t was received.
+func (px *apiProxy) lastRenewal(pid int, t time.Time) time.Time {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	var last time.Time
+	for _, w := range px.writes {
+		if w.pid == pid && w.kind == "lease" && w.holder != "" && w.upstream/100 == 2 && w.received.Before(t) && w.received.After(last) {
+			last = w.received
+		}
+	}
+	return last
 }
 
 // arm installs a hook; only one at a time.
@@ -381,14 +399,14 @@ func (px *apiProxy) snapshot() []apiWrite {
 	return out
 }
 
-// leader is the process of the last successful lease write that names a
-// holder, and when it was sent.
+// leader is the process of the last lease write the API server carried
+// out, and when it was sent; 0 when that write named no holder.
 func (px *apiProxy) leader() (pid int, at time.Time) {
 	px.mu.Lock()
 	defer px.mu.Unlock()
 	for i := len(px.writes) - 1; i >= 0; i-- {
 		w := px.writes[i]
-		if w.kind == "lease" && w.status/100 == 2 {
+		if w.kind == "lease" && w.upstream/100 == 2 {
 			if w.holder == "" {
 				return 0, w.received
 			}
