@@ -56,10 +56,10 @@ type round struct {
 	// sinceRenewal is from the old leader's last renewal to the new
 	// leader's lease write.
 	sinceRenewal time.Duration
-	resumeAt  time.Time // SIGCONT sent
-	logAt     int64     // the old leader's log size at SIGCONT
-	resumed   chan struct{}
-	fallback  string
+	resumeAt     time.Time // SIGCONT sent
+	logAt        int64     // the old leader's log size at SIGCONT
+	resumed      chan struct{}
+	fallback     string
 }
 
 const batch = 3
