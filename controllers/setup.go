@@ -59,6 +59,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		opts.MaxIdleConnsPerHost = workers + 4
 		opts.OnRoundTrip = metrics.ObserveEJBCACall
 		opts.Limit = rateLimit(iss.GetSpec().RateLimit, o.DefaultRateLimit)
+		if o.Lease != nil {
+			opts.MayConnect = o.Lease.Holds
+		}
 		kind, ns, name := v1alpha1.KindOf(iss), iss.GetNamespace(), iss.GetName()
 		opts.OnThrottle = func(d time.Duration) { metrics.Throttled.WithLabelValues(kind, ns, name).Add(d.Seconds()) }
 	})

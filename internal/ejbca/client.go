@@ -69,7 +69,17 @@ type Options struct {
 	// long a call waited for it.
 	Limit      *Limit
 	OnThrottle func(time.Duration)
+	// MayConnect, when set, is asked at the end of every TLS handshake with
+	// EJBCA, after the server was verified and before any request is sent
+	// on the connection; false fails the handshake. The manager gives its
+	// leader election lease here: a process frozen in a handshake past its
+	// lease (the new leader may have enrolled since) must not send the call
+	// when it wakes.
+	MayConnect func() bool
 }
+
+// ErrNotLeading fails a TLS handshake of a process that no longer leads.
+var ErrNotLeading = errors.New("this process no longer holds the leader election lease, so it sends nothing to EJBCA")
 
 // Client talks to one EJBCA with one credential. It is safe for concurrent
 // use and keeps its connections (and OAuth2 token) alive between calls, so
@@ -137,6 +147,14 @@ func New(o Options) (*Client, error) {
 		// send none): EJBCA's refusal (a TLS alert, unknown_ca) names the
 		// real fault, where "no client certificate received" would not.
 		tlsConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	}
+	if may := o.MayConnect; may != nil {
+		tlsConfig.VerifyConnection = func(tls.ConnectionState) error {
+			if !may() {
+				return ErrNotLeading
+			}
+			return nil
+		}
 	}
 	// MaxConnsPerHost: without a cap, a burst of calls dials more
 	// connections than it uses (a call served by a freed connection leaves

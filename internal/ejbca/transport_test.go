@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,5 +94,28 @@ func TestTLSFailuresSayWhichSideToFix(t *testing.T) {
 				t.Errorf("retryable %v, may have issued %v: %v", ejbca.IsRetryable(err), ejbca.MayHaveIssued(err), err)
 			}
 		})
+	}
+}
+
+// TestMayConnectGatesNewConnections: a process that no longer leads sends
+// nothing on a new connection; the call fails as never sent.
+func TestMayConnectGatesNewConnections(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, ejbcasim.Config{})
+	var leading atomic.Bool
+	o := options(t, sim, modeMTLS)
+	o.MayConnect = leading.Load
+	c := newClient(t, o)
+	csr, _ := simpleCSR(t, "gated.example.com")
+	_, err := c.Enroll(ctxFor(t), enrolment(csr, "gated"))
+	if err == nil || ejbca.MayHaveIssued(err) || !strings.Contains(err.Error(), "no longer holds the leader election lease") {
+		t.Fatalf("Enroll while not leading = %v, want a call never sent", err)
+	}
+	if n := sim.Counters().Get("pkcs10enroll"); n != 0 {
+		t.Fatalf("%d enrolments reached EJBCA from a process that does not lead", n)
+	}
+	leading.Store(true)
+	if _, err := c.Enroll(ctxFor(t), enrolment(csr, "gated")); err != nil {
+		t.Fatalf("Enroll while leading: %v", err)
 	}
 }
