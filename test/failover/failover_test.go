@@ -11,6 +11,8 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+
+	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
 // Where in the leader's work a round stops it.
@@ -501,40 +503,81 @@ func logMessage(line string) string {
 // the round's requests, with the process that made it: the evidence for a
 // failed round.
 func timeline(r *round) string {
+	return fmt.Sprintf("timeline of round %s (times from the stop of %s; resumed at %s):%s", r.name, r.old,
+		relTo(r.stopAt, r.resumeAt), requestTimeline(r.crs, suite.ejA, suite.simA, r.stopAt))
+}
+
+func relTo(ref, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Sub(ref).Round(time.Millisecond).String()
+}
+
+// requestTimeline lists, relative to ref, every EJBCA call (through px) and
+// API write for the requests, the managers' starts, signals and exits
+// around them, and the certificates EJBCA issued to them.
+func requestTimeline(crs []*cmapi.CertificateRequest, px *ejbcaProxy, sim *ejbcasim.Sim, ref time.Time) string {
 	type event struct {
 		at   time.Time
 		line string
 	}
 	users := map[string]bool{}
-	for _, cr := range r.crs {
+	for _, cr := range crs {
 		users[username(cr)] = true
 	}
-	rel := func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return t.Sub(r.stopAt).Round(time.Millisecond).String()
-	}
+	rel := func(t time.Time) string { return relTo(ref, t) }
 	var events []event
-	for _, c := range suite.ejA.snapshot() {
+	first, last := time.Time{}, time.Time{}
+	note := func(t time.Time) {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+		if t.After(last) {
+			last = t
+		}
+	}
+	for _, c := range px.snapshot() {
 		if users[c.username] {
+			note(c.received)
 			events = append(events, event{c.received, fmt.Sprintf("%s %s by pid %d: received %s, delivered %s, EJBCA done %s (%d), answered %s (%d)",
 				c.endpoint, c.username, c.pid, rel(c.received), rel(c.delivered), rel(c.simDone), c.status, rel(c.answered), c.answeredStatus)})
 		}
 	}
 	for _, w := range suite.api.snapshot() {
 		if users[w.request] {
-			events = append(events, event{w.received, fmt.Sprintf("%s write %s by pid %d: received %s, answered %s (%d)",
-				w.kind, w.request, w.pid, rel(w.received), rel(w.answered), w.status)})
+			note(w.received)
+			events = append(events, event{w.received, fmt.Sprintf("%s write %s by pid %d: received %s, answered %s (%d, API server %d)",
+				w.kind, w.request, w.pid, rel(w.received), rel(w.answered), w.status, w.upstream)})
 		}
 	}
-	sort.Slice(events, func(i, j int) bool { return events[i].at.Before(events[j].at) })
+	for _, p := range suite.pool.all() {
+		in := func(t time.Time) bool {
+			return !t.IsZero() && !t.Before(first.Add(-5*time.Second)) && !t.After(last.Add(5*time.Second))
+		}
+		if in(p.started) {
+			events = append(events, event{p.started, fmt.Sprintf("pid %d started at %s", p.pid, rel(p.started))})
+		}
+		for _, e := range p.history() {
+			if in(e.at) {
+				events = append(events, event{e.at, fmt.Sprintf("pid %d got %s at %s", p.pid, e.sig, rel(e.at))})
+			}
+		}
+		if exited, _ := p.exit(); in(exited) {
+			events = append(events, event{exited, fmt.Sprintf("pid %d exited at %s", p.pid, rel(exited))})
+		}
+	}
+	for _, w := range suite.api.snapshot() {
+		if w.kind == "lease" && w.upstream/100 == 2 && !w.received.Before(first.Add(-5*time.Second)) && !w.received.After(last) {
+			events = append(events, event{w.received, fmt.Sprintf("lease written by pid %d (holder %q) at %s", w.pid, w.holder, rel(w.received))})
+		}
+	}
+	sort.SliceStable(events, func(i, j int) bool { return events[i].at.Before(events[j].at) })
 	var b strings.Builder
-	fmt.Fprintf(&b, "timeline of round %s (times from the stop of %s; resumed at %s):", r.name, r.old, rel(r.resumeAt))
 	for _, e := range events {
 		b.WriteString("\n\t" + e.line)
 	}
-	for _, c := range suite.simA.Issued() {
+	for _, c := range sim.Issued() {
 		if users[c.Username] {
 			fmt.Fprintf(&b, "\n\tEJBCA issued %X to %s", c.Serial, c.Username)
 		}

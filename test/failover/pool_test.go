@@ -26,6 +26,7 @@ type proc struct {
 	exitErr error
 	exited  time.Time
 	frozen  bool
+	signals []sigEvent
 }
 
 func (p *proc) String() string { return fmt.Sprintf("manager %d.%d (pid %d)", p.slot, p.gen, p.pid) }
@@ -54,7 +55,20 @@ func (p *proc) signal(sig syscall.Signal) error {
 	case syscall.SIGCONT:
 		p.frozen = false
 	}
+	p.signals = append(p.signals, sigEvent{time.Now(), sig})
 	return syscall.Kill(p.pid, sig)
+}
+
+type sigEvent struct {
+	at  time.Time
+	sig syscall.Signal
+}
+
+// history lists the process's start, signals and exit.
+func (p *proc) history() []sigEvent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]sigEvent(nil), p.signals...)
 }
 
 // waitStopped polls until every thread of the process is stopped (state
@@ -205,6 +219,13 @@ func (p *pool) spawn(slot, gen int) (*proc, error) {
 		close(pr.done)
 	}()
 	return pr, nil
+}
+
+// all lists every process started so far.
+func (p *pool) all() []*proc {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*proc(nil), p.procs...)
 }
 
 // livePIDs are the processes running now (frozen ones included).

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -75,8 +76,19 @@ func TestSlowEJBCA(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range checkOnce(suite.simB, all) {
-		t.Error(p)
+	if problems := checkOnce(suite.simB, all); len(problems) > 0 {
+		for _, p := range problems {
+			t.Error(p)
+		}
+		var doubled []*cmapi.CertificateRequest
+		for _, cr := range all {
+			for _, p := range problems {
+				if strings.HasPrefix(p, cr.Name+":") {
+					doubled = append(doubled, cr)
+				}
+			}
+		}
+		t.Errorf("timeline (from the test's start):%s", requestTimeline(doubled, suite.ejB, suite.simB, start))
 	}
 
 	// How often the race of issue 17 was run: a search for a request while
