@@ -138,13 +138,18 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	o.Options.Lease = held
 	o.Options.SecretsNamespaceOnly = o.SecretsInClusterResourceNamespaceOnly
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                              Scheme(),
-		Metrics:                             metricsOpts,
-		HealthProbeBindAddress:              o.HealthProbeBindAddress,
-		LeaderElection:                      o.LeaderElection,
-		LeaderElectionID:                    LeaderElectionID,
-		LeaderElectionNamespace:             leNamespace,
-		LeaderElectionReleaseOnCancel:       true,
+		Scheme:                  Scheme(),
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		LeaderElection:          o.LeaderElection,
+		LeaderElectionID:        LeaderElectionID,
+		LeaderElectionNamespace: leNamespace,
+		// No release on the way out: a leader woken from a freeze releases
+		// with what it last saw, which can hand the lease away from the
+		// process that took over meanwhile, and two processes then act
+		// while each trusts its own last renewal. A clean shutdown costs
+		// the standby one lease duration of waiting instead.
+		LeaderElectionReleaseOnCancel:       false,
 		LeaderElectionResourceLockInterface: lock,
 		LeaseDuration:                       &lease,
 		RenewDeadline:                       &renew,
