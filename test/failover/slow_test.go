@@ -15,8 +15,8 @@ import (
 )
 
 // TestSlowEJBCA: EJBCA takes longer than the managers' 1 s EJBCA timeout
-// to carry out each enrolment (1.2-3 s, every fourth 6-9 s: still within
-// the 12 s settle time) and finishes it after the manager gave up (issue
+// to carry out each enrolment (1.2-3 s, every fourth 8.5-10 s: still
+// within the 12 s settle time) and finishes it after the manager gave up (issue
 // 17's first double). The recovery search that follows runs while EJBCA is
 // still issuing, and finds nothing: the test asserts that it did. Requests
 // come in overlapping waves, while TestLeaderFailover changes leaders. Each
@@ -29,10 +29,12 @@ func TestSlowEJBCA(t *testing.T) {
 	for i := 0; i < 4*waves*perWave; i++ {
 		d := 1200*time.Millisecond + time.Duration(rand.Int64N(int64(1800*time.Millisecond)))
 		if i%4 == 3 {
-			// A very slow one, still done within the settle time: the
-			// first recovery search (about 3 s after the call, or when a
-			// new leader takes over) certainly runs before EJBCA is done.
-			d = 6*time.Second + time.Duration(rand.Int64N(int64(3*time.Second)))
+			// A very slow one, still done within the settle time (12 s
+			// after the marker, which precedes the call): the first
+			// recovery search (1 s + the retry backoff, which grows with the
+			// request's age, or when a new leader takes over) runs before
+			// EJBCA is done.
+			d = 8500*time.Millisecond + time.Duration(rand.Int64N(int64(1500*time.Millisecond)))
 		}
 		suite.simB.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, Processing: d})
 	}
