@@ -430,6 +430,15 @@ func verifyRound(r *round) (summary string, problems []string) {
 
 	// What the old leader sent after it was resumed.
 	writes := suite.api.snapshot()
+	users := map[string]bool{}
+	for _, cr := range r.crs {
+		users[username(cr)] = true
+	}
+	for _, c := range suite.ejA.snapshot() {
+		if c.pid == 0 && c.issuing() && users[c.username] {
+			problems = append(problems, fmt.Sprintf("%s for %s %s after the stop came from a process the proxy could not tell", c.endpoint, c.username, relTo(r.stopAt, c.received)))
+		}
+	}
 	var late, lateWrites []string
 	for _, px := range []*ejbcaProxy{suite.ejA, suite.ejB} {
 		for _, c := range px.snapshot() {

@@ -96,20 +96,47 @@ func listenTLS(ca *testCA, onHello func(*tls.ClientHelloInfo)) (net.Listener, st
 
 type connKey struct{}
 
-// connInfo is a proxied connection; pid is looked up on its first request.
+// attributor tells which manager process each proxied connection belongs
+// to. It looks when the connection's TLS ClientHello arrives (the process
+// that just connected is certainly alive), and again on the first request
+// if that found none.
+type attributor struct {
+	pool   *pool
+	byConn sync.Map // the raw net.Conn -> pid
+}
+
+func (a *attributor) hello(h *tls.ClientHelloInfo) int {
+	pid := peerPID(h.Conn, a.pool.livePIDs())
+	a.byConn.Store(h.Conn, pid)
+	return pid
+}
+
+func (a *attributor) connContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, &connInfo{conn: c, a: a})
+}
+
+// connInfo is a proxied connection; its pid is settled on its first request.
 type connInfo struct {
 	conn net.Conn
+	a    *attributor
 	once sync.Once
 	pid  int
 }
 
-func (c *connInfo) owner(p *pool) int {
-	c.once.Do(func() { c.pid = peerPID(c.conn, p.livePIDs()) })
+func (c *connInfo) owner() int {
+	c.once.Do(func() {
+		raw := c.conn
+		if tc, ok := c.conn.(*tls.Conn); ok {
+			raw = tc.NetConn()
+		}
+		if v, ok := c.a.byConn.LoadAndDelete(raw); ok {
+			c.pid = v.(int)
+		}
+		if c.pid == 0 {
+			c.pid = peerPID(c.conn, c.a.pool.livePIDs())
+		}
+	})
 	return c.pid
-}
-
-func withConn(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connInfo{conn: c})
 }
 
 // peerPID finds which of the candidate processes owns the client end of c
@@ -256,7 +283,8 @@ func startAPIProxy(cfg *rest.Config, ca *testCA, p *pool) (*apiProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, u, err := listenTLS(ca, nil)
+	at := &attributor{pool: p}
+	ln, u, err := listenTLS(ca, func(h *tls.ClientHelloInfo) { at.hello(h) })
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +296,7 @@ func startAPIProxy(cfg *rest.Config, ca *testCA, p *pool) (*apiProxy, error) {
 		ModifyResponse: px.modifyResponse,
 		ErrorLog:       quietLog(),
 	}
-	px.srv = &http.Server{Handler: px, ConnContext: withConn, ErrorLog: quietLog(), ReadHeaderTimeout: 30 * time.Second}
+	px.srv = &http.Server{Handler: px, ConnContext: at.connContext, ErrorLog: quietLog(), ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = px.srv.Serve(ln) }()
 	return px, nil
 }
@@ -293,7 +321,7 @@ func (px *apiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	rec := &apiWrite{pid: ci.owner(px.pool), method: r.Method, path: r.URL.Path, kind: "other", received: time.Now()}
+	rec := &apiWrite{pid: ci.owner(), method: r.Method, path: r.URL.Path, kind: "other", received: time.Now()}
 	switch m := crPath.FindStringSubmatch(r.URL.Path); {
 	case strings.HasPrefix(r.URL.Path, leasePath):
 		rec.kind = "lease"
@@ -451,6 +479,8 @@ type ejbcaProxy struct {
 	pool *pool
 	rp   *httputil.ReverseProxy
 
+	at *attributor
+
 	mu    sync.Mutex
 	calls []*ejbcaCall
 	hello *helloHook
@@ -488,10 +518,11 @@ func (px *ejbcaProxy) disarmHello(h *helloHook) bool {
 }
 
 func (px *ejbcaProxy) onHello(hello *tls.ClientHelloInfo) {
+	pid := px.at.hello(hello)
 	px.mu.Lock()
 	h := px.hello
 	px.mu.Unlock()
-	if h == nil || peerPID(hello.Conn, px.pool.livePIDs()) != h.pid || !h.ready() {
+	if h == nil || pid != h.pid || !h.ready() {
 		return
 	}
 	if !px.disarmHello(h) {
@@ -512,7 +543,7 @@ func startEJBCAProxy(sim *ejbcasim.Sim, ca *testCA, p *pool) (*ejbcaProxy, error
 	if err != nil {
 		return nil, err
 	}
-	px := &ejbcaProxy{sim: sim, pool: p}
+	px := &ejbcaProxy{sim: sim, pool: p, at: &attributor{pool: p}}
 	ln, u, err := listenTLS(ca, px.onHello)
 	if err != nil {
 		return nil, err
@@ -563,7 +594,7 @@ func startEJBCAProxy(sim *ejbcasim.Sim, ca *testCA, p *pool) (*ejbcaProxy, error
 		},
 		ErrorLog: quietLog(),
 	}
-	px.srv = &http.Server{Handler: px, ConnContext: withConn, ErrorLog: quietLog(), ReadHeaderTimeout: 30 * time.Second}
+	px.srv = &http.Server{Handler: px, ConnContext: px.at.connContext, ErrorLog: quietLog(), ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = px.srv.Serve(ln) }()
 	return px, nil
 }
@@ -579,7 +610,7 @@ func (px *ejbcaProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	call := &ejbcaCall{endpoint: endpointName(r.URL.Path), username: usernameIn(body), received: time.Now()}
 	if ci != nil {
-		call.pid = ci.owner(px.pool)
+		call.pid = ci.owner()
 	}
 	px.mu.Lock()
 	px.calls = append(px.calls, call)
