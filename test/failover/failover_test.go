@@ -423,13 +423,6 @@ func verifyRound(r *round) (summary string, problems []string) {
 			problems = append(problems, timeline(r))
 		}
 	}()
-	if r.kill {
-		return summary, problems
-	}
-	summary += fmt.Sprintf("; resumed, it exited %s later (%v)", exited.Sub(r.resumeAt).Round(time.Millisecond), exitErr)
-
-	// What the old leader sent after it was resumed.
-	writes := suite.api.snapshot()
 	users := map[string]bool{}
 	for _, cr := range r.crs {
 		users[username(cr)] = true
@@ -439,6 +432,13 @@ func verifyRound(r *round) (summary string, problems []string) {
 			problems = append(problems, fmt.Sprintf("%s for %s %s after the stop came from a process the proxy could not tell", c.endpoint, c.username, relTo(r.stopAt, c.received)))
 		}
 	}
+	if r.kill {
+		return summary, problems
+	}
+	summary += fmt.Sprintf("; resumed, it exited %s later (%v)", exited.Sub(r.resumeAt).Round(time.Millisecond), exitErr)
+
+	// What the old leader sent after it was resumed.
+	writes := suite.api.snapshot()
 	var late, lateWrites []string
 	for _, px := range []*ejbcaProxy{suite.ejA, suite.ejB} {
 		for _, c := range px.snapshot() {
