@@ -41,6 +41,11 @@ const (
 	atRandom = "random"
 )
 
+// turn is held by whoever changes or needs a stable leader: each failover
+// round (the freeze and kill subtests take turns, so that their last rounds
+// settle together), and TestSlowEJBCA until its race has happened.
+var turn sync.Mutex
+
 // round is one leader failover with a batch of requests in flight.
 type round struct {
 	n    int
@@ -85,9 +90,6 @@ const batch = 3
 //     lease again, and exits.
 func TestLeaderFailover(t *testing.T) {
 	t.Parallel()
-	// The two subtests take turns, one failover at a time, so that their
-	// last rounds settle together.
-	var turn sync.Mutex
 	t.Run("freeze", func(t *testing.T) {
 		t.Parallel()
 		runRounds(t, &turn, "fz", false, []string{
