@@ -1,4 +1,4 @@
-// Package failover runs the real manager binary as three processes with
+// Package failover runs the real manager binary as four processes with
 // leader election against one control plane (envtest) and two in-process
 // EJBCA simulators, and proves with the simulators' records that every
 // CertificateRequest gets exactly one certificate when the leader is frozen
@@ -54,8 +54,10 @@ const (
 	retryPeriod   = 500 * time.Millisecond
 	ejbcaTimeout  = time.Second
 	settleTime    = 2*ejbcaTimeout + 10*time.Second
-	replicas      = 3
-	workers       = 8
+	// replicas: a leader, a standby, one held frozen past the settle time
+	// by a long round, and one restarting after its round.
+	replicas = 4
+	workers  = 8
 
 	// issuerA serves the failover test (its simulator takes fastProcessing
 	// for every enrolment); issuerB the slow-EJBCA test.
