@@ -92,6 +92,7 @@ func run(m *testing.M) (code int) {
 		if code == 0 {
 			os.RemoveAll(dir)
 		} else {
+			os.Remove(filepath.Join(dir, "ejbca-issuer"))
 			fmt.Fprintln(os.Stderr, "the managers' logs are kept in", dir)
 		}
 	}()
