@@ -125,10 +125,16 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	var held *leadership.Lease
 	var lock resourcelock.Interface
 	if o.LeaderElection {
-		// Another candidate takes over a full lease duration after it saw
-		// our last renewal; trusting half of that leaves room for the
-		// EJBCA call that follows the check to start.
-		held = leadership.New(clock.RealClock{}, lease/2)
+		// Another candidate takes over a lease duration after it saw our
+		// last renewal, compared in whole seconds (client-go), so up to a
+		// second and a retry period sooner than a full lease after it was
+		// sent. Trusting at most half the lease, and never past that, leaves
+		// room for the EJBCA call that follows the check to start.
+		trust := min(lease/2, lease-time.Second-retry)
+		if trust <= 0 {
+			return nil, fmt.Errorf("a leader election lease of %s is too short: it must outlast a second and the retry period (%s)", lease, retry)
+		}
+		held = leadership.New(clock.RealClock{}, trust)
 		l, err := leaderElectionLock(cfg, leNamespace, renew)
 		if err != nil {
 			return nil, err
