@@ -160,14 +160,14 @@ func (s *Signer) enrol(ctx context.Context, sr *SigningRequest, spec *v1alpha1.I
 		logf.FromContext(ctx).Info("EJBCA requires approval for this enrolment; switching to the approval flow", "endEntity", approvalUser)
 		// EJBCA refused: nothing to recover, even if the add that follows
 		// loses its answer.
-		if perr := sr.State.Set(ctx, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
+		if perr := clearMarker(ctx, sr); perr != nil {
 			return SignResult{Err: perr}
 		}
 		return s.startApproval(ctx, sr, spec, cl, csr, approvalUser)
 	case !ejbca.MayHaveIssued(err) && !ejbca.IsPermanent(err):
 		// EJBCA certainly did not issue (it answered 403 or 429, or the call
 		// never left): the retry needs no search.
-		if perr := sr.State.Set(ctx, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
+		if perr := clearMarker(ctx, sr); perr != nil {
 			logf.FromContext(ctx).Error(perr, "clearing the enrolment marker")
 		}
 	case ejbca.IsPermanent(err):
@@ -175,7 +175,7 @@ func (s *Signer) enrol(ctx context.Context, sr *SigningRequest, spec *v1alpha1.I
 		var refused *IssuerRefusedError
 		if errors.As(err, &refused) {
 			// The request waits for the issuer; nothing was issued.
-			if perr := sr.State.Set(ctx, map[string]*string{AnnotationEnrolmentAttempted: nil}); perr != nil {
+			if perr := clearMarker(ctx, sr); perr != nil {
 				logf.FromContext(ctx).Error(perr, "clearing the enrolment marker")
 			}
 		}
@@ -357,6 +357,12 @@ func ApprovalPollAfter(waited, pollInterval time.Duration, jitter float64) time.
 		d = limit
 	}
 	return time.Duration(float64(d) * jitter)
+}
+
+// clearMarker removes the enrolment marker once EJBCA certainly did not
+// issue, so the retry needs no search.
+func clearMarker(ctx context.Context, sr *SigningRequest) error {
+	return sr.State.Set(ctx, map[string]*string{AnnotationEnrolmentAttempted: nil})
 }
 
 // markAttempt records, before EJBCA is asked to issue, that it was asked.

@@ -161,6 +161,14 @@
 // non-numeric approval id (RESTEasy's parameter message), keystore formats in
 // finalize, and the HTML page of a disabled REST protocol.
 //
+// The CA list's issuer_dn is each CA's direct issuer, as CaInfoRestResponse
+// gives it on the versions that report "external" (older versions gave the
+// root's DN; deviation kept: no switch for that, the client uses neither).
+// Test-only additions that stand for no EJBCA behaviour: Fault.Processing
+// (EJBCA finishing a call whose client gave up, as a servlet does),
+// Arrivals (call times) and ParseEndEntityNames (the simulator's own DN and
+// SAN parsing, for the client's escaping fuzz test).
+//
 // GET /v2/certificate/profile/{name} follows
 // CertificateRestResourceV2.getCertificateProfileInfo: the profile's id, key
 // algorithms and CAs (certificate_profile_id, available_key_algs,
