@@ -512,9 +512,9 @@ func failure(endpoint string, r *response) *Error {
 var (
 	// The link EJBCA builds for a 202 ends in /{request_id}/finalize (it is
 	// malformed otherwise, so it is never followed).
-	linkID = regexp.MustCompile(`/(\d+)/finalize/?$`)
+	linkID = regexp.MustCompile(`/([1-9]\d*)/finalize/?$`)
 	// An id named in a message: "Id '123'", "ID 123", "id: 123".
-	messageID = regexp.MustCompile(`(?i)\bid\b\W{0,3}(\d+)`)
+	messageID = regexp.MustCompile(`(?i)\bid\b\W{0,3}([1-9]\d*)\b`)
 )
 
 // pendingRequestID takes the approval request id from request_id, else from
