@@ -54,6 +54,12 @@ func run(m *testing.M) int {
 	}
 	defer stack.Stop()
 	k8s = stack.Client
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := requests.start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "watching CertificateRequests:", err)
+		return 1
+	}
 	return m.Run()
 }
 
@@ -197,17 +203,6 @@ func parseSecret(t *testing.T, s *corev1.Secret) (leaf *x509.Certificate, chain 
 		t.Fatalf("ca.crt: %v", err)
 	}
 	return chain[0], chain, root
-}
-
-// enrolments counts what the simulator issued to an end entity.
-func enrolments(username string) int {
-	n := 0
-	for _, c := range stack.Sim.Issued() {
-		if c.Username == username {
-			n++
-		}
-	}
-	return n
 }
 
 func readyOf(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
