@@ -111,6 +111,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if err := r.Client.Get(ctx, req.NamespacedName, cr); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.setWaitingForApproval(req.NamespacedName, false)
+			r.Signer.Attempts.Deleted(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -227,6 +228,7 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		// A request's enrolment Secret, if any, is garbage-collected with
 		// the request: the manager never deletes Secrets.
 		r.rememberFinished(cr.UID, now)
+		r.Signer.Attempts.Done(cr.UID)
 		return ctrl.Result{}, nil
 	}
 	if d.RequeueAfter > 0 {

@@ -82,11 +82,17 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		}
 		wakes.register(kind, r)
 	}
+	// Begun on election: requests created before then may have been sent
+	// by the predecessor.
+	attempts := NewAttempts(clk)
+	if err := mgr.Add(attempts); err != nil {
+		return err
+	}
 	return (&CertificateRequestReconciler{
 		Client:  mgr.GetClient(),
 		Clients: clients,
 		Signer: &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,
-			Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout)},
+			Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout), Attempts: attempts},
 		Recorder:                 recorder,
 		ClusterResourceNamespace: o.ClusterResourceNamespace,
 		RetryWindow:              o.RetryWindow,

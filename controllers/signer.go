@@ -18,15 +18,6 @@ import (
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 )
 
-// AnnotationEnrolmentAttempted is set on a request, before EJBCA is asked to
-// issue, to the time of the attempt. When it is present on a request that is
-// not issued, EJBCA may have issued without the answer arriving: the signer
-// looks for that certificate before enrolling again. A requester could set
-// it too; it then only costs a search, and its time is clamped to the
-// request's lifetime, so it can neither pick an older certificate nor move a
-// deadline.
-const AnnotationEnrolmentAttempted = "ejbca-issuer.certctl.io/enrolment-attempted-at"
-
 // backdateAllowance covers EJBCA's default backdating of notBefore (10
 // minutes) and clock skew when recovering a certificate.
 const backdateAllowance = 15 * time.Minute
@@ -61,6 +52,8 @@ type Signer struct {
 	// Settle is how long after an attempt EJBCA may still finish it; see
 	// SettleTime.
 	Settle time.Duration
+	// Attempts remembers the enrolments whose answer may have been lost.
+	Attempts *Attempts
 }
 
 // issuersOwn are the CA and profile names the issuer itself sends for cr
@@ -114,11 +107,12 @@ func (s *Signer) Sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 		warnings = append(warnings, "Ignored approval annotations that ejbca-issuer did not write for this request")
 		logf.FromContext(ctx).Info("ignoring approval annotations that do not verify")
 	}
-	if at, ok := s.attemptTime(sr); ok {
-		if res, done := s.recover(ctx, sr, spec, cl, at, username, approvalUser); done {
+	if at, from, ok := s.Attempts.Unanswered(sr); ok {
+		if res, done := s.recover(ctx, sr, spec, cl, at, from, username, approvalUser); done {
 			res.Warnings = append(warnings, res.Warnings...)
 			return res
 		}
+		s.Attempts.Settled(sr)
 	}
 	res := s.enrol(ctx, sr, spec, cl, csr, username, approvalUser)
 	res.Warnings = append(warnings, res.Warnings...)
@@ -141,17 +135,7 @@ func (s *Signer) enrol(ctx context.Context, sr *SigningRequest, spec *v1alpha1.I
 	if !s.mayCall() {
 		return SignResult{Err: ErrNotLeader}
 	}
-	if err := s.markAttempt(ctx, sr); err != nil {
-		return SignResult{Err: err}
-	}
-	// Ask again: the marker's write was an API round trip, and a process
-	// frozen in it (SIGSTOP, a long pause) may have been deposed meanwhile.
-	// Calling now could enrol after the new leader saw the marker, waited
-	// out the settle time and enrolled itself. The marker stays: the new
-	// leader searches first.
-	if !s.mayCall() {
-		return SignResult{Err: ErrNotLeader}
-	}
+	s.Attempts.Sent(sr, s.Clock.Now())
 	cert, err := cl.Enroll(ctx, req)
 	switch {
 	case err == nil:
@@ -160,38 +144,30 @@ func (s *Signer) enrol(ctx context.Context, sr *SigningRequest, spec *v1alpha1.I
 		logf.FromContext(ctx).Info("EJBCA requires approval for this enrolment; switching to the approval flow", "endEntity", approvalUser)
 		// EJBCA refused: nothing to recover, even if the add that follows
 		// loses its answer.
-		if perr := clearMarker(ctx, sr); perr != nil {
-			return SignResult{Err: perr}
-		}
+		s.Attempts.Settled(sr)
 		return s.startApproval(ctx, sr, spec, cl, csr, approvalUser)
 	case !ejbca.MayHaveIssued(err) && !ejbca.IsPermanent(err):
 		// EJBCA certainly did not issue (it answered 403 or 429, or the call
 		// never left): the retry needs no search.
-		if perr := clearMarker(ctx, sr); perr != nil {
-			logf.FromContext(ctx).Error(perr, "clearing the enrolment marker")
-		}
+		s.Attempts.Settled(sr)
 	case ejbca.IsPermanent(err):
+		// EJBCA answered and refused: nothing was issued.
+		s.Attempts.Settled(sr)
 		err = issuerRefusal(err, false, s.issuersOwn(spec, sr)...)
-		var refused *IssuerRefusedError
-		if errors.As(err, &refused) {
-			// The request waits for the issuer; nothing was issued.
-			if perr := clearMarker(ctx, sr); perr != nil {
-				logf.FromContext(ctx).Error(perr, "clearing the enrolment marker")
-			}
-		}
 	}
 	return SignResult{Err: err}
 }
 
-// recover looks for a certificate EJBCA issued for an attempt whose answer
-// was lost. done is false when there is none and enrolment may go on.
+// recover looks for a certificate EJBCA issued for an attempt, begun at at,
+// whose answer was lost; EJBCA may have begun issuing it from searchFrom.
+// done is false when there is none and enrolment may go on.
 func (s *Signer) recover(ctx context.Context, sr *SigningRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
-	at time.Time, names ...string) (SignResult, bool) {
+	at, searchFrom time.Time, names ...string) (SignResult, bool) {
 	for i, name := range names {
 		if i > 0 && name == names[i-1] {
 			continue
 		}
-		cert, err := cl.FindIssued(ctx, ejbca.FindRequest{Username: name, CAName: spec.CAName, CSR: sr.CSR, IssuedAfter: at.Add(-backdateAllowance)})
+		cert, err := cl.FindIssued(ctx, ejbca.FindRequest{Username: name, CAName: spec.CAName, CSR: sr.CSR, IssuedAfter: searchFrom.Add(-backdateAllowance)})
 		if err != nil {
 			return SignResult{Err: err}, true
 		}
@@ -205,28 +181,6 @@ func (s *Signer) recover(ctx context.Context, sr *SigningRequest, spec *v1alpha1
 		return SignResult{Err: &StillIssuingError{Attempted: at, LookAgain: lookAgain}}, true
 	}
 	return SignResult{}, false
-}
-
-// attemptTime is the request's enrolment marker, clamped to the request's
-// lifetime: never before its creation; a time in the future counts as the
-// creation.
-func (s *Signer) attemptTime(sr *SigningRequest) (time.Time, bool) {
-	v := sr.Annotations[AnnotationEnrolmentAttempted]
-	if v == "" {
-		return time.Time{}, false
-	}
-	created := sr.Created
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil || t.After(s.Clock.Now()) {
-		// Not a time this manager wrote (it writes only past times): search
-		// from the request's creation, to be safe, and let it settle from
-		// there, so a forged marker cannot hold the request back for ever.
-		t = created
-	}
-	if t.Before(created) {
-		t = created
-	}
-	return t, true
 }
 
 // startApproval adds the request's end entity with a password kept in a
@@ -331,7 +285,7 @@ func (s *Signer) enrolForEndEntity(ctx context.Context, sr *SigningRequest, spec
 	case err == nil:
 		return SignResult{Certificate: cert}
 	case ejbca.IsPermanent(err) && answered(err) && !ejbca.IsEndEntityNotFound(err):
-		if res, done := s.recover(ctx, sr, spec, cl, since, username); done {
+		if res, done := s.recover(ctx, sr, spec, cl, since, since, username); done {
 			return res
 		}
 	}
@@ -357,18 +311,6 @@ func ApprovalPollAfter(waited, pollInterval time.Duration, jitter float64) time.
 		d = limit
 	}
 	return time.Duration(float64(d) * jitter)
-}
-
-// clearMarker removes the enrolment marker once EJBCA certainly did not
-// issue, so the retry needs no search.
-func clearMarker(ctx context.Context, sr *SigningRequest) error {
-	return sr.State.Set(ctx, map[string]*string{AnnotationEnrolmentAttempted: nil})
-}
-
-// markAttempt records, before EJBCA is asked to issue, that it was asked.
-func (s *Signer) markAttempt(ctx context.Context, sr *SigningRequest) error {
-	at := s.Clock.Now().UTC().Format(time.RFC3339Nano)
-	return sr.State.Set(ctx, map[string]*string{AnnotationEnrolmentAttempted: &at})
 }
 
 // answered reports whether EJBCA gave a definitive answer (a 4xx), so it

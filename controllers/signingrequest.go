@@ -40,8 +40,8 @@ type SigningRequest struct {
 }
 
 // EnrolmentState keeps the signer's records on the request, where a restart
-// or a new leader finds them: the enrolment marker and the sealed approval
-// record.
+// or a new leader finds them: the sealed approval record. (What one-call
+// enrolments need is kept in memory: see Attempts.)
 type EnrolmentState interface {
 	// Set writes the given annotations (nil removes one), conditional on the
 	// request being unchanged since it was read, and mirrors them in the

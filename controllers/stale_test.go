@@ -47,9 +47,10 @@ func TestStaleReadNeverActs(t *testing.T) {
 
 	c := staleReader{Client: k8s, old: stale}
 	r := &controllers.CertificateRequestReconciler{
-		Client:   c,
-		Clients:  issuerclients.New(k8s, k8s, clusterResourceNamespace, nil, nil),
-		Signer:   &controllers.Signer{Client: c, Reader: k8s, Clock: clock.RealClock{}, Settle: controllers.SettleTime(5 * time.Second)},
+		Client:  c,
+		Clients: issuerclients.New(k8s, k8s, clusterResourceNamespace, nil, nil),
+		Signer: &controllers.Signer{Client: c, Reader: k8s, Clock: clock.RealClock{}, Settle: controllers.SettleTime(5 * time.Second),
+			Attempts: controllers.NewAttempts(clock.RealClock{})},
 		Recorder: record.NewFakeRecorder(10), ClusterResourceNamespace: clusterResourceNamespace,
 		RetryWindow: time.Hour, Clock: clock.RealClock{},
 	}
