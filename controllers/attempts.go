@@ -2,92 +2,137 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
-
-// startSkewAllowance widens "created before this process began" to cover a
-// difference between this process's clock and the API server's, which
-// stamps creation times.
-const startSkewAllowance = time.Second
 
 // Attempts is the signer's memory of one-call enrolments whose answer may
 // have been lost. It replaces a write on every request: only a process
 // knows what it sent, so it keeps that in memory, and treats every request
-// created before it began signing (its start, or its election as leader) as
-// possibly sent by its predecessor. Such a request is searched for once,
-// and enrolled only when the search, run after its predecessor's calls have
-// settled, finds nothing. Steady state: no write and no search; a restart
-// costs one search per request pending at the time.
+// that existed when it began signing (its start, or its election as leader)
+// as possibly sent by its predecessor. Which requests existed is read from
+// the API server once, at that moment (Inventory), not judged from creation
+// times, whose clock and one-second resolution are not ours. Such a request
+// is searched for once, and enrolled only when the search, run after its
+// predecessor's calls have settled, finds nothing. Steady state: no write
+// and no search; a restart costs one list and one search per request
+// pending at the time.
 type Attempts struct {
-	clock clock.PassiveClock
+	clock clock.Clock
+	// inventory lists every request that exists now, of every kind the
+	// signer serves.
+	inventory Inventory
+
+	ready chan struct{}
+	once  sync.Once
 
 	mu      sync.Mutex
 	began   time.Time
 	entries map[types.UID]*attempt
 }
 
+// Inventory lists the requests that exist, read from the API server (not a
+// cache), so that none created before the call is missing.
+type Inventory func(ctx context.Context) ([]Existing, error)
+
+// Existing is a request an Inventory found.
+type Existing struct {
+	UID             types.UID
+	Namespace, Name string
+}
+
 type attempt struct {
 	namespace, name string
-	// sent is when this process sent an enrolment that got no definitive
-	// answer yet; zero when none.
+	// sent is when an enrolment was sent that got no definitive answer
+	// yet: by this process, or, for an inherited request, at the latest
+	// when this process began.
 	sent time.Time
+	// inherited: the request existed when this process began, so its
+	// predecessor may have sent it; search from its creation.
+	inherited bool
 	// settled: no enrolment for the request is in flight or unanswered,
 	// whoever sent it (EJBCA answered that it did not issue, or a search
 	// after the settle time found nothing).
 	settled bool
 }
 
-// NewAttempts returns an empty memory; Begin starts it.
-func NewAttempts(c clock.PassiveClock) *Attempts {
-	return &Attempts{clock: c, entries: map[types.UID]*attempt{}}
+// NewAttempts returns a memory that begins when Begin (or Start) has taken
+// the inventory; until then the signer waits.
+func NewAttempts(c clock.Clock, inventory Inventory) *Attempts {
+	return &Attempts{clock: c, inventory: inventory, ready: make(chan struct{}), entries: map[types.UID]*attempt{}}
 }
 
-// Begin marks the moment this process began signing. The manager runs it as
-// a leader election runnable, so it is the time of election; until it runs,
-// the first question asked begins the memory, which only errs towards
-// searching.
-func (a *Attempts) Begin() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if now := a.clock.Now(); a.began.IsZero() || now.After(a.began) {
-		a.began = now
+// Begin takes the inventory: every request that exists now may have been
+// sent by a predecessor, whose last call began before now.
+func (a *Attempts) Begin(ctx context.Context) error {
+	began := a.clock.Now()
+	existing, err := a.inventory(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the requests that exist as this process begins signing: %w", err)
 	}
+	a.once.Do(func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.began = began
+		for _, r := range existing {
+			if _, known := a.entries[r.UID]; !known {
+				a.entries[r.UID] = &attempt{namespace: r.Namespace, name: r.Name, sent: began, inherited: true}
+			}
+		}
+		close(a.ready)
+	})
+	return nil
 }
 
-// Start is Begin as a manager runnable.
+// Start is Begin as a leader election runnable of the manager: it runs once
+// this process leads, and retries the inventory until it succeeds.
 func (a *Attempts) Start(ctx context.Context) error {
-	a.Begin()
+	log := logf.FromContext(ctx).WithName("attempts")
+	for {
+		err := a.Begin(ctx)
+		if err == nil {
+			break
+		}
+		log.Error(err, "requests wait until the inventory succeeds")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.clock.After(time.Second):
+		}
+	}
 	<-ctx.Done()
 	return nil
 }
 
 // Unanswered tells whether an enrolment for the request may have issued
-// without the answer reaching this process: one this process sent, or one a
-// predecessor may have sent. at is when the attempt began (for a
-// predecessor's: when this process began, the latest it can have sent), and
-// searchFrom when EJBCA may have begun issuing for it.
-func (a *Attempts) Unanswered(sr *SigningRequest) (at, searchFrom time.Time, ok bool) {
+// without the answer reaching this process. at is when that attempt began
+// (for an inherited request: when this process began, the latest its
+// predecessor can have sent), searchFrom when EJBCA may have begun issuing
+// it. It waits for the inventory.
+func (a *Attempts) Unanswered(ctx context.Context, sr *SigningRequest) (at, searchFrom time.Time, ok bool, err error) {
+	select {
+	case <-a.ready:
+	case <-ctx.Done():
+		return time.Time{}, time.Time{}, false, ctx.Err()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.began.IsZero() {
-		a.began = a.clock.Now()
+	e := a.entries[sr.UID]
+	switch {
+	case e == nil || e.settled:
+		return time.Time{}, time.Time{}, false, nil
+	case e.inherited:
+		return e.sent, sr.Created, true, nil
 	}
-	if e := a.entries[sr.UID]; e != nil {
-		if e.settled {
-			return time.Time{}, time.Time{}, false
-		}
-		if !e.sent.IsZero() {
-			return e.sent, e.sent, true
-		}
-	}
-	if sr.Created.Before(a.began.Add(startSkewAllowance)) {
-		return a.began, sr.Created, true
-	}
-	return time.Time{}, time.Time{}, false
+	return e.sent, e.sent, true, nil
 }
 
 // Sent records, before EJBCA is called, that an enrolment is on its way.
@@ -106,7 +151,8 @@ func (a *Attempts) Settled(sr *SigningRequest) {
 	a.entries[sr.UID] = &attempt{namespace: sr.Namespace, name: sr.Name, settled: true}
 }
 
-// Done forgets a request whose final status is written.
+// Done forgets a request that is final: its status is written, or it was
+// found final.
 func (a *Attempts) Done(uid types.UID) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -129,4 +175,42 @@ func (a *Attempts) Len() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.entries)
+}
+
+// ListExisting is an Inventory of one kind: its objects in all namespaces,
+// by metadata only, in pages, from reader (the API server).
+func ListExisting(reader client.Reader, gvk schema.GroupVersionKind) Inventory {
+	return func(ctx context.Context) ([]Existing, error) {
+		var found []Existing
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk)
+		opts := []client.ListOption{client.Limit(500)}
+		for {
+			if err := reader.List(ctx, list, opts...); err != nil {
+				return nil, err
+			}
+			for _, o := range list.Items {
+				found = append(found, Existing{UID: o.UID, Namespace: o.Namespace, Name: o.Name})
+			}
+			if list.Continue == "" {
+				return found, nil
+			}
+			opts = []client.ListOption{client.Limit(500), client.Continue(list.Continue)}
+		}
+	}
+}
+
+// Inventories joins the inventories of several kinds.
+func Inventories(kinds ...Inventory) Inventory {
+	return func(ctx context.Context) ([]Existing, error) {
+		var all []Existing
+		for _, list := range kinds {
+			found, err := list(ctx)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, found...)
+		}
+		return all, nil
+	}
 }

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -13,6 +15,15 @@ func TestAttempts(t *testing.T) {
 	request := func(uid string, created time.Time) *SigningRequest {
 		return &SigningRequest{UID: types.UID(uid), Namespace: "ns", Name: uid, Created: created}
 	}
+	// "old" and "old-*" existed when this process began; the inventory
+	// says so, whatever their creation times claim.
+	inventory := func(context.Context) ([]Existing, error) {
+		var out []Existing
+		for _, uid := range []string{"old", "old-sent", "old-settled", "old-late-clock", "old-deleted"} {
+			out = append(out, Existing{UID: types.UID(uid), Namespace: "ns", Name: uid})
+		}
+		return out, nil
+	}
 	type want struct {
 		ok             bool
 		at, searchFrom time.Time
@@ -24,14 +35,12 @@ func TestAttempts(t *testing.T) {
 		sr    *SigningRequest
 		want  want
 	}{
-		{"a request created after this process began: nothing sent, nothing to search",
-			nil, request("new", start.Add(time.Minute)), want{}},
-		{"a request created before this process began: its predecessor may have sent it",
+		{"a request that did not exist when this process began: nothing sent, nothing to search",
+			nil, request("new", start.Add(-time.Minute)), want{}},
+		{"a request that existed: its predecessor may have sent it up to the start; search from its creation",
 			nil, request("old", start.Add(-time.Hour)), want{true, start, start.Add(-time.Hour)}},
-		{"created within the clock skew allowance of the start counts as before",
-			nil, request("edge", start.Add(startSkewAllowance-time.Millisecond)), want{true, start, start.Add(startSkewAllowance - time.Millisecond)}},
-		{"created just past the allowance does not",
-			nil, request("past-edge", start.Add(startSkewAllowance)), want{}},
+		{"an existing request whose creation time is after the start (API server clock ahead): still inherited",
+			nil, request("old-late-clock", start.Add(3*time.Second)), want{true, start, start.Add(3 * time.Second)}},
 		{"sent by this process and unanswered: search from the sending",
 			func(a *Attempts, sr *SigningRequest) { a.Sent(sr, start.Add(30*time.Second)) },
 			request("sent", start.Add(10*time.Second)), want{true, start.Add(30 * time.Second), start.Add(30 * time.Second)}},
@@ -44,28 +53,32 @@ func TestAttempts(t *testing.T) {
 		{"an inherited request settled by an empty search after the settle time: no second search",
 			func(a *Attempts, sr *SigningRequest) { a.Settled(sr) },
 			request("old-settled", start.Add(-time.Hour)), want{}},
-		{"done, then seen again (a stale cache): back to what its creation says",
+		{"done: forgotten",
 			func(a *Attempts, sr *SigningRequest) { a.Sent(sr, start.Add(30*time.Second)); a.Done(sr.UID) },
 			request("done", start.Add(10*time.Second)), want{}},
-		{"deleted, then a new request of the same name",
+		{"an inherited request deleted, then a new one of the same name",
 			func(a *Attempts, sr *SigningRequest) {
-				a.Sent(&SigningRequest{UID: "gone", Namespace: "ns", Name: sr.Name}, start.Add(30*time.Second))
-				a.Deleted("ns", sr.Name)
-				if a.Len() != 0 {
-					t.Errorf("deleted request kept: %d entries", a.Len())
+				a.Deleted("ns", "old-deleted")
+				if a.Len() != 4 {
+					t.Errorf("%d entries after deleting one of 5 inherited", a.Len())
 				}
 			},
-			request("again", start.Add(50*time.Second)), want{}},
+			&SigningRequest{UID: "new-uid", Namespace: "ns", Name: "old-deleted", Created: start.Add(50 * time.Second)}, want{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := clocktesting.NewFakePassiveClock(start)
-			a := NewAttempts(clk)
-			a.Begin()
+			clk := clocktesting.NewFakeClock(start)
+			a := NewAttempts(clk, inventory)
+			if err := a.Begin(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 			clk.SetTime(start.Add(time.Minute))
 			if tc.steps != nil {
 				tc.steps(a, tc.sr)
 			}
-			at, from, ok := a.Unanswered(tc.sr)
+			at, from, ok, err := a.Unanswered(context.Background(), tc.sr)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if got := (want{ok, at, from}); got != tc.want {
 				t.Errorf("Unanswered = %+v, want %+v", got, tc.want)
 			}
@@ -73,25 +86,44 @@ func TestAttempts(t *testing.T) {
 	}
 }
 
-// TestAttemptsBeginLate: until the manager's runnable begins the memory, the
-// first question begins it; a later Begin only moves it forward (searching
-// more, never less).
-func TestAttemptsBeginLate(t *testing.T) {
+// TestAttemptsWaitForTheInventory: until the inventory is taken, the signer
+// waits (a failed inventory keeps it waiting, never guessing), and a second
+// Begin changes nothing.
+func TestAttemptsWaitForTheInventory(t *testing.T) {
 	start := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	clk := clocktesting.NewFakePassiveClock(start)
-	a := NewAttempts(clk)
-	sr := &SigningRequest{UID: "u", Created: start.Add(-time.Minute)}
-	if at, _, ok := a.Unanswered(sr); !ok || !at.Equal(start) {
-		t.Fatalf("first question: at %v ok %v, want %v true", at, ok, start)
+	clk := clocktesting.NewFakeClock(start)
+	fail := true
+	a := NewAttempts(clk, func(context.Context) ([]Existing, error) {
+		if fail {
+			return nil, errors.New("forbidden")
+		}
+		return []Existing{{UID: "old"}}, nil
+	})
+	sr := &SigningRequest{UID: "old", Created: start.Add(-time.Minute)}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, _, err := a.Unanswered(ctx, sr); err == nil {
+		t.Fatal("answered before the inventory was taken")
 	}
-	clk.SetTime(start.Add(time.Minute))
-	a.Begin()
-	if at, _, ok := a.Unanswered(sr); !ok || !at.Equal(start.Add(time.Minute)) {
-		t.Errorf("after Begin: at %v ok %v, want %v true", at, ok, start.Add(time.Minute))
+	if err := a.Begin(context.Background()); err == nil {
+		t.Fatal("a failed inventory began the memory")
 	}
-	clk.SetTime(start)
-	a.Begin()
-	if at, _, _ := a.Unanswered(sr); !at.Equal(start.Add(time.Minute)) {
-		t.Errorf("Begin moved the start back to %v", at)
+	if _, _, _, err := a.Unanswered(ctx, sr); err == nil {
+		t.Fatal("answered after a failed inventory")
+	}
+	fail = false
+	if err := a.Begin(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if at, _, ok, err := a.Unanswered(context.Background(), sr); err != nil || !ok || !at.Equal(start) {
+		t.Fatalf("after the inventory: at %v ok %v err %v, want %v true", at, ok, err, start)
+	}
+	a.Settled(sr)
+	clk.SetTime(start.Add(time.Hour))
+	if err := a.Begin(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, _ := a.Unanswered(context.Background(), sr); ok {
+		t.Error("a second Begin made a settled request unanswered again")
 	}
 }

@@ -122,7 +122,9 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		}
 		r.finished.Delete(cr.UID)
 	}
-	if !IsOurs(cr.Spec.IssuerRef) {
+	if !IsOurs(cr.Spec.IssuerRef) || isFinal(cr) {
+		// Final states never revert: nothing can be sent for it any more.
+		r.Signer.Attempts.Done(cr.UID)
 		return ctrl.Result{}, nil
 	}
 	if !r.Lease.Holds() {

@@ -1,10 +1,11 @@
 package controllers
 
 import (
-	"k8s.io/utils/clock"
 	"math/rand/v2"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -82,9 +83,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		}
 		wakes.register(kind, r)
 	}
-	// Begun on election: requests created before then may have been sent
-	// by the predecessor.
-	attempts := NewAttempts(clk)
+	// Begun on election: requests that exist then may have been sent by
+	// the predecessor.
+	attempts := NewAttempts(clk, ListExisting(mgr.GetAPIReader(), cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")))
 	if err := mgr.Add(attempts); err != nil {
 		return err
 	}

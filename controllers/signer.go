@@ -107,7 +107,11 @@ func (s *Signer) Sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 		warnings = append(warnings, "Ignored approval annotations that ejbca-issuer did not write for this request")
 		logf.FromContext(ctx).Info("ignoring approval annotations that do not verify")
 	}
-	if at, from, ok := s.Attempts.Unanswered(sr); ok {
+	at, from, unanswered, err := s.Attempts.Unanswered(ctx, sr)
+	if err != nil {
+		return SignResult{Err: err}
+	}
+	if unanswered {
 		if res, done := s.recover(ctx, sr, spec, cl, at, from, username, approvalUser); done {
 			res.Warnings = append(warnings, res.Warnings...)
 			return res

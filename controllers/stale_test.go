@@ -46,11 +46,17 @@ func TestStaleReadNeverActs(t *testing.T) {
 	issued := cr.Status.Certificate
 
 	c := staleReader{Client: k8s, old: stale}
+	// A second process (or one restarted) that began after the request
+	// existed: it inherits the request and searches before enrolling.
+	attempts := controllers.NewAttempts(clock.RealClock{}, controllers.ListExisting(k8s, cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")))
+	if err := attempts.Begin(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	r := &controllers.CertificateRequestReconciler{
 		Client:  c,
 		Clients: issuerclients.New(k8s, k8s, clusterResourceNamespace, nil, nil),
 		Signer: &controllers.Signer{Client: c, Reader: k8s, Clock: clock.RealClock{}, Settle: controllers.SettleTime(5 * time.Second),
-			Attempts: controllers.NewAttempts(clock.RealClock{})},
+			Attempts: attempts},
 		Recorder: record.NewFakeRecorder(10), ClusterResourceNamespace: clusterResourceNamespace,
 		RetryWindow: time.Hour, Clock: clock.RealClock{},
 	}
