@@ -12,6 +12,8 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 )
 
 // Attempts is the signer's memory of one-call enrolments whose answer may
@@ -62,6 +64,10 @@ type attempt struct {
 	// whoever sent it (EJBCA answered that it did not issue, or a search
 	// after the settle time found nothing).
 	settled bool
+	// issued is the certificate EJBCA gave for the request, kept until its
+	// status is written: a status write that failed (a conflict) is retried
+	// with it, without asking EJBCA again.
+	issued *ejbca.Certificate
 }
 
 // NewAttempts returns a memory that begins when Begin (or Start) has taken
@@ -127,7 +133,7 @@ func (a *Attempts) Unanswered(ctx context.Context, sr *SigningRequest) (at, sear
 	defer a.mu.Unlock()
 	e := a.entries[sr.UID]
 	switch {
-	case e == nil || e.settled:
+	case e == nil || e.settled || e.issued != nil:
 		return time.Time{}, time.Time{}, false, nil
 	case e.inherited:
 		return e.sent, sr.Created, true, nil
@@ -140,6 +146,24 @@ func (a *Attempts) Sent(sr *SigningRequest, at time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.entries[sr.UID] = &attempt{namespace: sr.Namespace, name: sr.Name, sent: at}
+}
+
+// Issued keeps the certificate EJBCA gave for the request until Done.
+func (a *Attempts) Issued(sr *SigningRequest, cert *ejbca.Certificate) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.entries[sr.UID] = &attempt{namespace: sr.Namespace, name: sr.Name, issued: cert}
+}
+
+// Held is the certificate EJBCA gave for the request whose status is not
+// written yet, or nil.
+func (a *Attempts) Held(sr *SigningRequest) *ejbca.Certificate {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e := a.entries[sr.UID]; e != nil {
+		return e.issued
+	}
+	return nil
 }
 
 // Settled records that nothing sent for the request can still issue: EJBCA

@@ -8,6 +8,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 )
 
 func TestAttempts(t *testing.T) {
@@ -125,5 +127,29 @@ func TestAttemptsWaitForTheInventory(t *testing.T) {
 	}
 	if _, _, ok, _ := a.Unanswered(context.Background(), sr); ok {
 		t.Error("a second Begin made a settled request unanswered again")
+	}
+}
+
+// TestAttemptsHoldTheIssuedCertificate: a certificate EJBCA gave is kept
+// until the request is done, so a failed status write is retried without
+// asking EJBCA (neither enrolling nor searching) again.
+func TestAttemptsHoldTheIssuedCertificate(t *testing.T) {
+	a := NewAttempts(clocktesting.NewFakeClock(time.Now()), func(context.Context) ([]Existing, error) { return nil, nil })
+	if err := a.Begin(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sr := &SigningRequest{UID: "u", Namespace: "ns", Name: "n"}
+	a.Sent(sr, time.Now())
+	cert := &ejbca.Certificate{}
+	a.Issued(sr, cert)
+	if got := a.Held(sr); got != cert {
+		t.Fatalf("Held = %v, want the issued certificate", got)
+	}
+	if _, _, ok, _ := a.Unanswered(context.Background(), sr); ok {
+		t.Error("an answered enrolment counts as unanswered")
+	}
+	a.Done(sr.UID)
+	if a.Held(sr) != nil || a.Len() != 0 {
+		t.Error("the certificate is kept after the request is done")
 	}
 }

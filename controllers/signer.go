@@ -74,8 +74,20 @@ func (s *Signer) issuersOwn(spec *v1alpha1.IssuerSpec, sr *SigningRequest) []str
 // or adds: a deposed leader must not, even for a moment.
 func (s *Signer) mayCall() bool { return s.Lease.Holds() }
 
-// Sign asks EJBCA for the request's certificate.
+// Sign asks EJBCA for the request's certificate, unless EJBCA already gave
+// it and only the status write failed.
 func (s *Signer) Sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issuer, cl *ejbca.Client) SignResult {
+	if cert := s.Attempts.Held(sr); cert != nil {
+		return SignResult{Certificate: cert}
+	}
+	res := s.sign(ctx, sr, iss, cl)
+	if res.Certificate != nil {
+		s.Attempts.Issued(sr, res.Certificate)
+	}
+	return res
+}
+
+func (s *Signer) sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issuer, cl *ejbca.Client) SignResult {
 	spec := iss.GetSpec()
 	csr, err := parseRequestCSR(sr.CSR)
 	if err != nil {
