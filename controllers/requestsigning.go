@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -177,4 +178,13 @@ func jittered(d time.Duration, jitter func() float64) time.Duration {
 		return d
 	}
 	return time.Duration(float64(d) * jitter())
+}
+
+// requestKind names a request's kind for messages and the request_kind
+// label.
+func requestKind(obj client.Object) string {
+	if _, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
+		return metrics.RequestKindCertificateSigningRequest
+	}
+	return metrics.RequestKindCertificateRequest
 }
