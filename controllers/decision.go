@@ -194,10 +194,19 @@ func decideResult(in Input) Decision {
 // duration, when they differ by more than EJBCA's backdating and rounding
 // (an hour, or 1% of the duration); empty otherwise.
 func durationMismatch(cr *cmapi.CertificateRequest, leaf *x509.Certificate, useRequested bool) string {
-	if cr.Spec.Duration == nil || leaf.NotAfter.IsZero() {
+	if cr.Spec.Duration == nil {
 		return ""
 	}
-	requested, issued := cr.Spec.Duration.Duration, leaf.NotAfter.Sub(leaf.NotBefore)
+	return validityMismatch(cr.Spec.Duration.Duration, leaf, useRequested)
+}
+
+// validityMismatch is durationMismatch for a request of any kind that asked
+// for requested.
+func validityMismatch(requested time.Duration, leaf *x509.Certificate, useRequested bool) string {
+	if requested <= 0 || leaf.NotAfter.IsZero() {
+		return ""
+	}
+	issued := leaf.NotAfter.Sub(leaf.NotBefore)
 	diff := issued - requested
 	if diff < 0 {
 		diff = -diff

@@ -46,7 +46,8 @@ type Options struct {
 // created together do not call EJBCA in lockstep.
 func jitter() float64 { return 0.9 + rand.Float64()*0.2 }
 
-// Setup registers the issuer and CertificateRequest controllers.
+// Setup registers the issuer, CertificateRequest and CertificateSigningRequest
+// controllers.
 func Setup(mgr ctrl.Manager, o Options) error {
 	clk := o.Clock
 	if clk == nil {
@@ -82,11 +83,19 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		}
 		wakes.register(kind, r)
 	}
+	signer := &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,
+		Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout)}
+	if err := (&CertificateSigningRequestReconciler{
+		Client: mgr.GetClient(), Clients: clients, Signer: signer, Recorder: recorder,
+		ClusterResourceNamespace: o.ClusterResourceNamespace, RetryWindow: o.RetryWindow, Clock: clk, Jitter: jitter,
+		MaxConcurrentReconciles: workers, Lease: o.Lease, Issuers: wakes,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&CertificateRequestReconciler{
-		Client:  mgr.GetClient(),
-		Clients: clients,
-		Signer: &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,
-			Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout)},
+		Client:                   mgr.GetClient(),
+		Clients:                  clients,
+		Signer:                   signer,
 		Recorder:                 recorder,
 		ClusterResourceNamespace: o.ClusterResourceNamespace,
 		RetryWindow:              o.RetryWindow,
