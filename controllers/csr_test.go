@@ -415,3 +415,22 @@ func TestCSRApprovalFlow(t *testing.T) {
 		t.Errorf("endentity=%d enrolments=%d; want the end entity added once and one certificate", cnt.Get("endentity"), cnt.Enrollments)
 	}
 }
+
+// A CSR for an issuer that does not exist yet waits (an event, no Failed)
+// and is signed when the issuer becomes Ready, woken by the issuer's watch.
+func TestCSRWaitsForItsIssuer(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	name := "late-" + newNamespace(t)
+	c := newCSR(t, clientsetAs(t, ""), controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", name), "late.example.com")
+	decideCSR(t, c, certificatesv1.CertificateApproved)
+	waiting := waitCSR(t, c, 30*time.Second, func(cur *certificatesv1.CertificateSigningRequest) string {
+		if csrCond(cur, certificatesv1.CertificateFailed) != nil || len(cur.Status.Certificate) > 0 {
+			return "no longer waiting"
+		}
+		return ""
+	})
+	waitEventReason(t, waiting, controllers.EventIssuerNotReady)
+	readyClusterIssuerNamed(t, sim, name)
+	csrChain(t, sim, waitCSR(t, c, 20*time.Second, signed))
+}
