@@ -216,6 +216,13 @@ func TestCSRClusterIssuerSignsOnlyApproved(t *testing.T) {
 		t.Errorf("%d enrolments for end entity %s/%s, want 1", n, controllers.CSREndEntityScope, control.Name)
 	}
 	waitEventReason(t, got, controllers.EventIssued)
+	eventually(t, 10*time.Second, func() string {
+		labels := map[string]string{"issuer_kind": v1alpha1.ClusterIssuerKind, "request_kind": "CertificateSigningRequest", "outcome": "issued"}
+		if got := find(scrapeMetrics(t), "ejbca_issuer_certificaterequests_total", labels); len(got) == 0 || got[0].value < 1 {
+			return fmt.Sprintf("no issued CSR counted: %v", got)
+		}
+		return ""
+	})
 	if n := sim.Counters().Get("pkcs10enroll"); n != 1 {
 		t.Errorf("%d enrolments, want only the approved control's", n)
 	}
