@@ -380,9 +380,11 @@ func TestCSRLostAnswerRecoveredWithOneEnrolment(t *testing.T) {
 	}
 }
 
-func TestCSRApprovalFlow(t *testing.T) {
-	t.Parallel()
-	sim := newSim(t, ejbcasim.Config{})
+// approvalCSR creates and approves a CSR for a cluster issuer on the
+// APPROVAL profile and waits until it waits for EJBCA approval: its sealed
+// record is in its status. It returns the CSR and EJBCA's approval id.
+func approvalCSR(t *testing.T, sim *ejbcasim.Sim) (*certificatesv1.CertificateSigningRequest, int) {
+	t.Helper()
 	issuer := readyClusterIssuer(t, sim, func(s *v1alpha1.IssuerSpec) {
 		s.CertificateProfileName = "APPROVAL"
 		s.Approval = &v1alpha1.ApprovalSpec{PollInterval: &metav1.Duration{Duration: time.Second}}
@@ -404,7 +406,24 @@ func TestCSRApprovalFlow(t *testing.T) {
 		}
 		return ""
 	})
-	waitEventReason(t, waiting, controllers.EventWaitingForApproval)
+	return waiting, id
+}
+
+// checkOneApprovalEnrolment: the end entity was added once and one
+// certificate issued for it.
+func checkOneApprovalEnrolment(t *testing.T, sim *ejbcasim.Sim, c *certificatesv1.CertificateSigningRequest) {
+	t.Helper()
+	cnt := sim.Counters()
+	if cnt.Get("endentity") != 1 || cnt.Enrollments != 1 || enrolments(sim, controllers.CSREndEntityScope+"/"+c.Name) != 1 {
+		t.Errorf("endentity=%d enrolments=%d; want the end entity added once and one certificate", cnt.Get("endentity"), cnt.Enrollments)
+	}
+}
+
+func TestCSRApprovalFlow(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	c, id := approvalCSR(t, sim)
+	waitEventReason(t, c, controllers.EventWaitingForApproval)
 	var secret corev1.Secret
 	key := client.ObjectKey{Namespace: clusterResourceNamespace, Name: "csr-" + string(c.UID) + "-ejbca-enrolment"}
 	if err := k8s.Get(context.Background(), key, &secret); err != nil {
@@ -417,10 +436,24 @@ func TestCSRApprovalFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	csrChain(t, sim, waitCSR(t, c, 30*time.Second, signed))
-	cnt := sim.Counters()
-	if cnt.Get("endentity") != 1 || cnt.Enrollments != 1 || enrolments(sim, controllers.CSREndEntityScope+"/"+c.Name) != 1 {
-		t.Errorf("endentity=%d enrolments=%d; want the end entity added once and one certificate", cnt.Get("endentity"), cnt.Enrollments)
+	checkOneApprovalEnrolment(t, sim, c)
+}
+
+// TestCSRRestartWhileWaitingForApproval: a new manager resumes a CSR's
+// approval from the record in its status and enrols once. It runs alone
+// (not parallel) because it stops the suite's manager.
+func TestCSRRestartWhileWaitingForApproval(t *testing.T) {
+	sim := newSim(t, ejbcasim.Config{})
+	c, id := approvalCSR(t, sim)
+	stopManager()
+	if err := sim.Approve(id); err != nil {
+		t.Fatal(err)
 	}
+	if err := startManager(); err != nil {
+		t.Fatal(err)
+	}
+	csrChain(t, sim, waitCSR(t, c, 60*time.Second, signed))
+	checkOneApprovalEnrolment(t, sim, c)
 }
 
 // A CSR for an issuer that does not exist yet waits (an event, no Failed)
