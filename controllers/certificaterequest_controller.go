@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"k8s.io/utils/clock"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -76,24 +74,8 @@ type CertificateRequestReconciler struct {
 	// issuer at fault: the issuer controller, not this one, writes issuers.
 	Issuers *IssuerWakes
 
-	finished  sync.Map // types.UID -> time.Time
-	approvals sync.Map // types.NamespacedName -> struct{}
-	stored    atomic.Int64
-}
-
-// rememberFinished notes a request this process finished, and now and then
-// forgets the ones older than finishedMemory so the map stays small.
-func (r *CertificateRequestReconciler) rememberFinished(uid types.UID, now time.Time) {
-	r.finished.Store(uid, now)
-	if r.stored.Add(1)%1024 != 0 {
-		return
-	}
-	r.finished.Range(func(k, v any) bool {
-		if now.Sub(v.(time.Time)) > finishedMemory {
-			r.finished.Delete(k)
-		}
-		return true
-	})
+	finished  finishedRequests
+	approvals pendingApprovals
 }
 
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests,verbs=get;list;watch;patch
@@ -110,17 +92,14 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	cr := &cmapi.CertificateRequest{}
 	if err := r.Client.Get(ctx, req.NamespacedName, cr); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.setWaitingForApproval(req.NamespacedName, false)
+			r.approvals.set(req.NamespacedName, false)
 			r.Signer.Attempts.Deleted(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
-	if t, ok := r.finished.Load(cr.UID); ok {
-		if r.Clock.Now().Sub(t.(time.Time)) < finishedMemory {
-			return ctrl.Result{}, nil
-		}
-		r.finished.Delete(cr.UID)
+	if r.finished.recent(cr.UID, r.Clock.Now()) {
+		return ctrl.Result{}, nil
 	}
 	if !IsOurs(cr.Spec.IssuerRef) || isFinal(cr) {
 		// Final states never revert: nothing can be sent for it any more.
@@ -132,7 +111,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
 	}
 
-	issuer, state, err := r.issuer(ctx, cr)
+	issuer, state, err := loadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -145,20 +124,11 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, nil
 	}
 	if d.Action == ActionSign {
-		cl, err := r.Clients.Client(ctx, issuer)
-		if err != nil {
-			// The issuer was Ready, but its credentials no longer load (a
-			// Secret changed since the check); its own watch re-checks it.
-			in.Issuer.Ready, in.Issuer.Reason, in.Issuer.Message = false, v1alpha1.ReasonCredentialsUnavailable, err.Error()
-		} else {
-			res := r.Signer.Sign(ctx, certificateRequestSigning(r.Client, cr), issuer, cl)
+		if res := signThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, certificateRequestSigning(r.Client, cr)); res != nil {
 			if errors.Is(res.Err, ErrNotLeader) {
 				return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
 			}
-			in.Result = &res
-			if noResponse(res.Err) && r.Issuers != nil {
-				r.Issuers.Suspect(cr.Spec.IssuerRef.Kind, client.ObjectKeyFromObject(issuer))
-			}
+			in.Result = res
 			in.Now = r.Clock.Now()
 		}
 		d = Decide(in)
@@ -203,38 +173,21 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		return ctrl.Result{}, fmt.Errorf("writing the CertificateRequest status: %w", err)
 	}
 
-	kind := cr.Spec.IssuerRef.Kind
-	if d.Event != nil {
-		r.Recorder.Event(cr, d.Event.Type, d.Event.Reason, d.Event.Message)
-	}
-	for _, w := range d.Warnings {
-		r.Recorder.Event(cr, w.Type, w.Reason, w.Message)
-	}
-	if d.Outcome != "" {
-		metrics.Requests.WithLabelValues(kind, d.Outcome).Inc()
-	}
-	key := types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}
-	r.setWaitingForApproval(key, d.Outcome == "waiting_for_approval")
-	if d.Status == cmmeta.ConditionTrue {
-		metrics.IssuanceDuration.WithLabelValues(kind).Observe(now.Sub(cr.CreationTimestamp.Time).Seconds())
-	}
-	if d.IssuerFault != nil && issuer != nil {
-		if d.IssuerFault.Reason == v1alpha1.ReasonUnauthorized {
-			r.Clients.Invalidate(issuer.GetUID())
-		}
-		if r.Issuers != nil {
-			r.Issuers.Report(kind, client.ObjectKeyFromObject(issuer), *d.IssuerFault)
-		}
-	}
+	reportDecision(r.Recorder, r.Clients, r.Issuers, cr, issuer, now, requestReport{
+		RequestKind: metrics.RequestKindCertificateRequest, IssuerKind: cr.Spec.IssuerRef.Kind,
+		Event: d.Event, Warnings: d.Warnings, Outcome: d.Outcome, IssuerFault: d.IssuerFault,
+		Issued: d.Status == cmmeta.ConditionTrue, Created: cr.CreationTimestamp.Time,
+	})
+	r.approvals.set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, d.Outcome == "waiting_for_approval")
 	if d.Status == cmmeta.ConditionTrue || d.Failed {
 		// A request's enrolment Secret, if any, is garbage-collected with
 		// the request: the manager never deletes Secrets.
-		r.rememberFinished(cr.UID, now)
+		r.finished.remember(cr.UID, now)
 		r.Signer.Attempts.Done(cr.UID)
 		return ctrl.Result{}, nil
 	}
 	if d.RequeueAfter > 0 {
-		return ctrl.Result{RequeueAfter: r.jitter(d.RequeueAfter)}, nil
+		return ctrl.Result{RequeueAfter: jittered(d.RequeueAfter, r.Jitter)}, nil
 	}
 	return ctrl.Result{}, nil
 }
@@ -244,59 +197,6 @@ func unchanged(cr *cmapi.CertificateRequest, d Decision) bool {
 	c := readyCondition(cr)
 	return c != nil && !d.Failed && len(d.Certificate) == 0 &&
 		c.Status == d.Status && c.Reason == d.Reason && c.Message == d.Message
-}
-
-func (r *CertificateRequestReconciler) jitter(d time.Duration) time.Duration {
-	if r.Jitter == nil {
-		return d
-	}
-	return time.Duration(float64(d) * r.Jitter())
-}
-
-func (r *CertificateRequestReconciler) setWaitingForApproval(key types.NamespacedName, waiting bool) {
-	if waiting {
-		if _, loaded := r.approvals.LoadOrStore(key, struct{}{}); !loaded {
-			metrics.ApprovalsPending.Inc()
-		}
-		return
-	}
-	if _, loaded := r.approvals.LoadAndDelete(key); loaded {
-		metrics.ApprovalsPending.Dec()
-	}
-}
-
-// issuer loads the request's issuer and what the decision needs of it.
-func (r *CertificateRequestReconciler) issuer(ctx context.Context, cr *cmapi.CertificateRequest) (v1alpha1.Issuer, IssuerState, error) {
-	ref := cr.Spec.IssuerRef
-	iss, ok := v1alpha1.NewIssuer(ref.Kind)
-	if !ok {
-		return nil, IssuerState{}, fmt.Errorf("issuer kind %q is not ours", ref.Kind)
-	}
-	key := v1alpha1.IssuerKey(ref.Kind, cr.Namespace, ref.Name)
-	state := IssuerState{Ref: fmt.Sprintf("%s %q", ref.Kind, key.Name)}
-	if key.Namespace != "" {
-		state.Ref = fmt.Sprintf("%s %q", ref.Kind, key.Namespace+"/"+key.Name)
-	}
-	if err := r.Client.Get(ctx, key, iss); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, state, nil
-		}
-		return nil, state, err
-	}
-	state.Found = true
-	state.Ready = v1alpha1.IsReady(iss)
-	state.FailUnmet = iss.GetSpec().FailsUnmetRequests()
-	state.UseRequestedDuration = iss.GetSpec().UseRequestedDuration
-	if c := iss.GetStatus().ReadyCondition(); state.Ready && c != nil {
-		state.ReadySince = c.LastTransitionTime.Time
-	}
-	if c := iss.GetStatus().ReadyCondition(); !state.Ready && c != nil {
-		state.Reason, state.Message = c.Reason, c.Message
-		if c.ObservedGeneration != iss.GetGeneration() {
-			state.Reason, state.Message = v1alpha1.ReasonNotChecked, "its spec changed and has not been checked yet"
-		}
-	}
-	return iss, state, nil
 }
 
 // SetupWithManager watches CertificateRequests (only changes of their

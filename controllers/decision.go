@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"time"
 
@@ -140,13 +139,7 @@ func Decide(in Input) Decision {
 		return Decision{Action: ActionIgnore}
 	}
 	if !in.Issuer.Found || !in.Issuer.Ready {
-		msg := fmt.Sprintf("Waiting for %s: not found", in.Issuer.Ref)
-		if in.Issuer.Found {
-			msg = fmt.Sprintf("Waiting for %s to be Ready", in.Issuer.Ref)
-			if in.Issuer.Reason != "" {
-				msg += fmt.Sprintf(" (%s: %s)", in.Issuer.Reason, in.Issuer.Message)
-			}
-		}
+		msg := issuerWaitMessage(in.Issuer)
 		return pending(cr, msg, 0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
 	}
 	if in.Result == nil {
@@ -186,72 +179,34 @@ func decideResult(in Input) Decision {
 			d.Warnings = append(d.Warnings, Event{corev1.EventTypeWarning, EventDurationMismatch, msg})
 		}
 		return d
-	case r.WaitingForApproval != nil:
-		a := r.WaitingForApproval
-		msg := fmt.Sprintf("waiting for EJBCA approval of request %d since %s", a.RequestID, a.Since.UTC().Format(time.RFC3339))
-		if a.RequestID == 0 {
-			msg = fmt.Sprintf("waiting for EJBCA approval of the end entity %q since %s (EJBCA gave no approval request id)", a.EndEntity, a.Since.UTC().Format(time.RFC3339))
-		}
-		return pending(cr, msg, a.PollAfter, EventWaitingForApproval, corev1.EventTypeNormal, "waiting_for_approval")
-	case r.Err == nil:
-		return failed(cr, "EJBCA returned neither a certificate nor an error")
 	}
-
-	msg := r.Err.Error()
-	var throttled *ThrottledError
-	if errors.As(r.Err, &throttled) {
-		// Never failed, and never an event each time: the limit is the
-		// issuer owner's choice.
-		d := pending(cr, fmt.Sprintf("Waiting: %s", msg), max(throttled.Wait, 10*time.Millisecond), EventRetrying, corev1.EventTypeNormal, "throttled")
-		return d
+	u := decideUnsigned(unsignedInput{Result: r, Issuer: in.Issuer, Now: in.Now, Created: cr.CreationTimestamp.Time,
+		RetryWindow: in.RetryWindow, ApprovalMaxWait: in.ApprovalMaxWait, Request: "CertificateRequest " + cr.Namespace + "/" + cr.Name})
+	if u.Failed {
+		return failed(cr, u.Message)
 	}
-	var still *StillIssuingError
-	if errors.As(r.Err, &still) {
-		// Never failed, even past the retry deadline: a new request would
-		// enrol a second certificate while this one may be on its way.
-		wait := max(still.LookAgain.Sub(in.Now), time.Second)
-		return pending(cr, msg, wait, EventRetrying, corev1.EventTypeNormal, "pending")
-	}
-	var refused *IssuerRefusedError
-	if errors.As(r.Err, &refused) {
-		// The issuer's own CA or profile is unknown to EJBCA: the issuer's
-		// fault, so the request waits for it like for any issuer fault and
-		// is signed within seconds of the fix.
-		d := pending(cr, fmt.Sprintf("Waiting for %s: EJBCA refused its configuration: %s", in.Issuer.Ref, msg),
-			0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
-		d.IssuerFault = &IssuerFault{Reason: v1alpha1.ReasonProfileNotFound,
-			Message: fmt.Sprintf("EJBCA refused the issuer's configuration when signing CertificateRequest %s/%s: %s", cr.Namespace, cr.Name, msg)}
-		return d
-	}
-	var permanent *PermanentError
-	retryable := ejbca.IsRetryable(r.Err) && !errors.As(r.Err, &permanent)
-	unauthorized := ejbca.IsUnauthorized(r.Err)
-	if !retryable && !unauthorized {
-		return failed(cr, msg)
-	}
-	if deadline := RetryDeadline(in); !in.Now.Before(deadline) {
-		return failed(cr, fmt.Sprintf("Giving up: still failing at the retry deadline %s: %s",
-			deadline.UTC().Format(time.RFC3339), msg))
-	}
-	if unauthorized {
-		d := pending(cr, fmt.Sprintf("EJBCA refused %s's credentials; waiting for the issuer to be Ready again: %s", in.Issuer.Ref, msg),
-			0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
-		d.IssuerFault = &IssuerFault{Reason: v1alpha1.ReasonUnauthorized,
-			Message: fmt.Sprintf("EJBCA refused the credentials when signing CertificateRequest %s/%s: %s", cr.Namespace, cr.Name, msg)}
-		return d
-	}
-	wait := RetryBackoff(in.Now.Sub(cr.CreationTimestamp.Time), r.Err)
-	return pending(cr, fmt.Sprintf("EJBCA call failed, will retry: %s", msg), wait, EventRetrying, corev1.EventTypeWarning, "pending")
+	d := pending(cr, u.Message, u.RequeueAfter, u.EventReason, u.EventType, u.Outcome)
+	d.IssuerFault = u.IssuerFault
+	return d
 }
 
 // durationMismatch says why the issued validity is not the requested
 // duration, when they differ by more than EJBCA's backdating and rounding
 // (an hour, or 1% of the duration); empty otherwise.
 func durationMismatch(cr *cmapi.CertificateRequest, leaf *x509.Certificate, useRequested bool) string {
-	if cr.Spec.Duration == nil || leaf.NotAfter.IsZero() {
+	if cr.Spec.Duration == nil {
 		return ""
 	}
-	requested, issued := cr.Spec.Duration.Duration, leaf.NotAfter.Sub(leaf.NotBefore)
+	return validityMismatch(cr.Spec.Duration.Duration, leaf, useRequested)
+}
+
+// validityMismatch is durationMismatch for a request of any kind that asked
+// for requested.
+func validityMismatch(requested time.Duration, leaf *x509.Certificate, useRequested bool) string {
+	if requested <= 0 || leaf.NotAfter.IsZero() {
+		return ""
+	}
+	issued := leaf.NotAfter.Sub(leaf.NotBefore)
 	diff := issued - requested
 	if diff < 0 {
 		diff = -diff
@@ -276,14 +231,7 @@ func durationMismatch(cr *cmapi.CertificateRequest, leaf *x509.Certificate, useR
 // (creation time, the issuer's status), so a restart does not reset the
 // window and nothing a requester writes moves it.
 func RetryDeadline(in Input) time.Time {
-	if in.Result != nil && !in.Result.ApprovalSince.IsZero() {
-		return in.Result.ApprovalSince.Add(in.ApprovalMaxWait)
-	}
-	start := in.Request.CreationTimestamp.Time
-	if in.Issuer.ReadySince.After(start) {
-		start = in.Issuer.ReadySince
-	}
-	return start.Add(in.RetryWindow)
+	return retryDeadline(in.Result, in.Issuer, in.Request.CreationTimestamp.Time, in.RetryWindow, in.ApprovalMaxWait)
 }
 
 // RetryBackoff grows with the request's age, from 2s to 1m, and is never

@@ -31,16 +31,16 @@ func endEntityName(spec *v1alpha1.IssuerSpec, sr *SigningRequest, csr *x509.Cert
 
 func derivedEndEntityName(spec *v1alpha1.IssuerSpec, sr *SigningRequest, csr *x509.CertificateRequest) (string, error) {
 	if v, ok := endEntityOverride(spec, sr); ok {
-		return sr.Namespace + "/" + v, nil
+		return sr.endEntityScope() + "/" + v, nil
 	}
 	switch src := spec.EffectiveEndEntityName(); src {
 	case v1alpha1.EndEntityNameCertificateName:
 		if name := sr.CertificateName; name != "" {
-			return sr.Namespace + "/" + name, nil
+			return sr.endEntityScope() + "/" + name, nil
 		}
-		return sr.Namespace + "/" + sr.Name, nil
+		return ownEndEntityName(sr), nil
 	case v1alpha1.EndEntityNameRequestName:
-		return sr.Namespace + "/" + sr.Name, nil
+		return ownEndEntityName(sr), nil
 	case v1alpha1.EndEntityNameCN:
 		if csr.Subject.CommonName != "" {
 			return csr.Subject.CommonName, nil
@@ -101,7 +101,22 @@ func profiles(spec *v1alpha1.IssuerSpec, sr *SigningRequest) (certificateProfile
 func approvalEndEntityName(spec *v1alpha1.IssuerSpec, sr *SigningRequest, username string) string {
 	_, overridden := endEntityOverride(spec, sr)
 	if spec.EffectiveEndEntityName() == v1alpha1.EndEntityNameCertificateName && !overridden {
-		return sr.Namespace + "/" + sr.Name
+		return ownEndEntityName(sr)
 	}
 	return username
+}
+
+// ownEndEntityName is the end entity named after the request itself:
+// <namespace>/<request> for a CertificateRequest.
+func ownEndEntityName(sr *SigningRequest) string {
+	return sr.endEntityScope() + "/" + sr.Name
+}
+
+// endEntityScope is what qualifies names derived from the request: its
+// namespace, or the scope its adapter set (a cluster-scoped request's).
+func (sr *SigningRequest) endEntityScope() string {
+	if sr.EndEntityScope != "" {
+		return sr.EndEntityScope
+	}
+	return sr.Namespace
 }

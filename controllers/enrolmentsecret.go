@@ -34,6 +34,14 @@ func EnrolmentSecretName(requestName string) string {
 	return requestName[:253-len(suffix)-9] + "-" + hex.EncodeToString(sum[:4]) + suffix
 }
 
+// enrolmentSecretKey is where the request's enrolment Secret lives.
+func (sr *SigningRequest) enrolmentSecretKey() client.ObjectKey {
+	if sr.EnrolmentSecret.Name != "" {
+		return sr.EnrolmentSecret
+	}
+	return client.ObjectKey{Namespace: sr.Namespace, Name: EnrolmentSecretName(sr.Name)}
+}
+
 // enrolmentSecrets keeps the one-time enrolment password of a request that
 // goes through EJBCA's approval flow, in a Secret the request controls. The
 // manager only creates and reads these Secrets; garbage collection deletes
@@ -50,16 +58,16 @@ type enrolmentSecrets struct {
 // request is never used or changed: the request fails with a message
 // saying so.
 func (e enrolmentSecrets) password(ctx context.Context, sr *SigningRequest, create bool) (password string, found bool, err error) {
-	name := EnrolmentSecretName(sr.Name)
+	key := sr.enrolmentSecretKey()
 	var secret corev1.Secret
-	err = e.reader.Get(ctx, client.ObjectKey{Namespace: sr.Namespace, Name: name}, &secret)
+	err = e.reader.Get(ctx, key, &secret)
 	switch {
 	case err == nil:
 		p := string(secret.Data[enrolmentPasswordKey])
 		if p == "" || !metav1.IsControlledBy(&secret, sr.Object) || secret.Labels[LabelEnrolmentSecret] != "true" {
 			return "", false, &PermanentError{fmt.Sprintf(
-				"Secret %s/%s exists but was not created by ejbca-issuer for this CertificateRequest; it is left alone: rename or delete it, then create a new request",
-				sr.Namespace, name)}
+				"Secret %s exists but was not created by ejbca-issuer for this %s; it is left alone: rename or delete it, then create a new request",
+				key, requestKind(sr.Object))}
 		}
 		return p, true, nil
 	case !apierrors.IsNotFound(err):
@@ -73,7 +81,7 @@ func (e enrolmentSecrets) password(ctx context.Context, sr *SigningRequest, crea
 	}
 	password = base64.RawURLEncoding.EncodeToString(raw)
 	secret = corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: sr.Namespace, Name: name, Labels: map[string]string{LabelEnrolmentSecret: "true"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: map[string]string{LabelEnrolmentSecret: "true"}},
 		Type:       corev1.SecretTypeOpaque,
 		Data:       map[string][]byte{enrolmentPasswordKey: []byte(password)},
 	}
@@ -82,7 +90,7 @@ func (e enrolmentSecrets) password(ctx context.Context, sr *SigningRequest, crea
 	}
 	if err := e.client.Create(ctx, &secret); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return "", false, fmt.Errorf("the enrolment Secret %s/%s appeared concurrently; retrying", sr.Namespace, name)
+			return "", false, fmt.Errorf("the enrolment Secret %s appeared concurrently; retrying", key)
 		}
 		return "", false, fmt.Errorf("creating the enrolment Secret: %w", err)
 	}

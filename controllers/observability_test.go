@@ -121,16 +121,16 @@ func TestMetricsAreExported(t *testing.T) {
 		// only asks for the metric to be present.
 		min float64
 	}{
-		{"ejbca_issuer_certificaterequests_total", map[string]string{"issuer_kind": kind, "outcome": "issued"}, 1},
-		{"ejbca_issuer_certificaterequests_total", map[string]string{"issuer_kind": kind, "outcome": "failed"}, 1},
+		{"ejbca_issuer_certificaterequests_total", map[string]string{"issuer_kind": kind, "request_kind": "CertificateRequest", "outcome": "issued"}, 1},
+		{"ejbca_issuer_certificaterequests_total", map[string]string{"issuer_kind": kind, "request_kind": "CertificateRequest", "outcome": "failed"}, 1},
 		{"ejbca_issuer_ejbca_requests_total", map[string]string{"endpoint": enroll, "status": "201"}, 1},
 		{"ejbca_issuer_ejbca_requests_total", map[string]string{"endpoint": enroll, "status": "400"}, 1},
 		{"ejbca_issuer_ejbca_requests_total", map[string]string{"endpoint": "GET /v1/ca", "status": "200"}, 1},
 		{"ejbca_issuer_ejbca_request_duration_seconds_bucket", map[string]string{"endpoint": enroll, "le": "+Inf"}, 1},
 		{"ejbca_issuer_ejbca_request_duration_seconds_count", map[string]string{"endpoint": enroll}, 1},
 		{"ejbca_issuer_approvals_pending", nil, -1},
-		{"ejbca_issuer_issuance_duration_seconds_bucket", map[string]string{"issuer_kind": kind, "le": "+Inf"}, 1},
-		{"ejbca_issuer_issuance_duration_seconds_count", map[string]string{"issuer_kind": kind}, 1},
+		{"ejbca_issuer_issuance_duration_seconds_bucket", map[string]string{"issuer_kind": kind, "request_kind": "CertificateRequest", "le": "+Inf"}, 1},
+		{"ejbca_issuer_issuance_duration_seconds_count", map[string]string{"issuer_kind": kind, "request_kind": "CertificateRequest"}, 1},
 		{"ejbca_issuer_health_checks_total", map[string]string{"kind": kind, "reason": v1alpha1.ReasonChecked}, 1},
 		{"ejbca_issuer_health_checks_total", map[string]string{"kind": kind, "reason": v1alpha1.ReasonSecretNotFound}, 1},
 	}

@@ -87,7 +87,13 @@ var tenancies = []struct {
 // credentials live in the cluster resource namespace.
 func readyClusterIssuer(t *testing.T, sim *ejbcasim.Sim, mutate ...func(*v1alpha1.IssuerSpec)) string {
 	t.Helper()
-	name := "cluster-" + newNamespace(t)
+	return readyClusterIssuerNamed(t, sim, "cluster-"+newNamespace(t), mutate...)
+}
+
+// readyClusterIssuerNamed is readyClusterIssuer with a name of the test's
+// choosing.
+func readyClusterIssuerNamed(t *testing.T, sim *ejbcasim.Sim, name string, mutate ...func(*v1alpha1.IssuerSpec)) string {
+	t.Helper()
 	create(t, tlsSecret(clusterResourceNamespace, name+"-client", sim.ClientCertPEM(), sim.ClientKeyPEM()))
 	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: clusterResourceNamespace, Name: name + "-ca"},
 		Data: map[string]string{"ca.crt": string(sim.CABundlePEM())}})

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -47,7 +48,8 @@ type Options struct {
 // created together do not call EJBCA in lockstep.
 func jitter() float64 { return 0.9 + rand.Float64()*0.2 }
 
-// Setup registers the issuer and CertificateRequest controllers.
+// Setup registers the issuer, CertificateRequest and CertificateSigningRequest
+// controllers.
 func Setup(mgr ctrl.Manager, o Options) error {
 	clk := o.Clock
 	if clk == nil {
@@ -83,17 +85,28 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		}
 		wakes.register(kind, r)
 	}
-	// Begun on election: requests that exist then may have been sent by
-	// the predecessor.
-	attempts := NewAttempts(clk, ListExisting(mgr.GetAPIReader(), cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")))
+	// Begun on election: requests of either kind that exist then may have
+	// been sent by the predecessor.
+	attempts := NewAttempts(clk, Inventories(
+		ListExisting(mgr.GetAPIReader(), cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")),
+		ListExisting(mgr.GetAPIReader(), certificatesv1.SchemeGroupVersion.WithKind("CertificateSigningRequestList")),
+	))
 	if err := mgr.Add(attempts); err != nil {
 		return err
 	}
+	signer := &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,
+		Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout), Attempts: attempts}
+	if err := (&CertificateSigningRequestReconciler{
+		Client: mgr.GetClient(), Clients: clients, Signer: signer, Recorder: recorder,
+		ClusterResourceNamespace: o.ClusterResourceNamespace, RetryWindow: o.RetryWindow, Clock: clk, Jitter: jitter,
+		MaxConcurrentReconciles: workers, Lease: o.Lease, Issuers: wakes,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&CertificateRequestReconciler{
-		Client:  mgr.GetClient(),
-		Clients: clients,
-		Signer: &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,
-			Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout), Attempts: attempts},
+		Client:                   mgr.GetClient(),
+		Clients:                  clients,
+		Signer:                   signer,
 		Recorder:                 recorder,
 		ClusterResourceNamespace: o.ClusterResourceNamespace,
 		RetryWindow:              o.RetryWindow,

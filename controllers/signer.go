@@ -219,7 +219,7 @@ func (s *Signer) startApproval(ctx context.Context, sr *SigningRequest, spec *v1
 	})
 	now := s.Clock.Now()
 	switch {
-	case ejbca.IsConflict(err) && username == sr.Namespace+"/"+sr.Name:
+	case ejbca.IsConflict(err) && username == ownEndEntityName(sr):
 		// The request's own end entity exists: an earlier attempt added it
 		// (with this Secret's password) and its approval was carried out.
 		return s.enrolForEndEntity(ctx, sr, spec, cl, username, password, sr.Created)

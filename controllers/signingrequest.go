@@ -37,6 +37,13 @@ type SigningRequest struct {
 	Annotations map[string]string
 	// State is where the signer's records are written.
 	State EnrolmentState
+	// EndEntityScope qualifies the end entity names derived from the
+	// request's name; empty means Namespace. A cluster-scoped request needs
+	// one no namespace can spell.
+	EndEntityScope string
+	// EnrolmentSecret names the approval flow's Secret; empty means
+	// EnrolmentSecretName(Name) in Namespace.
+	EnrolmentSecret types.NamespacedName
 }
 
 // EnrolmentState keeps the signer's records on the request, where a restart

@@ -17,11 +17,17 @@ import (
 // everything asked for is there; a request without usages asks for none in
 // particular.
 func UnmetRequest(cr *cmapi.CertificateRequest, leaf *x509.Certificate) string {
+	return unmet(cr.Spec.IsCA, cr.Spec.Usages, leaf)
+}
+
+// unmet is UnmetRequest for a request of any kind (a
+// CertificateSigningRequest's usages have cert-manager's names).
+func unmet(isCA bool, usages []cmapi.KeyUsage, leaf *x509.Certificate) string {
 	var missing []string
-	if cr.Spec.IsCA && !leaf.IsCA {
+	if isCA && !leaf.IsCA {
 		missing = append(missing, "isCA (the certificate is not a CA certificate)")
 	}
-	for _, u := range cr.Spec.Usages {
+	for _, u := range usages {
 		if ku, ok := apiutil.KeyUsageType(u); ok {
 			if leaf.KeyUsage&ku == 0 {
 				missing = append(missing, "usage "+string(u))

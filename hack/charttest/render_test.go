@@ -254,6 +254,8 @@ func TestRenderAllOptions(t *testing.T) {
 	want := []string{
 		"ClusterRole " + approverName,
 		"ClusterRole pki-ejbca",
+		"ClusterRole pki-ejbca-csr-approver",
+		"ClusterRole pki-ejbca-csr-requester",
 		"ClusterRoleBinding " + approverName,
 		"ClusterRoleBinding pki-ejbca",
 		"CustomResourceDefinition ejbcaclusterissuers.ejbca-issuer.certctl.io",
@@ -396,6 +398,37 @@ func TestRenderAllOptions(t *testing.T) {
 
 // TestRenderToggles: the values that switch objects or flags on and off, and
 // the combinations the chart refuses.
+// TestRenderCSRExampleRoles: the example ClusterRoles for Kubernetes CSRs
+// are off by default, unbound when on, and grant approve on both signer
+// prefixes and reference on the namespaced one only.
+func TestRenderCSRExampleRoles(t *testing.T) {
+	if objs := mustRender(t, "r", "ns", nil); find(objs, "ClusterRole", "", "r-ejbca-issuer-csr-approver") != nil {
+		t.Error("the example CSR ClusterRoles render by default")
+	}
+	objs := mustRender(t, "r", "ns", values(t, "kubernetesCSR: {exampleClusterRoles: true}"))
+	approver := into[rbacv1.ClusterRole](t, mustFind(t, objs, "ClusterRole", "", "r-ejbca-issuer-csr-approver"))
+	requester := into[rbacv1.ClusterRole](t, mustFind(t, objs, "ClusterRole", "", "r-ejbca-issuer-csr-requester"))
+	signers := func(r *rbacv1.ClusterRole, verb string) []string {
+		for _, rule := range r.Rules {
+			if slices.Contains(rule.Resources, "signers") && slices.Equal(rule.Verbs, []string{verb}) {
+				return rule.ResourceNames
+			}
+		}
+		return nil
+	}
+	if got := signers(approver, "approve"); !slices.Equal(got, []string{"ejbcaissuers.ejbca-issuer.certctl.io/*", "ejbcaclusterissuers.ejbca-issuer.certctl.io/*"}) {
+		t.Errorf("approver approves %v", got)
+	}
+	if got := signers(requester, "reference"); !slices.Equal(got, []string{"ejbcaissuers.ejbca-issuer.certctl.io/*"}) {
+		t.Errorf("requester references %v", got)
+	}
+	for _, o := range objs {
+		if strings.HasSuffix(o.GetKind(), "Binding") && strings.Contains(o.GetName(), "csr-") {
+			t.Errorf("the example CSR roles are bound: %s", id(o))
+		}
+	}
+}
+
 func TestRenderToggles(t *testing.T) {
 	has := func(objs []*unstructured.Unstructured, kind string) bool { return len(ofKind(objs, kind)) > 0 }
 	args := func(t *testing.T, objs []*unstructured.Unstructured) []string {

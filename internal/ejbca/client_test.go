@@ -625,8 +625,14 @@ func TestConnectionReuse(t *testing.T) {
 			if got.Enrollments != total || got.Calls["pkcs10enroll"][201] != total {
 				t.Errorf("Enrollments = %d, 201s = %d, want %d", got.Enrollments, got.Calls["pkcs10enroll"][201], total)
 			}
-			if got.TLSHandshakes > workers {
-				t.Errorf("TLSHandshakes = %d for %d enrolments from %d goroutines, want <= %d", got.TLSHandshakes, total, workers, workers)
+			// With OAuth2 the token is fetched first, on a connection that
+			// may not be back in the pool yet when all workers call at once.
+			maxHandshakes := workers
+			if mode == modeOAuth2 {
+				maxHandshakes++
+			}
+			if got.TLSHandshakes > maxHandshakes {
+				t.Errorf("TLSHandshakes = %d for %d enrolments from %d goroutines, want <= %d", got.TLSHandshakes, total, workers, maxHandshakes)
 			}
 			wantTokens := 0
 			if mode == modeOAuth2 {

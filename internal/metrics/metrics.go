@@ -12,12 +12,18 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
+// The request_kind label's values.
+const (
+	RequestKindCertificateRequest        = "CertificateRequest"
+	RequestKindCertificateSigningRequest = "CertificateSigningRequest"
+)
+
 var (
-	// Requests counts CertificateRequests reaching an outcome.
+	// Requests counts requests reaching an outcome, of both kinds.
 	Requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ejbca_issuer_certificaterequests_total",
-		Help: "CertificateRequests handled, by issuer kind and outcome (issued, failed, denied, pending, waiting_for_approval, issuer_not_ready).",
-	}, []string{"issuer_kind", "outcome"})
+		Help: "Requests handled, by issuer kind, request kind (CertificateRequest, CertificateSigningRequest) and outcome (issued, failed, denied, pending, waiting_for_approval, issuer_not_ready).",
+	}, []string{"issuer_kind", "request_kind", "outcome"})
 
 	// EJBCACalls counts calls to EJBCA by endpoint and HTTP status.
 	EJBCACalls = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -35,15 +41,15 @@ var (
 	// ApprovalsPending is the number of requests waiting for an EJBCA administrator.
 	ApprovalsPending = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "ejbca_issuer_approvals_pending",
-		Help: "CertificateRequests waiting for approval in EJBCA.",
+		Help: "Requests (of both kinds) waiting for approval in EJBCA.",
 	})
 
 	// IssuanceDuration is the time from a request's creation to its certificate.
 	IssuanceDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "ejbca_issuer_issuance_duration_seconds",
-		Help:    "Time from CertificateRequest creation to the certificate being issued, by issuer kind.",
+		Help:    "Time from a request's creation to the certificate being issued, by issuer kind and request kind.",
 		Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400},
-	}, []string{"issuer_kind"})
+	}, []string{"issuer_kind", "request_kind"})
 
 	// IssuerReady is 1 for a Ready issuer, 0 otherwise.
 	IssuerReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{

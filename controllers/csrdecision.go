@@ -1,0 +1,173 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/cert-manager/cert-manager/pkg/util/pki"
+	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+)
+
+// ActionCheckReference: run the requester's SubjectAccessReview for the
+// namespaced issuer, then decide again with its answer.
+const ActionCheckReference = ActionUpdate + 1
+
+// Reasons of the Failed condition ejbca-issuer sets on a
+// CertificateSigningRequest.
+const (
+	// CSRReasonBadRequest: the CSR or its spec.usages cannot be signed as
+	// asked (usages that do not fit the CSR, unknown usages, a CSR that
+	// does not parse).
+	CSRReasonBadRequest = "BadRequest"
+	// CSRReasonReferenceDenied: the requester may not use the namespaced
+	// EJBCAIssuer (no `reference` on its signer name).
+	CSRReasonReferenceDenied = "ReferenceDenied"
+	// CSRReasonSigningFailed: EJBCA refused for good, or retryable errors
+	// lasted past the retry deadline, or the certificate lacks what was
+	// asked for under the issuer's unmetRequest: Fail.
+	CSRReasonSigningFailed = "SigningFailed"
+)
+
+// CSRInput is everything a CertificateSigningRequest's decision depends on.
+type CSRInput struct {
+	CSR    *certificatesv1.CertificateSigningRequest
+	Issuer IssuerState
+	Now    time.Time
+	// RetryWindow is how long retryable errors are retried (--retry-window).
+	RetryWindow time.Duration
+	// ApprovalMaxWait is the issuer's approval.maxWait.
+	ApprovalMaxWait time.Duration
+	// ReferenceAllowed is the requester's SubjectAccessReview for a
+	// namespaced issuer's signer name; nil until it ran.
+	ReferenceAllowed *bool
+	// Result is nil until EJBCA was asked.
+	Result *SignResult
+}
+
+// CSRDecision is what happens to a CertificateSigningRequest. The CSR API
+// has no Pending condition: a request that waits gets an event and a
+// requeue, no status write.
+type CSRDecision struct {
+	Action Action
+	// Failed adds the Failed condition with Reason and Message: final.
+	Failed          bool
+	Reason, Message string
+	// Certificate is status.certificate: the PEM leaf and intermediates.
+	Certificate  []byte
+	RequeueAfter time.Duration
+	Event        *Event
+	Warnings     []Event
+	IssuerFault  *IssuerFault
+	Outcome      string
+}
+
+// DecideCSR is the CertificateSigningRequest contract as a pure function:
+// only signer names of ours, only Approved and never Denied or Failed ones,
+// usages that fit the CSR, the requester's right to reference a namespaced
+// issuer, then EJBCA's answer decided as for CertificateRequests.
+func DecideCSR(in CSRInput) CSRDecision {
+	csr := in.CSR
+	kind, ns, name, ours := SignerIssuer(csr.Spec.SignerName)
+	if !ours || csrIsFinal(csr) || !csrConditionTrue(csr, certificatesv1.CertificateApproved) {
+		return CSRDecision{Action: ActionIgnore}
+	}
+	if msg := csrUsageProblem(csr); msg != "" {
+		return csrFailed(CSRReasonBadRequest, msg)
+	}
+	if kind == v1alpha1.IssuerKind {
+		if in.ReferenceAllowed == nil {
+			return CSRDecision{Action: ActionCheckReference}
+		}
+		if !*in.ReferenceAllowed {
+			return csrFailed(CSRReasonReferenceDenied, fmt.Sprintf(
+				"The requester %q may not reference the namespaced EJBCAIssuer %s/%s: it needs the verb reference on signers (group certificates.k8s.io) named %q or %q in namespace %s",
+				csr.Spec.Username, ns, name, csr.Spec.SignerName, IssuerSignerPrefix+"*", ns))
+		}
+	}
+	if !in.Issuer.Found || !in.Issuer.Ready {
+		return csrWaiting(waiting(issuerWaitMessage(in.Issuer), 0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready"))
+	}
+	if in.Result == nil {
+		return CSRDecision{Action: ActionSign}
+	}
+	var warnings []Event
+	for _, w := range in.Result.Warnings {
+		warnings = append(warnings, Event{corev1.EventTypeWarning, EventIgnoredAnnotations, w})
+	}
+	d := decideCSRResult(in)
+	d.Warnings = append(warnings, d.Warnings...)
+	return d
+}
+
+func decideCSRResult(in CSRInput) CSRDecision {
+	csr, r := in.CSR, in.Result
+	if cert := r.Certificate; cert != nil {
+		usages := make([]cmapi.KeyUsage, len(csr.Spec.Usages))
+		for i, u := range csr.Spec.Usages {
+			usages[i] = cmapi.KeyUsage(u)
+		}
+		lacks := unmet(false, usages, cert.Leaf)
+		if lacks != "" && in.Issuer.FailUnmet {
+			return csrFailed(CSRReasonSigningFailed, fmt.Sprintf("EJBCA issued serial %s, but %s; the issuer's unmetRequest is Fail, so it is not stored (revoke it in EJBCA if it is not wanted)",
+				cert.SerialNumber, lacks))
+		}
+		d := CSRDecision{Action: ActionUpdate, Certificate: cert.ChainPEM, Outcome: "issued",
+			Event: &Event{corev1.EventTypeNormal, EventIssued,
+				fmt.Sprintf("Certificate %q issued by EJBCA, serial %s", cert.Leaf.Subject.String(), cert.SerialNumber)}}
+		if lacks != "" {
+			d.Warnings = append(d.Warnings, Event{corev1.EventTypeWarning, EventUnmetRequest,
+				fmt.Sprintf("The certificate (serial %s) does not carry what the request asked for: %s; the certificate profile decides", cert.SerialNumber, lacks)})
+		}
+		if s := csr.Spec.ExpirationSeconds; s != nil {
+			if msg := validityMismatch(time.Duration(*s)*time.Second, cert.Leaf, in.Issuer.UseRequestedDuration); msg != "" {
+				d.Warnings = append(d.Warnings, Event{corev1.EventTypeWarning, EventDurationMismatch, msg})
+			}
+		}
+		return d
+	}
+	u := decideUnsigned(unsignedInput{Result: r, Issuer: in.Issuer, Now: in.Now, Created: csr.CreationTimestamp.Time,
+		RetryWindow: in.RetryWindow, ApprovalMaxWait: in.ApprovalMaxWait, Request: "CertificateSigningRequest " + csr.Name})
+	if u.Failed {
+		return csrFailed(CSRReasonSigningFailed, u.Message)
+	}
+	return csrWaiting(u)
+}
+
+// csrUsageProblem says why spec.usages cannot be signed for the CSR: an
+// unknown usage, or key usage extensions in the CSR that differ from them.
+// Empty when they fit.
+func csrUsageProblem(csr *certificatesv1.CertificateSigningRequest) string {
+	ku, eku, err := pki.BuildKeyUsagesKube(csr.Spec.Usages)
+	if err != nil {
+		return fmt.Sprintf("spec.usages: %v", err)
+	}
+	if _, err := pki.CertificateTemplateFromCSRPEM(csr.Spec.Request, pki.CertificateTemplateValidateAndOverrideKeyUsages(ku, eku)); err != nil {
+		return fmt.Sprintf("spec.usages do not fit the CSR: %v", err)
+	}
+	return ""
+}
+
+func csrFailed(reason, msg string) CSRDecision {
+	return CSRDecision{Action: ActionUpdate, Failed: true, Reason: reason, Message: msg, Outcome: "failed",
+		Event: &Event{corev1.EventTypeWarning, EventFailed, msg}}
+}
+
+func csrWaiting(u unsigned) CSRDecision {
+	return CSRDecision{Action: ActionUpdate, Message: u.Message, RequeueAfter: u.RequeueAfter, Outcome: u.Outcome,
+		IssuerFault: u.IssuerFault, Event: &Event{u.EventType, u.EventReason, u.Message}}
+}
+
+// csrIsFinal: signed, Failed or Denied CSRs are never touched again.
+func csrIsFinal(csr *certificatesv1.CertificateSigningRequest) bool {
+	return len(csr.Status.Certificate) > 0 ||
+		csrConditionTrue(csr, certificatesv1.CertificateDenied) || csrConditionTrue(csr, certificatesv1.CertificateFailed)
+}
+
+func csrConditionTrue(csr *certificatesv1.CertificateSigningRequest, t certificatesv1.RequestConditionType) bool {
+	c := csrCondition(csr, t)
+	return c != nil && c.Status == corev1.ConditionTrue
+}

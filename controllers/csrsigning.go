@@ -1,0 +1,181 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+)
+
+// Signer name prefixes of Kubernetes CertificateSigningRequests this
+// manager signs, after cert-manager's convention:
+// ejbcaclusterissuers.ejbca-issuer.certctl.io/<name> and
+// ejbcaissuers.ejbca-issuer.certctl.io/<namespace>.<name>.
+const (
+	ClusterIssuerSignerPrefix = "ejbcaclusterissuers.ejbca-issuer.certctl.io/"
+	IssuerSignerPrefix        = "ejbcaissuers.ejbca-issuer.certctl.io/"
+)
+
+// CSREndEntityScope qualifies the end entity names derived from a
+// CertificateSigningRequest's name (certificates.k8s.io/<csr name>). A
+// CertificateRequest's are <namespace>/<name>, and no namespace has a dot in
+// its name, so the two kinds never share an end entity.
+const CSREndEntityScope = "certificates.k8s.io"
+
+// CSRConditionEnrolment is the condition in which the signer keeps its
+// records on a CertificateSigningRequest (the sealed approval record), as
+// JSON in its message. It is written through the status subresource, so the
+// manager needs no right to update CSRs themselves; a record written by
+// anyone else is ignored (it is sealed).
+const CSRConditionEnrolment certificatesv1.RequestConditionType = "ejbca-issuer.certctl.io/Enrolment"
+
+// signerRecordKeys are the signer's own records: on a CSR they are read only
+// from CSRConditionEnrolment, never from its annotations.
+var signerRecordKeys = []string{AnnotationApprovalRequestID, AnnotationApprovalRequestedAt, AnnotationApprovalSeal}
+
+// SignerIssuer names the issuer a signer name of ours refers to; ok is false
+// for any other signer name (or a malformed one of ours).
+func SignerIssuer(signerName string) (kind, namespace, name string, ok bool) {
+	if n, found := strings.CutPrefix(signerName, ClusterIssuerSignerPrefix); found {
+		return v1alpha1.ClusterIssuerKind, "", n, n != "" && !strings.Contains(n, "/")
+	}
+	if rest, found := strings.CutPrefix(signerName, IssuerSignerPrefix); found {
+		// A namespace is a DNS label (no dot); the issuer's name may have dots.
+		ns, n, cut := strings.Cut(rest, ".")
+		return v1alpha1.IssuerKind, ns, n, cut && ns != "" && n != "" && !strings.Contains(rest, "/")
+	}
+	return "", "", "", false
+}
+
+// IssuerSignerName is the signer name of an issuer of ours.
+func IssuerSignerName(kind, namespace, name string) string {
+	if kind == v1alpha1.ClusterIssuerKind {
+		return ClusterIssuerSignerPrefix + name
+	}
+	return IssuerSignerPrefix + namespace + "." + name
+}
+
+// isOurSigner is the watch's cheap filter: a prefix test, nothing decoded.
+func isOurSigner(signerName string) bool {
+	return strings.HasPrefix(signerName, ClusterIssuerSignerPrefix) || strings.HasPrefix(signerName, IssuerSignerPrefix)
+}
+
+// csrSigning adapts a Kubernetes CertificateSigningRequest. It is
+// cluster-scoped: its end entities are scoped by CSREndEntityScope and its
+// enrolment Secret lives in the cluster resource namespace, named after
+// its UID and owned by it, so garbage collection removes it with the CSR.
+// The requested duration is spec.expirationSeconds and nothing else
+// (cert-manager's request-duration annotation is not read).
+func csrSigning(c client.Client, csr *certificatesv1.CertificateSigningRequest, clusterResourceNamespace string) *SigningRequest {
+	sr := &SigningRequest{
+		Object: csr, Name: csr.Name, UID: csr.UID, Created: csr.CreationTimestamp.Time, CSR: csr.Spec.Request,
+		EndEntityScope:  CSREndEntityScope,
+		EnrolmentSecret: client.ObjectKey{Namespace: clusterResourceNamespace, Name: "csr-" + string(csr.UID) + "-ejbca-enrolment"},
+	}
+	if s := csr.Spec.ExpirationSeconds; s != nil && *s > 0 {
+		sr.Duration = time.Duration(*s) * time.Second
+	}
+	st := &csrStatusRecords{client: c, csr: csr, sr: sr}
+	sr.Annotations = st.annotations()
+	sr.State = st
+	return sr
+}
+
+// csrStatusRecords keeps the signer's records in the CSR's
+// CSRConditionEnrolment condition.
+type csrStatusRecords struct {
+	client client.Client
+	csr    *certificatesv1.CertificateSigningRequest
+	sr     *SigningRequest
+}
+
+// records are the signer's records on the CSR; a message that does not
+// parse counts as none.
+func (s *csrStatusRecords) records() map[string]string {
+	recs := map[string]string{}
+	if c := csrCondition(s.csr, CSRConditionEnrolment); c != nil {
+		_ = json.Unmarshal([]byte(c.Message), &recs)
+	}
+	return recs
+}
+
+// annotations are what the signer sees: the CSR's annotations (for the
+// overrides the issuer allows) without anything that looks like a record,
+// and the records from the status.
+func (s *csrStatusRecords) annotations() map[string]string {
+	out := maps.Clone(s.csr.Annotations)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for _, k := range signerRecordKeys {
+		delete(out, k)
+	}
+	for k, v := range s.records() {
+		if slices.Contains(signerRecordKeys, k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Set rewrites the records condition through the status subresource. The
+// update carries the CSR's resourceVersion: a decision made from a stale
+// copy fails with a conflict and is made again from a fresh one.
+func (s *csrStatusRecords) Set(ctx context.Context, set map[string]*string) error {
+	recs := s.records()
+	for k, v := range set {
+		if v == nil {
+			delete(recs, k)
+		} else {
+			recs[k] = *v
+		}
+	}
+	msg, err := json.Marshal(recs)
+	if err != nil {
+		return err
+	}
+	updated := s.csr.DeepCopy()
+	setCSRCondition(updated, certificatesv1.CertificateSigningRequestCondition{
+		Type: CSRConditionEnrolment, Status: corev1.ConditionTrue, Reason: "Recorded", Message: string(msg),
+	}, metav1.Now())
+	if err := s.client.Status().Update(ctx, updated); err != nil {
+		return fmt.Errorf("recording enrolment state on the CertificateSigningRequest: %w", err)
+	}
+	*s.csr = *updated
+	s.sr.Annotations = s.annotations()
+	return nil
+}
+
+func csrCondition(csr *certificatesv1.CertificateSigningRequest, t certificatesv1.RequestConditionType) *certificatesv1.CertificateSigningRequestCondition {
+	for i := range csr.Status.Conditions {
+		if csr.Status.Conditions[i].Type == t {
+			return &csr.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// setCSRCondition adds or replaces the condition of c's type, keeping its
+// transition time when its status is unchanged.
+func setCSRCondition(csr *certificatesv1.CertificateSigningRequest, c certificatesv1.CertificateSigningRequestCondition, now metav1.Time) {
+	c.LastUpdateTime = now
+	c.LastTransitionTime = now
+	if old := csrCondition(csr, c.Type); old != nil {
+		if old.Status == c.Status && !old.LastTransitionTime.IsZero() {
+			c.LastTransitionTime = old.LastTransitionTime
+		}
+		*old = c
+		return
+	}
+	csr.Status.Conditions = append(csr.Status.Conditions, c)
+}

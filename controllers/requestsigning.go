@@ -1,0 +1,190 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	certificatesv1 "k8s.io/api/certificates/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
+	"github.com/certctl-io/ejbca-issuer/internal/metrics"
+)
+
+// The pieces both request reconcilers (CertificateRequest and
+// CertificateSigningRequest) share: loading the issuer, asking EJBCA through
+// it, and recording the outcome as events, metrics and issuer faults.
+
+// loadIssuer loads an issuer of ours and what the decisions need of it.
+// namespace is the request's (ignored for cluster issuers); a missing
+// issuer is no error: its state says not Found.
+func loadIssuer(ctx context.Context, c client.Reader, kind, namespace, name string) (v1alpha1.Issuer, IssuerState, error) {
+	iss, ok := v1alpha1.NewIssuer(kind)
+	if !ok {
+		return nil, IssuerState{}, fmt.Errorf("issuer kind %q is not ours", kind)
+	}
+	key := v1alpha1.IssuerKey(kind, namespace, name)
+	state := IssuerState{Ref: fmt.Sprintf("%s %q", kind, key.Name)}
+	if key.Namespace != "" {
+		state.Ref = fmt.Sprintf("%s %q", kind, key.Namespace+"/"+key.Name)
+	}
+	if err := c.Get(ctx, key, iss); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, state, nil
+		}
+		return nil, state, err
+	}
+	state.Found = true
+	state.Ready = v1alpha1.IsReady(iss)
+	state.FailUnmet = iss.GetSpec().FailsUnmetRequests()
+	state.UseRequestedDuration = iss.GetSpec().UseRequestedDuration
+	if c := iss.GetStatus().ReadyCondition(); state.Ready && c != nil {
+		state.ReadySince = c.LastTransitionTime.Time
+	}
+	if c := iss.GetStatus().ReadyCondition(); !state.Ready && c != nil {
+		state.Reason, state.Message = c.Reason, c.Message
+		if c.ObservedGeneration != iss.GetGeneration() {
+			state.Reason, state.Message = v1alpha1.ReasonNotChecked, "its spec changed and has not been checked yet"
+		}
+	}
+	return iss, state, nil
+}
+
+// signThrough asks EJBCA for sr's certificate through a Ready issuer. It
+// returns nil when the issuer's credentials no longer load (state then says
+// why the request waits), and ErrNotLeader as the result's error when this
+// process was deposed.
+func signThrough(ctx context.Context, clients *issuerclients.Cache, signer *Signer, wakes *IssuerWakes,
+	issuer v1alpha1.Issuer, state *IssuerState, sr *SigningRequest) *SignResult {
+	cl, err := clients.Client(ctx, issuer)
+	if err != nil {
+		// The issuer was Ready, but its credentials no longer load (a
+		// Secret changed since the check); its own watch re-checks it.
+		state.Ready, state.Reason, state.Message = false, v1alpha1.ReasonCredentialsUnavailable, err.Error()
+		return nil
+	}
+	res := signer.Sign(ctx, sr, issuer, cl)
+	if noResponse(res.Err) && wakes != nil && !errors.Is(res.Err, ErrNotLeader) {
+		wakes.Suspect(v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer))
+	}
+	return &res
+}
+
+// requestReport is what a decision leaves besides the request's status.
+type requestReport struct {
+	// RequestKind labels the metrics: metrics.RequestKindCertificateRequest
+	// or metrics.RequestKindCertificateSigningRequest.
+	RequestKind string
+	IssuerKind  string
+	Event       *Event
+	Warnings    []Event
+	Outcome     string
+	// Issued observes the time from Created to now.
+	Issued      bool
+	Created     time.Time
+	IssuerFault *IssuerFault
+}
+
+// reportDecision records a decision's events and metrics on obj, and hands
+// an issuer fault to the issuer controller (dropping a client EJBCA
+// refused).
+func reportDecision(rec record.EventRecorder, clients *issuerclients.Cache, wakes *IssuerWakes,
+	obj client.Object, issuer v1alpha1.Issuer, now time.Time, r requestReport) {
+	if r.Event != nil {
+		rec.Event(obj, r.Event.Type, r.Event.Reason, r.Event.Message)
+	}
+	for _, w := range r.Warnings {
+		rec.Event(obj, w.Type, w.Reason, w.Message)
+	}
+	if r.Outcome != "" {
+		metrics.Requests.WithLabelValues(r.IssuerKind, r.RequestKind, r.Outcome).Inc()
+	}
+	if r.Issued {
+		metrics.IssuanceDuration.WithLabelValues(r.IssuerKind, r.RequestKind).Observe(now.Sub(r.Created).Seconds())
+	}
+	if r.IssuerFault != nil && issuer != nil {
+		if r.IssuerFault.Reason == v1alpha1.ReasonUnauthorized {
+			clients.Invalidate(issuer.GetUID())
+		}
+		if wakes != nil {
+			wakes.Report(v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer), *r.IssuerFault)
+		}
+	}
+}
+
+// finishedRequests remembers the requests this process finished for
+// finishedMemory, so a cache that has not yet seen the final status does
+// not make it sign again.
+type finishedRequests struct {
+	m      sync.Map // types.UID -> time.Time
+	stored atomic.Int64
+}
+
+// recent reports whether uid was finished less than finishedMemory ago.
+func (f *finishedRequests) recent(uid types.UID, now time.Time) bool {
+	t, ok := f.m.Load(uid)
+	if !ok {
+		return false
+	}
+	if now.Sub(t.(time.Time)) < finishedMemory {
+		return true
+	}
+	f.m.Delete(uid)
+	return false
+}
+
+// remember notes a finished request, and now and then forgets the ones
+// older than finishedMemory so the map stays small.
+func (f *finishedRequests) remember(uid types.UID, now time.Time) {
+	f.m.Store(uid, now)
+	if f.stored.Add(1)%1024 != 0 {
+		return
+	}
+	f.m.Range(func(k, v any) bool {
+		if now.Sub(v.(time.Time)) > finishedMemory {
+			f.m.Delete(k)
+		}
+		return true
+	})
+}
+
+// pendingApprovals keeps the approvals-pending gauge: one count per request
+// waiting for an EJBCA administrator.
+type pendingApprovals struct{ m sync.Map }
+
+func (p *pendingApprovals) set(key any, waiting bool) {
+	if waiting {
+		if _, loaded := p.m.LoadOrStore(key, struct{}{}); !loaded {
+			metrics.ApprovalsPending.Inc()
+		}
+		return
+	}
+	if _, loaded := p.m.LoadAndDelete(key); loaded {
+		metrics.ApprovalsPending.Dec()
+	}
+}
+
+// jittered spreads d by jitter's factor (none when jitter is nil).
+func jittered(d time.Duration, jitter func() float64) time.Duration {
+	if jitter == nil {
+		return d
+	}
+	return time.Duration(float64(d) * jitter())
+}
+
+// requestKind names a request's kind for messages and the request_kind
+// label.
+func requestKind(obj client.Object) string {
+	if _, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
+		return metrics.RequestKindCertificateSigningRequest
+	}
+	return metrics.RequestKindCertificateRequest
+}

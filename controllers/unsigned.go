@@ -1,0 +1,132 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+)
+
+// unsignedInput is what deciding an answer without a certificate depends
+// on, whatever the request's kind.
+type unsignedInput struct {
+	Result *SignResult
+	Issuer IssuerState
+	Now    time.Time
+	// Created is the request's creation: the retry window and backoff
+	// count from it.
+	Created         time.Time
+	RetryWindow     time.Duration
+	ApprovalMaxWait time.Duration
+	// Request names the request in issuer fault messages, e.g.
+	// "CertificateRequest team-a/web-1".
+	Request string
+}
+
+// unsigned is the decision on an answer without a certificate: the request
+// fails, or it waits (for approval, the issuer, a retry) and is looked at
+// again.
+type unsigned struct {
+	Failed                 bool
+	Message                string
+	RequeueAfter           time.Duration
+	EventReason, EventType string
+	// Outcome labels the request metric.
+	Outcome     string
+	IssuerFault *IssuerFault
+}
+
+// decideUnsigned classifies EJBCA's answer when it is not a certificate.
+// Both request kinds share it, so a CertificateSigningRequest is retried,
+// waits and fails exactly like a CertificateRequest.
+func decideUnsigned(in unsignedInput) unsigned {
+	r := in.Result
+	if a := r.WaitingForApproval; a != nil {
+		msg := fmt.Sprintf("waiting for EJBCA approval of request %d since %s", a.RequestID, a.Since.UTC().Format(time.RFC3339))
+		if a.RequestID == 0 {
+			msg = fmt.Sprintf("waiting for EJBCA approval of the end entity %q since %s (EJBCA gave no approval request id)", a.EndEntity, a.Since.UTC().Format(time.RFC3339))
+		}
+		return waiting(msg, a.PollAfter, EventWaitingForApproval, corev1.EventTypeNormal, "waiting_for_approval")
+	}
+	if r.Err == nil {
+		return unsigned{Failed: true, Message: "EJBCA returned neither a certificate nor an error", Outcome: "failed"}
+	}
+
+	msg := r.Err.Error()
+	var throttled *ThrottledError
+	if errors.As(r.Err, &throttled) {
+		// Never failed, and never an event each time: the limit is the
+		// issuer owner's choice.
+		return waiting(fmt.Sprintf("Waiting: %s", msg), max(throttled.Wait, 10*time.Millisecond), EventRetrying, corev1.EventTypeNormal, "throttled")
+	}
+	var still *StillIssuingError
+	if errors.As(r.Err, &still) {
+		// Never failed, even past the retry deadline: a new request would
+		// enrol a second certificate while this one may be on its way.
+		wait := max(still.LookAgain.Sub(in.Now), time.Second)
+		return waiting(msg, wait, EventRetrying, corev1.EventTypeNormal, "pending")
+	}
+	var refused *IssuerRefusedError
+	if errors.As(r.Err, &refused) {
+		// The issuer's own CA or profile is unknown to EJBCA: the issuer's
+		// fault, so the request waits for it like for any issuer fault and
+		// is signed within seconds of the fix.
+		u := waiting(fmt.Sprintf("Waiting for %s: EJBCA refused its configuration: %s", in.Issuer.Ref, msg),
+			0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
+		u.IssuerFault = &IssuerFault{Reason: v1alpha1.ReasonProfileNotFound,
+			Message: fmt.Sprintf("EJBCA refused the issuer's configuration when signing %s: %s", in.Request, msg)}
+		return u
+	}
+	var permanent *PermanentError
+	retryable := ejbca.IsRetryable(r.Err) && !errors.As(r.Err, &permanent)
+	unauthorized := ejbca.IsUnauthorized(r.Err)
+	if !retryable && !unauthorized {
+		return unsigned{Failed: true, Message: msg, Outcome: "failed"}
+	}
+	if deadline := retryDeadline(in.Result, in.Issuer, in.Created, in.RetryWindow, in.ApprovalMaxWait); !in.Now.Before(deadline) {
+		return unsigned{Failed: true, Outcome: "failed", Message: fmt.Sprintf("Giving up: still failing at the retry deadline %s: %s",
+			deadline.UTC().Format(time.RFC3339), msg)}
+	}
+	if unauthorized {
+		u := waiting(fmt.Sprintf("EJBCA refused %s's credentials; waiting for the issuer to be Ready again: %s", in.Issuer.Ref, msg),
+			0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
+		u.IssuerFault = &IssuerFault{Reason: v1alpha1.ReasonUnauthorized,
+			Message: fmt.Sprintf("EJBCA refused the credentials when signing %s: %s", in.Request, msg)}
+		return u
+	}
+	wait := RetryBackoff(in.Now.Sub(in.Created), r.Err)
+	return waiting(fmt.Sprintf("EJBCA call failed, will retry: %s", msg), wait, EventRetrying, corev1.EventTypeWarning, "pending")
+}
+
+func waiting(msg string, requeue time.Duration, eventReason, eventType, outcome string) unsigned {
+	return unsigned{Message: msg, RequeueAfter: requeue, EventReason: eventReason, EventType: eventType, Outcome: outcome}
+}
+
+// issuerWaitMessage says why a request waits for its issuer.
+func issuerWaitMessage(s IssuerState) string {
+	if !s.Found {
+		return fmt.Sprintf("Waiting for %s: not found", s.Ref)
+	}
+	msg := fmt.Sprintf("Waiting for %s to be Ready", s.Ref)
+	if s.Reason != "" {
+		msg += fmt.Sprintf(" (%s: %s)", s.Reason, s.Message)
+	}
+	return msg
+}
+
+// retryDeadline is RetryDeadline for a request of any kind created at
+// created.
+func retryDeadline(r *SignResult, iss IssuerState, created time.Time, window, approvalMaxWait time.Duration) time.Time {
+	if r != nil && !r.ApprovalSince.IsZero() {
+		return r.ApprovalSince.Add(approvalMaxWait)
+	}
+	start := created
+	if iss.ReadySince.After(start) {
+		start = iss.ReadySince
+	}
+	return start.Add(window)
+}
