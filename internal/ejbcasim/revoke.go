@@ -112,6 +112,7 @@ func (s *Sim) findIssuedLocked(issuerDN, serial string) (*issuedCertificate, *ap
 // ?reason=REASON[&date=ISO8601].
 func (s *Sim) handleRevoke(w http.ResponseWriter, r *http.Request, _ Fault) {
 	issuerDN, serial := r.PathValue("issuer_dn"), r.PathValue("serial")
+	s.countRevokeCall(serial)
 	reason := strings.ToUpper(r.URL.Query().Get("reason"))
 	if _, ok := revocationReasons[reason]; !ok {
 		writeError(w, http.StatusBadRequest, "Invalid revocation reason.")
@@ -203,4 +204,33 @@ func parseRevocationDate(raw string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// countRevokeCall counts a revoke call for serial, whatever its answer.
+func (s *Sim) countRevokeCall(serial string) {
+	key := serial
+	if n, ok := parseSerial(serial); ok {
+		key = n.Text(16)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.revokeCalls == nil {
+		s.revokeCalls = map[string]int{}
+	}
+	s.revokeCalls[key]++
+}
+
+// RevokeCalls is the number of revoke calls that reached EJBCA for a
+// serial (hex, any case, leading zeros allowed), whatever they answered:
+// tests assert that each revoked certificate took exactly one. Calls
+// refused by an injected fault or made while the simulator was down never
+// reach the handler and are not counted here (Counters has them).
+func (s *Sim) RevokeCalls(serial string) int {
+	key := serial
+	if n, ok := parseSerial(serial); ok {
+		key = n.Text(16)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revokeCalls[key]
 }
