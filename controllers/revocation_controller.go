@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -159,7 +160,11 @@ func (r *RevocationReconciler) revoke(ctx context.Context, cr *cmapi.Certificate
 		f.n, f.last, f.err = f.n+1, now, res.Message
 		r.failures.Store(cr.UID, f)
 		r.event(cr, crt, corev1.EventTypeWarning, "RevocationFailed", res.Message)
-		return reconcile.Result{RequeueAfter: RevocationBackoff(f.n)}, nil
+		after := RevocationBackoff(f.n)
+		if in.Deleting && in.HasFinalizer && r.AbandonAfter > 0 {
+			after = min(after, max(in.DeletedAt.Add(r.AbandonAfter).Sub(now), time.Second))
+		}
+		return reconcile.Result{RequeueAfter: after}, nil
 	}
 	r.failures.Delete(cr.UID)
 	r.done.Store(cr.UID, now)
@@ -422,7 +427,40 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 		Named("revocation").
 		For(&cmapi.CertificateRequest{}, ctrl.WithPredicates(ours)).
 		Watches(&cmapi.Certificate{}, handler.EnqueueRequestsFromMapFunc(r.requestsOf)).
+		// A request's issuance can supersede its siblings: the Certificate's
+		// revision change wakes them too, but may be seen before the
+		// successor's status is in this cache.
+		Watches(&cmapi.CertificateRequest{}, handler.EnqueueRequestsFromMapFunc(r.siblingsOf), ctrl.WithPredicates(ours, issuedNow())).
 		Complete(r)
+}
+
+// siblingsOf maps a request to the other requests of its Certificate.
+func (r *RevocationReconciler) siblingsOf(ctx context.Context, o client.Object) []reconcile.Request {
+	cr, ok := o.(*cmapi.CertificateRequest)
+	if !ok {
+		return nil
+	}
+	ref := certificateOwner(cr)
+	if ref == nil {
+		return nil
+	}
+	crt := &cmapi.Certificate{}
+	crt.Namespace, crt.Name = cr.Namespace, ref.Name
+	return r.requestsOf(ctx, crt)
+}
+
+// issuedNow passes request updates that store a certificate.
+func issuedNow() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*cmapi.CertificateRequest)
+			n, ok2 := e.ObjectNew.(*cmapi.CertificateRequest)
+			return ok1 && ok2 && len(o.Status.Certificate) == 0 && len(n.Status.Certificate) > 0
+		},
+	}
 }
 
 // requestsOf maps a Certificate to its requests.

@@ -251,11 +251,13 @@ func RevocationDecide(in RevocationInput) RevocationDecision {
 	if d.Action == RevocationNothing && in.Deleting && in.HasFinalizer {
 		d.Action = RevocationRelease
 	}
-	if d.Action == RevocationWait && d.At.IsZero() {
-		// Waiting for something that no event announces (an issuer that
-		// may come back): look again on the backoff schedule, and at the
-		// bound at the latest.
-		d.At = in.Now.Add(RevocationBackoff(in.Failures + 1))
+	if d.Action == RevocationWait {
+		if d.At.IsZero() {
+			// Waiting for something that no event announces (an issuer
+			// that may come back): look again on the backoff schedule.
+			d.At = in.Now.Add(RevocationBackoff(in.Failures + 1))
+		}
+		// A held deletion is looked at again at the bound at the latest.
 		if in.Deleting && in.HasFinalizer && in.AbandonAfter > 0 {
 			if bound := in.DeletedAt.Add(in.AbandonAfter); bound.Before(d.At) {
 				d.At = bound

@@ -234,3 +234,19 @@ func (s *Sim) RevokeCalls(serial string) int {
 	defer s.mu.Unlock()
 	return s.revokeCalls[key]
 }
+
+// RevokeAsAdministrator revokes an issued certificate the way an
+// administrator does in EJBCA's admin web, outside the REST API (so it is
+// not counted in RevokeCalls or Counters), for tests of a certificate
+// revoked behind the issuer's back; false when no certificate has serial
+// or it is already revoked.
+func (s *Sim) RevokeAsAdministrator(serial *big.Int, reason string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rec := range s.issued {
+		if rec.cert.SerialNumber.Cmp(serial) == 0 {
+			return s.applyRevocationLocked(&pendingRevocation{rec: rec, reason: reason, date: s.now().UTC().Truncate(time.Second)})
+		}
+	}
+	return false
+}
