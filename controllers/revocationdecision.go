@@ -171,7 +171,13 @@ type RevocationDecision struct {
 	Message string
 	// Note, when set, is a refusal to record unless already recorded.
 	Note *RevocationNote
+
+	holdingCurrent bool
 }
+
+// heldCurrentRecheck is how often a pruned request that is still current is
+// looked at (besides the wake its successor's issuance sends).
+const heldCurrentRecheck = time.Minute
 
 // revocationFinal reports a recorded condition after which nothing is done
 // again: revoked, already revoked, waiting for approval in EJBCA,
@@ -240,6 +246,10 @@ func RevocationDecide(in RevocationInput) RevocationDecision {
 				Message: fmt.Sprintf("revoking (%s) failed %d time(s), last: %s; next attempt at %s", d.Reason, in.Failures, in.LastError, next.UTC().Format(time.RFC3339))}
 		}
 	}
+	if pastBound && d.holdingCurrent {
+		return RevocationDecision{Action: RevocationRelease, Note: d.Note,
+			Message: fmt.Sprintf("no newer revision superseded it within %s of the request's deletion, and the Certificate's Secret still holds it: released unrevoked", in.AbandonAfter)}
+	}
 	if pastBound && (d.Action == RevocationWait || (d.Action == RevocationRevoke && in.Failures > 0)) {
 		why := d.Message
 		if in.Failures > 0 {
@@ -306,6 +316,13 @@ func decideTrigger(in RevocationInput) (RevocationDecision, *RevocationNote) {
 			Message: fmt.Sprintf("superseded by a revision issued at %s, grace period %s over", in.SuccessorIssuedAt.UTC().Format(time.RFC3339), in.Grace)}, note
 	}
 	if in.Current && in.Certificate == CertificateLive {
+		if in.Superseded && in.Deleting && in.HasFinalizer {
+			// cert-manager prunes the current request (revisionHistoryLimit,
+			// 1 by default) as soon as it creates the next revision's: hold
+			// it, unrevoked, until the successor is issued.
+			return RevocationDecision{Action: RevocationWait, At: in.Now.Add(heldCurrentRecheck), holdingCurrent: true,
+				Message: "pruned while the Certificate's Secret still holds this certificate: held, unrevoked, until a newer revision supersedes it"}, note
+		}
 		return RevocationDecision{Action: RevocationNothing, Message: "the Certificate's Secret still holds this certificate"}, note
 	}
 	return RevocationDecision{Action: RevocationNothing, Message: "no revocation applies"}, note
