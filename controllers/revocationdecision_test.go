@@ -70,13 +70,17 @@ func TestRevocationDecide(t *testing.T) {
 			mutate: func(in *RevocationInput) { in.Certificate, in.Deleted = CertificateGone, false },
 			action: RevocationNothing},
 		{name: "request pruned (revisionHistoryLimit) while current, superseded off: released, not revoked",
-			mutate: func(in *RevocationInput) { in.Deleting, in.DeletedAt, in.HasFinalizer, in.Superseded = true, now, true, false },
+			mutate: func(in *RevocationInput) {
+				in.Deleting, in.DeletedAt, in.HasFinalizer, in.Superseded = true, now, true, false
+			},
 			action: RevocationRelease, message: "still holds"},
 		{name: "request pruned while current (a renewal began), superseded on: held unrevoked",
 			mutate: func(in *RevocationInput) { in.Deleting, in.DeletedAt, in.HasFinalizer = true, now, true },
 			action: RevocationWait, at: now.Add(time.Minute), message: "held, unrevoked"},
 		{name: "request pruned while current, still current at the bound: released unrevoked",
-			mutate: func(in *RevocationInput) { in.Deleting, in.DeletedAt, in.HasFinalizer = true, now.Add(-24*time.Hour), true },
+			mutate: func(in *RevocationInput) {
+				in.Deleting, in.DeletedAt, in.HasFinalizer = true, now.Add(-24*time.Hour), true
+			},
 			action: RevocationRelease, message: "released unrevoked"},
 		{name: "superseded request pruned within the grace: held until the grace ends",
 			mutate: func(in *RevocationInput) {

@@ -45,8 +45,8 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	stack, err = devstack.Start(context.Background(), devstack.Options{
-		Dir:     dir,
-		Sim:     ejbcasim.Config{},
+		Dir: dir,
+		Sim: ejbcasim.Config{},
 		// A short abandonment bound, so that a deletion EJBCA never
 		// takes completes within the test (revocation_test.go).
 		Manager: manager.Options{Options: controllers.Options{RevocationAbandonAfter: revocationAbandonAfter}},
