@@ -147,6 +147,9 @@ func run(args []string) error {
 	if err := approvalDemo(ctx, stack); err != nil {
 		return err
 	}
+	if err := revocationDemo(ctx, stack); err != nil {
+		return err
+	}
 
 	fmt.Println()
 	if *once {
