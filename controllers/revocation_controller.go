@@ -348,7 +348,10 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 		}
 		if l := leafOf(o.Status.Certificate); l != nil && sameCertificate(l, held) {
 			if c := readyCondition(o); c != nil && c.Status == cmmeta.ConditionTrue && c.LastTransitionTime != nil {
-				return false, c.LastTransitionTime.Time, nil
+				// The condition keeps whole seconds: the successor was
+				// issued within the second after it, so the grace period
+				// counts from the end of that second, never early.
+				return false, c.LastTransitionTime.Time.Add(time.Second), nil
 			}
 		}
 	}

@@ -197,10 +197,12 @@ func TestRevocationOfSupersededAfterGracePeriod(t *testing.T) {
 	if revoked.RevocationReason != "SUPERSEDED" {
 		t.Errorf("revoked with %s, want SUPERSEDED", revoked.RevocationReason)
 	}
-	// Not before: EJBCA's recorded date (whole seconds) is at or after the
-	// successor's issuance (whole seconds) plus the grace period; the pure
-	// decision is held to the instant by TestSupersededNotRevokedBeforeGrace.
-	if revoked.RevocationDate.Before(issuedAt.Add(grace)) {
+	// Not before: the successor was issued within the second its Ready
+	// condition records (whole seconds), so EJBCA's revocation date (whole
+	// seconds) must be at or after the end of that second plus the grace
+	// period; the pure decision is held to the instant by
+	// TestSupersededNotRevokedBeforeGrace.
+	if revoked.RevocationDate.Before(issuedAt.Add(time.Second + grace)) {
 		t.Errorf("revoked at %s, before the successor's issuance %s + grace %s", revoked.RevocationDate, issuedAt, grace)
 	}
 	// cert-manager prunes the old request (revisionHistoryLimit, 1 by
@@ -218,7 +220,8 @@ func TestRevocationOfSupersededAfterGracePeriod(t *testing.T) {
 	if n := stack.Sim.RevokeCalls(second.SerialNumber.Text(16)); n != 0 {
 		t.Errorf("%d revoke calls for the current certificate, want 0", n)
 	}
-	t.Logf("superseded: 1 revoke call; revoked %s after the successor's issuance (grace %s)", took.Round(10*time.Millisecond), grace)
+	t.Logf("superseded: 1 revoke call; EJBCA dated the revocation %s, the successor's Ready condition %s (whole seconds), grace %s; seen revoked %s after that second began",
+		revoked.RevocationDate.Format(time.RFC3339), issuedAt.Format(time.RFC3339), grace, took.Round(10*time.Millisecond))
 }
 
 func hasFinalizer(cr *cmapi.CertificateRequest) bool {
