@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -68,6 +69,7 @@ type RevocationReconciler struct {
 
 	failures sync.Map // types.UID -> revocationFailures
 	done     sync.Map // types.UID -> time.Time
+	stored   atomic.Int64
 }
 
 type revocationFailures struct {
@@ -77,7 +79,7 @@ type revocationFailures struct {
 }
 
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch
-// +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests/finalizers,verbs=update
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
@@ -95,14 +97,14 @@ func (r *RevocationReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 	if !IsOurs(cr.Spec.IssuerRef) {
 		return reconcile.Result{}, nil
 	}
-	if t, ok := r.done.Load(cr.UID); ok && r.Clock.Now().Sub(t.(time.Time)) < revocationDoneMemory && !controllerutil.ContainsFinalizer(cr, RevocationFinalizer) {
-		return reconcile.Result{}, nil
+	if t, ok := r.done.Load(cr.UID); ok && r.Clock.Now().Sub(t.(time.Time)) >= revocationDoneMemory {
+		r.done.Delete(cr.UID)
 	}
 	in, issuer, crt, err := r.input(ctx, cr)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if _, ok := r.done.Load(cr.UID); ok && in.Recorded == nil {
+	if _, ok := r.done.Load(cr.UID); ok && !revocationFinal(in.Recorded) {
 		// Recorded by this process, not yet in the cache: never again.
 		in.Recorded = &cmapi.CertificateRequestCondition{Type: ConditionRevoked, Reason: RevokedReasonAlready}
 	}
@@ -118,7 +120,9 @@ func (r *RevocationReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 	case RevocationWait:
 		return reconcile.Result{RequeueAfter: max(d.At.Sub(r.Clock.Now()), time.Second)}, nil
 	case RevocationRelease:
-		r.event(cr, crt, corev1.EventTypeNormal, "RevocationNotNeeded", "deleted without revocation: "+d.Message)
+		if !revocationFinal(in.Recorded) {
+			r.event(cr, crt, corev1.EventTypeNormal, "RevocationNotNeeded", "deleted without revocation: "+d.Message)
+		}
 		return reconcile.Result{}, r.release(ctx, cr)
 	case RevocationAbandon:
 		if err := r.record(ctx, cr, cmmeta.ConditionFalse, RevokedReasonAbandoned, d.Message); err != nil {
@@ -167,17 +171,41 @@ func (r *RevocationReconciler) revoke(ctx context.Context, cr *cmapi.Certificate
 		return reconcile.Result{RequeueAfter: after}, nil
 	}
 	r.failures.Delete(cr.UID)
-	r.done.Store(cr.UID, now)
 	msg := res.Message + " (" + d.Message + ")"
 	if err := r.record(ctx, cr, res.Status, res.Reason, msg); err != nil {
+		// Not remembered as done: the next attempt gets EJBCA's 409 and
+		// records AlreadyRevoked.
 		return reconcile.Result{}, err
 	}
+	r.rememberDone(cr.UID, now)
 	typ := corev1.EventTypeNormal
 	if res.Warning {
 		typ = corev1.EventTypeWarning
 	}
 	r.event(cr, crt, typ, "Revoked", msg)
 	return reconcile.Result{}, r.release(ctx, cr)
+}
+
+// rememberDone notes a revocation this process recorded, and now and then
+// forgets records older than revocationDoneMemory and failures of requests
+// not seen for as long, so the maps stay small.
+func (r *RevocationReconciler) rememberDone(uid types.UID, now time.Time) {
+	r.done.Store(uid, now)
+	if r.stored.Add(1)%256 != 0 {
+		return
+	}
+	r.done.Range(func(k, v any) bool {
+		if now.Sub(v.(time.Time)) > revocationDoneMemory {
+			r.done.Delete(k)
+		}
+		return true
+	})
+	r.failures.Range(func(k, v any) bool {
+		if now.Sub(v.(revocationFailures).last) > revocationDoneMemory+RevocationBackoff(1000) {
+			r.failures.Delete(k)
+		}
+		return true
+	})
 }
 
 // note records a refused annotation once: the condition and a Warning event
@@ -248,6 +276,9 @@ func (r *RevocationReconciler) input(ctx context.Context, cr *cmapi.CertificateR
 	}
 	if cr.DeletionTimestamp != nil {
 		in.Deleting, in.DeletedAt = true, cr.DeletionTimestamp.Time
+	}
+	if revocationFinal(in.Recorded) {
+		return in, nil, nil, nil // decided once and for all: nothing to read
 	}
 	in.Annotation, in.HasAnnotation = cr.Annotations[RevokeAnnotation]
 	if c := conditionOf(cr, ConditionIssuedWithRevokeAnnotation); c != nil && c.Status == cmmeta.ConditionTrue {

@@ -19,13 +19,14 @@ import (
 // holdForRevocation adds RevocationFinalizer to a request about to be
 // issued by an issuer that revokes deleted or superseded certificates, so
 // that its deletion waits for the revocation controller even if the
-// manager is not running when it happens. It runs before the status write
+// manager is not running when it happens (a request already being deleted
+// can take no new finalizer, and is not held). It runs before the status write
 // that stores the certificate (a finalizer on a request that then fails to
 // be issued is released by the revocation controller); the patch carries
 // the request's resourceVersion and updates cr, so the status write that
 // follows keeps its own precondition.
 func holdForRevocation(ctx context.Context, c client.Client, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer) error {
-	if issuer == nil || controllerutil.ContainsFinalizer(cr, RevocationFinalizer) {
+	if issuer == nil || cr.DeletionTimestamp != nil || controllerutil.ContainsFinalizer(cr, RevocationFinalizer) {
 		return nil
 	}
 	spec := issuer.GetSpec()
