@@ -49,7 +49,7 @@ func TestRevocationWaitsForTheLease(t *testing.T) {
 	cr := &cmapi.CertificateRequest{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web-1", UID: types.UID("uid-1"),
 			Finalizers: []string{RevocationFinalizer}, DeletionTimestamp: &deleted},
-		Spec: cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
+		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
 		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(iss, cr).WithStatusSubresource(cr).Build()
