@@ -156,6 +156,12 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	status := cmac.CertificateRequestStatus().WithConditions(cond)
 	if len(d.Certificate) > 0 {
 		status.WithCertificate(d.Certificate...)
+		if err := holdForRevocation(ctx, r.Client, cr, issuer); err != nil {
+			return ctrl.Result{}, err
+		}
+		if c := revokeAnnotationAtIssuance(cr, metav1.NewTime(now)); c != nil {
+			status.WithConditions(c)
+		}
 	}
 	if len(d.CA) > 0 {
 		status.WithCA(d.CA...)

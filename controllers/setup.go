@@ -39,6 +39,10 @@ type Options struct {
 	// SecretsNamespaceOnly: Secrets and ConfigMaps are read only in the
 	// cluster resource namespace.
 	SecretsNamespaceOnly bool
+	// RevocationAbandonAfter bounds how long a deleted CertificateRequest
+	// is held for a revocation EJBCA does not take; zero means
+	// DefaultRevocationAbandonAfter.
+	RevocationAbandonAfter time.Duration
 	// Clock is the clock of every schedule and timestamp; nil means the real
 	// one.
 	Clock clock.WithTicker
@@ -84,6 +88,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			return err
 		}
 		wakes.register(kind, r)
+	}
+	abandon := o.RevocationAbandonAfter
+	if abandon <= 0 {
+		abandon = DefaultRevocationAbandonAfter
+	}
+	if err := (&RevocationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clients: clients, Recorder: recorder,
+		Clock: clk, Lease: o.Lease, AbandonAfter: abandon}).SetupWithManager(mgr); err != nil {
+		return err
 	}
 	// Begun on election: requests of either kind that exist then may have
 	// been sent by the predecessor.

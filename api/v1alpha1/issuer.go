@@ -26,6 +26,9 @@ type Issuer interface {
 const (
 	DefaultApprovalPollInterval = 5 * time.Minute
 	DefaultApprovalMaxWait      = 7 * 24 * time.Hour
+	// DefaultRevocationGracePeriod is how long a superseded certificate
+	// stays valid after its successor was issued.
+	DefaultRevocationGracePeriod = time.Hour
 	// DefaultCertificateProfileName and DefaultEndEntityProfileName are
 	// EJBCA's built-in profiles; EJBCA itself has no default for either.
 	DefaultCertificateProfileName = "ENDUSER"
@@ -67,6 +70,21 @@ func (s *IssuerSpec) ApprovalMaxWait() time.Duration {
 	}
 	return DefaultApprovalMaxWait
 }
+
+// RevocationGracePeriod is the grace period of superseded certificates.
+func (s *IssuerSpec) RevocationGracePeriod() time.Duration {
+	if s.Revocation != nil && s.Revocation.GracePeriod != nil && s.Revocation.GracePeriod.Duration >= 0 {
+		return s.Revocation.GracePeriod.Duration
+	}
+	return DefaultRevocationGracePeriod
+}
+
+// RevokesSuperseded reports whether superseded certificates are revoked.
+func (s *IssuerSpec) RevokesSuperseded() bool { return s.Revocation != nil && s.Revocation.Superseded }
+
+// RevokesDeleted reports whether certificates of deleted Certificates are
+// revoked.
+func (s *IssuerSpec) RevokesDeleted() bool { return s.Revocation != nil && s.Revocation.Deleted }
 
 // AlwaysUseApprovalFlow reports whether enrolment starts with the approval flow.
 func (s *IssuerSpec) AlwaysUseApprovalFlow() bool {

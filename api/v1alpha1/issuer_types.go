@@ -114,6 +114,45 @@ type IssuerSpec struct {
 	// +optional
 	// +kubebuilder:default=Warn
 	UnmetRequest UnmetRequestPolicy `json:"unmetRequest,omitempty"`
+
+	// Revocation makes the manager revoke, in EJBCA, certificates this
+	// issuer issued once they are no longer needed. Unset (the default):
+	// nothing is ever revoked, not even on request. Set (even empty): a
+	// CertificateRequest annotated ejbca-issuer.certctl.io/revoke=<reason>
+	// is revoked with that reason. The EJBCA role of the issuer's
+	// credentials needs revoke rights: /ra_functionality/revoke_end_entity
+	// and /endentityprofilesrules/<profile>/revoke_end_entity, besides its
+	// CA; without them EJBCA answers 403 and revocations wait and retry.
+	// See docs/revocation.md.
+	// +optional
+	Revocation *RevocationSpec `json:"revocation,omitempty"`
+}
+
+// RevocationSpec says when certificates this issuer issued are revoked in
+// EJBCA. A certificate is revoked at most once and never while the
+// Certificate's Secret still holds it, unless a user asked explicitly.
+type RevocationSpec struct {
+	// Superseded revokes a certificate, with reason SUPERSEDED, once a newer
+	// revision of its Certificate was issued and stored in the Certificate's
+	// Secret, gracePeriod after that newer one was issued.
+	// +optional
+	Superseded bool `json:"superseded,omitempty"`
+
+	// Deleted revokes a certificate, with reason CESSATION_OF_OPERATION,
+	// when its Certificate is deleted (or, for a CertificateRequest made
+	// without a Certificate, when the request is deleted). Requests issued
+	// while this is on carry the finalizer
+	// ejbca-issuer.certctl.io/revocation, so a deletion the manager did not
+	// see is still handled; the manager's --revocation-abandon-after (24h)
+	// bounds how long a deletion waits for EJBCA.
+	// +optional
+	Deleted bool `json:"deleted,omitempty"`
+
+	// GracePeriod is how long a superseded certificate stays valid after its
+	// successor was issued, for workloads to load the new one. Default 1h.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="revocation.gracePeriod must not be negative"
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
 }
 
 // RateLimit is a token bucket of calls to EJBCA and a bound on the calls in

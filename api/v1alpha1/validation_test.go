@@ -184,6 +184,9 @@ func TestInvalidSpecsAreRejectedWithAMessage(t *testing.T) {
 		{"negative pollInterval", func(s *v1alpha1.IssuerSpec) {
 			s.Approval = &v1alpha1.ApprovalSpec{PollInterval: &metav1.Duration{Duration: -5e9}}
 		}, "approval.pollInterval must be at least 1s"},
+		{"negative revocation gracePeriod", func(s *v1alpha1.IssuerSpec) {
+			s.Revocation = &v1alpha1.RevocationSpec{Superseded: true, GracePeriod: &metav1.Duration{Duration: -1e9}}
+		}, "revocation.gracePeriod must not be negative"},
 		{"unknown override", func(s *v1alpha1.IssuerSpec) { s.AllowedOverrides = []v1alpha1.Override{"caName"} },
 			"spec.allowedOverrides"},
 	} {
@@ -250,4 +253,22 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestRevocationIsOffUnlessSet: an issuer without spec.revocation revokes
+// nothing; gracePeriod defaults to an hour.
+func TestRevocationIsOffUnlessSet(t *testing.T) {
+	t.Parallel()
+	s := validSpec()
+	if s.RevokesSuperseded() || s.RevokesDeleted() {
+		t.Error("revocation on without spec.revocation")
+	}
+	s.Revocation = &v1alpha1.RevocationSpec{Superseded: true}
+	iss := &v1alpha1.EJBCAIssuer{ObjectMeta: metav1.ObjectMeta{Name: "revocation", Namespace: "default"}, Spec: s}
+	if err := k8s.Create(context.Background(), iss, client.DryRunAll); err != nil {
+		t.Fatal(err)
+	}
+	if !iss.Spec.RevokesSuperseded() || iss.Spec.RevokesDeleted() || iss.Spec.RevocationGracePeriod() != v1alpha1.DefaultRevocationGracePeriod {
+		t.Errorf("revocation %+v: superseded %t deleted %t grace %s", iss.Spec.Revocation, iss.Spec.RevokesSuperseded(), iss.Spec.RevokesDeleted(), iss.Spec.RevocationGracePeriod())
+	}
 }

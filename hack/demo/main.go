@@ -150,6 +150,9 @@ func run(args []string) error {
 	if err := csrDemo(ctx, stack, ciss.Name); err != nil {
 		return err
 	}
+	if err := revocationDemo(ctx, stack); err != nil {
+		return err
+	}
 
 	fmt.Println()
 	if *once {

@@ -62,6 +62,7 @@ func (s *Sim) ResetCounters() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counters = newCounters()
+	s.revokeCalls = nil
 }
 
 func (s *Sim) countCall(endpoint string, status int) {

@@ -99,7 +99,10 @@
 //     revocationStatus (serial format, "CA 'X' does not exist.", certificate
 //     not found, "Date in the future" as 400, ra.bad.date.generic,
 //     ra.norevokebackdate as 422); a revocation waiting for approval is the
-//     info body without link (ra.approvalrevoke).
+//     info body without link (ra.approvalrevoke). The reason names are the
+//     string values of org.cesecore.certificates.crl.RevocationReasons
+//     (getFromCliValue), which revokeCertificate looks the query parameter
+//     up in; a certificate already revoked (other than on hold) is 409.
 //   - Errors are ExceptionHandler's {"error_code","error_message"}; an
 //     unexpected exception is 500 "General failure."; a path no resource
 //     serves is RESTEasy's "Could not find resource for full path" 404.
@@ -166,7 +169,10 @@
 // root's DN; deviation kept: no switch for that, the client uses neither).
 // Test-only additions that stand for no EJBCA behaviour: Fault.Processing
 // (EJBCA finishing a call whose client gave up, as a servlet does),
-// Arrivals (call times) and ParseEndEntityNames (the simulator's own DN and
+// Arrivals (call times), RevokeCalls (revoke calls per serial, for
+// exactly-once assertions), RevokeAsAdministrator (a revocation made in
+// EJBCA's admin web, outside the REST API, so not counted; it applies
+// RevocationReasons as the REST path does) and ParseEndEntityNames (the simulator's own DN and
 // SAN parsing, for the client's escaping fuzz test).
 //
 // GET /v2/certificate/profile/{name} follows

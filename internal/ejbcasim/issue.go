@@ -26,7 +26,8 @@ type IssuedCert struct {
 	CAName             string
 	CertificateProfile string
 	Revoked            bool
-	RevocationReason   string // "" when not revoked
+	RevocationReason   string    // "" when not revoked
+	RevocationDate     time.Time // zero when not revoked; whole seconds, as EJBCA answers it
 }
 
 // issuedCertificate is the simulator's record of an issued certificate.
@@ -62,6 +63,7 @@ func (s *Sim) Issued() []IssuedCert {
 			CertificateProfile: rec.certProfile.name,
 			Revoked:            rec.revoked,
 			RevocationReason:   rec.revocationReason,
+			RevocationDate:     rec.revocationDate,
 		}
 	}
 	return out

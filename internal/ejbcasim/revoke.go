@@ -112,6 +112,7 @@ func (s *Sim) findIssuedLocked(issuerDN, serial string) (*issuedCertificate, *ap
 // ?reason=REASON[&date=ISO8601].
 func (s *Sim) handleRevoke(w http.ResponseWriter, r *http.Request, _ Fault) {
 	issuerDN, serial := r.PathValue("issuer_dn"), r.PathValue("serial")
+	s.countRevokeCall(serial)
 	reason := strings.ToUpper(r.URL.Query().Get("reason"))
 	if _, ok := revocationReasons[reason]; !ok {
 		writeError(w, http.StatusBadRequest, "Invalid revocation reason.")
@@ -203,4 +204,49 @@ func parseRevocationDate(raw string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// countRevokeCall counts a revoke call for serial, whatever its answer.
+func (s *Sim) countRevokeCall(serial string) {
+	key := serial
+	if n, ok := parseSerial(serial); ok {
+		key = n.Text(16)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.revokeCalls == nil {
+		s.revokeCalls = map[string]int{}
+	}
+	s.revokeCalls[key]++
+}
+
+// RevokeCalls is the number of revoke calls that reached EJBCA for a
+// serial (hex, any case, leading zeros allowed), whatever they answered:
+// tests assert that each revoked certificate took exactly one. Calls
+// refused by an injected fault or made while the simulator was down never
+// reach the handler and are not counted here (Counters has them).
+func (s *Sim) RevokeCalls(serial string) int {
+	key := serial
+	if n, ok := parseSerial(serial); ok {
+		key = n.Text(16)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revokeCalls[key]
+}
+
+// RevokeAsAdministrator revokes an issued certificate the way an
+// administrator does in EJBCA's admin web, outside the REST API (so it is
+// not counted in RevokeCalls or Counters), for tests of a certificate
+// revoked behind the issuer's back; false when no certificate has serial
+// or it is already revoked.
+func (s *Sim) RevokeAsAdministrator(serial *big.Int, reason string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rec := range s.issued {
+		if rec.cert.SerialNumber.Cmp(serial) == 0 {
+			return s.applyRevocationLocked(&pendingRevocation{rec: rec, reason: reason, date: s.now().UTC().Truncate(time.Second)})
+		}
+	}
+	return false
 }

@@ -98,6 +98,9 @@ type Sim struct {
 	faults   map[string][]*faultEntry
 	counters Counters
 	arrivals map[string][]time.Time
+	// revokeCalls counts revoke calls that reached the handler, by serial
+	// (lower-case hex without leading zeros).
+	revokeCalls map[string]int
 }
 
 // Start builds the simulator's PKI and default contents, listens on

@@ -72,6 +72,12 @@ var (
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"method"})
 
+	// Revocations counts revocation decisions that reached an outcome.
+	Revocations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ejbca_issuer_revocations_total",
+		Help: "Revocations by issuer kind, EJBCA reason (unknown for an annotation that names none) and outcome (revoked, already_revoked, pending_approval, not_found, failed, abandoned, invalid_reason, refused).",
+	}, []string{"kind", "reason", "outcome"})
+
 	// HealthChecks counts issuer health checks sent to EJBCA, by result reason.
 	HealthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ejbca_issuer_health_checks_total",
@@ -80,7 +86,7 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks, KubeRequestDuration, Throttled)
+	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks, KubeRequestDuration, Throttled, Revocations)
 }
 
 // ObserveEJBCACall records one call; it fits ejbca.Options.OnRoundTrip.

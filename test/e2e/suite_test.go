@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/devstack"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 	"github.com/certctl-io/ejbca-issuer/internal/manager"
@@ -44,9 +45,11 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	stack, err = devstack.Start(context.Background(), devstack.Options{
-		Dir:     dir,
-		Sim:     ejbcasim.Config{},
-		Manager: manager.Options{},
+		Dir: dir,
+		Sim: ejbcasim.Config{},
+		// A short abandonment bound, so that a deletion EJBCA never
+		// takes completes within the test (revocation_test.go).
+		Manager: manager.Options{Options: controllers.Options{RevocationAbandonAfter: revocationAbandonAfter}},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the stack:", err)

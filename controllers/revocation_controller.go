@@ -1,0 +1,512 @@
+package controllers
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	cmac "github.com/cert-manager/cert-manager/pkg/client/applyconfigurations/certmanager/v1"
+	"github.com/cert-manager/cert-manager/pkg/util/pki"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
+	"github.com/certctl-io/ejbca-issuer/internal/metrics"
+)
+
+// RevocationFieldOwner is the field manager of the revocation controller's
+// status writes, apart from FieldOwner so that neither controller's apply
+// removes the other's conditions.
+const RevocationFieldOwner = "ejbca-issuer-revocation"
+
+// DefaultRevocationAbandonAfter is how long a deleted request is held for a
+// revocation EJBCA does not take.
+const DefaultRevocationAbandonAfter = 24 * time.Hour
+
+// requestOwnerIndex indexes CertificateRequests by the Certificate that
+// controls them, so a Certificate's change wakes its requests.
+const requestOwnerIndex = "ejbca-issuer.certctl.io/certificate"
+
+// revocationDoneMemory is how long a revocation this process recorded is
+// remembered, covering a cache that has not yet seen the record.
+const revocationDoneMemory = 10 * time.Minute
+
+// RevocationReconciler revokes, in EJBCA, the certificates of
+// CertificateRequests that our issuers issued, as RevocationDecide says.
+type RevocationReconciler struct {
+	Client client.Client
+	// Reader reads Secrets, which the manager caches as metadata only.
+	Reader   client.Reader
+	Clients  *issuerclients.Cache
+	Recorder record.EventRecorder
+	Clock    clock.PassiveClock
+	// Lease says whether this process still leads; nil without leader
+	// election. It is asked before every revoke call.
+	Lease *leadership.Lease
+	// AbandonAfter bounds how long a deleted request waits for EJBCA.
+	AbandonAfter time.Duration
+
+	failures sync.Map // types.UID -> revocationFailures
+	done     sync.Map // types.UID -> time.Time
+	stored   atomic.Int64
+}
+
+type revocationFailures struct {
+	n    int
+	last time.Time
+	err  string
+}
+
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests/finalizers,verbs=update
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+
+// Reconcile decides and carries out the revocation of one request's
+// certificate.
+func (r *RevocationReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	cr := &cmapi.CertificateRequest{}
+	if err := r.Client.Get(ctx, req.NamespacedName, cr); err != nil {
+		if apierrors.IsNotFound(err) {
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if !IsOurs(cr.Spec.IssuerRef) {
+		return reconcile.Result{}, nil
+	}
+	if t, ok := r.done.Load(cr.UID); ok && r.Clock.Now().Sub(t.(time.Time)) >= revocationDoneMemory {
+		r.done.Delete(cr.UID)
+	}
+	in, issuer, crt, err := r.input(ctx, cr)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if _, ok := r.done.Load(cr.UID); ok && !revocationFinal(in.Recorded) {
+		// Recorded by this process, not yet in the cache: never again.
+		in.Recorded = &cmapi.CertificateRequestCondition{Type: ConditionRevoked, Reason: RevokedReasonAlready}
+	}
+	d := RevocationDecide(in)
+	logf.FromContext(ctx).V(1).Info("revocation decided", "action", d.Action, "reason", d.Reason, "trigger", d.Trigger, "message", d.Message)
+	kind := cr.Spec.IssuerRef.Kind
+	if d.Note != nil {
+		if err := r.note(ctx, cr, crt, kind, in.Annotation, d.Note); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	switch d.Action {
+	case RevocationWait:
+		return reconcile.Result{RequeueAfter: max(d.At.Sub(r.Clock.Now()), time.Second)}, nil
+	case RevocationRelease:
+		if !revocationFinal(in.Recorded) {
+			r.event(cr, crt, corev1.EventTypeNormal, "RevocationNotNeeded", "deleted without revocation: "+d.Message)
+		}
+		return reconcile.Result{}, r.release(ctx, cr)
+	case RevocationAbandon:
+		if err := r.record(ctx, cr, cmmeta.ConditionFalse, RevokedReasonAbandoned, d.Message); err != nil {
+			return reconcile.Result{}, err
+		}
+		r.event(cr, crt, corev1.EventTypeWarning, "RevocationAbandoned", d.Message)
+		metrics.Revocations.WithLabelValues(kind, orUnknown(d.Reason), revocationOutcomeAbandoned).Inc()
+		r.failures.Delete(cr.UID)
+		return reconcile.Result{}, r.release(ctx, cr)
+	case RevocationRevoke:
+		return r.revoke(ctx, cr, crt, issuer, in, d)
+	}
+	return reconcile.Result{}, nil
+}
+
+// revoke calls EJBCA once and records what it answered.
+func (r *RevocationReconciler) revoke(ctx context.Context, cr *cmapi.CertificateRequest, crt *cmapi.Certificate, issuer v1alpha1.Issuer,
+	in RevocationInput, d RevocationDecision) (reconcile.Result, error) {
+	if !r.Lease.Holds() {
+		return reconcile.Result{RequeueAfter: notLeaderRequeue}, nil
+	}
+	kind := cr.Spec.IssuerRef.Kind
+	cl, err := r.Clients.Client(ctx, issuer)
+	var res revocationResult
+	if err != nil {
+		res = revocationResult{Retry: true, Outcome: revocationOutcomeFailed, Warning: true,
+			Message: fmt.Sprintf("revoking serial %s: the issuer's credentials do not load: %v", in.Serial, err)}
+	} else {
+		_, err = cl.Revoke(ctx, in.IssuerDN, in.Serial, d.Reason, time.Time{})
+		res = RevocationResultOf(d.Reason, in.Serial, err)
+	}
+	metrics.Revocations.WithLabelValues(kind, d.Reason, res.Outcome).Inc()
+	now := r.Clock.Now()
+	if res.Retry {
+		f := revocationFailures{}
+		if v, ok := r.failures.Load(cr.UID); ok {
+			f = v.(revocationFailures)
+		}
+		f.n, f.last, f.err = f.n+1, now, res.Message
+		r.failures.Store(cr.UID, f)
+		r.event(cr, crt, corev1.EventTypeWarning, "RevocationFailed", res.Message)
+		after := RevocationBackoff(f.n)
+		if in.Deleting && in.HasFinalizer && r.AbandonAfter > 0 {
+			after = min(after, max(in.DeletedAt.Add(r.AbandonAfter).Sub(now), time.Second))
+		}
+		return reconcile.Result{RequeueAfter: after}, nil
+	}
+	r.failures.Delete(cr.UID)
+	msg := res.Message + " (" + d.Message + ")"
+	if err := r.record(ctx, cr, res.Status, res.Reason, msg); err != nil {
+		// Not remembered as done: the next attempt gets EJBCA's 409 and
+		// records AlreadyRevoked.
+		return reconcile.Result{}, err
+	}
+	r.rememberDone(cr.UID, now)
+	typ := corev1.EventTypeNormal
+	if res.Warning {
+		typ = corev1.EventTypeWarning
+	}
+	r.event(cr, crt, typ, "Revoked", msg)
+	return reconcile.Result{}, r.release(ctx, cr)
+}
+
+// rememberDone notes a revocation this process recorded, and now and then
+// forgets records older than revocationDoneMemory and failures of requests
+// not seen for as long, so the maps stay small.
+func (r *RevocationReconciler) rememberDone(uid types.UID, now time.Time) {
+	r.done.Store(uid, now)
+	if r.stored.Add(1)%256 != 0 {
+		return
+	}
+	r.done.Range(func(k, v any) bool {
+		if now.Sub(v.(time.Time)) > revocationDoneMemory {
+			r.done.Delete(k)
+		}
+		return true
+	})
+	r.failures.Range(func(k, v any) bool {
+		if now.Sub(v.(revocationFailures).last) > revocationDoneMemory+RevocationBackoff(1000) {
+			r.failures.Delete(k)
+		}
+		return true
+	})
+}
+
+// note records a refused annotation once: the condition and a Warning event
+// when the condition does not already say the same.
+func (r *RevocationReconciler) note(ctx context.Context, cr *cmapi.CertificateRequest, crt *cmapi.Certificate, kind, value string, n *RevocationNote) error {
+	if c := revokedCondition(cr); c != nil && c.Reason == n.Reason && c.Message == n.Message {
+		return nil
+	}
+	if err := r.record(ctx, cr, cmmeta.ConditionFalse, n.Reason, n.Message); err != nil {
+		return err
+	}
+	reason := RevocationReasons[value]
+	r.event(cr, crt, corev1.EventTypeWarning, "RevocationRefused", n.Message)
+	metrics.Revocations.WithLabelValues(kind, orUnknown(reason), n.Outcome).Inc()
+	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return revocationMetricUnknownValue
+	}
+	return s
+}
+
+// record writes ConditionRevoked with our own field manager.
+func (r *RevocationReconciler) record(ctx context.Context, cr *cmapi.CertificateRequest, status cmmeta.ConditionStatus, reason, message string) error {
+	cond := cmac.CertificateRequestCondition().WithType(ConditionRevoked).WithStatus(status).
+		WithReason(reason).WithMessage(message).WithLastTransitionTime(metav1.NewTime(r.Clock.Now()))
+	if err := r.Client.Status().Apply(ctx, cmac.CertificateRequest(cr.Name, cr.Namespace).WithStatus(cmac.CertificateRequestStatus().WithConditions(cond)),
+		client.FieldOwner(RevocationFieldOwner), client.ForceOwnership); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("recording the revocation: %w", err)
+	}
+	return nil
+}
+
+// release removes our finalizer, if the request carries it.
+func (r *RevocationReconciler) release(ctx context.Context, cr *cmapi.CertificateRequest) error {
+	if !controllerutil.ContainsFinalizer(cr, RevocationFinalizer) {
+		return nil
+	}
+	orig := cr.DeepCopy()
+	controllerutil.RemoveFinalizer(cr, RevocationFinalizer)
+	if err := r.Client.Patch(ctx, cr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("removing the revocation finalizer: %w", err)
+	}
+	return nil
+}
+
+// event reports on the request and, where it exists, its Certificate.
+func (r *RevocationReconciler) event(cr *cmapi.CertificateRequest, crt *cmapi.Certificate, typ, reason, message string) {
+	r.Recorder.Event(cr, typ, reason, message)
+	if crt != nil {
+		r.Recorder.Eventf(crt, typ, reason, "CertificateRequest %s: %s", cr.Name, message)
+	}
+}
+
+// input gathers what RevocationDecide needs; the Certificate is returned
+// when it exists (for events).
+func (r *RevocationReconciler) input(ctx context.Context, cr *cmapi.CertificateRequest) (RevocationInput, v1alpha1.Issuer, *cmapi.Certificate, error) {
+	in := RevocationInput{
+		Now:          r.Clock.Now(),
+		HasFinalizer: controllerutil.ContainsFinalizer(cr, RevocationFinalizer),
+		Recorded:     revokedCondition(cr),
+		AbandonAfter: r.AbandonAfter,
+	}
+	if cr.DeletionTimestamp != nil {
+		in.Deleting, in.DeletedAt = true, cr.DeletionTimestamp.Time
+	}
+	if revocationFinal(in.Recorded) {
+		return in, nil, nil, nil // decided once and for all: nothing to read
+	}
+	in.Annotation, in.HasAnnotation = cr.Annotations[RevokeAnnotation]
+	if c := conditionOf(cr, ConditionIssuedWithRevokeAnnotation); c != nil && c.Status == cmmeta.ConditionTrue {
+		in.AtIssuance, in.HadAtIssuance = atIssuanceValue(c.Message), true
+	}
+	if v, ok := r.failures.Load(cr.UID); ok {
+		f := v.(revocationFailures)
+		in.Failures, in.LastFailure, in.LastError = f.n, f.last, f.err
+	}
+	leaf := leafOf(cr.Status.Certificate)
+	if leaf == nil {
+		return in, nil, nil, nil
+	}
+	in.Serial, in.IssuerDN = serialOf(leaf), leaf.Issuer.String()
+
+	iss, ok := v1alpha1.NewIssuer(cr.Spec.IssuerRef.Kind)
+	if !ok {
+		return in, nil, nil, nil
+	}
+	if err := r.Client.Get(ctx, v1alpha1.IssuerKey(cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name), iss); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return in, nil, nil, err
+		}
+		iss = nil
+	}
+	if iss != nil {
+		spec := iss.GetSpec()
+		in.IssuerFound, in.Enabled = true, spec.Revocation != nil
+		in.Superseded, in.Deleted, in.Grace = spec.RevokesSuperseded(), spec.RevokesDeleted(), spec.RevocationGracePeriod()
+	}
+
+	crt, state, err := r.certificate(ctx, cr)
+	if err != nil {
+		return in, iss, nil, err
+	}
+	in.Certificate = state
+	if state == CertificateLive && in.Enabled && (in.Superseded || in.Deleting) {
+		current, successorAt, err := r.currentAndSuccessor(ctx, cr, crt, leaf)
+		if err != nil {
+			return in, iss, crt, err
+		}
+		in.Current, in.SuccessorIssuedAt = current, successorAt
+	}
+	return in, iss, crt, nil
+}
+
+// certificate finds the Certificate that controls the request, by owner
+// reference (name and UID): a Certificate of that name with another UID is
+// a new one, and the request's own is gone.
+func (r *RevocationReconciler) certificate(ctx context.Context, cr *cmapi.CertificateRequest) (*cmapi.Certificate, CertificateState, error) {
+	ref := certificateOwner(cr)
+	if ref == nil {
+		return nil, NoCertificate, nil
+	}
+	crt := &cmapi.Certificate{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: cr.Namespace, Name: ref.Name}, crt); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, CertificateGone, nil
+		}
+		return nil, CertificateGone, err
+	}
+	if crt.UID != ref.UID {
+		return nil, CertificateGone, nil
+	}
+	if crt.DeletionTimestamp != nil {
+		return crt, CertificateGone, nil
+	}
+	return crt, CertificateLive, nil
+}
+
+// currentAndSuccessor reads the Certificate's Secret (from the API server:
+// Secrets are cached as metadata only): whether it holds the request's
+// certificate, and if it holds a newer revision's, when that was issued.
+func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmapi.CertificateRequest, crt *cmapi.Certificate, leaf *x509.Certificate) (bool, time.Time, error) {
+	var s corev1.Secret
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: cr.Namespace, Name: crt.Spec.SecretName}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, time.Time{}, nil
+		}
+		return false, time.Time{}, err
+	}
+	held := leafOf(s.Data[corev1.TLSCertKey])
+	if held == nil {
+		return false, time.Time{}, nil
+	}
+	if sameCertificate(held, leaf) {
+		return true, time.Time{}, nil
+	}
+	ours := revisionOf(cr)
+	var list cmapi.CertificateRequestList
+	if err := r.Client.List(ctx, &list, client.InNamespace(cr.Namespace), client.MatchingFields{requestOwnerIndex: crt.Name}); err != nil {
+		return false, time.Time{}, err
+	}
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.UID == cr.UID || revisionOf(o) <= ours || certificateOwner(o) == nil || certificateOwner(o).UID != crt.UID {
+			continue
+		}
+		if l := leafOf(o.Status.Certificate); l != nil && sameCertificate(l, held) {
+			if c := readyCondition(o); c != nil && c.Status == cmmeta.ConditionTrue && c.LastTransitionTime != nil {
+				// The condition keeps whole seconds: the successor was
+				// issued within the second after it, so the grace period
+				// counts from the end of that second, never early.
+				return false, c.LastTransitionTime.Time.Add(time.Second), nil
+			}
+		}
+	}
+	return false, time.Time{}, nil
+}
+
+func sameCertificate(a, b *x509.Certificate) bool {
+	return a.SerialNumber.Cmp(b.SerialNumber) == 0 && string(a.RawIssuer) == string(b.RawIssuer)
+}
+
+// revisionOf is the request's cert-manager revision, 0 when unknown.
+func revisionOf(cr *cmapi.CertificateRequest) int {
+	n, err := strconv.Atoi(cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// certificateOwner is the request's controller reference to a Certificate.
+func certificateOwner(cr *cmapi.CertificateRequest) *metav1.OwnerReference {
+	ref := metav1.GetControllerOf(cr)
+	if ref == nil || ref.Kind != cmapi.CertificateKind || ref.APIVersion != cmapi.SchemeGroupVersion.String() {
+		return nil
+	}
+	return ref
+}
+
+// leafOf parses the first certificate of a PEM chain; nil if none parses.
+func leafOf(pemChain []byte) *x509.Certificate {
+	if len(pemChain) == 0 {
+		return nil
+	}
+	chain, err := pki.DecodeX509CertificateChainBytes(pemChain)
+	if err != nil || len(chain) == 0 {
+		return nil
+	}
+	return chain[0]
+}
+
+// serialOf is the serial as EJBCA's REST API takes it: hex.
+func serialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
+
+func conditionOf(cr *cmapi.CertificateRequest, t cmapi.CertificateRequestConditionType) *cmapi.CertificateRequestCondition {
+	for i := range cr.Status.Conditions {
+		if cr.Status.Conditions[i].Type == t {
+			return &cr.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func revokedCondition(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
+	return conditionOf(cr, ConditionRevoked)
+}
+
+// SetupWithManager watches our CertificateRequests (every change: issuance,
+// annotations, deletion) and Certificates (a new revision, a deletion),
+// mapping a Certificate to the requests it controls.
+func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &cmapi.CertificateRequest{}, requestOwnerIndex,
+		func(o client.Object) []string {
+			cr := o.(*cmapi.CertificateRequest)
+			if ref := certificateOwner(cr); ref != nil && IsOurs(cr.Spec.IssuerRef) {
+				return []string{ref.Name}
+			}
+			return nil
+		}); err != nil {
+		return err
+	}
+	ours := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		cr, ok := o.(*cmapi.CertificateRequest)
+		return ok && IsOurs(cr.Spec.IssuerRef)
+	})
+	return ctrl.ControllerManagedBy(mgr).
+		Named("revocation").
+		For(&cmapi.CertificateRequest{}, ctrl.WithPredicates(ours)).
+		Watches(&cmapi.Certificate{}, handler.EnqueueRequestsFromMapFunc(r.requestsOf)).
+		// A request's issuance can supersede its siblings: the Certificate's
+		// revision change wakes them too, but may be seen before the
+		// successor's status is in this cache.
+		Watches(&cmapi.CertificateRequest{}, handler.EnqueueRequestsFromMapFunc(r.siblingsOf), ctrl.WithPredicates(ours, issuedNow())).
+		Complete(r)
+}
+
+// siblingsOf maps a request to the other requests of its Certificate.
+func (r *RevocationReconciler) siblingsOf(ctx context.Context, o client.Object) []reconcile.Request {
+	cr, ok := o.(*cmapi.CertificateRequest)
+	if !ok {
+		return nil
+	}
+	ref := certificateOwner(cr)
+	if ref == nil {
+		return nil
+	}
+	crt := &cmapi.Certificate{}
+	crt.Namespace, crt.Name = cr.Namespace, ref.Name
+	return r.requestsOf(ctx, crt)
+}
+
+// issuedNow passes request updates that store a certificate.
+func issuedNow() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*cmapi.CertificateRequest)
+			n, ok2 := e.ObjectNew.(*cmapi.CertificateRequest)
+			return ok1 && ok2 && len(o.Status.Certificate) == 0 && len(n.Status.Certificate) > 0
+		},
+	}
+}
+
+// requestsOf maps a Certificate to its requests.
+func (r *RevocationReconciler) requestsOf(ctx context.Context, o client.Object) []reconcile.Request {
+	var list cmapi.CertificateRequestList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{requestOwnerIndex: o.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "listing a Certificate's requests", "certificate", o.GetName())
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})
+	}
+	return out
+}

@@ -1,0 +1,95 @@
+package controllers
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"slices"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
+)
+
+// TestRevocationWaitsForTheLease: a process whose lease is not (or no
+// longer) held makes no revoke call, writes nothing and keeps the request's
+// finalizer; it looks again later. The issuer client cache is nil, so any
+// attempt to reach EJBCA would panic.
+func TestRevocationWaitsForTheLease(t *testing.T) {
+	t.Parallel()
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmapi.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(now)
+	iss := &v1alpha1.EJBCAIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "ejbca"},
+		Spec: v1alpha1.IssuerSpec{Revocation: &v1alpha1.RevocationSpec{Deleted: true}}}
+	deleted := metav1.NewTime(now.Add(-time.Minute))
+	cr := &cmapi.CertificateRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web-1", UID: types.UID("uid-1"),
+			Finalizers: []string{RevocationFinalizer}, DeletionTimestamp: &deleted},
+		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
+		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(iss, cr).WithStatusSubresource(cr).Build()
+	recorder := record.NewFakeRecorder(10)
+	// Elected, never renewed: the lease does not hold.
+	r := &RevocationReconciler{Client: c, Reader: c, Recorder: recorder, Clock: clk, AbandonAfter: time.Hour,
+		Lease: leadership.New(clk, 7*time.Second)}
+	res, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(cr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter != notLeaderRequeue {
+		t.Errorf("requeue after %s, want %s", res.RequeueAfter, notLeaderRequeue)
+	}
+	got := &cmapi.CertificateRequest{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(cr), got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(got.Finalizers, RevocationFinalizer) {
+		t.Error("the finalizer was removed by a process that does not hold the lease")
+	}
+	if revokedCondition(got) != nil {
+		t.Errorf("recorded %+v without the lease", revokedCondition(got))
+	}
+	if len(recorder.Events) != 0 {
+		t.Errorf("event %q without the lease", <-recorder.Events)
+	}
+}
+
+func selfSignedPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(0x1a2b), Subject: pkix.Name{CommonName: "web.example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
