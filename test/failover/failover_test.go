@@ -1,16 +1,19 @@
 package failover
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
@@ -20,26 +23,38 @@ const (
 	// midCall: when the simulator has received every enrolment of the
 	// round's batch (EJBCA is working on them: fastProcessing).
 	midCall = "mid-call"
-	// decision: when the API server has written the enrolment marker of one
-	// of the batch's requests, before the manager reads that answer; its
-	// EJBCA call would come next: between its decision and its call.
+	// decision: between the leader's decision to enrol a request of the
+	// batch and its EJBCA call. The signer keeps no record of the decision
+	// outside its memory, so the window is the in-memory note and the lease
+	// check before the call, then the connection for the call: the leader
+	// stops when it opens one (its TLS ClientHello has arrived; the
+	// handshake, which asks the lease again, completes only once it runs
+	// again). Frozen, it is resumed as soon as a standby took over.
 	decision = "decision"
-	// decisionLong: as decision, but the leader stays frozen until the new
-	// leader has enrolled that request itself (after the settle time).
+	// decisionLong: as decision, but the leader stays frozen until EJBCA
+	// has issued every request of the batch (the new leader enrolled those
+	// the old one had not sent, after the settle time); then it goes on with
+	// the handshake of the call it had decided to make.
 	decisionLong = "decision-long"
 	// renewal: when the API server has carried out a lease renewal, while
 	// batch enrolments are in flight; the manager never gets the answer
 	// (its client gives up once resumed, as when its timeout ran out while
 	// it was frozen).
 	renewal = "renewal"
-	// inCall: when the leader, having written a batch request's marker
-	// and checked its lease, opens the connection for its EJBCA call (TLS
-	// handshake begun, nothing sent); it stays frozen until the new leader
-	// has enrolled every request of the batch after the settle time.
-	inCall = "in-call"
-	// atRandom: at a random moment in the 1.5 s after the batch was created.
+	// atRandom: at a random moment in the second after the batch was
+	// created (its own enrolments are answered in about 0.6 s: with no
+	// write before the call, a longer span mostly stops a leader that is
+	// done).
 	atRandom = "random"
 )
+
+// leaderTenure is how long a round's leader must have led before the batch
+// is created, so that it counts the batch as its own (created after the
+// inventory of existing requests it takes when it begins signing) and
+// enrols it at once. A batch that the inventory saw would count as possibly
+// sent by the predecessor: searched for, and enrolled only after the settle
+// time.
+const leaderTenure = 2500 * time.Millisecond
 
 // turn is held by whoever changes or needs a stable leader: each failover
 // round (the freeze and kill subtests take turns, so that their last rounds
@@ -67,6 +82,11 @@ type round struct {
 	logAt        int64     // the old leader's log size at SIGCONT
 	resumed      chan struct{}
 	fallback     string
+	// issued is closed when every request of the batch was seen Issued (at
+	// issuedAt), or issuedErr says why not.
+	issued    chan struct{}
+	issuedAt  time.Time
+	issuedErr error
 }
 
 const batch = 3
@@ -74,27 +94,26 @@ const batch = 3
 // TestLeaderFailover freezes (SIGSTOP, then SIGCONT once a standby leads)
 // or kills (SIGKILL) the leading manager with a batch of 3 requests in
 // flight, 20 rounds each, every round stopping the leader at a chosen point:
-// while EJBCA works on its enrolments; after the API server wrote a
-// request's enrolment marker, before the manager read the answer (its call
-// would come next), resumed at once or only after the new leader enrolled
-// the request itself past the settle time; while the TLS handshake of its
-// enrolment call is under way, past the settle time; during a lease renewal
-// whose answer it never gets; or at a random moment. Rounds overlap (a
-// round's requests may still settle while the next round runs); the two
+// while EJBCA works on its enrolments; when it opens the connection for an
+// enrolment of the batch, between its decision and its call (its only
+// record of the decision is in memory), resumed at once or only after the
+// new leader enrolled the batch itself past the settle time; during a lease
+// renewal whose answer it never gets; or at a random moment. Rounds overlap
+// (a round's requests may still settle while the next round runs); the two
 // subtests take turns, one failover at a time. For every round:
 //   - every request ends Issued with exactly one certificate from EJBCA,
 //     the one it holds, and finalize is never called;
 //   - the new leader took over no sooner than a held lease allows;
-//   - the resumed leader makes no EJBCA issuing call it decided on after
-//     it was resumed (judged from its marker writes), never writes the
-//     lease again, and exits.
+//   - the resumed leader sends no EJBCA call that issues or adds after it
+//     was resumed (judged from the EJBCA proxies' records), never writes
+//     the lease again, and exits.
 func TestLeaderFailover(t *testing.T) {
 	t.Parallel()
 	t.Run("freeze", func(t *testing.T) {
 		t.Parallel()
 		runRounds(t, &turn, "fz", false, []string{
-			midCall, inCall, renewal, atRandom, decisionLong, midCall, inCall, renewal, decision, atRandom,
-			inCall, midCall, renewal, decisionLong, inCall, decision, atRandom, renewal, decision, midCall,
+			midCall, decisionLong, renewal, atRandom, decisionLong, midCall, decisionLong, renewal, decision, atRandom,
+			decisionLong, midCall, renewal, decisionLong, decisionLong, decision, atRandom, renewal, decision, midCall,
 		})
 	})
 	t.Run("kill", func(t *testing.T) {
@@ -113,7 +132,7 @@ func runRounds(t *testing.T, turn *sync.Mutex, prefix string, kill bool, modes [
 	results := make([]string, n)
 	problems := make([][]string, n)
 	for i := 0; i < n; i++ {
-		r := &round{n: i, name: fmt.Sprintf("%s%02d", prefix, i), mode: modes[i], kill: kill, resumed: make(chan struct{})}
+		r := &round{n: i, name: fmt.Sprintf("%s%02d", prefix, i), mode: modes[i], kill: kill, resumed: make(chan struct{}), issued: make(chan struct{})}
 		turn.Lock()
 		err := runRound(t, r)
 		turn.Unlock()
@@ -141,11 +160,19 @@ func runRounds(t *testing.T, turn *sync.Mutex, prefix string, kill bool, modes [
 	t.Logf("%d rounds, %d requests, %d rounds with problems, in %s", n, n*batch, failed, time.Since(start).Round(time.Millisecond))
 }
 
-// waitLeader waits for a leader that is renewing its lease, with a standby
-// ready to take over.
-func waitLeader() (*proc, error) {
+// waitLeader waits for a leader that has led for leaderTenure and is
+// renewing its lease, with a standby ready to take over. With quiet, it
+// also waits until that leader has no work left on EJBCA A (every request
+// for issuerA is Issued; a new leader searches for the requests it
+// inherited and waits out the settle time): the connections it opens to
+// EJBCA A from then on are for the batch the round creates.
+func waitLeader(quiet bool) (*proc, error) {
 	var leader *proc
-	err := eventually(60*time.Second, func() string {
+	timeout := 60 * time.Second
+	if quiet {
+		timeout = 2*settleTime + 90*time.Second
+	}
+	err := eventually(timeout, func() string {
 		pid, at := suite.api.leader()
 		pr := suite.pool.byPID(pid)
 		switch {
@@ -158,14 +185,42 @@ func waitLeader() (*proc, error) {
 		case suite.pool.standbys(pid) == 0:
 			return "no standby is running"
 		}
+		if led := time.Since(suite.api.leadingSince(pid)); led < leaderTenure {
+			return fmt.Sprintf("%s has led for %s only", pr, led.Round(time.Millisecond))
+		}
+		if quiet {
+			if msg := pendingFor(issuerA); msg != "" {
+				return msg
+			}
+		}
 		leader = pr
 		return ""
 	})
 	return leader, err
 }
 
+// pendingFor names a request for the issuer that is not Issued yet, ""
+// when there is none.
+func pendingFor(issuer string) string {
+	list := &cmapi.CertificateRequestList{}
+	if err := suite.k8s.List(context.Background(), list, client.InNamespace(namespace)); err != nil {
+		return err.Error()
+	}
+	for i := range list.Items {
+		cr := &list.Items[i]
+		if cr.Spec.IssuerRef.Name != issuer {
+			continue
+		}
+		if c := readyOf(cr); c == nil || c.Reason != cmapi.CertificateRequestReasonIssued {
+			return cr.Name + " is not issued yet"
+		}
+	}
+	return ""
+}
+
 func runRound(t *testing.T, r *round) error {
-	old, err := waitLeader()
+	atHello := r.mode == decision || r.mode == decisionLong
+	old, err := waitLeader(atHello)
 	if err != nil {
 		return err
 	}
@@ -192,21 +247,23 @@ func runRound(t *testing.T, r *round) error {
 		users[fmt.Sprintf("%s/%s-%d", namespace, r.name, i)] = true
 	}
 	var hello *helloHook
-	if r.mode == inCall {
+	var created atomic.Bool
+	if atHello {
 		// Armed before the batch exists, so that its calls need new
-		// connections; it fires only after a marker of the batch.
-		hello = &helloHook{pid: old.pid, fire: stop, fired: make(chan struct{}, 1), ready: func() bool {
-			for _, w := range suite.api.snapshot() {
-				if w.pid == old.pid && w.kind == "marker" && users[w.request] && w.status/100 == 2 {
-					return true
-				}
-			}
-			return false
-		}}
+		// connections; it fires on the old leader's first connection once
+		// the batch exists (the leader has no other work on EJBCA A: see
+		// waitLeader).
+		hello = &helloHook{pid: old.pid, fire: stop, fired: make(chan struct{}, 1), ready: created.Load}
 		suite.ejA.armHello(hello)
 	}
-	r.crs = newRequests(t, issuerA, r.name, batch)
-	held := "" // the request whose marker answer the old leader waits for
+	r.crs = newRequests(t, issuerA, r.name, batch, func() { created.Store(true) })
+	// Watched from now on, so that the time they were all Issued is known
+	// whenever it comes, also before the stop.
+	go func() {
+		r.issuedErr = waitIssued(r.crs, 2*settleTime+120*time.Second)
+		r.issuedAt = time.Now()
+		close(r.issued)
+	}()
 	// enrolments counts the batch's enrolments the simulator has received
 	// from the old leader.
 	enrolments := func() int {
@@ -233,19 +290,21 @@ func runRound(t *testing.T, r *round) error {
 		stop()
 		r.stoppedAt = fmt.Sprintf("%d enrolments in EJBCA's hands", enrolments())
 	case decision, decisionLong:
-		h := &apiHook{pid: old.pid, fire: stop, fired: make(chan *apiWrite, 1),
-			match: func(w *apiWrite) bool { return w.kind == "marker" && users[w.request] }}
-		suite.api.arm(h)
 		select {
-		case w := <-h.fired:
-			r.stoppedAt = "after the marker of " + w.request + " was written"
-			held = w.request
+		case <-hello.fired:
+			got := enrolments()
+			r.stoppedAt = fmt.Sprintf("opening a connection to EJBCA, %d of the batch's enrolments in EJBCA's hands", got)
+			if got == batch {
+				// Every enrolment had gone: the connection was for
+				// something else, and no decision was held.
+				r.fallback = "the connection was opened after every enrolment of the batch was sent"
+			}
 		case <-time.After(20 * time.Second):
-			if suite.api.disarm(h) {
-				r.fallback = "no marker written within 20s"
+			if suite.ejA.disarmHello(hello) {
+				r.fallback = "no connection opened within 20s"
 				stop()
 			} else {
-				<-h.fired
+				<-hello.fired
 			}
 		}
 	case renewal:
@@ -271,20 +330,8 @@ func runRound(t *testing.T, r *round) error {
 				<-h.fired
 			}
 		}
-	case inCall:
-		select {
-		case <-hello.fired:
-			r.stoppedAt = fmt.Sprintf("opening a connection to EJBCA after writing a marker, %d enrolments in EJBCA's hands", enrolments())
-		case <-time.After(20 * time.Second):
-			if suite.ejA.disarmHello(hello) {
-				r.fallback = "no connection opened after a marker within 20s"
-				stop()
-			} else {
-				<-hello.fired
-			}
-		}
 	case atRandom:
-		d := time.Duration(rand.Int64N(int64(1500 * time.Millisecond)))
+		d := time.Duration(rand.Int64N(int64(time.Second)))
 		time.Sleep(d) // a random moment, not a wait for something
 		stop()
 		r.stoppedAt = fmt.Sprintf("%s after the batch was created, %d enrolments in EJBCA's hands", d.Round(time.Millisecond), enrolments())
@@ -317,11 +364,14 @@ func runRound(t *testing.T, r *round) error {
 	switch {
 	case r.kill:
 		close(r.resumed)
-	case r.mode == inCall && r.fallback == "":
-		// Stay frozen until the new leader has waited out the settle time
-		// and enrolled every request of the batch itself.
+	case r.mode == decisionLong && r.fallback == "":
+		// Stay frozen, while the next rounds run, until EJBCA has issued
+		// every request of the batch: the new leader gave up waiting for
+		// the old leader's calls (the settle time) and enrolled those it had
+		// not sent. Then resume the old leader, which goes on with the
+		// handshake of the call it had decided to make.
 		go func() {
-			err := eventually(settleTime+60*time.Second, func() string {
+			err := eventually(2*settleTime+60*time.Second, func() string {
 				if time.Since(r.stopAt) < settleTime {
 					return "within the settle time"
 				}
@@ -331,29 +381,10 @@ func runRound(t *testing.T, r *round) error {
 				}
 				for u := range users {
 					if !got[u] {
-						return "the new leader has not enrolled " + u
+						return "EJBCA has not issued to " + u
 					}
 				}
 				return ""
-			})
-			if err != nil {
-				r.fallback = err.Error()
-			}
-			_ = resume()
-		}()
-	case r.mode == decisionLong && held != "":
-		// Stay frozen, while the next rounds run, until the new leader has
-		// given up waiting for the old leader's call (the settle time) and
-		// enrolled the request itself; then resume the old leader, which
-		// goes on to the call it had decided to make.
-		go func() {
-			err := eventually(settleTime+60*time.Second, func() string {
-				for _, c := range suite.simA.Issued() {
-					if c.Username == held {
-						return ""
-					}
-				}
-				return "the new leader has not enrolled " + held
 			})
 			if err != nil {
 				r.fallback = err.Error()
@@ -369,6 +400,8 @@ func runRound(t *testing.T, r *round) error {
 // verifyRound waits for the round's requests and checks them and what the
 // old leader did after it was resumed.
 func verifyRound(r *round) (summary string, problems []string) {
+	<-r.issued
+	err := r.issuedErr
 	<-r.resumed
 	how := "froze"
 	if r.kill {
@@ -397,8 +430,6 @@ func verifyRound(r *round) (summary string, problems []string) {
 			r.newLeader, r.sinceRenewal.Round(time.Millisecond), least))
 	}
 
-	err := waitIssued(r.crs, 2*settleTime+60*time.Second)
-	issued := time.Now()
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
@@ -412,14 +443,26 @@ func verifyRound(r *round) (summary string, problems []string) {
 	exited, exitErr := r.old.exit()
 	// Count once EJBCA has finished every call it got for these requests
 	// (it carries a call out even when its client has gone).
+	var notOnce []string
 	if err == nil {
 		if err := eventually(30*time.Second, func() string { return suite.ejA.inFlight(r.crs) }); err != nil {
 			problems = append(problems, err.Error())
 		}
-		problems = append(problems, checkOnce(suite.simA, r.crs)...)
+		notOnce = checkOnce(suite.simA, r.crs)
+		problems = append(problems, notOnce...)
 	}
-	summary += fmt.Sprintf("; %d requests issued once each (%s after the stop)", len(r.crs),
-		issued.Sub(r.stopAt).Round(100*time.Millisecond))
+	when := fmt.Sprintf("%s after the stop", r.issuedAt.Sub(r.stopAt).Round(100*time.Millisecond))
+	if r.issuedAt.Before(r.stopAt) {
+		when = fmt.Sprintf("all Issued %s before the stop", r.stopAt.Sub(r.issuedAt).Round(100*time.Millisecond))
+	}
+	switch {
+	case err != nil:
+		summary += fmt.Sprintf("; not every request was issued (gave up %s)", when)
+	case len(notOnce) > 0:
+		summary += fmt.Sprintf("; %d requests issued, not once each (%s)", len(r.crs), when)
+	default:
+		summary += fmt.Sprintf("; %d requests issued once each (%s)", len(r.crs), when)
+	}
 	defer func() {
 		if len(problems) > 0 {
 			problems = append(problems, timeline(r))
@@ -429,51 +472,62 @@ func verifyRound(r *round) (summary string, problems []string) {
 	for _, cr := range r.crs {
 		users[username(cr)] = true
 	}
+	// How the batch went: the EJBCA calls for it (a successor searches for
+	// what it inherited), those the successors enrolled and when, and the
+	// managers' API writes for it.
+	var calls, writes []string
+	var firstTaken time.Duration
+	taken := 0
 	for _, c := range suite.ejA.snapshot() {
-		if c.pid == 0 && c.issuing() && users[c.username] {
+		if !users[c.username] {
+			continue
+		}
+		if c.pid == 0 && c.issuing() {
 			problems = append(problems, fmt.Sprintf("%s for %s %s after the stop came from a process the proxy could not tell", c.endpoint, c.username, relTo(r.stopAt, c.received)))
 		}
+		calls = append(calls, c.endpoint)
+		if c.endpoint == "pkcs10enroll" && c.status/100 == 2 && c.pid != r.old.pid && c.received.After(r.stopAt) {
+			if d := c.received.Sub(r.stopAt); taken == 0 || d < firstTaken {
+				firstTaken = d
+			}
+			taken++
+		}
 	}
+	for _, w := range suite.api.snapshot() {
+		if users[w.request] && w.upstream/100 == 2 {
+			writes = append(writes, w.kind)
+		}
+	}
+	summary += fmt.Sprintf("; EJBCA calls for it [%s]", countBy(calls))
+	if taken > 0 {
+		summary += fmt.Sprintf(", %d enrolled by a successor (the first %s after the stop)", taken, firstTaken.Round(100*time.Millisecond))
+	}
+	summary += fmt.Sprintf("; API writes for it [%s]", countBy(writes))
 	if r.kill {
 		return summary, problems
 	}
 	summary += fmt.Sprintf("; resumed, it exited %s later (%v)", exited.Sub(r.resumeAt).Round(time.Millisecond), exitErr)
 
-	// What the old leader sent after it was resumed.
-	writes := suite.api.snapshot()
+	// What the old leader sent after it was resumed: nothing that issues or
+	// adds, whatever it had decided before it was frozen (the lease check
+	// in the TLS handshake, or before the call, stops it).
 	var late, lateWrites []string
 	for _, px := range []*ejbcaProxy{suite.ejA, suite.ejB} {
 		for _, c := range px.snapshot() {
-			if c.pid != r.old.pid || !c.received.After(r.resumeAt) {
+			if c.pid != r.old.pid || !(c.received.After(r.resumeAt) || c.delivered.After(r.resumeAt)) {
 				continue
 			}
 			if !c.issuing() {
 				late = append(late, c.endpoint)
 				continue
 			}
-			// Allowed only if it had decided before it was frozen: the
-			// marker it wrote for this request was answered before the
-			// stop, and it wrote none after the resume.
-			before, after := false, false
-			for _, w := range writes {
-				if w.pid != r.old.pid || w.kind != "marker" || w.request != c.username {
-					continue
-				}
-				if !w.answered.IsZero() && w.answered.Before(r.stopAt) {
-					before = true
-				}
-				if w.received.After(r.resumeAt) {
-					after = true
-				}
-			}
-			msg := fmt.Sprintf("%s (%s, %s after SIGCONT)", c.endpoint, c.username, c.received.Sub(r.resumeAt).Round(time.Millisecond))
-			if !before || after {
-				problems = append(problems, fmt.Sprintf("deposed leader %s called EJBCA after it was resumed, on a decision it made after the resume: %s", r.old, msg))
-			}
+			msg := fmt.Sprintf("%s (%s, received %s and delivered %s after SIGCONT)", c.endpoint, c.username,
+				relTo(r.resumeAt, c.received), relTo(r.resumeAt, c.delivered))
+			problems = append(problems, fmt.Sprintf("deposed leader %s sent EJBCA a call that issues or adds after it was resumed: %s", r.old, msg))
 			late = append(late, "issuing "+msg)
 		}
 	}
-	for _, w := range writes {
+	for _, w := range suite.api.snapshot() {
 		if w.pid != r.old.pid || !w.received.After(r.resumeAt) {
 			continue
 		}

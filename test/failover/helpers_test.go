@@ -24,8 +24,9 @@ import (
 )
 
 // newRequests creates and approves n CertificateRequests named
-// <prefix>-<i> for issuer, as cert-manager would.
-func newRequests(t *testing.T, issuer, prefix string, n int) []*cmapi.CertificateRequest {
+// <prefix>-<i> for issuer, as cert-manager would; created, if not nil, is
+// called once they all exist, before any is approved.
+func newRequests(t *testing.T, issuer, prefix string, n int, created func()) []*cmapi.CertificateRequest {
 	t.Helper()
 	ctx := context.Background()
 	out := make([]*cmapi.CertificateRequest, n)
@@ -52,6 +53,9 @@ func newRequests(t *testing.T, issuer, prefix string, n int) []*cmapi.Certificat
 			t.Fatalf("creating %s: %v", name, err)
 		}
 		out[i] = cr
+	}
+	if created != nil {
+		created()
 	}
 	// Approve them all at once, as cert-manager's approver does (its own
 	// field manager).

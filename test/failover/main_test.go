@@ -8,10 +8,11 @@
 // Everything the managers send goes through two proxies of this package on
 // 127.0.0.1, which tell the processes apart by the socket each request came
 // from (/proc): one in front of the kube-apiserver (it sees every lease
-// renewal, enrolment marker and status write, and can hold a response to
-// freeze a process at an exact point), one in front of each simulator (it
-// records every EJBCA call with the process that made it, when the
-// simulator received it and when it finished it).
+// renewal, status write and event, and can hold a response to freeze a
+// process at an exact point), one in front of each simulator (it records
+// every EJBCA call with the process that made it, when the simulator
+// received it and when it finished it, and can freeze a process when it
+// opens a connection).
 package failover
 
 import (

@@ -32,7 +32,6 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"k8s.io/client-go/rest"
 
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -227,11 +226,13 @@ func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter
 
 // apiWrite is one write a manager sent to the API server.
 type apiWrite struct {
-	pid      int
-	method   string
-	path     string
-	kind     string // "lease", "marker", "marker-clear", "status", "other"
-	request  string // namespace/name of a CertificateRequest, for marker and status
+	pid    int
+	method string
+	path   string
+	// kind: "lease"; "status" (a CertificateRequest's status); "request"
+	// (the CertificateRequest itself: its annotations); "event"; "other".
+	kind     string
+	request  string // namespace/name of the CertificateRequest written, or an event is about
 	holder   string // the lease holder written, for lease writes
 	received time.Time
 	// answered is when the response header went back to the manager, and
@@ -303,9 +304,13 @@ func startAPIProxy(cfg *rest.Config, ca *testCA, p *pool) (*apiProxy, error) {
 
 func (px *apiProxy) close() { _ = px.srv.Close() }
 
-var markerKey = controllers.AnnotationEnrolmentAttempted
-
 var crPath = regexp.MustCompile(`^/apis/cert-manager\.io/v1/namespaces/([^/]+)/certificaterequests/([^/]+)(/status)?$`)
+
+// eventPath is a core/v1 event (created, or patched when it repeats); the
+// recorder names an event <object>.<hex nanoseconds>.
+var eventPath = regexp.MustCompile(`^/api/v1/namespaces/([^/]+)/events(?:/([^/]+))?$`)
+
+var eventNameRE = regexp.MustCompile(`([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\.[0-9a-f]{12,}`)
 
 var identityRE = regexp.MustCompile(`[A-Za-z0-9.-]+_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 
@@ -330,18 +335,18 @@ func (px *apiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case m != nil && m[3] == "/status":
 		rec.kind, rec.request = "status", m[1]+"/"+m[2]
 	case m != nil:
-		rec.request = m[1] + "/" + m[2]
-		var patch struct {
-			Metadata struct {
-				Annotations map[string]*string `json:"annotations"`
-			} `json:"metadata"`
-		}
-		if json.Unmarshal(body, &patch) == nil {
-			if v, ok := patch.Metadata.Annotations[markerKey]; ok {
-				rec.kind = "marker-clear"
-				if v != nil {
-					rec.kind = "marker"
-				}
+		rec.kind, rec.request = "request", m[1]+"/"+m[2]
+	default:
+		if e := eventPath.FindStringSubmatch(r.URL.Path); e != nil {
+			rec.kind = "event"
+			// JSON or protobuf: the event's name is in the path of a patch,
+			// and in the body of a create.
+			name := e[2]
+			if name == "" {
+				name = eventNameRE.FindString(string(body))
+			}
+			if i := strings.LastIndexByte(name, '.'); i > 0 {
+				rec.request = e[1] + "/" + name[:i]
 			}
 		}
 	}
@@ -397,6 +402,20 @@ func (px *apiProxy) lastRenewal(pid int, t time.Time) time.Time {
 		}
 	}
 	return last
+}
+
+// leadingSince is when pid's first lease write the API server carried out
+// was received: when it acquired the lease (a deposed leader exits, so it
+// acquires only once). Zero if it never did.
+func (px *apiProxy) leadingSince(pid int) time.Time {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	for _, w := range px.writes {
+		if w.pid == pid && w.kind == "lease" && w.holder != "" && w.upstream/100 == 2 {
+			return w.received
+		}
+	}
+	return time.Time{}
 }
 
 // arm installs a hook; only one at a time.
@@ -484,6 +503,8 @@ type ejbcaProxy struct {
 	mu    sync.Mutex
 	calls []*ejbcaCall
 	hello *helloHook
+	// conns are the open connections and their state.
+	conns map[net.Conn]http.ConnState
 }
 
 // helloHook freezes a process when it opens a connection (its TLS
@@ -498,12 +519,50 @@ type helloHook struct {
 }
 
 // armHello installs h and makes the managers open a new connection for
-// every call (keep-alives off) until it fires or is disarmed.
+// every call (keep-alives off) until it fires or is disarmed. Connections
+// that carry no request now are closed: idle ones, and new ones that never
+// carried one (a client can dial one for a call that a freed connection
+// then served, and keep it for the next call; the server closes those
+// only once they are 5 s old), but not the new one of a frozen process (a
+// long round's old leader, held in its handshake until it is resumed).
 func (px *ejbcaProxy) armHello(h *helloHook) {
 	px.mu.Lock()
 	px.hello = h
+	var spare []net.Conn
+	for c, st := range px.conns {
+		switch st {
+		case http.StateIdle:
+			spare = append(spare, c)
+		case http.StateNew:
+			raw := c
+			if tc, ok := c.(*tls.Conn); ok {
+				raw = tc.NetConn()
+			}
+			v, ok := px.at.byConn.Load(raw)
+			if !ok {
+				continue // no ClientHello yet
+			}
+			if pr := px.pool.byPID(v.(int)); pr != nil && !pr.isFrozen() {
+				spare = append(spare, c)
+			}
+		}
+	}
 	px.mu.Unlock()
 	px.srv.SetKeepAlivesEnabled(false)
+	for _, c := range spare {
+		_ = c.Close()
+	}
+}
+
+// connState keeps conns up to date.
+func (px *ejbcaProxy) connState(c net.Conn, st http.ConnState) {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	if st == http.StateClosed || st == http.StateHijacked {
+		delete(px.conns, c)
+		return
+	}
+	px.conns[c] = st
 }
 
 func (px *ejbcaProxy) disarmHello(h *helloHook) bool {
@@ -543,7 +602,7 @@ func startEJBCAProxy(sim *ejbcasim.Sim, ca *testCA, p *pool) (*ejbcaProxy, error
 	if err != nil {
 		return nil, err
 	}
-	px := &ejbcaProxy{sim: sim, pool: p, at: &attributor{pool: p}}
+	px := &ejbcaProxy{sim: sim, pool: p, at: &attributor{pool: p}, conns: map[net.Conn]http.ConnState{}}
 	ln, u, err := listenTLS(ca, px.onHello)
 	if err != nil {
 		return nil, err
@@ -594,7 +653,7 @@ func startEJBCAProxy(sim *ejbcasim.Sim, ca *testCA, p *pool) (*ejbcaProxy, error
 		},
 		ErrorLog: quietLog(),
 	}
-	px.srv = &http.Server{Handler: px, ConnContext: px.at.connContext, ErrorLog: quietLog(), ReadHeaderTimeout: 30 * time.Second}
+	px.srv = &http.Server{Handler: px, ConnContext: px.at.connContext, ConnState: px.connState, ErrorLog: quietLog(), ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = px.srv.Serve(ln) }()
 	return px, nil
 }

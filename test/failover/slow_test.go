@@ -32,10 +32,10 @@ func TestSlowEJBCA(t *testing.T) {
 		d := 1200*time.Millisecond + time.Duration(rand.Int64N(int64(1800*time.Millisecond)))
 		if i%4 == 3 {
 			// A very slow one, still done within the settle time (12 s
-			// after the marker, which precedes the call): the first
-			// recovery search (1 s + the retry backoff, which grows with the
-			// request's age, or when a new leader takes over) runs before
-			// EJBCA is done.
+			// after the attempt the signer notes in memory just before the
+			// call): the first recovery search (1 s + the retry backoff,
+			// which grows with the request's age, or when a new leader takes
+			// over) runs before EJBCA is done.
 			d = 8500*time.Millisecond + time.Duration(rand.Int64N(int64(1500*time.Millisecond)))
 		}
 		suite.simB.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, Processing: d})
@@ -56,7 +56,7 @@ func TestSlowEJBCA(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, waves)
 	for w := 0; w < waves; w++ {
-		crs := newRequests(t, issuerB, fmt.Sprintf("slow%d", w), perWave)
+		crs := newRequests(t, issuerB, fmt.Sprintf("slow%d", w), perWave, nil)
 		all = append(all, crs...)
 		wg.Add(1)
 		go func() {
