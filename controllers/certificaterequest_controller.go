@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"k8s.io/utils/clock"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -13,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,8 +24,6 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
-	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
-	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
@@ -55,24 +51,7 @@ const finishedMemory = 10 * time.Minute
 // CertificateRequestReconciler signs the CertificateRequests that name an
 // EJBCAIssuer or EJBCAClusterIssuer, following cert-manager's contract.
 type CertificateRequestReconciler struct {
-	Client                   client.Client
-	Clients                  *issuerclients.Cache
-	Signer                   *Signer
-	Recorder                 record.EventRecorder
-	ClusterResourceNamespace string
-	// RetryWindow is how long, from a request's creation, retryable errors
-	// are retried before the request is Failed.
-	RetryWindow             time.Duration
-	Clock                   clock.PassiveClock
-	Jitter                  func() float64
-	MaxConcurrentReconciles int
-	// Lease says whether this process still leads; nil without leader
-	// election.
-	Lease *leadership.Lease
-	// Issuers is told when a request could not reach EJBCA through an
-	// issuer (it is re-checked, and its requests wait for it) or found the
-	// issuer at fault: the issuer controller, not this one, writes issuers.
-	Issuers *IssuerWakes
+	RequestSigning
 
 	finished  finishedRequests
 	approvals pendingApprovals
@@ -223,13 +202,10 @@ func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error 
 		cr, ok := o.(*cmapi.CertificateRequest)
 		return ok && IsOurs(cr.Spec.IssuerRef)
 	})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("certificaterequest").
-		For(&cmapi.CertificateRequest{}, builder.WithPredicates(ours, approvalChanged())).
-		Watches(&v1alpha1.EJBCAIssuer{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(v1alpha1.IssuerKind)),
-			builder.WithPredicates(issuerReadinessChanged())).
-		Watches(&v1alpha1.EJBCAClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(v1alpha1.ClusterIssuerKind)),
-			builder.WithPredicates(issuerReadinessChanged())).
+		For(&cmapi.CertificateRequest{}, builder.WithPredicates(ours, approvalChanged()))
+	return wakeOnIssuers(b, r.requestsFor).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -13,8 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,8 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
-	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
@@ -39,20 +34,7 @@ const csrSignerIndex = "ejbca-issuer.certctl.io/signer"
 // CertificateSigningRequests whose signer name is one of our issuers',
 // through the same Signer as CertificateRequests.
 type CertificateSigningRequestReconciler struct {
-	Client  client.Client
-	Clients *issuerclients.Cache
-	Signer  *Signer
-	// Recorder records events on the CSRs.
-	Recorder record.EventRecorder
-	// ClusterResourceNamespace holds the approval flow's enrolment
-	// Secrets of CSRs (which are cluster-scoped).
-	ClusterResourceNamespace string
-	RetryWindow              time.Duration
-	Clock                    clock.PassiveClock
-	Jitter                   func() float64
-	MaxConcurrentReconciles  int
-	Lease                    *leadership.Lease
-	Issuers                  *IssuerWakes
+	RequestSigning
 
 	finished  finishedRequests
 	approvals pendingApprovals
@@ -222,13 +204,10 @@ func (r *CertificateSigningRequestReconciler) SetupWithManager(mgr ctrl.Manager)
 		csr, ok := o.(*certificatesv1.CertificateSigningRequest)
 		return ok && isOurSigner(csr.Spec.SignerName)
 	})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("certificatesigningrequest").
-		For(&certificatesv1.CertificateSigningRequest{}, builder.WithPredicates(ours, csrApprovalChanged())).
-		Watches(&v1alpha1.EJBCAIssuer{}, handler.EnqueueRequestsFromMapFunc(r.csrsFor(v1alpha1.IssuerKind)),
-			builder.WithPredicates(issuerReadinessChanged())).
-		Watches(&v1alpha1.EJBCAClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(r.csrsFor(v1alpha1.ClusterIssuerKind)),
-			builder.WithPredicates(issuerReadinessChanged())).
+		For(&certificatesv1.CertificateSigningRequest{}, builder.WithPredicates(ours, csrApprovalChanged()))
+	return wakeOnIssuers(b, r.csrsFor).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }

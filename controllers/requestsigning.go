@@ -12,16 +12,48 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
 // The pieces both request reconcilers (CertificateRequest and
 // CertificateSigningRequest) share: loading the issuer, asking EJBCA through
 // it, and recording the outcome as events, metrics and issuer faults.
+
+// RequestSigning is what the CertificateRequest and CertificateSigningRequest
+// reconcilers are given alike: one signer, the issuers' EJBCA clients, and
+// the manager's policies for requests.
+type RequestSigning struct {
+	Client  client.Client
+	Clients *issuerclients.Cache
+	Signer  *Signer
+	// Recorder records events on the requests.
+	Recorder record.EventRecorder
+	// ClusterResourceNamespace holds the cluster issuers' Secrets and the
+	// approval flow's enrolment Secrets of CSRs (which are cluster-scoped).
+	ClusterResourceNamespace string
+	// RetryWindow is how long, from a request's creation, retryable errors
+	// are retried before the request is Failed.
+	RetryWindow             time.Duration
+	Clock                   clock.PassiveClock
+	Jitter                  func() float64
+	MaxConcurrentReconciles int
+	// Lease says whether this process still leads; nil without leader
+	// election.
+	Lease *leadership.Lease
+	// Issuers is told when a request could not reach EJBCA through an
+	// issuer (it is re-checked, and its requests wait for it) or found the
+	// issuer at fault: the issuer controller, not the request controllers,
+	// writes issuers.
+	Issuers *IssuerWakes
+}
 
 // loadIssuer loads an issuer of ours and what the decisions need of it.
 // namespace is the request's (ignored for cluster issuers); a missing
@@ -142,11 +174,11 @@ func (f *finishedRequests) recent(uid types.UID, now time.Time) bool {
 }
 
 // remember notes a finished request, and now and then forgets the ones
-// older than finishedMemory so the map stays small.
-func (f *finishedRequests) remember(uid types.UID, now time.Time) {
+// older than finishedMemory so the map stays small; pruned says it did.
+func (f *finishedRequests) remember(uid types.UID, now time.Time) (pruned bool) {
 	f.m.Store(uid, now)
-	if f.stored.Add(1)%1024 != 0 {
-		return
+	if f.stored.Add(1)%256 != 0 {
+		return false
 	}
 	f.m.Range(func(k, v any) bool {
 		if now.Sub(v.(time.Time)) > finishedMemory {
@@ -154,6 +186,7 @@ func (f *finishedRequests) remember(uid types.UID, now time.Time) {
 		}
 		return true
 	})
+	return true
 }
 
 // pendingApprovals keeps the approvals-pending gauge: one count per request
@@ -187,4 +220,14 @@ func requestKind(obj client.Object) string {
 		return metrics.RequestKindCertificateSigningRequest
 	}
 	return metrics.RequestKindCertificateRequest
+}
+
+// wakeOnIssuers makes a change of an issuer's readiness wake the requests
+// waiting for it, as requestsOf(kind) finds them.
+func wakeOnIssuers(b *builder.Builder, requestsOf func(kind string) handler.MapFunc) *builder.Builder {
+	return b.
+		Watches(&v1alpha1.EJBCAIssuer{}, handler.EnqueueRequestsFromMapFunc(requestsOf(v1alpha1.IssuerKind)),
+			builder.WithPredicates(issuerReadinessChanged())).
+		Watches(&v1alpha1.EJBCAClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(requestsOf(v1alpha1.ClusterIssuerKind)),
+			builder.WithPredicates(issuerReadinessChanged()))
 }

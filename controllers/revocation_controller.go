@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -48,10 +47,6 @@ const DefaultRevocationAbandonAfter = 24 * time.Hour
 // controls them, so a Certificate's change wakes its requests.
 const requestOwnerIndex = "ejbca-issuer.certctl.io/certificate"
 
-// revocationDoneMemory is how long a revocation this process recorded is
-// remembered, covering a cache that has not yet seen the record.
-const revocationDoneMemory = 10 * time.Minute
-
 // RevocationReconciler revokes, in EJBCA, the certificates of
 // CertificateRequests that our issuers issued, as RevocationDecide says.
 type RevocationReconciler struct {
@@ -68,8 +63,7 @@ type RevocationReconciler struct {
 	AbandonAfter time.Duration
 
 	failures sync.Map // types.UID -> revocationFailures
-	done     sync.Map // types.UID -> time.Time
-	stored   atomic.Int64
+	done     finishedRequests
 }
 
 type revocationFailures struct {
@@ -97,14 +91,11 @@ func (r *RevocationReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 	if !IsOurs(cr.Spec.IssuerRef) {
 		return reconcile.Result{}, nil
 	}
-	if t, ok := r.done.Load(cr.UID); ok && r.Clock.Now().Sub(t.(time.Time)) >= revocationDoneMemory {
-		r.done.Delete(cr.UID)
-	}
 	in, issuer, crt, err := r.input(ctx, cr)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if _, ok := r.done.Load(cr.UID); ok && !revocationFinal(in.Recorded) {
+	if r.done.recent(cr.UID, r.Clock.Now()) && !revocationFinal(in.Recorded) {
 		// Recorded by this process, not yet in the cache: never again.
 		in.Recorded = &cmapi.CertificateRequestCondition{Type: ConditionRevoked, Reason: RevokedReasonAlready}
 	}
@@ -186,22 +177,15 @@ func (r *RevocationReconciler) revoke(ctx context.Context, cr *cmapi.Certificate
 	return reconcile.Result{}, r.release(ctx, cr)
 }
 
-// rememberDone notes a revocation this process recorded, and now and then
-// forgets records older than revocationDoneMemory and failures of requests
-// not seen for as long, so the maps stay small.
+// rememberDone notes a revocation this process recorded; whenever the
+// record of those forgets old ones, failures of requests not seen for as
+// long are forgotten too, so the maps stay small.
 func (r *RevocationReconciler) rememberDone(uid types.UID, now time.Time) {
-	r.done.Store(uid, now)
-	if r.stored.Add(1)%256 != 0 {
+	if !r.done.remember(uid, now) {
 		return
 	}
-	r.done.Range(func(k, v any) bool {
-		if now.Sub(v.(time.Time)) > revocationDoneMemory {
-			r.done.Delete(k)
-		}
-		return true
-	})
 	r.failures.Range(func(k, v any) bool {
-		if now.Sub(v.(revocationFailures).last) > revocationDoneMemory+RevocationBackoff(1000) {
+		if now.Sub(v.(revocationFailures).last) > finishedMemory+RevocationBackoff(1000) {
 			r.failures.Delete(k)
 		}
 		return true

@@ -108,26 +108,15 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	signer := &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,
 		Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout), Attempts: attempts}
-	if err := (&CertificateSigningRequestReconciler{
+	signing := RequestSigning{
 		Client: mgr.GetClient(), Clients: clients, Signer: signer, Recorder: recorder,
 		ClusterResourceNamespace: o.ClusterResourceNamespace, RetryWindow: o.RetryWindow, Clock: clk, Jitter: jitter,
 		MaxConcurrentReconciles: workers, Lease: o.Lease, Issuers: wakes,
-	}).SetupWithManager(mgr); err != nil {
+	}
+	if err := (&CertificateSigningRequestReconciler{RequestSigning: signing}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&CertificateRequestReconciler{
-		Client:                   mgr.GetClient(),
-		Clients:                  clients,
-		Signer:                   signer,
-		Recorder:                 recorder,
-		ClusterResourceNamespace: o.ClusterResourceNamespace,
-		RetryWindow:              o.RetryWindow,
-		Clock:                    clk,
-		Jitter:                   jitter,
-		MaxConcurrentReconciles:  workers,
-		Lease:                    o.Lease,
-		Issuers:                  wakes,
-	}).SetupWithManager(mgr)
+	return (&CertificateRequestReconciler{RequestSigning: signing}).SetupWithManager(mgr)
 }
 
 // rateLimit is an issuer's rate limit, or the manager's default when it sets

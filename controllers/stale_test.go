@@ -52,14 +52,14 @@ func TestStaleReadNeverActs(t *testing.T) {
 	if err := attempts.Begin(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r := &controllers.CertificateRequestReconciler{
+	r := &controllers.CertificateRequestReconciler{RequestSigning: controllers.RequestSigning{
 		Client:  c,
 		Clients: issuerclients.New(k8s, k8s, clusterResourceNamespace, nil, nil),
 		Signer: &controllers.Signer{Client: c, Reader: k8s, Clock: clock.RealClock{}, Settle: controllers.SettleTime(5 * time.Second),
 			Attempts: attempts},
 		Recorder: record.NewFakeRecorder(10), ClusterResourceNamespace: clusterResourceNamespace,
 		RetryWindow: time.Hour, Clock: clock.RealClock{},
-	}
+	}}
 	_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(cr)})
 	if !apierrors.IsConflict(err) {
 		t.Errorf("reconciling from a stale copy = %v, want a conflict", err)
