@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -59,7 +59,7 @@ type IssuerReconciler struct {
 	// Reachability probes the EJBCAs that Unreachable issuers wait for.
 	Reachability *Reachability
 	// Recorder records an event on each Ready transition.
-	Recorder record.EventRecorder
+	Recorder events.EventRecorder
 	// SecretsNamespaceOnly: the manager reads Secrets and ConfigMaps only in
 	// the cluster resource namespace (--secrets-in-cluster-resource-namespace-only).
 	SecretsNamespaceOnly bool
@@ -347,7 +347,7 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 
 // SetIssuerReady writes the issuer's Ready condition for its current
 // generation; lastTransitionTime moves only when the status does.
-func SetIssuerReady(ctx context.Context, c client.Client, rec record.EventRecorder, iss v1alpha1.Issuer, status metav1.ConditionStatus, reason, message string, now time.Time) error {
+func SetIssuerReady(ctx context.Context, c client.Client, rec events.EventRecorder, iss v1alpha1.Issuer, status metav1.ConditionStatus, reason, message string, now time.Time) error {
 	var ready float64
 	if status == metav1.ConditionTrue {
 		ready = 1
@@ -370,14 +370,14 @@ func SetIssuerReady(ctx context.Context, c client.Client, rec record.EventRecord
 		}
 		return fmt.Errorf("writing the issuer's Ready condition: %w", err)
 	}
-	if transition && rec != nil {
+	if transition {
 		// One event per transition, so `kubectl describe` shows the
 		// issuer's history: Ready, then why it stopped being.
+		typ := corev1.EventTypeWarning
 		if status == metav1.ConditionTrue {
-			rec.Event(iss, corev1.EventTypeNormal, reason, message)
-		} else {
-			rec.Event(iss, corev1.EventTypeWarning, reason, message)
+			typ = corev1.EventTypeNormal
 		}
+		recordEvent(rec, iss, nil, typ, reason, ActionCheckingIssuer, message)
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,7 +35,7 @@ type RequestSigning struct {
 	Clients *issuerclients.Cache
 	Signer  *Signer
 	// Recorder records events on the requests.
-	Recorder record.EventRecorder
+	Recorder events.EventRecorder
 	// ClusterResourceNamespace holds the cluster issuers' Secrets and the
 	// approval flow's enrolment Secrets of CSRs (which are cluster-scoped).
 	ClusterResourceNamespace string
@@ -128,13 +128,13 @@ type requestReport struct {
 // reportDecision records a decision's events and metrics on obj, and hands
 // an issuer fault to the issuer controller (dropping a client EJBCA
 // refused).
-func reportDecision(rec record.EventRecorder, clients *issuerclients.Cache, wakes *IssuerWakes,
+func reportDecision(rec events.EventRecorder, clients *issuerclients.Cache, wakes *IssuerWakes,
 	obj client.Object, issuer v1alpha1.Issuer, now time.Time, r requestReport) {
 	if r.Event != nil {
-		rec.Event(obj, r.Event.Type, r.Event.Reason, r.Event.Message)
+		recordEvent(rec, obj, nil, r.Event.Type, r.Event.Reason, ActionSigning, r.Event.Message)
 	}
 	for _, w := range r.Warnings {
-		rec.Event(obj, w.Type, w.Reason, w.Message)
+		recordEvent(rec, obj, nil, w.Type, w.Reason, ActionSigning, w.Message)
 	}
 	if r.Outcome != "" {
 		metrics.Requests.WithLabelValues(r.IssuerKind, r.RequestKind, r.Outcome).Inc()

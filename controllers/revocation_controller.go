@@ -16,7 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -54,7 +54,7 @@ type RevocationReconciler struct {
 	// Reader reads Secrets, which the manager caches as metadata only.
 	Reader   client.Reader
 	Clients  *issuerclients.Cache
-	Recorder record.EventRecorder
+	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	// Lease says whether this process still leads; nil without leader
 	// election. It is asked before every revoke call.
@@ -243,10 +243,14 @@ func (r *RevocationReconciler) release(ctx context.Context, cr *cmapi.Certificat
 
 // event reports on the request and, where it exists, its Certificate.
 func (r *RevocationReconciler) event(cr *cmapi.CertificateRequest, crt *cmapi.Certificate, typ, reason, message string) {
-	r.Recorder.Event(cr, typ, reason, message)
-	if crt != nil {
-		r.Recorder.Eventf(crt, typ, reason, "CertificateRequest %s: %s", cr.Name, message)
+	if crt == nil {
+		// No typed nil as the related object: the recorder would drop the
+		// event, failing to reference it.
+		recordEvent(r.Recorder, cr, nil, typ, reason, ActionRevoking, message)
+		return
 	}
+	recordEvent(r.Recorder, cr, crt, typ, reason, ActionRevoking, message)
+	recordEvent(r.Recorder, crt, cr, typ, reason, ActionRevoking, "CertificateRequest "+cr.Name+": "+message)
 }
 
 // input gathers what RevocationDecide needs; the Certificate is returned

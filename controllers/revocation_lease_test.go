@@ -19,7 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -53,7 +53,7 @@ func TestRevocationWaitsForTheLease(t *testing.T) {
 		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(iss, cr).WithStatusSubresource(cr).Build()
-	recorder := record.NewFakeRecorder(10)
+	recorder := events.NewFakeRecorder(10)
 	// Elected, never renewed: the lease does not hold.
 	r := &RevocationReconciler{Client: c, Reader: c, Recorder: recorder, Clock: clk, AbandonAfter: time.Hour,
 		Lease: leadership.New(clk, 7*time.Second)}

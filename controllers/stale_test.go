@@ -8,7 +8,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/tools/record"
+	clientevents "k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -57,7 +57,7 @@ func TestStaleReadNeverActs(t *testing.T) {
 		Clients: issuerclients.New(k8s, k8s, clusterResourceNamespace, nil, nil),
 		Signer: &controllers.Signer{Client: c, Reader: k8s, Clock: clock.RealClock{}, Settle: controllers.SettleTime(5 * time.Second),
 			Attempts: attempts},
-		Recorder: record.NewFakeRecorder(10), ClusterResourceNamespace: clusterResourceNamespace,
+		Recorder: clientevents.NewFakeRecorder(10), ClusterResourceNamespace: clusterResourceNamespace,
 		RetryWindow: time.Hour, Clock: clock.RealClock{},
 	}}
 	_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(cr)})
