@@ -306,9 +306,9 @@ func (px *apiProxy) close() { _ = px.srv.Close() }
 
 var crPath = regexp.MustCompile(`^/apis/cert-manager\.io/v1/namespaces/([^/]+)/certificaterequests/([^/]+)(/status)?$`)
 
-// eventPath is a core/v1 event (created, or patched when it repeats); the
-// recorder names an event <object>.<hex nanoseconds>.
-var eventPath = regexp.MustCompile(`^/api/v1/namespaces/([^/]+)/events(?:/([^/]+))?$`)
+// eventPath is an event, events.k8s.io/v1 or core/v1 (created, or patched
+// when it repeats); either recorder names it <object>.<hex nanoseconds>.
+var eventPath = regexp.MustCompile(`^/(?:apis/events\.k8s\.io/v1|api/v1)/namespaces/([^/]+)/events(?:/([^/]+))?$`)
 
 var eventNameRE = regexp.MustCompile(`([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\.[0-9a-f]{12,}`)
 
