@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -201,26 +201,54 @@ func (a *Attempts) Len() int {
 	return len(a.entries)
 }
 
-// ListExisting is an Inventory of one kind: its objects in all namespaces,
-// by metadata only, in pages, from reader (the API server).
-func ListExisting(reader client.Reader, gvk schema.GroupVersionKind) Inventory {
+// CertificateRequestInventory lists, from reader (the API server), the
+// CertificateRequests for our issuers, in pages. Final ones are kept: this
+// process's cache may still show one unfinished, and must then search
+// before it signs. Those for other issuers are left out (spec.issuerRef is
+// immutable): they would never be reconciled, and so never forgotten.
+func CertificateRequestInventory(reader client.Reader) Inventory {
 	return func(ctx context.Context) ([]Existing, error) {
 		var found []Existing
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(gvk)
-		opts := []client.ListOption{client.Limit(500)}
-		for {
-			if err := reader.List(ctx, list, opts...); err != nil {
-				return nil, err
+		err := listPages(ctx, reader, &cmapi.CertificateRequestList{}, func(l *cmapi.CertificateRequestList) {
+			for i := range l.Items {
+				if cr := &l.Items[i]; IsOurs(cr.Spec.IssuerRef) {
+					found = append(found, Existing{UID: cr.UID, Namespace: cr.Namespace, Name: cr.Name})
+				}
 			}
-			for _, o := range list.Items {
-				found = append(found, Existing{UID: o.UID, Namespace: o.Namespace, Name: o.Name})
+		})
+		return found, err
+	}
+}
+
+// CertificateSigningRequestInventory is CertificateRequestInventory for
+// Kubernetes CSRs of our signers.
+func CertificateSigningRequestInventory(reader client.Reader) Inventory {
+	return func(ctx context.Context) ([]Existing, error) {
+		var found []Existing
+		err := listPages(ctx, reader, &certificatesv1.CertificateSigningRequestList{}, func(l *certificatesv1.CertificateSigningRequestList) {
+			for i := range l.Items {
+				if csr := &l.Items[i]; isOurSigner(csr.Spec.SignerName) {
+					found = append(found, Existing{UID: csr.UID, Name: csr.Name})
+				}
 			}
-			if list.Continue == "" {
-				return found, nil
-			}
-			opts = []client.ListOption{client.Limit(500), client.Continue(list.Continue)}
+		})
+		return found, err
+	}
+}
+
+// listPages lists every object of list's kind in pages of 500, handing each
+// page to take.
+func listPages[L client.ObjectList](ctx context.Context, reader client.Reader, list L, take func(L)) error {
+	opts := []client.ListOption{client.Limit(500)}
+	for {
+		if err := reader.List(ctx, list, opts...); err != nil {
+			return err
 		}
+		take(list)
+		if list.GetContinue() == "" {
+			return nil
+		}
+		opts = []client.ListOption{client.Limit(500), client.Continue(list.GetContinue())}
 	}
 }
 

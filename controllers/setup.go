@@ -4,8 +4,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-	certificatesv1 "k8s.io/api/certificates/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -100,8 +98,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	// Begun on election: requests of either kind that exist then may have
 	// been sent by the predecessor.
 	attempts := NewAttempts(clk, Inventories(
-		ListExisting(mgr.GetAPIReader(), cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")),
-		ListExisting(mgr.GetAPIReader(), certificatesv1.SchemeGroupVersion.WithKind("CertificateSigningRequestList")),
+		CertificateRequestInventory(mgr.GetAPIReader()),
+		CertificateSigningRequestInventory(mgr.GetAPIReader()),
 	))
 	if err := mgr.Add(attempts); err != nil {
 		return err

@@ -48,7 +48,7 @@ func TestStaleReadNeverActs(t *testing.T) {
 	c := staleReader{Client: k8s, old: stale}
 	// A second process (or one restarted) that began after the request
 	// existed: it inherits the request and searches before enrolling.
-	attempts := controllers.NewAttempts(clock.RealClock{}, controllers.ListExisting(k8s, cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")))
+	attempts := controllers.NewAttempts(clock.RealClock{}, controllers.CertificateRequestInventory(k8s))
 	if err := attempts.Begin(context.Background()); err != nil {
 		t.Fatal(err)
 	}
