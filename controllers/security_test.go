@@ -465,3 +465,46 @@ func eventsOf(t *testing.T, obj client.Object) []corev1.Event {
 	}
 	return out
 }
+
+// Attack: on a cluster issuer shared by tenants that allows profile
+// overrides, name another of the issuer's own names as a profile (EJBCA
+// refuses an unknown profile) or a profile the issuer's EJBCA role may not
+// use (EJBCA answers 403). Either is the attacker's request's fault: it
+// fails, and the issuer stays Ready for everyone else, whose requests are
+// still signed.
+func TestAttackOverrideCannotMarkTheIssuerAtFault(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	name := readyClusterIssuer(t, sim, func(s *v1alpha1.IssuerSpec) {
+		s.AllowedOverrides = []v1alpha1.Override{v1alpha1.OverrideCertificateProfileName, v1alpha1.OverrideEndEntityProfileName}
+	})
+	attacker := tenant{ns: newNamespace(t), issuer: name, opts: []crOption{clusterIssuerRef(name)}}
+	bystander := tenant{ns: newNamespace(t), issuer: name, opts: []crOption{clusterIssuerRef(name)}}
+	iss := &v1alpha1.EJBCAClusterIssuer{}
+	for i, tc := range []struct {
+		name, annotation, value string
+		forbidden               bool
+	}{
+		{"certificate profile named as the issuer's CA", v1alpha1.AnnotationCertificateProfileName, "IssuingCA", false},
+		{"end entity profile named as the issuer's certificate profile", v1alpha1.AnnotationEndEntityProfileName, "SERVER", false},
+		{"a profile the issuer's role may not use", v1alpha1.AnnotationCertificateProfileName, "RESTRICTED", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.forbidden {
+				// EJBCA's answer to a role without the profile's rights
+				// (ExceptionHandler on AuthorizationDeniedException).
+				sim.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, Status: 403,
+					Body: `{"error_code":403,"error_message":"Administrator is not authorized to resource /certificateprofilesrules/RESTRICTED."}`})
+			}
+			cr := attacker.request(t, fmt.Sprintf("hostile-%d", i), annotate(tc.annotation, tc.value))
+			waitRequest(t, cr, cmapi.CertificateRequestReasonFailed, "", 30*time.Second)
+			if err := k8s.Get(context.Background(), client.ObjectKey{Name: name}, iss); err != nil {
+				t.Fatal(err)
+			}
+			if c := iss.Status.ReadyCondition(); c == nil || c.Status != metav1.ConditionTrue {
+				t.Errorf("the shared issuer is not Ready after the attacker's request: %+v", c)
+			}
+			waitRequest(t, bystander.request(t, fmt.Sprintf("bystander-%d", i)), cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
+		})
+	}
+}

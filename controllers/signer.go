@@ -56,16 +56,16 @@ type Signer struct {
 	Attempts *Attempts
 }
 
-// issuersOwn are the CA and profile names the issuer itself sends for cr
+// issuersOwn are the CA and profile names the issuer itself sends for sr
 // (a profile a request chose through an allowed override is not).
-func (s *Signer) issuersOwn(spec *v1alpha1.IssuerSpec, sr *SigningRequest) []string {
-	own := []string{spec.CAName}
+func issuersOwn(spec *v1alpha1.IssuerSpec, sr *SigningRequest) ownNames {
+	own := ownNames{CA: spec.CAName}
 	cp, eep := profiles(spec, sr)
 	if cp == spec.EffectiveCertificateProfileName() {
-		own = append(own, cp)
+		own.CertificateProfile = cp
 	}
 	if eep == spec.EffectiveEndEntityProfileName() {
-		own = append(own, eep)
+		own.EndEntityProfile = eep
 	}
 	return own
 }
@@ -83,6 +83,13 @@ func (s *Signer) Sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 	res := s.sign(ctx, sr, iss, cl)
 	if res.Certificate != nil {
 		s.Attempts.Issued(sr, res.Certificate)
+	}
+	if own := issuersOwn(iss.GetSpec(), sr); forbidden(res.Err) && (own.CertificateProfile == "" || own.EndEntityProfile == "") {
+		// EJBCA refused a profile the request chose through an allowed
+		// override: the issuer's role may not use it. That is the
+		// request's fault, not the issuer's credentials', which other
+		// tenants share.
+		res.Err = &PermanentError{fmt.Sprintf("EJBCA refused the profile this request chose through an allowed override: %v", res.Err)}
 	}
 	return res
 }
@@ -169,7 +176,7 @@ func (s *Signer) enrol(ctx context.Context, sr *SigningRequest, spec *v1alpha1.I
 	case ejbca.IsPermanent(err):
 		// EJBCA answered and refused: nothing was issued.
 		s.Attempts.Settled(sr)
-		err = issuerRefusal(err, false, s.issuersOwn(spec, sr)...)
+		err = issuerRefusal(err, issuersOwn(spec, sr))
 	}
 	return SignResult{Err: err}
 }
@@ -224,9 +231,7 @@ func (s *Signer) startApproval(ctx context.Context, sr *SigningRequest, spec *v1
 		// (with this Secret's password) and its approval was carried out.
 		return s.enrolForEndEntity(ctx, sr, spec, cl, username, password, sr.Created)
 	case err != nil:
-		cp, eep := profiles(spec, sr)
-		overridden := cp != spec.EffectiveCertificateProfileName() || eep != spec.EffectiveEndEntityProfileName()
-		return SignResult{Err: issuerRefusal(err, overridden)}
+		return SignResult{Err: issuerRefusal(err, issuersOwn(spec, sr))}
 	case !add.WaitingForApproval:
 		// Added without approval: enrol for it now.
 		return s.enrolForEndEntity(ctx, sr, spec, cl, username, password, now)
@@ -327,6 +332,12 @@ func ApprovalPollAfter(waited, pollInterval time.Duration, jitter float64) time.
 		d = limit
 	}
 	return time.Duration(float64(d) * jitter)
+}
+
+// forbidden reports EJBCA's 403: these credentials may not do this.
+func forbidden(err error) bool {
+	var e *ejbca.Error
+	return errors.As(err, &e) && e.StatusCode == 403
 }
 
 // answered reports whether EJBCA gave a definitive answer (a 4xx), so it
