@@ -474,3 +474,30 @@ func TestCSRWaitsForItsIssuer(t *testing.T) {
 	readyClusterIssuerNamed(t, sim, name)
 	csrChain(t, sim, waitCSR(t, c, 20*time.Second, signed))
 }
+
+// Attack: under a cluster issuer that allows the end entity name override,
+// a CSR names another requester's end entity. CSRs are cluster-scoped, so
+// there is no namespace to keep the override in: it is ignored, and the CSR
+// is enrolled as its own certificates.k8s.io/<name>.
+func TestAttackCSREndEntityOverrideIgnored(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	issuer := readyClusterIssuer(t, sim, func(s *v1alpha1.IssuerSpec) {
+		s.AllowedOverrides = []v1alpha1.Override{v1alpha1.OverrideEndEntityName}
+	})
+	signer := controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
+	victim := newCSR(t, clientsetAs(t, ""), signer, "victim.example.com")
+	decideCSR(t, victim, certificatesv1.CertificateApproved)
+	waitCSR(t, victim, 30*time.Second, signed)
+	victimEntity := controllers.CSREndEntityScope + "/" + victim.Name
+
+	c := newCSR(t, clientsetAs(t, ""), signer, "attacker.example.com", csrAnnotation(v1alpha1.AnnotationEndEntityName, victim.Name))
+	decideCSR(t, c, certificatesv1.CertificateApproved)
+	waitCSR(t, c, 30*time.Second, signed)
+	if n := enrolments(sim, victimEntity); n != 1 {
+		t.Errorf("%d certificates for the victim's end entity %s, want its own 1", n, victimEntity)
+	}
+	if n := enrolments(sim, controllers.CSREndEntityScope+"/"+c.Name); n != 1 {
+		t.Errorf("%d certificates for the attacker's own end entity, want 1", n)
+	}
+}

@@ -67,9 +67,11 @@ func derivedEndEntityName(spec *v1alpha1.IssuerSpec, sr *SigningRequest, csr *x5
 }
 
 // endEntityOverride is the request's end entity name annotation, when the
-// issuer allows it.
+// issuer allows it. A cluster-scoped request (a Kubernetes CSR) has no
+// namespace to place the override in, so any requester could name another
+// one's end entity: it never overrides.
 func endEntityOverride(spec *v1alpha1.IssuerSpec, sr *SigningRequest) (string, bool) {
-	if !spec.AllowsOverride(v1alpha1.OverrideEndEntityName) {
+	if !spec.AllowsOverride(v1alpha1.OverrideEndEntityName) || sr.Namespace == "" {
 		return "", false
 	}
 	v := strings.TrimSpace(sr.Annotations[v1alpha1.AnnotationEndEntityName])
