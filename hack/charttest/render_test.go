@@ -398,8 +398,6 @@ func TestRenderAllOptions(t *testing.T) {
 	checkApprover(t, objs, "security", "cm-controller")
 }
 
-// TestRenderToggles: the values that switch objects or flags on and off, and
-// the combinations the chart refuses.
 // TestRenderCSRExampleRoles: the example ClusterRoles for Kubernetes CSRs
 // are off by default, unbound when on, and grant approve on both signer
 // prefixes and reference on the namespaced one only.
@@ -431,6 +429,8 @@ func TestRenderCSRExampleRoles(t *testing.T) {
 	}
 }
 
+// TestRenderToggles: the values that switch objects or flags on and off, and
+// the combinations the chart refuses.
 func TestRenderToggles(t *testing.T) {
 	has := func(objs []*unstructured.Unstructured, kind string) bool { return len(ofKind(objs, kind)) > 0 }
 	args := func(t *testing.T, objs []*unstructured.Unstructured) []string {

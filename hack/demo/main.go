@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -38,7 +37,6 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/devstack"
-	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 	"github.com/certctl-io/ejbca-issuer/internal/manager"
 )
@@ -127,7 +125,7 @@ func run(args []string) error {
 	}
 	for _, i := range []v1alpha1.Issuer{iss, ciss} {
 		c := i.GetStatus().ReadyCondition()
-		say("  %s %s: Ready=%s %s: %s", kindOf(i), i.GetName(), c.Status, c.Reason, c.Message)
+		say("  %s %s: Ready=%s %s: %s", v1alpha1.KindOf(i), i.GetName(), c.Status, c.Reason, c.Message)
 	}
 
 	before := stack.Sim.Counters()
@@ -163,13 +161,6 @@ func run(args []string) error {
 	<-ctx.Done()
 	fmt.Println()
 	return nil
-}
-
-func kindOf(i v1alpha1.Issuer) string {
-	if i.GetNamespace() == "" {
-		return v1alpha1.ClusterIssuerKind
-	}
-	return v1alpha1.IssuerKind
 }
 
 func certificate(ctx context.Context, stack *devstack.Stack, name, issuer string, dnsNames []string) (*cmapi.Certificate, error) {
@@ -369,15 +360,7 @@ func approvalDemo(ctx context.Context, stack *devstack.Stack) error {
 // by the administrator who made the request; the simulator has one
 // administrator certificate and allows it.)
 func processApproval(ctx context.Context, sim *ejbcasim.Sim, id int, comment string) error {
-	cert, err := tls.X509KeyPair(sim.ClientCertPEM(), sim.ClientKeyPEM())
-	if err != nil {
-		return err
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(sim.CABundlePEM()) {
-		return errors.New("the simulator's CA bundle holds no certificate")
-	}
-	admin, err := ejbca.New(ejbca.Options{URL: sim.URL(), Roots: roots, ClientCertificate: &cert, Timeout: 10 * time.Second})
+	admin, err := adminClient(sim)
 	if err != nil {
 		return err
 	}

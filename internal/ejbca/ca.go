@@ -94,7 +94,8 @@ type CertificateProfileInfo struct {
 }
 
 // CertificateProfile asks EJBCA for a certificate profile (GET
-// /v2/certificate/profile/{name}, EJBCA 8 and later). A name EJBCA does not
+// /v2/certificate/profile/{name}; the EJBCA version that added it is not
+// pinned down, so its absence is expected). A name EJBCA does not
 // know, or these credentials may not use, satisfies IsNotFound; an EJBCA
 // without this resource, IsUnsupported.
 func (c *Client) CertificateProfile(ctx context.Context, name string) (*CertificateProfileInfo, error) {

@@ -25,10 +25,8 @@ type limiter struct {
 }
 
 func newLimiter(l *Limit, onWait func(time.Duration)) *limiter {
-	if l == nil || l.QPS <= 0 {
-		if l == nil || l.MaxConcurrent <= 0 {
-			return nil
-		}
+	if l == nil || (l.QPS <= 0 && l.MaxConcurrent <= 0) {
+		return nil
 	}
 	lim := &limiter{onWait: onWait}
 	if l.QPS > 0 {

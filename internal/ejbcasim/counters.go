@@ -63,6 +63,7 @@ func (s *Sim) ResetCounters() {
 	defer s.mu.Unlock()
 	s.counters = newCounters()
 	s.revokeCalls = nil
+	s.arrivals = nil
 }
 
 func (s *Sim) countCall(endpoint string, status int) {

@@ -181,5 +181,20 @@
 // available_bit_lenghts, available_ecdsa_curves, available_cas), or 400
 // "Invalid search criteria, unknown certificate profile." (switch
 // CertificateProfileAPI; absent on enterprise-8, where its version is not
-// pinned down). The simulator lists every CA as available.
+// pinned down). The simulator lists every CA as available, offers the same
+// key algorithms (RSA, ECDSA) and curves (prime256v1, secp384r1, secp521r1) for every
+// profile, and RSA bit lengths from a fixed list {1024, 2048, 3072, 4096}
+// cut at the profile's minimum, where EJBCA reports what each profile
+// allows.
+//
+// Not EJBCA's behaviour, but of what stands around it:
+//   - The OAuth2 token endpoint stands for the identity provider (RFC 6749
+//     client credentials): an unknown audience/resource is invalid_target
+//     (RFC 8707), an unknown scope invalid_scope; when both audience and
+//     resource are sent, only audience is checked.
+//   - Config.RefuseUntrustedClientCertsInHandshake stands for an
+//     application server's HTTPS listener with a truststore: an untrusted,
+//     expired or revoked client certificate is refused with a TLS alert
+//     before any HTTP, where EJBCA's own check (without it) answers 403.
+//   - IssuedCert.RevocationDate is a test accessor, like RevokeCalls.
 package ejbcasim

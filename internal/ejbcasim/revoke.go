@@ -113,7 +113,9 @@ func (s *Sim) findIssuedLocked(issuerDN, serial string) (*issuedCertificate, *ap
 func (s *Sim) handleRevoke(w http.ResponseWriter, r *http.Request, _ Fault) {
 	issuerDN, serial := r.PathValue("issuer_dn"), r.PathValue("serial")
 	s.countRevokeCall(serial)
-	reason := strings.ToUpper(r.URL.Query().Get("reason"))
+	// Matched exactly, as RevocationReasons.getFromCliValue compares the
+	// string value with equals: "superseded" is refused.
+	reason := r.URL.Query().Get("reason")
 	if _, ok := revocationReasons[reason]; !ok {
 		writeError(w, http.StatusBadRequest, "Invalid revocation reason.")
 		return
@@ -206,12 +208,18 @@ func parseRevocationDate(raw string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// revokeCallKey is serial as RevokeCalls counts it: EJBCA's reading of it
+// when it parses, else as given.
+func revokeCallKey(serial string) string {
+	if n, ok := parseSerial(serial); ok {
+		return n.Text(16)
+	}
+	return serial
+}
+
 // countRevokeCall counts a revoke call for serial, whatever its answer.
 func (s *Sim) countRevokeCall(serial string) {
-	key := serial
-	if n, ok := parseSerial(serial); ok {
-		key = n.Text(16)
-	}
+	key := revokeCallKey(serial)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.revokeCalls == nil {
@@ -226,21 +234,21 @@ func (s *Sim) countRevokeCall(serial string) {
 // refused by an injected fault or made while the simulator was down never
 // reach the handler and are not counted here (Counters has them).
 func (s *Sim) RevokeCalls(serial string) int {
-	key := serial
-	if n, ok := parseSerial(serial); ok {
-		key = n.Text(16)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.revokeCalls[key]
+	return s.revokeCalls[revokeCallKey(serial)]
 }
 
 // RevokeAsAdministrator revokes an issued certificate the way an
 // administrator does in EJBCA's admin web, outside the REST API (so it is
 // not counted in RevokeCalls or Counters), for tests of a certificate
-// revoked behind the issuer's back; false when no certificate has serial
-// or it is already revoked.
+// revoked behind the issuer's back; false when no certificate has serial,
+// it is already revoked, or reason is not one that revokes (unknown, or
+// NOT_REVOKED / REMOVE_FROM_CRL, which lift a hold).
 func (s *Sim) RevokeAsAdministrator(serial *big.Int, reason string) bool {
+	if code, ok := revocationReasons[reason]; !ok || code < 0 || reason == "REMOVE_FROM_CRL" {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, rec := range s.issued {

@@ -48,13 +48,6 @@ func (l *Lease) Holds() bool {
 	return !l.renewed.IsZero() && l.clock.Since(l.renewed) < l.trust
 }
 
-// LastRenewal is when the last successful renewal was sent, zero if none.
-func (l *Lease) LastRenewal() time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.renewed
-}
-
 // forget drops the last renewal: this process wrote the lock for someone
 // else (released it).
 func (l *Lease) forget() {
