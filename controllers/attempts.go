@@ -37,7 +37,6 @@ type Attempts struct {
 	once  sync.Once
 
 	mu      sync.Mutex
-	began   time.Time
 	entries map[types.UID]*attempt
 }
 
@@ -87,7 +86,6 @@ func (a *Attempts) Begin(ctx context.Context) error {
 	a.once.Do(func() {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		a.began = began
 		for _, r := range existing {
 			if _, known := a.entries[r.UID]; !known {
 				a.entries[r.UID] = &attempt{namespace: r.Namespace, name: r.Name, sent: began, inherited: true}

@@ -68,9 +68,7 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 	if !ours || csrIsFinal(csr) {
 		// Final states never revert: nothing can be sent for it any more.
 		r.Signer.Attempts.Done(csr.UID)
-		if !ours {
-			return ctrl.Result{}, nil
-		}
+		return ctrl.Result{}, nil
 	}
 	if !r.Lease.Holds() {
 		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
@@ -96,7 +94,7 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 		return ctrl.Result{}, nil
 	}
 	if d.Action == ActionSign {
-		sr := csrSigning(r.Client, csr, r.ClusterResourceNamespace)
+		sr := csrSigning(r.Client, csr, r.ClusterResourceNamespace, r.Clock)
 		if res := signThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, sr); res != nil {
 			if errors.Is(res.Err, ErrNotLeader) {
 				return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil

@@ -94,12 +94,8 @@ func DecideCSR(in CSRInput) CSRDecision {
 	if in.Result == nil {
 		return CSRDecision{Action: ActionSign}
 	}
-	var warnings []Event
-	for _, w := range in.Result.Warnings {
-		warnings = append(warnings, Event{corev1.EventTypeWarning, EventIgnoredAnnotations, w})
-	}
 	d := decideCSRResult(in)
-	d.Warnings = append(warnings, d.Warnings...)
+	d.Warnings = append(ignoredAnnotations(in.Result), d.Warnings...)
 	return d
 }
 
@@ -110,24 +106,15 @@ func decideCSRResult(in CSRInput) CSRDecision {
 		for i, u := range csr.Spec.Usages {
 			usages[i] = cmapi.KeyUsage(u)
 		}
-		lacks := unmet(false, usages, cert.Leaf)
-		if lacks != "" && in.Issuer.FailUnmet {
-			return csrFailed(CSRReasonSigningFailed, fmt.Sprintf("EJBCA issued serial %s, but %s; the issuer's unmetRequest is Fail, so it is not stored (revoke it in EJBCA if it is not wanted)",
-				cert.SerialNumber, lacks))
-		}
-		d := CSRDecision{Action: ActionUpdate, Certificate: cert.ChainPEM, Outcome: "issued",
-			Event: &Event{corev1.EventTypeNormal, EventIssued,
-				fmt.Sprintf("Certificate %q issued by EJBCA, serial %s", cert.Leaf.Subject.String(), cert.SerialNumber)}}
-		if lacks != "" {
-			d.Warnings = append(d.Warnings, Event{corev1.EventTypeWarning, EventUnmetRequest,
-				fmt.Sprintf("The certificate (serial %s) does not carry what the request asked for: %s; the certificate profile decides", cert.SerialNumber, lacks)})
-		}
+		var mismatch string
 		if s := csr.Spec.ExpirationSeconds; s != nil {
-			if msg := validityMismatch(time.Duration(*s)*time.Second, cert.Leaf, in.Issuer.UseRequestedDuration); msg != "" {
-				d.Warnings = append(d.Warnings, Event{corev1.EventTypeWarning, EventDurationMismatch, msg})
-			}
+			mismatch = validityMismatch(time.Duration(*s)*time.Second, cert.Leaf, in.Issuer.UseRequestedDuration)
 		}
-		return d
+		s := decideSigned(cert, unmet(false, usages, cert.Leaf), mismatch, in.Issuer.FailUnmet)
+		if s.FailedMessage != "" {
+			return csrFailed(CSRReasonSigningFailed, s.FailedMessage)
+		}
+		return CSRDecision{Action: ActionUpdate, Certificate: cert.ChainPEM, Outcome: "issued", Event: &s.Event, Warnings: s.Warnings}
 	}
 	u := decideUnsigned(unsignedInput{Result: r, Issuer: in.Issuer, Now: in.Now, Created: csr.CreationTimestamp.Time,
 		RetryWindow: in.RetryWindow, ApprovalMaxWait: in.ApprovalMaxWait, Request: "CertificateSigningRequest " + csr.Name})

@@ -12,6 +12,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -76,7 +77,7 @@ func isOurSigner(signerName string) bool {
 // its UID and owned by it, so garbage collection removes it with the CSR.
 // The requested duration is spec.expirationSeconds and nothing else
 // (cert-manager's request-duration annotation is not read).
-func csrSigning(c client.Client, csr *certificatesv1.CertificateSigningRequest, clusterResourceNamespace string) *SigningRequest {
+func csrSigning(c client.Client, csr *certificatesv1.CertificateSigningRequest, clusterResourceNamespace string, clk clock.PassiveClock) *SigningRequest {
 	sr := &SigningRequest{
 		Object: csr, Name: csr.Name, UID: csr.UID, Created: csr.CreationTimestamp.Time, CSR: csr.Spec.Request,
 		EndEntityScope:  CSREndEntityScope,
@@ -85,7 +86,7 @@ func csrSigning(c client.Client, csr *certificatesv1.CertificateSigningRequest, 
 	if s := csr.Spec.ExpirationSeconds; s != nil && *s > 0 {
 		sr.Duration = time.Duration(*s) * time.Second
 	}
-	st := &csrStatusRecords{client: c, csr: csr, sr: sr}
+	st := &csrStatusRecords{client: c, clock: clk, csr: csr, sr: sr}
 	sr.Annotations = st.annotations()
 	sr.State = st
 	return sr
@@ -95,6 +96,7 @@ func csrSigning(c client.Client, csr *certificatesv1.CertificateSigningRequest, 
 // CSRConditionEnrolment condition.
 type csrStatusRecords struct {
 	client client.Client
+	clock  clock.PassiveClock
 	csr    *certificatesv1.CertificateSigningRequest
 	sr     *SigningRequest
 }
@@ -147,7 +149,7 @@ func (s *csrStatusRecords) Set(ctx context.Context, set map[string]*string) erro
 	updated := s.csr.DeepCopy()
 	setCSRCondition(updated, certificatesv1.CertificateSigningRequestCondition{
 		Type: CSRConditionEnrolment, Status: corev1.ConditionTrue, Reason: "Recorded", Message: string(msg),
-	}, metav1.Now())
+	}, metav1.NewTime(s.clock.Now()))
 	if err := s.client.Status().Update(ctx, updated); err != nil {
 		return fmt.Errorf("recording enrolment state on the CertificateSigningRequest: %w", err)
 	}

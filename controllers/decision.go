@@ -146,13 +146,8 @@ func Decide(in Input) Decision {
 		return Decision{Action: ActionSign}
 	}
 
-	r := in.Result
-	var warnings []Event
-	for _, w := range r.Warnings {
-		warnings = append(warnings, Event{corev1.EventTypeWarning, EventIgnoredAnnotations, w})
-	}
 	d := decideResult(in)
-	d.Warnings = append(warnings, d.Warnings...)
+	d.Warnings = append(ignoredAnnotations(in.Result), d.Warnings...)
 	return d
 }
 
@@ -161,24 +156,14 @@ func decideResult(in Input) Decision {
 	cr, r := in.Request, in.Result
 	switch {
 	case r.Certificate != nil:
-		unmet := UnmetRequest(cr, r.Certificate.Leaf)
-		if unmet != "" && in.Issuer.FailUnmet {
-			return failed(cr, fmt.Sprintf("EJBCA issued serial %s, but %s; the issuer's unmetRequest is Fail, so it is not stored (revoke it in EJBCA if it is not wanted)",
-				r.Certificate.SerialNumber, unmet))
+		s := decideSigned(r.Certificate, UnmetRequest(cr, r.Certificate.Leaf),
+			durationMismatch(cr, r.Certificate.Leaf, in.Issuer.UseRequestedDuration), in.Issuer.FailUnmet)
+		if s.FailedMessage != "" {
+			return failed(cr, s.FailedMessage)
 		}
-		d := Decision{Action: ActionUpdate, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued,
+		return Decision{Action: ActionUpdate, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued,
 			Message:     fmt.Sprintf("Certificate issued by EJBCA (serial %s)", r.Certificate.SerialNumber),
-			Certificate: r.Certificate.ChainPEM, CA: r.Certificate.CAPEM, Outcome: "issued",
-			Event: &Event{corev1.EventTypeNormal, EventIssued,
-				fmt.Sprintf("Certificate %q issued by EJBCA, serial %s", r.Certificate.Leaf.Subject.String(), r.Certificate.SerialNumber)}}
-		if unmet != "" {
-			d.Warnings = append(d.Warnings, Event{corev1.EventTypeWarning, EventUnmetRequest,
-				fmt.Sprintf("The certificate (serial %s) does not carry what the request asked for: %s; the certificate profile decides", r.Certificate.SerialNumber, unmet)})
-		}
-		if msg := durationMismatch(cr, r.Certificate.Leaf, in.Issuer.UseRequestedDuration); msg != "" {
-			d.Warnings = append(d.Warnings, Event{corev1.EventTypeWarning, EventDurationMismatch, msg})
-		}
-		return d
+			Certificate: r.Certificate.ChainPEM, CA: r.Certificate.CAPEM, Outcome: "issued", Event: &s.Event, Warnings: s.Warnings}
 	}
 	u := decideUnsigned(unsignedInput{Result: r, Issuer: in.Issuer, Now: in.Now, Created: cr.CreationTimestamp.Time,
 		RetryWindow: in.RetryWindow, ApprovalMaxWait: in.ApprovalMaxWait, Request: "CertificateRequest " + cr.Namespace + "/" + cr.Name})
@@ -220,18 +205,6 @@ func validityMismatch(requested time.Duration, leaf *x509.Certificate, useReques
 	}
 	return fmt.Sprintf("The certificate is valid for %s (until %s), not the requested %s: %s",
 		issued.Round(time.Minute), leaf.NotAfter.UTC().Format(time.RFC3339), requested, why)
-}
-
-// RetryDeadline is when retryable errors stop being retried. While a request
-// waits for approval (its verified start, from the signer) it is the
-// approval's start plus the issuer's maxWait. Otherwise it is the retry
-// window counted from the request's first chance to reach EJBCA: its
-// creation, or, if its issuer became Ready later, that moment, so time spent
-// waiting for the issuer does not count. Both come from the API server
-// (creation time, the issuer's status), so a restart does not reset the
-// window and nothing a requester writes moves it.
-func RetryDeadline(in Input) time.Time {
-	return retryDeadline(in.Result, in.Issuer, in.Request.CreationTimestamp.Time, in.RetryWindow, in.ApprovalMaxWait)
 }
 
 // RetryBackoff grows with the request's age, from 2s to 1m, and is never
@@ -283,19 +256,20 @@ func isFinal(cr *cmapi.CertificateRequest) bool {
 }
 
 func readyCondition(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
+	return conditionOf(cr, cmapi.CertificateRequestConditionReady)
+}
+
+func conditionTrue(cr *cmapi.CertificateRequest, t cmapi.CertificateRequestConditionType) bool {
+	c := conditionOf(cr, t)
+	return c != nil && c.Status == cmmeta.ConditionTrue
+}
+
+// conditionOf is the request's condition of type t, or nil.
+func conditionOf(cr *cmapi.CertificateRequest, t cmapi.CertificateRequestConditionType) *cmapi.CertificateRequestCondition {
 	for i := range cr.Status.Conditions {
-		if cr.Status.Conditions[i].Type == cmapi.CertificateRequestConditionReady {
+		if cr.Status.Conditions[i].Type == t {
 			return &cr.Status.Conditions[i]
 		}
 	}
 	return nil
-}
-
-func conditionTrue(cr *cmapi.CertificateRequest, t cmapi.CertificateRequestConditionType) bool {
-	for _, c := range cr.Status.Conditions {
-		if c.Type == t {
-			return c.Status == cmmeta.ConditionTrue
-		}
-	}
-	return false
 }

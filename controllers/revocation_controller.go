@@ -282,15 +282,9 @@ func (r *RevocationReconciler) input(ctx context.Context, cr *cmapi.CertificateR
 	}
 	in.Serial, in.IssuerDN = serialOf(leaf), leaf.Issuer.String()
 
-	iss, ok := v1alpha1.NewIssuer(cr.Spec.IssuerRef.Kind)
-	if !ok {
-		return in, nil, nil, nil
-	}
-	if err := r.Client.Get(ctx, v1alpha1.IssuerKey(cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name), iss); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return in, nil, nil, err
-		}
-		iss = nil
+	iss, _, err := loadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
+	if err != nil {
+		return in, nil, nil, err
 	}
 	if iss != nil {
 		spec := iss.GetSpec()
@@ -413,15 +407,6 @@ func leafOf(pemChain []byte) *x509.Certificate {
 
 // serialOf is the serial as EJBCA's REST API takes it: hex.
 func serialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
-
-func conditionOf(cr *cmapi.CertificateRequest, t cmapi.CertificateRequestConditionType) *cmapi.CertificateRequestCondition {
-	for i := range cr.Status.Conditions {
-		if cr.Status.Conditions[i].Type == t {
-			return &cr.Status.Conditions[i]
-		}
-	}
-	return nil
-}
 
 func revokedCondition(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
 	return conditionOf(cr, ConditionRevoked)

@@ -118,8 +118,15 @@ func issuerWaitMessage(s IssuerState) string {
 	return msg
 }
 
-// retryDeadline is RetryDeadline for a request of any kind created at
-// created.
+// retryDeadline is when retryable errors stop being retried, for a request
+// of any kind created at created. While a request waits for approval (its
+// verified start, from the signer) it is the approval's start plus the
+// issuer's maxWait. Otherwise it is the retry window counted from the
+// request's first chance to reach EJBCA: its creation, or, if its issuer
+// became Ready later, that moment, so time spent waiting for the issuer does
+// not count. Both come from the API server (creation time, the issuer's
+// status), so a restart does not reset the window and nothing a requester
+// writes moves it.
 func retryDeadline(r *SignResult, iss IssuerState, created time.Time, window, approvalMaxWait time.Duration) time.Time {
 	if r != nil && !r.ApprovalSince.IsZero() {
 		return r.ApprovalSince.Add(approvalMaxWait)
