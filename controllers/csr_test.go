@@ -464,13 +464,16 @@ func TestCSRWaitsForItsIssuer(t *testing.T) {
 	name := "late-" + newNamespace(t)
 	c := newCSR(t, clientsetAs(t, ""), controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", name), "late.example.com")
 	decideCSR(t, c, certificatesv1.CertificateApproved)
-	waiting := waitCSR(t, c, 30*time.Second, func(cur *certificatesv1.CertificateSigningRequest) string {
-		if csrCond(cur, certificatesv1.CertificateFailed) != nil || len(cur.Status.Certificate) > 0 {
-			return "no longer waiting"
-		}
-		return ""
-	})
-	waitEventReason(t, waiting, controllers.EventIssuerNotReady)
+	// The event says the CSR was decided on and waits; after it, the CSR is
+	// neither Failed nor signed.
+	waitEventReason(t, c, controllers.EventIssuerNotReady)
+	waiting, err := clientsetAs(t, "").CertificatesV1().CertificateSigningRequests().Get(context.Background(), c.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if csrCond(waiting, certificatesv1.CertificateFailed) != nil || len(waiting.Status.Certificate) > 0 {
+		t.Fatalf("a CSR waiting for its issuer was Failed or signed: %+v", waiting.Status)
+	}
 	readyClusterIssuerNamed(t, sim, name)
 	csrChain(t, sim, waitCSR(t, c, 20*time.Second, signed))
 }

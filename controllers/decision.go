@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -266,10 +267,5 @@ func conditionTrue(cr *cmapi.CertificateRequest, t cmapi.CertificateRequestCondi
 
 // conditionOf is the request's condition of type t, or nil.
 func conditionOf(cr *cmapi.CertificateRequest, t cmapi.CertificateRequestConditionType) *cmapi.CertificateRequestCondition {
-	for i := range cr.Status.Conditions {
-		if cr.Status.Conditions[i].Type == t {
-			return &cr.Status.Conditions[i]
-		}
-	}
-	return nil
+	return apiutil.GetCertificateRequestCondition(cr, t)
 }

@@ -151,7 +151,10 @@ func TestIssuerRecoversWhenTheSecretAppearsAndFollowsSpecChanges(t *testing.T) {
 	}
 }
 
-func TestIssuerHealthChecksBackOffWhileEJBCAIsDown(t *testing.T) {
+// TestUnreachableIssuerIsRecheckedWhenItsSecretChanges: an issuer that
+// could not reach EJBCA is checked again at once when a user touches its
+// Secret (the backoff itself is IssuerCheckDue's, table-tested).
+func TestUnreachableIssuerIsRecheckedWhenItsSecretChanges(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	ns := newNamespace(t)

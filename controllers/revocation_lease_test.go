@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -52,32 +53,56 @@ func TestRevocationWaitsForTheLease(t *testing.T) {
 		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
 		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
 	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(iss, cr).WithStatusSubresource(cr).Build()
-	recorder := events.NewFakeRecorder(10)
-	// Elected, never renewed: the lease does not hold.
-	r := &RevocationReconciler{Client: c, Reader: c, Recorder: recorder, Clock: clk, AbandonAfter: time.Hour,
-		Lease: leadership.New(clk, 7*time.Second)}
-	res, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(cr)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.RequeueAfter != notLeaderRequeue {
-		t.Errorf("requeue after %s, want %s", res.RequeueAfter, notLeaderRequeue)
-	}
-	got := &cmapi.CertificateRequest{}
-	if err := c.Get(context.Background(), client.ObjectKeyFromObject(cr), got); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Contains(got.Finalizers, RevocationFinalizer) {
-		t.Error("the finalizer was removed by a process that does not hold the lease")
-	}
-	if revokedCondition(got) != nil {
-		t.Errorf("recorded %+v without the lease", revokedCondition(got))
-	}
-	if len(recorder.Events) != 0 {
-		t.Errorf("event %q without the lease", <-recorder.Events)
+	for _, tc := range []struct {
+		name  string
+		lease func(t *testing.T) *leadership.Lease
+	}{
+		{"elected, never renewed", func(*testing.T) *leadership.Lease { return leadership.New(clk, 7*time.Second) }},
+		{"renewed, then frozen past its trust", func(t *testing.T) *leadership.Lease {
+			l := leadership.New(clk, 7*time.Second)
+			if err := l.Watch(renewingLock{}).Update(context.Background(), resourcelock.LeaderElectionRecord{HolderIdentity: "me"}); err != nil {
+				t.Fatal(err)
+			}
+			if !l.Holds() {
+				t.Fatal("a lease just renewed does not hold")
+			}
+			clk.Step(8 * time.Second)
+			return l
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(iss.DeepCopy(), cr.DeepCopy()).WithStatusSubresource(cr).Build()
+			recorder := events.NewFakeRecorder(10)
+			r := &RevocationReconciler{Client: c, Reader: c, Recorder: recorder, Clock: clk, AbandonAfter: time.Hour, Lease: tc.lease(t)}
+			res, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(cr)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.RequeueAfter != notLeaderRequeue {
+				t.Errorf("requeue after %s, want %s", res.RequeueAfter, notLeaderRequeue)
+			}
+			got := &cmapi.CertificateRequest{}
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(cr), got); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(got.Finalizers, RevocationFinalizer) {
+				t.Error("the finalizer was removed by a process that does not hold the lease")
+			}
+			if revokedCondition(got) != nil {
+				t.Errorf("recorded %+v without the lease", revokedCondition(got))
+			}
+			if len(recorder.Events) != 0 {
+				t.Errorf("event %q without the lease", <-recorder.Events)
+			}
+		})
 	}
 }
+
+// renewingLock is a leader election lock whose every write succeeds.
+type renewingLock struct{ resourcelock.Interface }
+
+func (renewingLock) Update(context.Context, resourcelock.LeaderElectionRecord) error { return nil }
+func (renewingLock) Identity() string                                                { return "me" }
 
 func selfSignedPEM(t *testing.T) []byte {
 	t.Helper()

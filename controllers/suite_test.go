@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -387,12 +388,7 @@ func requestFor(t *testing.T, ns, issuerName, certName string, opts ...crOption)
 }
 
 func readyOf(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
-	for i := range cr.Status.Conditions {
-		if cr.Status.Conditions[i].Type == cmapi.CertificateRequestConditionReady {
-			return &cr.Status.Conditions[i]
-		}
-	}
-	return nil
+	return apiutil.GetCertificateRequestCondition(cr, cmapi.CertificateRequestConditionReady)
 }
 
 // waitRequest waits until the request's Ready reason is reason (and, when

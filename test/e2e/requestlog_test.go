@@ -96,8 +96,7 @@ func (l *requestLog) holder(ns, serial string) string {
 // Certificate's end entity was handed to a CertificateRequest of that
 // Certificate: a certificate that no request received is a second enrolment
 // for one request, or an enrolment for nothing. It returns the number of
-// certificates, which is the number of requests cert-manager made that
-// were issued.
+// certificates EJBCA issued to the end entity (each went to a request).
 func enrolledOncePerRequest(t *testing.T, ns, name string) int {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
@@ -209,10 +210,5 @@ func parseSecret(t *testing.T, s *corev1.Secret) (leaf *x509.Certificate, chain 
 }
 
 func readyOf(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
-	for i := range cr.Status.Conditions {
-		if cr.Status.Conditions[i].Type == cmapi.CertificateRequestConditionReady {
-			return &cr.Status.Conditions[i]
-		}
-	}
-	return nil
+	return apiutil.GetCertificateRequestCondition(cr, cmapi.CertificateRequestConditionReady)
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,12 +75,7 @@ func newRequests(t *testing.T, issuer, prefix string, n int, created func()) []*
 func username(cr *cmapi.CertificateRequest) string { return cr.Namespace + "/" + cr.Name }
 
 func readyOf(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
-	for i := range cr.Status.Conditions {
-		if cr.Status.Conditions[i].Type == cmapi.CertificateRequestConditionReady {
-			return &cr.Status.Conditions[i]
-		}
-	}
-	return nil
+	return apiutil.GetCertificateRequestCondition(cr, cmapi.CertificateRequestConditionReady)
 }
 
 // waitIssued polls until every request is Ready=True (Issued), or fails
