@@ -33,19 +33,13 @@ func tokenEndpointFailure(spec *v1alpha1.IssuerSpec, secretNamespace string, err
 	var fix string
 	switch code := ejbca.OAuthErrorCode(err); {
 	case code == "invalid_client":
-		ref := o.ClientSecretRef
-		if ref == nil {
-			ref = &v1alpha1.ClientSecretRef{}
-		}
-		idKey, secretKey := ref.ClientIDKey, ref.ClientSecretKey
-		if idKey == "" {
-			idKey = "client_id"
-		}
-		if secretKey == "" {
-			secretKey = "client_secret"
+		idKey, secretKey := o.ClientSecretRef.Keys()
+		var name string
+		if o.ClientSecretRef != nil {
+			name = o.ClientSecretRef.Name
 		}
 		fix = fmt.Sprintf("the identity provider does not know this client or its secret: check keys %s and %s of Secret %s/%s against the client registered there",
-			idKey, secretKey, secretNamespace, ref.Name)
+			idKey, secretKey, secretNamespace, name)
 	case code == "invalid_scope":
 		fix = fmt.Sprintf("check auth.oauth2.scopes [%s]: the identity provider does not grant them to this client", strings.Join(o.Scopes, " "))
 	case code == "invalid_target":

@@ -164,3 +164,16 @@ func KindOf(iss Issuer) string {
 	}
 	return IssuerKind
 }
+
+// Keys are the Secret keys holding the client id and secret, with their
+// defaults where unset (also on a nil ref, for messages).
+func (r *ClientSecretRef) Keys() (clientID, clientSecret string) {
+	clientID, clientSecret = "client_id", "client_secret"
+	if r != nil && r.ClientIDKey != "" {
+		clientID = r.ClientIDKey
+	}
+	if r != nil && r.ClientSecretKey != "" {
+		clientSecret = r.ClientSecretKey
+	}
+	return clientID, clientSecret
+}

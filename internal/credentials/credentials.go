@@ -130,13 +130,7 @@ func Load(ctx context.Context, r client.Reader, namespace string, spec *v1alpha1
 			}
 			opts.BearerToken = strings.TrimSpace(tok)
 		case o.ClientSecretRef != nil:
-			idKey, secretKey := o.ClientSecretRef.ClientIDKey, o.ClientSecretRef.ClientSecretKey
-			if idKey == "" {
-				idKey = "client_id"
-			}
-			if secretKey == "" {
-				secretKey = "client_secret"
-			}
+			idKey, secretKey := o.ClientSecretRef.Keys()
 			id, err := secretValue(ctx, r, namespace, o.ClientSecretRef.Name, idKey)
 			if err != nil {
 				return opts, err

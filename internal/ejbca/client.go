@@ -376,14 +376,13 @@ func transportHint(err error, duringHandshake bool) string {
 	var unknownAuthority x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	switch {
-	case strings.Contains(text, "remote error: tls: unknown certificate authority"):
+	case tlsAlert(err, "unknown certificate authority"):
 		return "the server does not trust the CA that issued the issuer's client certificate; " +
 			"fix it on the server's side: EJBCA's TLS listener (or the TLS proxy in front of it) must trust that CA, " +
 			"or use a client certificate from a CA it trusts"
-	case strings.Contains(text, "remote error: tls: certificate required"):
+	case tlsAlert(err, "certificate required"):
 		return "the server requires a client certificate and got none; use auth.mode mtls, or let EJBCA's TLS listener accept calls without one"
-	case strings.Contains(text, "remote error: tls: bad certificate"), strings.Contains(text, "remote error: tls: certificate expired"),
-		strings.Contains(text, "remote error: tls: revoked certificate"), strings.Contains(text, "remote error: tls: unsupported certificate"):
+	case tlsAlert(err, badCertAlerts...):
 		return "the server refused the issuer's client certificate during the TLS handshake; check it against what EJBCA's TLS listener accepts"
 	case strings.Contains(text, "server gave HTTP response to HTTPS client"):
 		return "the server answered in plain HTTP: the URL's port does not serve HTTPS; give the HTTPS port (EJBCA's is 8443 by default)"
@@ -404,12 +403,24 @@ func transportHint(err error, duringHandshake bool) string {
 	return ""
 }
 
+// badCertAlerts are the TLS alerts with which a server refuses the client
+// certificate it was given; clientCertAlerts adds an untrusted issuer and
+// none given.
+var (
+	badCertAlerts    = []string{"bad certificate", "certificate expired", "revoked certificate", "unsupported certificate"}
+	clientCertAlerts = append([]string{"unknown certificate authority", "certificate required"}, badCertAlerts...)
+)
+
 // refusedClientCert reports a TLS alert with which the server refused the
 // client certificate.
 func refusedClientCert(err error) bool {
+	return tlsAlert(err, clientCertAlerts...)
+}
+
+// tlsAlert reports whether err is the server's TLS alert of one of names.
+func tlsAlert(err error, names ...string) bool {
 	text := err.Error()
-	for _, a := range []string{"unknown certificate authority", "bad certificate", "certificate required",
-		"certificate expired", "revoked certificate", "unsupported certificate"} {
+	for _, a := range names {
 		if strings.Contains(text, "remote error: tls: "+a) {
 			return true
 		}
