@@ -481,7 +481,7 @@ func failure(endpoint string, r *response) *Error {
 	if r.status == http.StatusAccepted {
 		p := parsePending(r)
 		e.Kind = KindPending
-		e.Message = p.message()
+		e.Message = clip(strings.TrimSpace(p.message()), maxMessageBytes)
 		e.RequestID = pendingRequestID(p)
 		if e.Message == "" {
 			e.Message = "waiting for approval"
