@@ -25,8 +25,8 @@ GO_TEST_PARALLEL ?= -parallel 8
 # second go test alongside the first (the others run without, and none runs
 # twice): the controllers and the EJBCA client, where the concurrency is.
 RACE_PKGS ?= ./controllers ./internal/ejbca
-# make test-fuzz (and make test after the tests) runs every fuzz target of
-# FUZZ_PKGS for FUZZTIME. FUZZMINIMIZETIME bounds the minimisation of each new
+# make test-fuzz (and make soak) runs every fuzz target of FUZZ_PKGS for
+# FUZZTIME; make test runs each target's seed corpus as a plain test. FUZZMINIMIZETIME bounds the minimisation of each new
 # input, whose default (60s) would eat a short run.
 FUZZ_PKGS ?= ./internal/...
 FUZZTIME ?= 10s
@@ -63,7 +63,7 @@ control-plane: ## Build kube-apiserver and etcd into bin/ (cached; ~7 min cold).
 	hack/build-control-plane.sh
 
 .PHONY: test
-test: control-plane lint verify-generated test-chart ## Run every test against a real API server (envtest) and the EJBCA simulator, RACE_PKGS with -race, then make test-fuzz.
+test: control-plane lint verify-generated test-chart ## Run every test against a real API server (envtest) and the EJBCA simulator, RACE_PKGS with -race; fuzz targets on their seed corpus.
 	@all="$$(go list $(GO_TEST_PKGS))"; race="$$(go list $(RACE_PKGS))"; \
 	plain="$$(grep -vxF -f <(echo "$$race") <<<"$$all" || true)"; \
 	racy="$$(grep -xF -f <(echo "$$race") <<<"$$all" || true)"; \
@@ -82,6 +82,14 @@ test: control-plane lint verify-generated test-chart ## Run every test against a
 	fi; \
 	rm -f "$$log"; \
 	exit $$status
+
+# The long suites: every leader failover round (20 per mode; make test runs
+# 5) and every fuzz target for FUZZTIME.
+SOAK_FAILOVER_ROUNDS ?= 20
+
+.PHONY: soak
+soak: control-plane ## Run the long suites: 20 leader failover rounds per mode, then every fuzz target for FUZZTIME.
+	EJBCA_ISSUER_FAILOVER_ROUNDS=$(SOAK_FAILOVER_ROUNDS) go test $(GO_TEST_FLAGS) -run '^TestLeaderFailover$$' ./test/failover
 	@$(MAKE) --no-print-directory test-fuzz
 
 .PHONY: test-fuzz
