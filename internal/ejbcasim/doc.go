@@ -42,11 +42,17 @@
 //     username, subject DN, subject alternative name, account binding id and
 //     the serial in decimal or hex (SearchCertificatesRestRequestV2's
 //     converter); EQUAL is exact.
-//   - v2 search pages as SearchCertificatesRestRequestV2 and
-//     SearchCertificatesRestResponseV2 do: with pagination the page and
-//     page_size/current_page, plus total_certs on a short (last) page;
-//     without pagination a count only. Rows carry the serial in upper-case
-//     hex and the subject key id in hex (CertificateRestResponseV2).
+//   - v2 search pages as CertificateRestResourceV2.searchCertificates and
+//     SearchCertificatesRestResponseV2.toRestResponse (9.x) do: with
+//     pagination the page, page_size/current_page and, on every non-empty
+//     page, total_certs = page_size*(current_page-1)+rows (so a full page's
+//     total_certs ends on that page; an empty page has none); current_page
+//     -1 answers the count only, as does a search without pagination. Rows
+//     carry the serial in upper-case hex and the subject key id in hex
+//     (CertificateRestResponseV2). Every preset pages the 9.x way: an older
+//     Enterprise converter (PrimeKey's, before 8.x's Community module) set
+//     no total_certs on paged answers at all, which a client that walks
+//     while pages are full reads the same way.
 //   - /v1/endentity: EndEntityRestResource.add (bean validation of
 //     ValidAddEndEntityRestRequest, then end entity profile, certificate
 //     profile and CA in that order; USER_ALREADY_EXISTS as 409 with
