@@ -108,7 +108,19 @@
 //     info body without link (ra.approvalrevoke). The reason names are the
 //     string values of org.cesecore.certificates.crl.RevocationReasons
 //     (getFromCliValue), which revokeCertificate looks the query parameter
-//     up in; a certificate already revoked (other than on hold) is 409.
+//     up in. EndEntityManagementSessionBean.revokeCert checks the
+//     certificate's state before it asks for approval, so on an approval
+//     profile too: a certificate already revoked (other than on hold, or
+//     put on hold again) and NOT_REVOKED/REMOVE_FROM_CRL on a certificate not
+//     on hold are AlreadyRevokedException, 409. The same revocation asked
+//     again while the first waits is ApprovalSessionBean.addApprovalRequest's
+//     approval.alreadyexists, 400 (RevocationApprovalRequest's approvalID
+//     hashes the certificate and the reason, so another reason is another
+//     request). A successful call says "Successfully revoked", a lifted hold
+//     included. The body is RevokeStatusRestResponse, whose null fields
+//     Jackson leaves out (JsonInclude NON_NULL): revocationstatus has no
+//     message (its converter sets none), and revocation_date is absent while
+//     the certificate is not revoked.
 //   - Errors are ExceptionHandler's {"error_code","error_message"}; an
 //     unexpected exception is 500 "General failure."; a path no resource
 //     serves is RESTEasy's "Could not find resource for full path" 404.
@@ -160,7 +172,8 @@
 //     subject alternative name wins when it has one, else the CSR's is used.
 //
 // Messages in the simulator's own wording, where no EJBCA source gave the
-// text: untrusted/expired/revoked client certificates ("Client certificate
+// text: NOT_REVOKED on a certificate not on hold (ra.errorunrevokenotonhold,
+// whose text was not found), untrusted/expired/revoked client certificates ("Client certificate
 // ... is not trusted." / "has expired." / "has been revoked."), an invalid
 // CSR or CSR signature ("Invalid certificate request"), pkcs10enroll without
 // username or with an unknown response_format, invalid start_time/end_time,
