@@ -200,7 +200,12 @@
 // available_bit_lenghts, available_ecdsa_curves, available_cas), or 400
 // "Invalid search criteria, unknown certificate profile." (switch
 // CertificateProfileAPI; absent on enterprise-8, where its version is not
-// pinned down). The simulator lists every CA as available, offers the same
+// pinned down). available_cas is RaCertificateProfileResponseV2's list: a
+// profile that allows any CA lists "ANY_CA" alone (every version of that
+// class in EJBCA's source spells it so), else the names of the CAs it
+// allows (SetProfileCAs; by default every CA). Enrolment does not enforce a
+// profile's CA list (deviation: EJBCA refuses to issue from a CA the
+// profile does not allow). The simulator offers the same
 // key algorithms (RSA, ECDSA) and curves (prime256v1, secp384r1, secp521r1) for every
 // profile, and RSA bit lengths from a fixed list {1024, 2048, 3072, 4096}
 // cut at the profile's minimum, where EJBCA reports what each profile
