@@ -65,7 +65,8 @@
 //   - GET /v1/approval/{id}/status: ApprovalRestResource.
 //     getApprovalRequestStatus with ApprovalRequestStatus.
 //     fromIntWithCombinedStates (EXECUTED is APPROVED, EXECUTION_FAILED is
-//     REJECTED); id <= 0 is 400, an unknown id 404, a non-numeric id
+//     REJECTED); id <= 0 is 400 "Invalid request ID: N. Request ID must be
+//     a positive integer." (ApprovalRestResourceSystemTest), an unknown id 404, a non-numeric id
 //     RESTEasy's 404 (an int path parameter).
 //   - POST /v1/approval/{id}/process: ApprovalRestResource.
 //     processApprovalRequest with ProcessApprovalRestRequest
@@ -123,7 +124,16 @@
 //     the certificate is not revoked.
 //   - Errors are ExceptionHandler's {"error_code","error_message"}; an
 //     unexpected exception is 500 "General failure."; a path no resource
-//     serves is RESTEasy's "Could not find resource for full path" 404.
+//     serves is RESTEasy's "Could not find resource for full path" 404. A
+//     resource path matches with or without a trailing slash, as JAX-RS
+//     matches it (CertificateRestResourceSystemTest.shouldRevokeCertificate
+//     calls .../revoke/?reason=...).
+//
+// EJBCA's own REST tests are the oracle: conformance_test.go ports the
+// expectations of its test classes (CertificateRestResourceSystemTest,
+// SearchCertificatesRestResponseV2UnitTest, CaRestResourceSystemTest,
+// ApprovalRestResourceSystemTest, ValidSearchCertificateMaxNumberOfResultsUnitTest)
+// for what the issuer's client relies on; docs/compatibility.md counts them.
 //
 // # Deviations from EJBCA that remain, and why
 //
