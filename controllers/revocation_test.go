@@ -113,7 +113,7 @@ func TestRevocationAskedAgainWhileWaitingForApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 	serial := leaf.SerialNumber.Text(16)
-	sim.SetApprovalRequired("SERVER", true) // the issuer's certificate profile
+	sim.SetApprovalRequired("SERVER", true)                                      // the issuer's certificate profile
 	sim.InjectFault("revoke", ejbcasim.Fault{Count: 1, ResetAfterIssuing: true}) // handled, the 202 lost
 
 	patch := client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"annotations":{"`+controllers.RevokeAnnotation+`":"keyCompromise"}}}`))
