@@ -70,3 +70,39 @@ func TestUnknownProfilesMakeTheIssuerNotReady(t *testing.T) {
 		})
 	}
 }
+
+// The certificate profile check reads EJBCA's list of the CAs a profile
+// allows (RaCertificateProfileResponseV2): a profile that allows any CA
+// lists ANY_CA, and the issuer stays Ready; a profile limited to other CAs
+// makes the issuer ProfileNotFound, naming the CA the profile lacks and the
+// ones it allows; allowing the CA in EJBCA makes it Ready again.
+func TestProfileCheckReadsTheProfilesCAs(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{Preset: ejbcasim.PresetEnterprise9})
+	sim.SetProfileCAs("SERVER") // any CA
+	sim.AddCertificateProfile("ELSEWHERE")
+	sim.SetProfileCAs("ELSEWHERE", ejbcasim.RootCAName, "PartnerCA")
+
+	ns := newNamespace(t)
+	simSecrets(t, sim, ns)
+	anyCA := newIssuer(t, ns, "any-ca", issuerSpec(sim))
+	c := waitIssuer(t, anyCA, v1alpha1.ReasonChecked)
+	if !strings.Contains(c.Message, `certificate profile "SERVER"`) {
+		t.Errorf("any-CA issuer message %q does not say the profile was checked", c.Message)
+	}
+
+	spec := issuerSpec(sim)
+	spec.CertificateProfileName = "ELSEWHERE"
+	limited := newIssuer(t, ns, "limited", spec)
+	c = waitIssuer(t, limited, v1alpha1.ReasonProfileNotFound)
+	want := `EJBCA's certificate profile "ELSEWHERE" does not allow CA "` + ejbcasim.IssuingCAName + `" (it allows: ` + ejbcasim.RootCAName + `, PartnerCA)`
+	if !strings.Contains(c.Message, want) {
+		t.Errorf("limited issuer message %q does not contain %q", c.Message, want)
+	}
+	// Allowed in EJBCA; a spec change (another end entity profile) checks
+	// again at once.
+	sim.SetProfileCAs("ELSEWHERE", ejbcasim.RootCAName, ejbcasim.IssuingCAName)
+	sim.AddEndEntityProfile("OTHER")
+	update(t, limited, func(i *v1alpha1.EJBCAIssuer) { i.Spec.EndEntityProfileName = "OTHER" })
+	waitIssuer(t, limited, v1alpha1.ReasonChecked)
+}

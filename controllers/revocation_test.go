@@ -2,13 +2,17 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
+	"math/big"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -89,4 +93,80 @@ func TestRevocationAfterRestartBetweenDeletionAndRevocation(t *testing.T) {
 
 func cmmetaRef(name string) cmmeta.IssuerReference {
 	return cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: name}
+}
+
+// TestRevocationAskedAgainWhileWaitingForApproval loses the answer to the
+// first revoke call of a certificate whose profile needs approval: EJBCA
+// holds the approval request, and the retry gets EJBCA's 400 "approval
+// already exists" (ApprovalSessionBean.addApprovalRequest). That is the
+// revocation waiting, not a refusal: EJBCA holds one approval request, the
+// request records PendingApproval after two calls, and the only Warning is
+// the one for the lost answer (not one per backoff step).
+func TestRevocationAskedAgainWhileWaitingForApproval(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{Preset: ejbcasim.PresetEnterprise9})
+	ns, _ := readyIssuer(t, sim, func(s *v1alpha1.IssuerSpec) { s.Revocation = &v1alpha1.RevocationSpec{} })
+	cr, _ := requestFor(t, ns, "ejbca", "waiting")
+	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
+	leaf, err := pki.DecodeX509CertificateBytes(cr.Status.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := leaf.SerialNumber.Text(16)
+	sim.SetApprovalRequired("SERVER", true)                                      // the issuer's certificate profile
+	sim.InjectFault("revoke", ejbcasim.Fault{Count: 1, ResetAfterIssuing: true}) // handled, the 202 lost
+
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"annotations":{"`+controllers.RevokeAnnotation+`":"keyCompromise"}}}`))
+	if err := k8s.Patch(context.Background(), cr, patch); err != nil {
+		t.Fatal(err)
+	}
+	var recorded *cmapi.CertificateRequestCondition
+	eventually(t, 30*time.Second, func() string {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
+			return err.Error()
+		}
+		for i, c := range cr.Status.Conditions {
+			if c.Type == controllers.ConditionRevoked {
+				recorded = &cr.Status.Conditions[i]
+				if c.Reason == controllers.RevokedReasonPending {
+					return ""
+				}
+			}
+		}
+		return fmt.Sprintf("no Revoked/%s condition (revoke calls %d, events %v)", controllers.RevokedReasonPending, sim.RevokeCalls(serial), events(t, cr))
+	})
+	if recorded.Status != cmmeta.ConditionUnknown {
+		t.Errorf("Revoked condition %+v, want Unknown", recorded)
+	}
+	if ids := sim.PendingApprovals(); len(ids) != 1 {
+		t.Errorf("pending approvals in EJBCA %v, want the one revocation", ids)
+	}
+	if n := sim.RevokeCalls(serial); n != 2 {
+		t.Errorf("%d revoke calls, want 2 (the lost answer and the one told the request exists)", n)
+	}
+	if got := sim.Counters().Calls["revoke"]; got[400] != 1 {
+		t.Errorf("revoke answers %v, want one 400", got)
+	}
+	var warnings []string
+	for _, e := range eventsOf(t, cr) {
+		if e.Type == corev1.EventTypeWarning {
+			warnings = append(warnings, e.Reason+": "+e.Message)
+		}
+	}
+	if len(warnings) != 1 || !strings.HasPrefix(warnings[0], "RevocationFailed: ") {
+		t.Errorf("Warning events %q, want the one for the lost answer", warnings)
+	}
+	if c := simIssued(sim, leaf.SerialNumber); c.Revoked {
+		t.Error("EJBCA revoked the certificate before the approval")
+	}
+}
+
+// simIssued is the simulator's record of serial.
+func simIssued(sim *ejbcasim.Sim, serial *big.Int) ejbcasim.IssuedCert {
+	for _, c := range sim.Issued() {
+		if c.Serial.Cmp(serial) == 0 {
+			return c
+		}
+	}
+	return ejbcasim.IssuedCert{}
 }

@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -355,7 +357,8 @@ type revocationResult struct {
 
 // RevocationResultOf classifies EJBCA's answer to a revoke call: success
 // and 409 (already revoked) are done; 202 (waiting for an administrator in
-// EJBCA) is recorded and not asked again; 404 (EJBCA does not know the
+// EJBCA), and the 400 "approval already exists" that asking again while it
+// waits gets, are recorded as pending and not asked again; 404 (EJBCA does not know the
 // certificate or CA) is recorded as a Warning; anything else (no answer,
 // 5xx, 429, 403 for a role without revoke rights) is retried with backoff.
 func RevocationResultOf(reason, serial string, err error) revocationResult {
@@ -366,6 +369,11 @@ func RevocationResultOf(reason, serial string, err error) revocationResult {
 	case ejbca.IsConflict(err):
 		return revocationResult{Done: true, Status: cmmeta.ConditionTrue, Reason: RevokedReasonAlready, Outcome: revocationOutcomeAlready,
 			Message: fmt.Sprintf("certificate serial %s was already revoked in EJBCA (409): %s", serial, ejbca.Message(err))}
+	case ejbca.KindOf(err) == ejbca.KindPending && alreadyHeld(err):
+		// EJBCA's "approval already exists": an earlier call (whose answer
+		// was lost, or whose record failed) made the approval request.
+		return revocationResult{Done: true, Status: cmmeta.ConditionUnknown, Reason: RevokedReasonPending, Outcome: revocationOutcomePending,
+			Message: fmt.Sprintf("revocation of serial %s with reason %s already waits for an administrator's approval in EJBCA (%s); it is not asked again", serial, reason, ejbca.Message(err))}
 	case ejbca.KindOf(err) == ejbca.KindPending:
 		return revocationResult{Done: true, Status: cmmeta.ConditionUnknown, Reason: RevokedReasonPending, Outcome: revocationOutcomePending,
 			Message: fmt.Sprintf("revocation of serial %s with reason %s waits for an administrator's approval in EJBCA; it is not asked again", serial, reason)}
@@ -375,4 +383,11 @@ func RevocationResultOf(reason, serial string, err error) revocationResult {
 	}
 	return revocationResult{Retry: true, Outcome: revocationOutcomeFailed, Warning: true,
 		Message: fmt.Sprintf("revoking serial %s with reason %s failed, will retry: %s", serial, reason, ejbca.Message(err))}
+}
+
+// alreadyHeld reports a pending answer that was not a 202: EJBCA already held the
+// approval request.
+func alreadyHeld(err error) bool {
+	var e *ejbca.Error
+	return errors.As(err, &e) && e.StatusCode != http.StatusAccepted
 }

@@ -266,6 +266,8 @@ func TestRevocationResultOf(t *testing.T) {
 		{"revoked", nil, true, ejbca.ReasonSuperseded, revocationOutcomeRevoked},
 		{"409 already revoked is done", &ejbca.Error{Kind: ejbca.KindConflict, StatusCode: 409}, true, RevokedReasonAlready, revocationOutcomeAlready},
 		{"202 waits for approval, not asked again", &ejbca.Error{Kind: ejbca.KindPending, StatusCode: 202}, true, RevokedReasonPending, revocationOutcomePending},
+		{"400 approval already exists waits too", &ejbca.Error{Kind: ejbca.KindPending, StatusCode: 400,
+			Message: "Approval request with approvalID 1869448106 already exists."}, true, RevokedReasonPending, revocationOutcomePending},
 		{"404 unknown to EJBCA", &ejbca.Error{Kind: ejbca.KindNotFound, StatusCode: 404}, true, RevokedReasonNotFound, revocationOutcomeNotFound},
 		{"unreachable: retry", &ejbca.Error{Kind: ejbca.KindRetryable, Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}, false, "", revocationOutcomeFailed},
 		{"403 no revoke rights: retry", &ejbca.Error{Kind: ejbca.KindUnauthorized, StatusCode: 403}, false, "", revocationOutcomeFailed},

@@ -234,11 +234,17 @@ func TestRevokeHoldAndRelease(t *testing.T) {
 		t.Fatalf("hold = %+v, %v", rs, err)
 	}
 	rs, err = c.Revoke(ctx, issuingCADN, cert.SerialNumber, ejbca.ReasonNotRevoked, time.Time{})
-	if err != nil || rs.Revoked || rs.Message != "Successfully reactivated" {
+	if err != nil || rs.Revoked || rs.Message != "Successfully revoked" || rs.RevocationDate != "" {
 		t.Fatalf("release = %+v, %v", rs, err)
 	}
-	if _, err := c.Revoke(ctx, issuingCADN, cert.SerialNumber, ejbca.ReasonNotRevoked, time.Time{}); !ejbca.IsPermanent(err) {
-		t.Errorf("releasing an active certificate = %v, want permanent", err)
+	// revokeCert's AlreadyRevokedException: releasing a certificate that is
+	// not on hold is a 409.
+	if _, err := c.Revoke(ctx, issuingCADN, cert.SerialNumber, ejbca.ReasonNotRevoked, time.Time{}); !ejbca.IsConflict(err) {
+		t.Errorf("releasing an active certificate = %v, want conflict", err)
+	}
+	st, err := c.RevocationStatus(ctx, issuingCADN, cert.SerialNumber)
+	if err != nil || st.Revoked || st.RevocationDate != "" || st.Message != "" {
+		t.Errorf("RevocationStatus of a released certificate = %+v, %v", st, err)
 	}
 	if _, err := c.Revoke(ctx, issuingCADN, cert.SerialNumber, ejbca.ReasonCertificateHold, time.Time{}); err != nil {
 		t.Fatal(err)
@@ -250,5 +256,51 @@ func TestRevokeHoldAndRelease(t *testing.T) {
 	}
 	if _, err := c.Revoke(ctx, issuingCADN, cert.SerialNumber, ejbca.ReasonCertificateHold, time.Time{}); !ejbca.IsConflict(err) {
 		t.Errorf("hold of a revoked certificate = %v, want conflict", err)
+	}
+}
+
+// On an approval profile: the same revocation asked again while the first
+// waits (its 202 lost) is EJBCA's 400 "approval already exists", which the
+// client reads as pending, not as a refusal; a certificate already revoked
+// is a 409 before any approval is asked for.
+func TestRevokeAskedAgainWhileWaitingIsPending(t *testing.T) {
+	t.Parallel()
+	for _, preset := range ejbcasim.PresetNames() {
+		t.Run(preset, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, ejbcasim.Config{Preset: preset})
+			if !sim.Behaviour().Approvals {
+				t.Skip("no approvals on this preset")
+			}
+			ctx := ctxFor(t)
+			c := clientFor(t, sim, modeMTLS)
+			cert := enrolled(t, ctx, c, "waiting")
+			done := enrolled(t, ctx, c, "done")
+			if _, err := c.Revoke(ctx, issuingCADN, done.SerialNumber, ejbca.ReasonSuperseded, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			sim.SetApprovalRequired(certProfile, true)
+
+			sim.InjectFault("revoke", ejbcasim.Fault{Count: 1, ResetAfterIssuing: true}) // handled, the 202 lost
+			if _, err := c.Revoke(ctx, issuingCADN, cert.SerialNumber, ejbca.ReasonSuperseded, time.Time{}); !ejbca.NoAnswer(err) {
+				t.Fatalf("Revoke with the 202 lost = %v, want no answer", err)
+			}
+			_, err := c.Revoke(ctx, issuingCADN, cert.SerialNumber, ejbca.ReasonSuperseded, time.Time{})
+			if ejbca.KindOf(err) != ejbca.KindPending || ejbca.IsPermanent(err) {
+				t.Fatalf("Revoke asked again = %v, want pending", err)
+			}
+			if e := asError(t, err); e.StatusCode != 400 || e.RequestID != 0 || !strings.Contains(e.Message, "already exists") {
+				t.Errorf("error = %+v", e)
+			}
+			if got := sim.PendingApprovals(); len(got) != 1 {
+				t.Errorf("pending approvals %v, want the one request", got)
+			}
+			if _, err := c.Revoke(ctx, issuingCADN, done.SerialNumber, ejbca.ReasonSuperseded, time.Time{}); !ejbca.IsConflict(err) {
+				t.Errorf("Revoke of a revoked certificate on an approval profile = %v, want conflict", err)
+			}
+			if got := sim.PendingApprovals(); len(got) != 1 {
+				t.Errorf("pending approvals %v after the 409, want the one request", got)
+			}
+		})
 	}
 }

@@ -155,7 +155,8 @@ type v2Row struct {
 	Fingerprint  string `json:"fingerprint"`
 }
 
-// walkV2 reads every page of the v2 search.
+// walkV2 reads every page of the v2 search: it asks for the next page while
+// the last one came back full, and stops at the first short or empty one.
 func (f *finder) walkV2(ctx context.Context, criteria []criterion) error {
 	if !f.req.IssuedAfter.IsZero() {
 		criteria = append(criteria[:len(criteria):len(criteria)], issuedCriterion("AFTER", f.req.IssuedAfter))
@@ -181,14 +182,12 @@ func (f *finder) walkV2(ctx context.Context, criteria []criterion) error {
 		if r.status != http.StatusOK {
 			return failure(endpointSearchV2, r)
 		}
+		// pagination_summary is not read: EJBCA 9.x's total_certs is
+		// page_size*(current_page-1)+rows on every non-empty page
+		// (SearchCertificatesRestResponseV2.toRestResponse), so on a full
+		// page it says nothing about the next one; older versions send none.
 		var out struct {
 			Certificates []v2Row `json:"certificates"`
-			MoreResults  *bool   `json:"more_results"`
-			Summary      *struct {
-				PageSize    int `json:"page_size"`
-				CurrentPage int `json:"current_page"`
-				TotalCerts  int `json:"total_certs"`
-			} `json:"pagination_summary"`
 		}
 		if err := decode(endpointSearchV2, r, &out); err != nil {
 			return err
@@ -216,10 +215,7 @@ func (f *finder) walkV2(ctx context.Context, criteria []criterion) error {
 			return &Error{Endpoint: endpointSearchV2, StatusCode: r.status, Kind: KindInvalidResponse,
 				Message: fmt.Sprintf("page %d repeats earlier results: the server does not page", page)}
 		case len(out.Certificates) < size:
-			return nil
-		case out.Summary != nil && out.Summary.TotalCerts > 0 && page*size >= out.Summary.TotalCerts:
-			return nil
-		case out.Summary == nil && out.MoreResults != nil && !*out.MoreResults:
+			// A short or empty page is the last; a full one may not be.
 			return nil
 		}
 	}

@@ -381,3 +381,80 @@ func TestFindIssuedOtherCA(t *testing.T) {
 		t.Errorf("CAChain(unknown) = %v, want not found", err)
 	}
 }
+
+// EJBCA 9.x answers every non-empty v2 page with
+// total_certs = page_size*(current_page-1)+rows, so a full first page says
+// total_certs = page_size. The certificate looked for is on page 2: the
+// client asks for page 2 because page 1 was full, finds it there, and stops
+// at the short page. (A client that trusted total_certs stopped after page
+// 1 and enrolled a second time.)
+func TestFindIssuedWalksPastAFullPage(t *testing.T) {
+	t.Parallel()
+	for _, preset := range ejbcasim.PresetNames() {
+		t.Run(preset, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, ejbcasim.Config{Preset: preset})
+			if !sim.Behaviour().SearchV2 {
+				t.Skip("no v2 search on this preset")
+			}
+			ctx := ctxFor(t)
+			c := clientFor(t, sim, modeMTLS)
+			const pageSize = 3
+			ejbca.SetSearchPageSize(c, pageSize)
+
+			attempt := time.Now()
+			for range pageSize { // page 1: the same end entity, other keys
+				other, _ := simpleCSR(t, "paged.example.com")
+				if _, err := c.Enroll(ctx, enrolment(other, "paged")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			csr, key := simpleCSR(t, "paged.example.com")
+			want, err := c.Enroll(ctx, enrolment(csr, "paged")) // page 2
+			if err != nil {
+				t.Fatal(err)
+			}
+			sim.ResetCounters()
+
+			got, err := c.FindIssued(ctx, findRequest("paged", csr, attempt.Add(-backdateAllowance)))
+			if err != nil {
+				t.Fatalf("FindIssued: %v", err)
+			}
+			if got == nil || !got.Leaf.Equal(want.Leaf) {
+				t.Fatalf("FindIssued = %v; want the certificate on page 2", got)
+			}
+			checkIssued(t, sim, got, key)
+			if n := sim.Counters().Calls["search-v2"][200]; n != 2 {
+				t.Errorf("v2 search pages = %d, want 2 (full page 1, short page 2)", n)
+			}
+		})
+	}
+}
+
+// A full last page is followed by one more request, whose empty answer
+// ends the walk: what total_certs says on the full page is not trusted.
+func TestFindIssuedStopsOnAnEmptyPage(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, ejbcasim.Config{})
+	ctx := ctxFor(t)
+	c := clientFor(t, sim, modeMTLS)
+	ejbca.SetSearchPageSize(c, 2)
+	attempt := time.Now()
+	other, _ := simpleCSR(t, "even.example.com")
+	if _, err := c.Enroll(ctx, enrolment(other, "even")); err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := simpleCSR(t, "even.example.com")
+	want, err := c.Enroll(ctx, enrolment(csr, "even"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.ResetCounters()
+	got, err := c.FindIssued(ctx, findRequest("even", csr, attempt.Add(-backdateAllowance)))
+	if err != nil || got == nil || !got.Leaf.Equal(want.Leaf) {
+		t.Fatalf("FindIssued = %v, %v", got, err)
+	}
+	if n := sim.Counters().Calls["search-v2"][200]; n != 2 {
+		t.Errorf("v2 search pages = %d, want 2 (full page 1, empty page 2)", n)
+	}
+}

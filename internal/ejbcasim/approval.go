@@ -276,7 +276,7 @@ func (s *Sim) handleApprovalStatus(w http.ResponseWriter, r *http.Request, _ Fau
 		return
 	}
 	if id <= 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("Invalid request ID '%d'. Request ID must be a positive integer.", id))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("Invalid request ID: %d. Request ID must be a positive integer.", id))
 		return
 	}
 	st, found := s.ApprovalStatus(id)

@@ -205,8 +205,8 @@ func TestApprovalAPI(t *testing.T) {
 		t.Fatalf("status %s", st)
 	}
 
-	h.call(h.admin, "GET", "/v1/approval/0/status", nil).expectError(t, 400, "Invalid request ID '0'. Request ID must be a positive integer.")
-	h.call(h.admin, "GET", "/v1/approval/-7/status", nil).expectError(t, 400, "Invalid request ID '-7'. Request ID must be a positive integer.")
+	h.call(h.admin, "GET", "/v1/approval/0/status", nil).expectError(t, 400, "Invalid request ID: 0. Request ID must be a positive integer.")
+	h.call(h.admin, "GET", "/v1/approval/-7/status", nil).expectError(t, 400, "Invalid request ID: -7. Request ID must be a positive integer.")
 	h.call(h.admin, "GET", "/v1/approval/12345/status", nil).
 		expectError(t, 404, "Approval request with ID '12345' not found, or user not authorized to view.")
 	if r := h.call(h.admin, "GET", "/v1/approval/abc/status", nil); r.status != 404 || !strings.HasPrefix(r.errorMessage(t), "RESTEASY003870") {

@@ -168,6 +168,18 @@ func TestCertificateProfileResource(t *testing.T) {
 	if info.ID != 9 || !slices.Contains(info.CAs, "IssuingCA") {
 		t.Errorf("SERVER: %+v", info)
 	}
+	// RaCertificateProfileResponseV2: a profile allowing any CA lists
+	// ANY_CA alone; one limited to CAs lists their names.
+	h.sim.SetProfileCAs("SERVER")
+	h.call(h.admin, "GET", "/v2/certificate/profile/SERVER", nil).decode(t, &info)
+	if !slices.Equal(info.CAs, []string{ejbcasim.AnyCA}) {
+		t.Errorf("SERVER allowing any CA: %+v", info)
+	}
+	h.sim.SetProfileCAs("SERVER", ejbcasim.RootCAName)
+	h.call(h.admin, "GET", "/v2/certificate/profile/SERVER", nil).decode(t, &info)
+	if !slices.Equal(info.CAs, []string{ejbcasim.RootCAName}) {
+		t.Errorf("SERVER limited to the root: %+v", info)
+	}
 	h.call(h.admin, "GET", "/v2/certificate/profile/NOPE", nil).expectError(t, 400, "Invalid search criteria, unknown certificate profile.")
 	if r := h.call(h.anon, "GET", "/v2/certificate/profile/SERVER", nil); r.status != 403 {
 		t.Errorf("without credentials: %d", r.status)

@@ -42,11 +42,17 @@
 //     username, subject DN, subject alternative name, account binding id and
 //     the serial in decimal or hex (SearchCertificatesRestRequestV2's
 //     converter); EQUAL is exact.
-//   - v2 search pages as SearchCertificatesRestRequestV2 and
-//     SearchCertificatesRestResponseV2 do: with pagination the page and
-//     page_size/current_page, plus total_certs on a short (last) page;
-//     without pagination a count only. Rows carry the serial in upper-case
-//     hex and the subject key id in hex (CertificateRestResponseV2).
+//   - v2 search pages as CertificateRestResourceV2.searchCertificates and
+//     SearchCertificatesRestResponseV2.toRestResponse (9.x) do: with
+//     pagination the page, page_size/current_page and, on every non-empty
+//     page, total_certs = page_size*(current_page-1)+rows (so a full page's
+//     total_certs ends on that page; an empty page has none); current_page
+//     -1 answers the count only, as does a search without pagination. Rows
+//     carry the serial in upper-case hex and the subject key id in hex
+//     (CertificateRestResponseV2). Every preset pages the 9.x way: an older
+//     Enterprise converter (PrimeKey's, before 8.x's Community module) set
+//     no total_certs on paged answers at all, which a client that walks
+//     while pages are full reads the same way.
 //   - /v1/endentity: EndEntityRestResource.add (bean validation of
 //     ValidAddEndEntityRestRequest, then end entity profile, certificate
 //     profile and CA in that order; USER_ALREADY_EXISTS as 409 with
@@ -59,7 +65,8 @@
 //   - GET /v1/approval/{id}/status: ApprovalRestResource.
 //     getApprovalRequestStatus with ApprovalRequestStatus.
 //     fromIntWithCombinedStates (EXECUTED is APPROVED, EXECUTION_FAILED is
-//     REJECTED); id <= 0 is 400, an unknown id 404, a non-numeric id
+//     REJECTED); id <= 0 is 400 "Invalid request ID: N. Request ID must be
+//     a positive integer." (ApprovalRestResourceSystemTest), an unknown id 404, a non-numeric id
 //     RESTEasy's 404 (an int path parameter).
 //   - POST /v1/approval/{id}/process: ApprovalRestResource.
 //     processApprovalRequest with ProcessApprovalRestRequest
@@ -102,10 +109,31 @@
 //     info body without link (ra.approvalrevoke). The reason names are the
 //     string values of org.cesecore.certificates.crl.RevocationReasons
 //     (getFromCliValue), which revokeCertificate looks the query parameter
-//     up in; a certificate already revoked (other than on hold) is 409.
+//     up in. EndEntityManagementSessionBean.revokeCert checks the
+//     certificate's state before it asks for approval, so on an approval
+//     profile too: a certificate already revoked (other than on hold, or
+//     put on hold again) and NOT_REVOKED/REMOVE_FROM_CRL on a certificate not
+//     on hold are AlreadyRevokedException, 409. The same revocation asked
+//     again while the first waits is ApprovalSessionBean.addApprovalRequest's
+//     approval.alreadyexists, 400 (RevocationApprovalRequest's approvalID
+//     hashes the certificate and the reason, so another reason is another
+//     request). A successful call says "Successfully revoked", a lifted hold
+//     included. The body is RevokeStatusRestResponse, whose null fields
+//     Jackson leaves out (JsonInclude NON_NULL): revocationstatus has no
+//     message (its converter sets none), and revocation_date is absent while
+//     the certificate is not revoked.
 //   - Errors are ExceptionHandler's {"error_code","error_message"}; an
 //     unexpected exception is 500 "General failure."; a path no resource
-//     serves is RESTEasy's "Could not find resource for full path" 404.
+//     serves is RESTEasy's "Could not find resource for full path" 404. A
+//     resource path matches with or without a trailing slash, as JAX-RS
+//     matches it (CertificateRestResourceSystemTest.shouldRevokeCertificate
+//     calls .../revoke/?reason=...).
+//
+// EJBCA's own REST tests are the oracle: conformance_test.go ports the
+// expectations of its test classes (CertificateRestResourceSystemTest,
+// SearchCertificatesRestResponseV2UnitTest, CaRestResourceSystemTest,
+// ApprovalRestResourceSystemTest, ValidSearchCertificateMaxNumberOfResultsUnitTest)
+// for what the issuer's client relies on; docs/compatibility.md counts them.
 //
 // # Deviations from EJBCA that remain, and why
 //
@@ -154,7 +182,8 @@
 //     subject alternative name wins when it has one, else the CSR's is used.
 //
 // Messages in the simulator's own wording, where no EJBCA source gave the
-// text: untrusted/expired/revoked client certificates ("Client certificate
+// text: NOT_REVOKED on a certificate not on hold (ra.errorunrevokenotonhold,
+// whose text was not found), untrusted/expired/revoked client certificates ("Client certificate
 // ... is not trusted." / "has expired." / "has been revoked."), an invalid
 // CSR or CSR signature ("Invalid certificate request"), pkcs10enroll without
 // username or with an unknown response_format, invalid start_time/end_time,
@@ -181,7 +210,12 @@
 // available_bit_lenghts, available_ecdsa_curves, available_cas), or 400
 // "Invalid search criteria, unknown certificate profile." (switch
 // CertificateProfileAPI; absent on enterprise-8, where its version is not
-// pinned down). The simulator lists every CA as available, offers the same
+// pinned down). available_cas is RaCertificateProfileResponseV2's list: a
+// profile that allows any CA lists "ANY_CA" alone (every version of that
+// class in EJBCA's source spells it so), else the names of the CAs it
+// allows (SetProfileCAs; by default every CA). Enrolment does not enforce a
+// profile's CA list (deviation: EJBCA refuses to issue from a CA the
+// profile does not allow). The simulator offers the same
 // key algorithms (RSA, ECDSA) and curves (prime256v1, secp384r1, secp521r1) for every
 // profile, and RSA bit lengths from a fixed list {1024, 2048, 3072, 4096}
 // cut at the profile's minimum, where EJBCA reports what each profile

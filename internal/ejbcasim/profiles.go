@@ -3,6 +3,7 @@ package ejbcasim
 import (
 	"crypto/x509"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -23,7 +24,15 @@ type certificateProfile struct {
 	minRSABits          int
 	approvalRequired    bool
 	backdatedRevocation bool
+	// cas limits the CAs the profile allows (the profile check lists them);
+	// nil lists every CA by name, anyCA lists ANY_CA.
+	cas   []string
+	anyCA bool
 }
+
+// AnyCA is how the certificate profile check names a profile that allows
+// any CA (RaCertificateProfileResponseV2, every version in EJBCA's source).
+const AnyCA = "ANY_CA"
 
 // endEntityProfile is an EJBCA end entity profile; the simulator only needs
 // its existence and id.
@@ -126,6 +135,18 @@ func (s *Sim) SetValidity(certificateProfile string, validity time.Duration) {
 	s.certificateProfileLocked(certificateProfile).validity = validity
 }
 
+// SetProfileCAs sets the CAs a certificate profile allows, as the profile
+// check reports them: no names is "any CA" (listed as ANY_CA); names that
+// are not CAs of the simulator are kept as given, for a profile limited to
+// CAs the issuer's role cannot see. By default a profile lists every CA.
+// Enrolment does not enforce the list (see the package doc).
+func (s *Sim) SetProfileCAs(certificateProfile string, cas ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.certificateProfileLocked(certificateProfile)
+	p.anyCA, p.cas = len(cas) == 0, slices.Clone(cas)
+}
+
 // certificateProfileInfo is CertificateProfileInfoRestResponseV2 in
 // EJBCA's snake_case JSON (its "lenghts" spelling included).
 type certificateProfileInfo struct {
@@ -144,8 +165,16 @@ func (s *Sim) handleCertificateProfile(w http.ResponseWriter, r *http.Request, _
 	s.mu.Lock()
 	cp := s.certProfiles[r.PathValue("name")]
 	var cas []string
-	for _, ca := range s.caOrder {
-		cas = append(cas, ca.name)
+	switch {
+	case cp == nil:
+	case cp.anyCA:
+		cas = []string{AnyCA}
+	case cp.cas != nil:
+		cas = slices.Clone(cp.cas)
+	default:
+		for _, ca := range s.caOrder {
+			cas = append(cas, ca.name)
+		}
 	}
 	s.mu.Unlock()
 	if cp == nil {

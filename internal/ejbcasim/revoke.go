@@ -70,15 +70,20 @@ func parseSerial(v string) (*big.Int, bool) {
 	return n, true
 }
 
+// revocationResponse is RevokeStatusRestResponse: revocation_date and
+// message are left out when null (JsonInclude NON_NULL), so revocationstatus
+// (whose converter sets no message) has no message, and a certificate not
+// revoked has no revocation_date.
 type revocationResponse struct {
 	IssuerDN         string  `json:"issuer_dn"`
 	SerialNumber     string  `json:"serial_number"`
 	Revoked          bool    `json:"revoked"`
 	RevocationReason string  `json:"revocation_reason"`
-	RevocationDate   *string `json:"revocation_date"`
-	Message          string  `json:"message"`
+	RevocationDate   *string `json:"revocation_date,omitempty"`
+	Message          string  `json:"message,omitempty"`
 }
 
+// revocationBody describes rec's state; message "" leaves it out.
 func revocationBody(issuerDN, serial string, rec *issuedCertificate, message string) revocationResponse {
 	body := revocationResponse{IssuerDN: issuerDN, SerialNumber: serial, Revoked: rec.revoked, RevocationReason: "NOT_REVOKED", Message: message}
 	if rec.revoked {
@@ -149,9 +154,24 @@ func (s *Sim) handleRevoke(w http.ResponseWriter, r *http.Request, _ Fault) {
 		return
 	}
 	p := &pendingRevocation{rec: rec, reason: reason, date: date.UTC().Truncate(time.Second)}
-	lift := reason == "NOT_REVOKED" || reason == "REMOVE_FROM_CRL"
+	// EndEntityManagementSessionBean.revokeCert checks the certificate's
+	// state before it asks for approval: AlreadyRevokedException, 409.
+	if msg := revocationConflict(rec, reason, issuerDN, serial); msg != "" {
+		s.mu.Unlock()
+		writeError(w, http.StatusConflict, msg)
+		return
+	}
 	if s.needsApproval(rec.ca, rec.certProfile) {
-		a := s.newApprovalLocked(approvalRevocation, entityID("revoke "+rec.ca.dn+" "+rec.cert.SerialNumber.Text(16)))
+		// RevocationApprovalRequest's approvalID hashes the certificate and
+		// the reason: the same revocation asked again while the first waits
+		// is ApprovalSessionBean.addApprovalRequest's approval.alreadyexists.
+		approvalID := entityID("revoke " + rec.ca.dn + " " + rec.cert.SerialNumber.Text(16) + " " + reason)
+		if _, pending := s.pendingApprovalIDLocked(approvalID); pending {
+			s.mu.Unlock()
+			writeError(w, http.StatusBadRequest, fmt.Sprintf(msgApprovalExists, approvalID))
+			return
+		}
+		a := s.newApprovalLocked(approvalRevocation, approvalID)
 		a.revocation = p
 		s.mu.Unlock()
 		// ra.approvalrevoke: ExceptionHandler adds no finalize link for it.
@@ -159,21 +179,35 @@ func (s *Sim) handleRevoke(w http.ResponseWriter, r *http.Request, _ Fault) {
 		return
 	}
 	if !s.applyRevocationLocked(p) {
+		// revocationConflict allowed it under the same lock: cannot happen.
 		s.mu.Unlock()
-		if lift {
-			writeError(w, http.StatusBadRequest, "Only a certificate revoked with reason CERTIFICATE_HOLD can be reactivated.")
-			return
-		}
-		writeError(w, http.StatusConflict, fmt.Sprintf("Certificate with issuer: %s and serial number: %s has previously been revoked. Revocation reason could not be changed or was not allowed.", issuerDN, serial))
+		writeError(w, http.StatusInternalServerError, "General failure.")
 		return
 	}
-	message := "Successfully revoked"
-	if lift {
-		message = "Successfully reactivated"
-	}
-	body := revocationBody(issuerDN, serial, rec, message)
+	// CertificateRestResource.revokeCertificate says "Successfully revoked"
+	// whatever the reason, a lifted hold included.
+	body := revocationBody(issuerDN, serial, rec, "Successfully revoked")
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, body)
+}
+
+// revocationConflict is EndEntityManagementSessionBean.revokeCert's state
+// check (AlreadyRevokedException, which ExceptionHandler answers with 409):
+// lifting a hold (NOT_REVOKED, REMOVE_FROM_CRL) needs a certificate on hold;
+// revoking needs one not revoked, or on hold and given a permanent reason.
+// "" when the revocation may go ahead.
+func revocationConflict(rec *issuedCertificate, reason, issuerDN, serial string) string {
+	onHold := rec.revoked && rec.revocationReason == reasonHold
+	if reason == "NOT_REVOKED" || reason == "REMOVE_FROM_CRL" {
+		if !onHold {
+			return fmt.Sprintf("Certificate with issuer: %s and serial number: %s is not on hold: only a certificate revoked with reason CERTIFICATE_HOLD can be unrevoked.", issuerDN, serial)
+		}
+		return ""
+	}
+	if rec.revoked && (!onHold || reason == reasonHold) {
+		return fmt.Sprintf("Certificate with issuer: %s and serial number: %s has previously been revoked. Revocation reason could not be changed or was not allowed.", issuerDN, serial)
+	}
+	return ""
 }
 
 // handleRevocationStatus serves GET
@@ -187,11 +221,8 @@ func (s *Sim) handleRevocationStatus(w http.ResponseWriter, r *http.Request, _ F
 		writeAPIError(w, fail)
 		return
 	}
-	message := "Certificate is not revoked"
-	if rec.revoked {
-		message = "Certificate is revoked"
-	}
-	body := revocationBody(issuerDN, serial, rec, message)
+	// RevokeStatusRestResponse.converter().toRestResponse sets no message.
+	body := revocationBody(issuerDN, serial, rec, "")
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, body)
 }

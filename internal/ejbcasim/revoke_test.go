@@ -1,8 +1,10 @@
 package ejbcasim_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,11 @@ func TestRevokeAndRevocationStatus(t *testing.T) {
 	if r.status != 200 || st.Revoked || st.RevocationReason != "NOT_REVOKED" || st.RevocationDate != nil {
 		t.Fatalf("active: %d %s", r.status, r.body)
 	}
+	// RevokeStatusRestResponse leaves out null fields: revocationstatus
+	// has no message, and no revocation_date while not revoked.
+	if keys := bodyKeys(t, r); strings.Join(keys, ",") != "issuer_dn,revocation_reason,revoked,serial_number" {
+		t.Errorf("revocationstatus keys of an active certificate: %v", keys)
+	}
 
 	// Reordered, respaced DN; lower-case serial with 0x and leading zeros.
 	reordered := "O=EJBCA Sim,  CN=IssuingCA"
@@ -60,9 +67,25 @@ func TestRevokeAndRevocationStatus(t *testing.T) {
 	if !st.Revoked || st.RevocationReason != "KEY_COMPROMISE" {
 		t.Fatalf("status after revoke: %s", r.body)
 	}
+	if keys := bodyKeys(t, r); strings.Join(keys, ",") != "issuer_dn,revocation_date,revocation_reason,revoked,serial_number" {
+		t.Errorf("revocationstatus keys of a revoked certificate: %v", keys)
+	}
 	if issued := h.sim.Issued(); !issued[0].Revoked || issued[0].RevocationReason != "KEY_COMPROMISE" {
 		t.Fatalf("Issued %+v", issued[0])
 	}
+}
+
+// bodyKeys lists the keys of a JSON object answer, sorted.
+func bodyKeys(t *testing.T, r reply) []string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	r.decode(t, &m)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func TestRevokeSerialForms(t *testing.T) {
@@ -81,6 +104,12 @@ func TestRevokeErrors(t *testing.T) {
 	const issuer = "CN=IssuingCA,O=EJBCA Sim"
 
 	h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, "reason=BORED"), nil).expectError(t, 400, "Invalid revocation reason.")
+	// Lifting a hold from a certificate not on hold is revokeCert's
+	// AlreadyRevokedException: 409.
+	for _, lift := range []string{"NOT_REVOKED", "REMOVE_FROM_CRL"} {
+		h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, "reason="+lift), nil).expectError(t, 409,
+			fmt.Sprintf("Certificate with issuer: %s and serial number: %s is not on hold: only a certificate revoked with reason CERTIFICATE_HOLD can be unrevoked.", issuer, e.SerialNumber))
+	}
 	h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, ""), nil).expectError(t, 400, "Invalid revocation reason.")
 	if r := h.call(h.admin, "PUT", revokePath(issuer, "ABCDEF", "reason=SUPERSEDED"), nil); r.status != 404 {
 		t.Errorf("unknown serial: %d %s", r.status, r.body)
@@ -139,5 +168,46 @@ func TestRevocationNeedingApproval(t *testing.T) {
 	h.call(h.admin, "GET", statusPath(issuer, e.SerialNumber), nil).decode(t, &st)
 	if !st.Revoked || st.RevocationReason != "SUPERSEDED" {
 		t.Fatalf("after approval: %+v", st)
+	}
+}
+
+// A revocation asked again while the first waits for approval is refused
+// as ApprovalSessionBean.addApprovalRequest refuses a request it already
+// holds (400, approval.alreadyexists): one approval request, not two. Another
+// reason is another request (RevocationApprovalRequest's approvalID hashes
+// the reason). A certificate already revoked is refused with 409 before any
+// approval is asked for (EndEntityManagementSessionBean.revokeCert).
+func TestRevocationAskedAgainWhileWaiting(t *testing.T) {
+	h := start(t, ejbcasim.Config{})
+	e, _ := h.enroll("twice", "ENDUSER")
+	done, _ := h.enroll("done", "ENDUSER")
+	const issuer = "CN=IssuingCA,O=EJBCA Sim"
+	if r := h.call(h.admin, "PUT", revokePath(issuer, done.SerialNumber, "reason=SUPERSEDED"), nil); r.status != 200 {
+		t.Fatalf("revoke before approvals: %d %s", r.status, r.body)
+	}
+	h.sim.SetApprovalRequired("ENDUSER", true)
+
+	r := h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, "reason=SUPERSEDED"), nil)
+	var w waiting
+	r.decode(t, &w)
+	if r.status != 202 || w.RequestID == 0 {
+		t.Fatalf("first revoke: %d %s", r.status, r.body)
+	}
+	r = h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, "reason=SUPERSEDED"), nil)
+	if msg := r.errorMessage(t); r.status != 400 || !strings.HasPrefix(msg, "Approval request with approvalID ") || !strings.HasSuffix(msg, " already exists.") {
+		t.Fatalf("second revoke: %d %s", r.status, r.body)
+	}
+	if got := h.sim.PendingApprovals(); len(got) != 1 || got[0] != w.RequestID {
+		t.Fatalf("pending approvals %v, want only %d", got, w.RequestID)
+	}
+	if r := h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, "reason=KEY_COMPROMISE"), nil); r.status != 202 {
+		t.Fatalf("another reason: %d %s", r.status, r.body)
+	}
+	h.call(h.admin, "PUT", revokePath(issuer, done.SerialNumber, "reason=SUPERSEDED"), nil).expectError(t, 409,
+		fmt.Sprintf("Certificate with issuer: %s and serial number: %s has previously been revoked. Revocation reason could not be changed or was not allowed.", issuer, done.SerialNumber))
+	h.call(h.admin, "PUT", revokePath(issuer, e.SerialNumber, "reason=NOT_REVOKED"), nil).expectError(t, 409,
+		fmt.Sprintf("Certificate with issuer: %s and serial number: %s is not on hold: only a certificate revoked with reason CERTIFICATE_HOLD can be unrevoked.", issuer, e.SerialNumber))
+	if got := h.sim.PendingApprovals(); len(got) != 2 {
+		t.Fatalf("pending approvals %v, want 2 (one per reason, none for the refusals)", got)
 	}
 }

@@ -468,9 +468,12 @@ type searchV2Certificate struct {
 	Base64Cert           string  `json:"base64Cert"`
 }
 
-// paginationSummary is EJBCA's PaginationSummary: page_size and
-// current_page echo a paged request, total_certs is set on the last page
-// (fewer rows than page_size) and alone in a count-only answer.
+// paginationSummary is EJBCA's PaginationSummary as
+// SearchCertificatesRestResponseV2.toRestResponse (9.x) fills it: a paged
+// answer echoes page_size and current_page and carries
+// total_certs = page_size*(current_page-1)+rows on every non-empty page (so
+// a full page says nothing about the pages after it); current_page -1 asks
+// for the count alone; without pagination total_certs is the count alone.
 type paginationSummary struct {
 	PageSize    *int `json:"page_size,omitempty"`
 	CurrentPage *int `json:"current_page,omitempty"`
@@ -491,18 +494,24 @@ type searchV2Request struct {
 	Criteria *[]*searchCriterion `json:"criteria"`
 }
 
+// countOnlyPage is the current_page that asks v2 search for the number of
+// matches alone (SearchCertificatesRestResponseV2.toRestResponse).
+const countOnlyPage = -1
+
 // handleSearchV2 serves POST /v2/certificate/search
-// (CertificateRestResourceV2, SearchCertificatesRestRequestV2). With
+// (CertificateRestResourceV2.searchCertificates,
+// SearchCertificatesRestResponseV2.toRestResponse). With
 // pagination{page_size,current_page} it answers that page (current_page
-// counts from 1); without, it only counts (pagination_summary.total_certs,
-// no certificates), as EJBCA's converter does. A client walks pages until
-// one holds fewer than page_size rows.
+// counts from 1) and total_certs = page_size*(current_page-1)+rows when the
+// page has rows; current_page -1 answers the count only; without
+// pagination, the count only. A client walks pages until one holds fewer
+// than page_size rows: total_certs on a full page is no total.
 func (s *Sim) handleSearchV2(w http.ResponseWriter, r *http.Request, _ Fault) {
 	var req searchV2Request
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if p := req.Pagination; p != nil && (p.PageSize <= 0 || p.CurrentPage <= 0) {
+	if p := req.Pagination; p != nil && (p.PageSize <= 0 || (p.CurrentPage <= 0 && p.CurrentPage != countOnlyPage)) {
 		writeError(w, http.StatusBadRequest, msgPagination)
 		return
 	}
@@ -513,7 +522,15 @@ func (s *Sim) handleSearchV2(w http.ResponseWriter, r *http.Request, _ Fault) {
 		found = s.searchLocked(q)
 	}
 	resp := searchV2Response{Certificates: []searchV2Certificate{}}
-	if p := req.Pagination; p != nil && fail == nil {
+	switch p := req.Pagination; {
+	case fail != nil:
+	case p == nil:
+		total := len(found)
+		resp.PaginationSummary.TotalCerts = &total
+	case p.CurrentPage == countOnlyPage:
+		size, page, total := p.PageSize, p.CurrentPage, len(found)
+		resp.PaginationSummary = paginationSummary{PageSize: &size, CurrentPage: &page, TotalCerts: &total}
+	default:
 		size, page := p.PageSize, p.CurrentPage
 		resp.PaginationSummary.PageSize, resp.PaginationSummary.CurrentPage = &size, &page
 		start := min((page-1)*size, len(found))
@@ -521,13 +538,10 @@ func (s *Sim) handleSearchV2(w http.ResponseWriter, r *http.Request, _ Fault) {
 		for _, rec := range found[start:end] {
 			resp.Certificates = append(resp.Certificates, v2Row(rec))
 		}
-		if n := end - start; n < size {
-			total := (page-1)*size + n
+		if n := end - start; n > 0 {
+			total := size*(page-1) + n
 			resp.PaginationSummary.TotalCerts = &total
 		}
-	} else {
-		total := len(found)
-		resp.PaginationSummary.TotalCerts = &total
 	}
 	s.mu.Unlock()
 	if fail != nil {

@@ -297,7 +297,12 @@ func (s *Sim) routes() http.Handler {
 	mux := http.NewServeMux()
 	b := s.behaviour
 	only := func(present bool, method, path, name string, auth bool, h func(http.ResponseWriter, *http.Request, Fault)) {
-		mux.Handle(method+" "+restPrefix+path, s.serveEndpoint(endpoint{name: name, rest: true, auth: auth, absent: !present, handle: h}))
+		e := s.serveEndpoint(endpoint{name: name, rest: true, auth: auth, absent: !present, handle: h})
+		mux.Handle(method+" "+restPrefix+path, e)
+		// JAX-RS matches a resource path with or without a trailing slash
+		// (CertificateRestResourceSystemTest.shouldRevokeCertificate calls
+		// .../revoke/?reason=...).
+		mux.Handle(method+" "+restPrefix+path+"/{$}", e)
 	}
 	rest := func(method, path, name string, auth bool, h func(http.ResponseWriter, *http.Request, Fault)) {
 		only(true, method, path, name, auth, h)
