@@ -89,6 +89,11 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		// Deposed (frozen past the lease, say): the new leader acts.
 		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
 	}
+	if !isComplete(cr) {
+		// The cache reduces only foreign and final requests, handled above;
+		// signing never works from a reduced copy.
+		return ctrl.Result{}, fmt.Errorf("the cache holds CertificateRequest %s as %q, not whole", req.NamespacedName, ShapeOf(cr))
+	}
 
 	issuer, state, err := loadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
 	if err != nil {

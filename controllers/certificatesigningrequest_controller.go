@@ -73,6 +73,11 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 	if !r.Lease.Holds() {
 		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
 	}
+	if !isComplete(csr) {
+		// The cache reduces only foreign and final CSRs, handled above;
+		// signing never works from a reduced copy.
+		return ctrl.Result{}, fmt.Errorf("the cache holds CertificateSigningRequest %s as %q, not whole", req.Name, ShapeOf(csr))
+	}
 	issuer, state, err := loadIssuer(ctx, r.Client, kind, ns, name)
 	if err != nil {
 		return ctrl.Result{}, err
