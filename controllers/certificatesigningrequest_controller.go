@@ -211,7 +211,7 @@ func (r *CertificateSigningRequestReconciler) SetupWithManager(mgr ctrl.Manager)
 		Named("certificatesigningrequest").
 		For(&certificatesv1.CertificateSigningRequest{}, builder.WithPredicates(ours, csrApprovalChanged()))
 	return wakeOnIssuers(b, r.csrsFor).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, LogConstructor: reconcileLog(mgr.GetLogger(), "certificatesigningrequest")}).
 		Complete(r)
 }
 
@@ -220,7 +220,7 @@ func (r *CertificateSigningRequestReconciler) csrsFor(kind string) handler.MapFu
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		var list certificatesv1.CertificateSigningRequestList
 		signer := IssuerSignerName(kind, o.GetNamespace(), o.GetName())
-		if err := r.Client.List(ctx, &list, client.MatchingFields{csrSignerIndex: signer}); err != nil {
+		if err := r.Client.List(ctx, &list, client.MatchingFields{csrSignerIndex: signer}, client.UnsafeDisableDeepCopy); err != nil {
 			logf.FromContext(ctx).Error(err, "listing the CertificateSigningRequests of an issuer", "signer", signer)
 			return nil
 		}

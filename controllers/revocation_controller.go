@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -364,7 +365,8 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 	}
 	ours := revisionOf(cr)
 	var list cmapi.CertificateRequestList
-	if err := r.Client.List(ctx, &list, client.InNamespace(cr.Namespace), client.MatchingFields{requestOwnerIndex: crt.Name}); err != nil {
+	// Read only (issuedRecord, conditions): the cache's own copies.
+	if err := r.Client.List(ctx, &list, client.InNamespace(cr.Namespace), client.MatchingFields{requestOwnerIndex: crt.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return false, time.Time{}, err
 	}
 	for i := range list.Items {
@@ -441,6 +443,7 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 	})
 	return ctrl.ControllerManagedBy(mgr).
 		Named("revocation").
+		WithOptions(controller.Options{LogConstructor: reconcileLog(mgr.GetLogger(), "revocation")}).
 		For(&cmapi.CertificateRequest{}, ctrl.WithPredicates(ours)).
 		Watches(&cmapi.Certificate{}, handler.EnqueueRequestsFromMapFunc(r.requestsOf)).
 		// A request's issuance can supersede its siblings: the Certificate's
@@ -482,7 +485,7 @@ func issuedNow() predicate.Predicate {
 // requestsOf maps a Certificate to its requests.
 func (r *RevocationReconciler) requestsOf(ctx context.Context, o client.Object) []reconcile.Request {
 	var list cmapi.CertificateRequestList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{requestOwnerIndex: o.GetName()}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{requestOwnerIndex: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "listing a Certificate's requests", "certificate", o.GetName())
 		return nil
 	}
