@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"strings"
@@ -22,9 +25,12 @@ import (
 //     (ShapeFinished; a final request never changes back);
 //   - an unfinished request of ours: whole (ShapeFull).
 //
-// The shape is marked on the cached copy under cacheAnnotationPrefix, which
-// the transforms first remove from whatever the API server sent (a
-// requester cannot forge a record). Code that reads requests from the
+// The shape is marked on the cached copy under cacheAnnotationPrefix and
+// sealed with a key that never leaves the process (cacheSeal): anything the
+// API server sends under that prefix is a requester's and is ignored, so a
+// record cannot be forged (say, to have another certificate revoked), and
+// the transforms, which client-go may run again on their own output,
+// recognise what they made. Code that reads requests from the
 // cache goes through the accessors here (isFinal, csrIsFinal, issuedRecord,
 // hasIssued, isComplete), never through spec.request, status.certificate or
 // status.ca of a cached object directly; what needs those reads through the
@@ -55,12 +61,44 @@ const (
 	cacheIssuerDNAnnotation  = cacheAnnotationPrefix + "issuer"
 	cacheRawIssuerAnnotation = cacheAnnotationPrefix + "raw-issuer"
 	cacheNotAfterAnnotation  = cacheAnnotationPrefix + "not-after"
+	cacheSealAnnotation      = cacheAnnotationPrefix + "seal"
 )
 
+// cacheKey seals what the transforms write; made at start, never shown.
+var cacheKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// cacheSeal authenticates the cache annotations of o's version.
+func cacheSeal(o metav1.Object) string {
+	a := o.GetAnnotations()
+	m := hmac.New(sha256.New, cacheKey)
+	for _, v := range []string{string(o.GetUID()), o.GetResourceVersion(), a[cacheShapeAnnotation], a[cacheSerialAnnotation],
+		a[cacheIssuerDNAnnotation], a[cacheRawIssuerAnnotation], a[cacheNotAfterAnnotation]} {
+		m.Write([]byte(v))
+		m.Write([]byte{0})
+	}
+	return base64.RawStdEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// sealed: o's cache annotations were written by this process's transforms.
+func sealed(o metav1.Object) bool {
+	got := o.GetAnnotations()[cacheSealAnnotation]
+	return got != "" && hmac.Equal([]byte(got), []byte(cacheSeal(o)))
+}
+
 // ShapeOf is the shape the cache keeps o in; ShapeFull for anything read
-// from the API server.
+// from the API server (whatever annotations a requester wrote).
 func ShapeOf(o metav1.Object) CachedShape {
-	return CachedShape(o.GetAnnotations()[cacheShapeAnnotation])
+	s := CachedShape(o.GetAnnotations()[cacheShapeAnnotation])
+	if s == ShapeFull || !sealed(o) {
+		return ShapeFull
+	}
+	return s
 }
 
 // isComplete: o carries every field the API server has (it was not reduced
@@ -126,6 +164,9 @@ func TrimCertificateRequest(in any) (any, error) {
 	if !ok {
 		return in, nil
 	}
+	if ShapeOf(cr) != ShapeFull {
+		return cr, nil // already reduced by this transform
+	}
 	cr.ManagedFields = nil
 	dropCacheAnnotations(&cr.ObjectMeta)
 	switch {
@@ -145,6 +186,7 @@ func TrimCertificateRequest(in any) (any, error) {
 			setAnnotation(&cr.ObjectMeta, cacheRawIssuerAnnotation, base64.StdEncoding.EncodeToString(rec.RawIssuer))
 			setAnnotation(&cr.ObjectMeta, cacheNotAfterAnnotation, rec.NotAfter.UTC().Format(time.RFC3339))
 		}
+		setAnnotation(&cr.ObjectMeta, cacheSealAnnotation, cacheSeal(cr))
 	}
 	return cr, nil
 }
@@ -156,6 +198,9 @@ func TrimCertificateSigningRequest(in any) (any, error) {
 	csr, ok := in.(*certificatesv1.CertificateSigningRequest)
 	if !ok {
 		return in, nil
+	}
+	if ShapeOf(csr) != ShapeFull {
+		return csr, nil
 	}
 	csr.ManagedFields = nil
 	dropCacheAnnotations(&csr.ObjectMeta)
@@ -172,6 +217,7 @@ func TrimCertificateSigningRequest(in any) (any, error) {
 	stub.Spec.SignerName = csr.Spec.SignerName
 	if shape == ShapeFinished {
 		setAnnotation(&stub.ObjectMeta, cacheShapeAnnotation, string(ShapeFinished))
+		setAnnotation(&stub.ObjectMeta, cacheSealAnnotation, cacheSeal(stub))
 	}
 	return stub, nil
 }
@@ -183,6 +229,9 @@ func TrimCertificate(in any) (any, error) {
 	crt, ok := in.(*cmapi.Certificate)
 	if !ok {
 		return in, nil
+	}
+	if ShapeOf(crt) != ShapeFull {
+		return crt, nil
 	}
 	crt.ManagedFields = nil
 	dropCacheAnnotations(&crt.ObjectMeta)
@@ -196,11 +245,13 @@ func TrimCertificate(in any) (any, error) {
 
 // stubMeta is an object's identity, marked ShapeStub.
 func stubMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
-	return metav1.ObjectMeta{
+	out := metav1.ObjectMeta{
 		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion, Generation: m.Generation,
 		CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp,
 		Annotations: map[string]string{cacheShapeAnnotation: string(ShapeStub)},
 	}
+	out.Annotations[cacheSealAnnotation] = cacheSeal(&out)
+	return out
 }
 
 func dropCacheAnnotations(m *metav1.ObjectMeta) {

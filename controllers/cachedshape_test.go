@@ -16,6 +16,7 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -52,6 +53,7 @@ func TestTrimCertificateRequest(t *testing.T) {
 	pending := cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonPending}
 	denied := cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonDenied}
 	revoked := cmapi.CertificateRequestCondition{Type: ConditionRevoked, Status: cmmeta.ConditionTrue, Reason: "superseded"}
+	isController := true
 	request := func(ref cmmeta.IssuerReference, conds ...cmapi.CertificateRequestCondition) *cmapi.CertificateRequest {
 		return &cmapi.CertificateRequest{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "r", UID: "uid", ResourceVersion: "42",
@@ -59,10 +61,10 @@ func TestTrimCertificateRequest(t *testing.T) {
 				Annotations: map[string]string{
 					RevokeAnnotation: "keyCompromise", cmapi.CertificateRequestRevisionAnnotationKey: "3",
 					// A requester's forgery of the cache's own record.
-					cacheShapeAnnotation: string(ShapeFinished), cacheSerialAnnotation: "ff",
+					cacheShapeAnnotation: string(ShapeFinished), cacheSerialAnnotation: "ff", cacheSealAnnotation: "AAAAAAAAAAAAAAAAAAAAAA",
 				},
 				Finalizers:      []string{RevocationFinalizer},
-				OwnerReferences: []metav1.OwnerReference{{APIVersion: "cert-manager.io/v1", Kind: "Certificate", Name: "c", UID: "cu", Controller: new(bool)}},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "cert-manager.io/v1", Kind: "Certificate", Name: "c", UID: "cu", Controller: &isController}},
 				ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "m"}},
 			},
 			Spec:   cmapi.CertificateRequestSpec{IssuerRef: ref, Request: []byte(strings.Repeat("r", 2000)), Usages: []cmapi.KeyUsage{cmapi.UsageServerAuth}},
@@ -74,8 +76,28 @@ func TestTrimCertificateRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return out.(*cmapi.CertificateRequest)
+		once := out.(*cmapi.CertificateRequest)
+		// client-go may run a transform again on its own output.
+		again, err := TrimCertificateRequest(once.DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equality.Semantic.DeepEqual(again, once) {
+			t.Fatalf("the transform is not idempotent:\n%+v\n%+v", once, again)
+		}
+		return once
 	}
+
+	t.Run("a forged record on an object from the API server is not believed", func(t *testing.T) {
+		cr := request(ours, pending)
+		if ShapeOf(cr) != ShapeFull || isFinal(cr) {
+			t.Errorf("forged annotations make a request read as %q", ShapeOf(cr))
+		}
+		cr.Status.Certificate = nil
+		if _, ok := issuedRecord(cr); ok {
+			t.Error("a forged serial reads as the request's certificate")
+		}
+	})
 
 	t.Run("another issuer's, final or not: a stub of its identity and issuerRef", func(t *testing.T) {
 		for _, conds := range [][]cmapi.CertificateRequestCondition{nil, {ready}} {
@@ -87,7 +109,7 @@ func TestTrimCertificateRequest(t *testing.T) {
 				t.Errorf("identity lost: %+v", got.ObjectMeta)
 			}
 			if len(got.Spec.Request) > 0 || len(got.Status.Certificate) > 0 || len(got.Status.CA) > 0 || len(got.Status.Conditions) > 0 ||
-				len(got.Labels) > 0 || len(got.Annotations) != 1 || len(got.ManagedFields) > 0 || len(got.OwnerReferences) > 0 || len(got.Finalizers) > 0 {
+				len(got.Labels) > 0 || len(got.Annotations) != 2 || len(got.ManagedFields) > 0 || len(got.OwnerReferences) > 0 || len(got.Finalizers) > 0 {
 				t.Errorf("a foreign request keeps more than its identity: %+v", got)
 			}
 			if _, ok := issuedRecord(got); ok || hasIssued(got) {
@@ -126,7 +148,7 @@ func TestTrimCertificateRequest(t *testing.T) {
 		if rec.Serial != "1234abcd" || rec.IssuerDN != leaf.Issuer.String() || !rec.NotAfter.Equal(leaf.NotAfter) || !rec.Is(leaf) {
 			t.Errorf("record %+v does not describe the leaf (issuer %s)", rec, leaf.Issuer)
 		}
-		whole, _ := issuedRecord(request(ours, ready))
+		whole, _ := issuedRecord(request(ours, ready)) // forged annotations ignored
 		if whole.Serial != rec.Serial || whole.IssuerDN != rec.IssuerDN || !whole.Is(leaf) {
 			t.Errorf("the record read from a whole request %+v differs from the cached one %+v", whole, rec)
 		}
@@ -162,12 +184,19 @@ func TestTrimCertificateSigningRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		again, err := TrimCertificateSigningRequest(out.(*certificatesv1.CertificateSigningRequest).DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equality.Semantic.DeepEqual(again, out) {
+			t.Fatal("the transform is not idempotent")
+		}
 		return out.(*certificatesv1.CertificateSigningRequest)
 	}
 	approved := certificatesv1.CertificateSigningRequestCondition{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue}
 	denied := certificatesv1.CertificateSigningRequestCondition{Type: certificatesv1.CertificateDenied, Status: corev1.ConditionTrue}
 	small := func(got *certificatesv1.CertificateSigningRequest) bool {
-		return len(got.Spec.Request) == 0 && len(got.Status.Certificate) == 0 && len(got.Spec.Extra) == 0 && len(got.Annotations) == 1
+		return len(got.Spec.Request) == 0 && len(got.Status.Certificate) == 0 && len(got.Spec.Extra) == 0 && len(got.Annotations) == 2
 	}
 	if got := trim(csr("kubernetes.io/kubelet-serving", nil, approved)); ShapeOf(got) != ShapeStub || !small(got) || got.Spec.SignerName != "kubernetes.io/kubelet-serving" || got.UID != "u" {
 		t.Errorf("a foreign CSR is cached as %q with %d request bytes", ShapeOf(got), len(got.Spec.Request))
