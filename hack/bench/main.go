@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +41,8 @@ type options struct {
 	plot      string
 	keep      bool
 	profile   string
+	// scaleSizes are the scale scenario's counts of finished requests.
+	scaleSizes []int
 }
 
 func main() {
@@ -70,7 +73,14 @@ func run() error {
 	flag.StringVar(&o.plot, "plot", "", "write the throughput scenario's plot (SVG) here")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the manager during each issue run to this directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (manager logs, kubeconfig) and print its path")
+	var scaleSizes string
+	flag.StringVar(&scaleSizes, "scale-sizes", "", "comma-separated counts of finished requests for the scale scenario (default 0,2000,10000,30000; 0,600 with --quick)")
 	flag.Parse()
+	for _, f := range strings.Split(scaleSizes, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			o.scaleSizes = append(o.scaleSizes, n)
+		}
+	}
 	o.scenarios = strings.Split(scenarios, ",")
 	if scenarios == "all" {
 		o.scenarios = []string{"issue", "throughput", "scale", "cluster-size", "outage", "certificates"}

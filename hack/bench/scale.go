@@ -61,6 +61,9 @@ func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
 	if b.opts.quick {
 		sizes = []int{0, 600}
 	}
+	if len(b.opts.scaleSizes) > 0 {
+		sizes = b.opts.scaleSizes
+	}
 	ns, err := b.namespace("scale")
 	if err != nil {
 		return err
