@@ -54,10 +54,10 @@ var (
 	metricsAddr string
 	mgrCancel   context.CancelFunc
 	// mgrCache is the running manager's cache, for tests of what it holds.
-	mgrCache cache.Cache
-	mgrDone     chan struct{}
-	mgrMu       sync.Mutex
-	nsCounter   atomic.Int64
+	mgrCache  cache.Cache
+	mgrDone   chan struct{}
+	mgrMu     sync.Mutex
+	nsCounter atomic.Int64
 )
 
 // syncBuffer collects every log line of the manager, for the test that no
