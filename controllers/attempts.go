@@ -6,11 +6,8 @@ import (
 	"sync"
 	"time"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-	certificatesv1 "k8s.io/api/certificates/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
@@ -38,6 +35,11 @@ type Attempts struct {
 
 	mu      sync.Mutex
 	entries map[types.UID]*attempt
+	// doneEarly holds the requests found final before the inventory was
+	// taken, so that it does not add them back: their final reconcile is
+	// over, and nothing would forget them (final states never revert).
+	// Emptied when the inventory is taken.
+	doneEarly map[types.UID]struct{}
 }
 
 // Inventory lists the requests that exist, read from the API server (not a
@@ -72,7 +74,7 @@ type attempt struct {
 // NewAttempts returns a memory that begins when Begin (or Start) has taken
 // the inventory; until then the signer waits.
 func NewAttempts(c clock.Clock, inventory Inventory) *Attempts {
-	return &Attempts{clock: c, inventory: inventory, ready: make(chan struct{}), entries: map[types.UID]*attempt{}}
+	return &Attempts{clock: c, inventory: inventory, ready: make(chan struct{}), entries: map[types.UID]*attempt{}, doneEarly: map[types.UID]struct{}{}}
 }
 
 // Begin takes the inventory: every request that exists now may have been
@@ -87,10 +89,13 @@ func (a *Attempts) Begin(ctx context.Context) error {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		for _, r := range existing {
-			if _, known := a.entries[r.UID]; !known {
+			_, known := a.entries[r.UID]
+			_, done := a.doneEarly[r.UID]
+			if !known && !done {
 				a.entries[r.UID] = &attempt{namespace: r.Namespace, name: r.Name, sent: began, inherited: true}
 			}
 		}
+		a.doneEarly = nil
 		close(a.ready)
 	})
 	return nil
@@ -179,6 +184,20 @@ func (a *Attempts) Done(uid types.UID) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.entries, uid)
+	if a.doneEarly != nil {
+		a.doneEarly[uid] = struct{}{}
+	}
+}
+
+// Taken reports whether the inventory has been taken (the signer no longer
+// waits for it).
+func (a *Attempts) Taken() bool {
+	select {
+	case <-a.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // Deleted forgets a request that no longer exists.
@@ -197,57 +216,6 @@ func (a *Attempts) Len() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.entries)
-}
-
-// CertificateRequestInventory lists, from reader (the API server), the
-// CertificateRequests for our issuers, in pages. Final ones are kept: this
-// process's cache may still show one unfinished, and must then search
-// before it signs. Those for other issuers are left out (spec.issuerRef is
-// immutable): they would never be reconciled, and so never forgotten.
-func CertificateRequestInventory(reader client.Reader) Inventory {
-	return func(ctx context.Context) ([]Existing, error) {
-		var found []Existing
-		err := listPages(ctx, reader, &cmapi.CertificateRequestList{}, func(l *cmapi.CertificateRequestList) {
-			for i := range l.Items {
-				if cr := &l.Items[i]; IsOurs(cr.Spec.IssuerRef) {
-					found = append(found, Existing{UID: cr.UID, Namespace: cr.Namespace, Name: cr.Name})
-				}
-			}
-		})
-		return found, err
-	}
-}
-
-// CertificateSigningRequestInventory is CertificateRequestInventory for
-// Kubernetes CSRs of our signers.
-func CertificateSigningRequestInventory(reader client.Reader) Inventory {
-	return func(ctx context.Context) ([]Existing, error) {
-		var found []Existing
-		err := listPages(ctx, reader, &certificatesv1.CertificateSigningRequestList{}, func(l *certificatesv1.CertificateSigningRequestList) {
-			for i := range l.Items {
-				if csr := &l.Items[i]; isOurSigner(csr.Spec.SignerName) {
-					found = append(found, Existing{UID: csr.UID, Name: csr.Name})
-				}
-			}
-		})
-		return found, err
-	}
-}
-
-// listPages lists every object of list's kind in pages of 500, handing each
-// page to take.
-func listPages[L client.ObjectList](ctx context.Context, reader client.Reader, list L, take func(L)) error {
-	opts := []client.ListOption{client.Limit(500)}
-	for {
-		if err := reader.List(ctx, list, opts...); err != nil {
-			return err
-		}
-		take(list)
-		if list.GetContinue() == "" {
-			return nil
-		}
-		opts = []client.ListOption{client.Limit(500), client.Continue(list.GetContinue())}
-	}
 }
 
 // Inventories joins the inventories of several kinds.

@@ -153,3 +153,34 @@ func TestAttemptsHoldTheIssuedCertificate(t *testing.T) {
 		t.Error("the certificate is kept after the request is done")
 	}
 }
+
+// TestAttemptsForgetRequestsFoundFinalBeforeTheInventory: a request the
+// reconciler found final before the inventory was taken (its last
+// reconcile) is not added back by the inventory, which lists final ones
+// too; the others are, until found final.
+func TestAttemptsForgetRequestsFoundFinalBeforeTheInventory(t *testing.T) {
+	a := NewAttempts(clocktesting.NewFakeClock(time.Now()), func(context.Context) ([]Existing, error) {
+		return []Existing{{UID: "final", Namespace: "ns", Name: "final"}, {UID: "pending", Namespace: "ns", Name: "pending"}}, nil
+	})
+	a.Done("final") // reconciled (final) while the inventory was being taken
+	if a.Taken() {
+		t.Fatal("Taken before Begin")
+	}
+	if err := a.Begin(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !a.Taken() {
+		t.Fatal("not Taken after Begin")
+	}
+	if got := a.Len(); got != 1 {
+		t.Fatalf("the memory holds %d requests after the inventory, want 1 (only the unfinished one)", got)
+	}
+	a.Done("pending")
+	if got := a.Len(); got != 0 {
+		t.Fatalf("the memory holds %d requests after both were found final, want 0", got)
+	}
+	a.Done("later") // after the inventory, Done keeps nothing
+	if a.doneEarly != nil {
+		t.Error("requests found final are still remembered after the inventory")
+	}
+}

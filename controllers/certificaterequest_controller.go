@@ -89,6 +89,11 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		// Deposed (frozen past the lease, say): the new leader acts.
 		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
 	}
+	if !isComplete(cr) {
+		// The cache reduces only foreign and final requests, handled above;
+		// signing never works from a reduced copy.
+		return ctrl.Result{}, fmt.Errorf("the cache holds CertificateRequest %s as %q, not whole", req.NamespacedName, ShapeOf(cr))
+	}
 
 	issuer, state, err := loadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
 	if err != nil {
@@ -206,7 +211,7 @@ func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error 
 		Named("certificaterequest").
 		For(&cmapi.CertificateRequest{}, builder.WithPredicates(ours, approvalChanged()))
 	return wakeOnIssuers(b, r.requestsFor).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, LogConstructor: reconcileLog(mgr.GetLogger(), "certificaterequest")}).
 		Complete(r)
 }
 
@@ -221,7 +226,9 @@ func issuerIndexKey(kind, namespace, name string) string {
 func (r *CertificateRequestReconciler) requestsFor(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		var list cmapi.CertificateRequestList
-		opts := []client.ListOption{client.MatchingFields{requestIssuerIndex: issuerIndexKey(kind, o.GetNamespace(), o.GetName())}}
+		// Read only: the cache's own copies, not a deep copy of every
+		// request of the issuer.
+		opts := []client.ListOption{client.MatchingFields{requestIssuerIndex: issuerIndexKey(kind, o.GetNamespace(), o.GetName())}, client.UnsafeDisableDeepCopy}
 		if kind == v1alpha1.IssuerKind {
 			opts = append(opts, client.InNamespace(o.GetNamespace()))
 		}

@@ -73,6 +73,11 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 	if !r.Lease.Holds() {
 		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
 	}
+	if !isComplete(csr) {
+		// The cache reduces only foreign and final CSRs, handled above;
+		// signing never works from a reduced copy.
+		return ctrl.Result{}, fmt.Errorf("the cache holds CertificateSigningRequest %s as %q, not whole", req.Name, ShapeOf(csr))
+	}
 	issuer, state, err := loadIssuer(ctx, r.Client, kind, ns, name)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -206,7 +211,7 @@ func (r *CertificateSigningRequestReconciler) SetupWithManager(mgr ctrl.Manager)
 		Named("certificatesigningrequest").
 		For(&certificatesv1.CertificateSigningRequest{}, builder.WithPredicates(ours, csrApprovalChanged()))
 	return wakeOnIssuers(b, r.csrsFor).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, LogConstructor: reconcileLog(mgr.GetLogger(), "certificatesigningrequest")}).
 		Complete(r)
 }
 
@@ -215,7 +220,7 @@ func (r *CertificateSigningRequestReconciler) csrsFor(kind string) handler.MapFu
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		var list certificatesv1.CertificateSigningRequestList
 		signer := IssuerSignerName(kind, o.GetNamespace(), o.GetName())
-		if err := r.Client.List(ctx, &list, client.MatchingFields{csrSignerIndex: signer}); err != nil {
+		if err := r.Client.List(ctx, &list, client.MatchingFields{csrSignerIndex: signer}, client.UnsafeDisableDeepCopy); err != nil {
 			logf.FromContext(ctx).Error(err, "listing the CertificateSigningRequests of an issuer", "signer", signer)
 			return nil
 		}

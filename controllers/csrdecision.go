@@ -148,9 +148,10 @@ func csrWaiting(u unsigned) CSRDecision {
 		IssuerFault: u.IssuerFault, Event: &Event{u.EventType, u.EventReason, u.Message}}
 }
 
-// csrIsFinal: signed, Failed or Denied CSRs are never touched again.
+// csrIsFinal: signed, Failed or Denied CSRs are never touched again (the
+// cache keeps only that of them: ShapeFinished).
 func csrIsFinal(csr *certificatesv1.CertificateSigningRequest) bool {
-	return len(csr.Status.Certificate) > 0 ||
+	return ShapeOf(csr) == ShapeFinished || len(csr.Status.Certificate) > 0 ||
 		csrConditionTrue(csr, certificatesv1.CertificateDenied) || csrConditionTrue(csr, certificatesv1.CertificateFailed)
 }
 

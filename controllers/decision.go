@@ -246,8 +246,12 @@ func IsOurs(ref cmmeta.IssuerReference) bool {
 		(ref.Kind == v1alpha1.IssuerKind || ref.Kind == v1alpha1.ClusterIssuerKind)
 }
 
-// isFinal: issued, failed or denied requests are never touched again.
+// isFinal: issued, failed or denied requests are never touched again (the
+// cache keeps them as ShapeFinished).
 func isFinal(cr *cmapi.CertificateRequest) bool {
+	if ShapeOf(cr) == ShapeFinished {
+		return true
+	}
 	c := readyCondition(cr)
 	if c == nil {
 		return false

@@ -36,8 +36,8 @@ func TestInventoryListsBothKinds(t *testing.T) {
 	csr := newCSR(t, clientsetAs(t, ""), controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer), "inventoried.example.com")
 
 	list := controllers.Inventories(
-		controllers.CertificateRequestInventory(k8s),
-		controllers.CertificateSigningRequestInventory(k8s),
+		controllers.CertificateRequestInventory(controllers.InventoryReaders{API: k8s}),
+		controllers.CertificateSigningRequestInventory(controllers.InventoryReaders{API: k8s}),
 	)
 	found, err := list(context.Background())
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -276,11 +277,11 @@ func (r *RevocationReconciler) input(ctx context.Context, cr *cmapi.CertificateR
 		f := v.(revocationFailures)
 		in.Failures, in.LastFailure, in.LastError = f.n, f.last, f.err
 	}
-	leaf := leafOf(cr.Status.Certificate)
-	if leaf == nil {
+	issued, ok := issuedRecord(cr)
+	if !ok {
 		return in, nil, nil, nil
 	}
-	in.Serial, in.IssuerDN = serialOf(leaf), leaf.Issuer.String()
+	in.Serial, in.IssuerDN = issued.Serial, issued.IssuerDN
 
 	iss, _, err := loadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
 	if err != nil {
@@ -298,7 +299,7 @@ func (r *RevocationReconciler) input(ctx context.Context, cr *cmapi.CertificateR
 	}
 	in.Certificate = state
 	if state == CertificateLive && in.Enabled && (in.Superseded || in.Deleting) {
-		current, successorAt, err := r.currentAndSuccessor(ctx, cr, crt, leaf)
+		current, successorAt, err := r.currentAndSuccessor(ctx, cr, crt, issued)
 		if err != nil {
 			return in, iss, crt, err
 		}
@@ -325,6 +326,19 @@ func (r *RevocationReconciler) certificate(ctx context.Context, cr *cmapi.Certif
 	if crt.UID != ref.UID {
 		return nil, CertificateGone, nil
 	}
+	if !isComplete(crt) {
+		// Cached as a stub: it names another issuer now. Its Secret is
+		// still what decides whether this request's certificate is current.
+		if err := r.Reader.Get(ctx, client.ObjectKeyFromObject(crt), crt); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, CertificateGone, nil
+			}
+			return nil, CertificateGone, err
+		}
+		if crt.UID != ref.UID {
+			return nil, CertificateGone, nil
+		}
+	}
 	if crt.DeletionTimestamp != nil {
 		return crt, CertificateGone, nil
 	}
@@ -334,7 +348,7 @@ func (r *RevocationReconciler) certificate(ctx context.Context, cr *cmapi.Certif
 // currentAndSuccessor reads the Certificate's Secret (from the API server:
 // Secrets are cached as metadata only): whether it holds the request's
 // certificate, and if it holds a newer revision's, when that was issued.
-func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmapi.CertificateRequest, crt *cmapi.Certificate, leaf *x509.Certificate) (bool, time.Time, error) {
+func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmapi.CertificateRequest, crt *cmapi.Certificate, issued IssuedRecord) (bool, time.Time, error) {
 	var s corev1.Secret
 	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: cr.Namespace, Name: crt.Spec.SecretName}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -346,12 +360,13 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 	if held == nil {
 		return false, time.Time{}, nil
 	}
-	if sameCertificate(held, leaf) {
+	if issued.Is(held) {
 		return true, time.Time{}, nil
 	}
 	ours := revisionOf(cr)
 	var list cmapi.CertificateRequestList
-	if err := r.Client.List(ctx, &list, client.InNamespace(cr.Namespace), client.MatchingFields{requestOwnerIndex: crt.Name}); err != nil {
+	// Read only (issuedRecord, conditions): the cache's own copies.
+	if err := r.Client.List(ctx, &list, client.InNamespace(cr.Namespace), client.MatchingFields{requestOwnerIndex: crt.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return false, time.Time{}, err
 	}
 	for i := range list.Items {
@@ -359,7 +374,7 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 		if o.UID == cr.UID || revisionOf(o) <= ours || certificateOwner(o) == nil || certificateOwner(o).UID != crt.UID {
 			continue
 		}
-		if l := leafOf(o.Status.Certificate); l != nil && sameCertificate(l, held) {
+		if rec, ok := issuedRecord(o); ok && rec.Is(held) {
 			if c := readyCondition(o); c != nil && c.Status == cmmeta.ConditionTrue && c.LastTransitionTime != nil {
 				// The condition keeps whole seconds: the successor was
 				// issued within the second after it, so the grace period
@@ -369,10 +384,6 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 		}
 	}
 	return false, time.Time{}, nil
-}
-
-func sameCertificate(a, b *x509.Certificate) bool {
-	return a.SerialNumber.Cmp(b.SerialNumber) == 0 && string(a.RawIssuer) == string(b.RawIssuer)
 }
 
 // revisionOf is the request's cert-manager revision, 0 when unknown.
@@ -432,6 +443,7 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 	})
 	return ctrl.ControllerManagedBy(mgr).
 		Named("revocation").
+		WithOptions(controller.Options{LogConstructor: reconcileLog(mgr.GetLogger(), "revocation")}).
 		For(&cmapi.CertificateRequest{}, ctrl.WithPredicates(ours)).
 		Watches(&cmapi.Certificate{}, handler.EnqueueRequestsFromMapFunc(r.requestsOf)).
 		// A request's issuance can supersede its siblings: the Certificate's
@@ -465,7 +477,7 @@ func issuedNow() predicate.Predicate {
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, ok1 := e.ObjectOld.(*cmapi.CertificateRequest)
 			n, ok2 := e.ObjectNew.(*cmapi.CertificateRequest)
-			return ok1 && ok2 && len(o.Status.Certificate) == 0 && len(n.Status.Certificate) > 0
+			return ok1 && ok2 && !hasIssued(o) && hasIssued(n)
 		},
 	}
 }
@@ -473,7 +485,7 @@ func issuedNow() predicate.Predicate {
 // requestsOf maps a Certificate to its requests.
 func (r *RevocationReconciler) requestsOf(ctx context.Context, o client.Object) []reconcile.Request {
 	var list cmapi.CertificateRequestList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{requestOwnerIndex: o.GetName()}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{requestOwnerIndex: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "listing a Certificate's requests", "certificate", o.GetName())
 		return nil
 	}

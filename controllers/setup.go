@@ -44,6 +44,10 @@ type Options struct {
 	// Clock is the clock of every schedule and timestamp; nil means the real
 	// one.
 	Clock clock.WithTicker
+	// SelectByIssuerGroup: the API server selects CertificateRequests by
+	// IssuerGroupField (IssuerGroupSelectable), and the cache holds only
+	// those of our group.
+	SelectByIssuerGroup bool
 }
 
 // jitter is a factor in [0.9, 1.1) spreading timers so issuers and requests
@@ -97,11 +101,16 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	// Begun on election: requests of either kind that exist then may have
 	// been sent by the predecessor.
-	attempts := NewAttempts(clk, Inventories(
-		CertificateRequestInventory(mgr.GetAPIReader()),
-		CertificateSigningRequestInventory(mgr.GetAPIReader()),
-	))
+	readers := InventoryReaders{API: mgr.GetAPIReader(), Cache: mgr.GetCache(), SelectByIssuerGroup: o.SelectByIssuerGroup}
+	attempts := NewAttempts(clk, Inventories(CertificateRequestInventory(readers), CertificateSigningRequestInventory(readers)))
 	if err := mgr.Add(attempts); err != nil {
+		return err
+	}
+	ready := &Readiness{Cache: mgr.GetCache(), Elected: mgr.Elected(), Attempts: attempts}
+	if err := mgr.Add(ready); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("signing", ready.Check); err != nil {
 		return err
 	}
 	signer := &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,

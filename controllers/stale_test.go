@@ -48,7 +48,7 @@ func TestStaleReadNeverActs(t *testing.T) {
 	c := staleReader{Client: k8s, old: stale}
 	// A second process (or one restarted) that began after the request
 	// existed: it inherits the request and searches before enrolling.
-	attempts := controllers.NewAttempts(clock.RealClock{}, controllers.CertificateRequestInventory(k8s))
+	attempts := controllers.NewAttempts(clock.RealClock{}, controllers.CertificateRequestInventory(controllers.InventoryReaders{API: k8s}))
 	if err := attempts.Begin(context.Background()); err != nil {
 		t.Fatal(err)
 	}

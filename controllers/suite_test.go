@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -52,9 +53,11 @@ var (
 	logs        = &syncBuffer{}
 	metricsAddr string
 	mgrCancel   context.CancelFunc
-	mgrDone     chan struct{}
-	mgrMu       sync.Mutex
-	nsCounter   atomic.Int64
+	// mgrCache is the running manager's cache, for tests of what it holds.
+	mgrCache  cache.Cache
+	mgrDone   chan struct{}
+	mgrMu     sync.Mutex
+	nsCounter atomic.Int64
 )
 
 // syncBuffer collects every log line of the manager, for the test that no
@@ -149,7 +152,7 @@ func startManager() error {
 			fmt.Fprintln(os.Stderr, "manager stopped:", err)
 		}
 	}()
-	mgrCancel, mgrDone = cancel, done
+	mgrCancel, mgrDone, mgrCache = cancel, done, mgr.GetCache()
 	return nil
 }
 

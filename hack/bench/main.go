@@ -5,7 +5,7 @@
 // token fetches, and the manager's CPU and memory, as Markdown tables on
 // stdout and a JSON file under bench-results/.
 //
-//	go run ./hack/bench [--scenario all|issue|scale|cluster-size|outage|certificates] [--quick]
+//	go run ./hack/bench [--scenario all|issue|throughput|scale|cluster-size|outage|certificates] [--quick]
 package main
 
 import (
@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +41,8 @@ type options struct {
 	plot      string
 	keep      bool
 	profile   string
+	// scaleSizes are the scale scenario's counts of finished requests.
+	scaleSizes []int
 }
 
 func main() {
@@ -59,7 +62,7 @@ func main() {
 func run() error {
 	var o options
 	var scenarios string
-	flag.StringVar(&scenarios, "scenario", "all", "comma-separated: issue, scale, cluster-size, outage, certificates, or all")
+	flag.StringVar(&scenarios, "scenario", "all", "comma-separated: issue, throughput, scale, cluster-size, outage, certificates, or all")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes: a smoke run in under 2 minutes")
 	flag.DurationVar(&o.latency, "latency", 50*time.Millisecond, "EJBCA simulator latency per call (issue, cluster-size, outage, certificates)")
 	flag.IntVar(&o.workers, "workers", 16, "the manager's --max-concurrent-reconciles (issue, cluster-size, outage, certificates)")
@@ -67,13 +70,20 @@ func run() error {
 	flag.DurationVar(&o.outage, "outage", 3*time.Minute, "how long EJBCA is unreachable in the outage scenario (20s with --quick)")
 	flag.IntVar(&o.qps, "kube-api-qps", 500, "the manager's --kube-api-qps (burst is twice this)")
 	flag.StringVar(&o.outDir, "out", "bench-results", "directory for the JSON results")
-	flag.StringVar(&o.plot, "plot", "", "write the scale scenario's throughput plot (SVG) here")
+	flag.StringVar(&o.plot, "plot", "", "write the throughput scenario's plot (SVG) here")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the manager during each issue run to this directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (manager logs, kubeconfig) and print its path")
+	var scaleSizes string
+	flag.StringVar(&scaleSizes, "scale-sizes", "", "comma-separated counts of finished requests for the scale scenario (default 0,2000,10000,30000; 0,600 with --quick)")
 	flag.Parse()
+	for _, f := range strings.Split(scaleSizes, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			o.scaleSizes = append(o.scaleSizes, n)
+		}
+	}
 	o.scenarios = strings.Split(scenarios, ",")
 	if scenarios == "all" {
-		o.scenarios = []string{"issue", "scale", "cluster-size", "outage", "certificates"}
+		o.scenarios = []string{"issue", "throughput", "scale", "cluster-size", "outage", "certificates"}
 	}
 	if o.count == 0 {
 		o.count = 1000
@@ -104,7 +114,7 @@ func run() error {
 	}
 
 	progress("building the manager binary with the release flags")
-	bin, err := buildManager(root)
+	bin, err := buildManager(root, work)
 	if err != nil {
 		return fmt.Errorf("building the manager: %w", err)
 	}
@@ -130,6 +140,8 @@ func run() error {
 		switch sc {
 		case "issue":
 			err = b.scenarioIssue(ctx, report)
+		case "throughput":
+			err = b.scenarioThroughput(ctx, report)
 		case "scale":
 			err = b.scenarioScale(ctx, report)
 		case "cluster-size":

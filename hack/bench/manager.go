@@ -30,9 +30,9 @@ type managerProcess struct {
 }
 
 // buildManager builds the manager with the release flags (as the Dockerfile
-// and `make build` do).
-func buildManager(root string) (string, error) {
-	bin := filepath.Join(root, "bin", "ejbca-issuer-bench")
+// and `make build` do) into the run's work directory.
+func buildManager(root, work string) (string, error) {
+	bin := filepath.Join(work, "ejbca-issuer-bench")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X github.com/certctl-io/ejbca-issuer/internal/version.Version=bench", "-o", bin, ".")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -97,7 +97,8 @@ func printRuns(results []*runResult) {
 	}
 }
 
-func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
+// scenarioThroughput measures throughput against workers and EJBCA latency.
+func (b *bench) scenarioThroughput(ctx context.Context, rep *report) error {
 	workers := []int{1, 4, 16, 64}
 	latencies := []time.Duration{10 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond}
 	if b.opts.quick {
@@ -119,16 +120,16 @@ func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
 			if b.opts.quick {
 				k = min(k, 60)
 			}
-			progress("scale: %d workers, %s latency, %d certificates", w, lat, k)
+			progress("throughput: %d workers, %s latency, %d certificates", w, lat, k)
 			r, err := b.issueRun(ctx, runConfig{Auth: "mtls", Workers: w, Latency: lat, Count: k})
 			if err != nil {
 				return err
 			}
 			results = append(results, r)
-			rep.Results["scale"] = append(rep.Results["scale"], r)
+			rep.Results["throughput"] = append(rep.Results["throughput"], r)
 		}
 	}
-	fmt.Printf("\n### scale: throughput against workers and EJBCA latency (mTLS)\n\n")
+	fmt.Printf("\n### throughput: throughput against workers and EJBCA latency (mTLS)\n\n")
 	printRuns(results)
 	if b.opts.plot != "" {
 		if err := writePlot(b.opts.plot, results); err != nil {

@@ -21,7 +21,9 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -142,6 +144,11 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		lock = held.Watch(l)
 	}
 	o.Options.Lease = held
+	selectByGroup, err := controllers.IssuerGroupSelectable(cfg)
+	if err != nil {
+		ctrl.Log.WithName("setup").Info("CertificateRequests of other issuers are cached as stubs: the API server does not select them by issuer group", "reason", err.Error())
+	}
+	o.Options.SelectByIssuerGroup = selectByGroup
 	o.Options.SecretsNamespaceOnly = o.SecretsInClusterResourceNamespaceOnly
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
@@ -161,15 +168,12 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		RenewDeadline:                       &renew,
 		RetryPeriod:                         &retry,
 		Controller:                          config.Controller{SkipNameValidation: &o.RestartableInProcess},
-		Cache:                               cacheOptions(o),
+		Cache:                               cacheOptions(o, selectByGroup),
 	})
 	if err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return nil, err
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return nil, err
 	}
 	if err := controllers.Setup(mgr, o.Options); err != nil {
@@ -205,15 +209,29 @@ func leaderElectionLock(cfg *rest.Config, namespace string, renew time.Duration)
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=ejbca-issuer,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=ejbca-issuer,resources=events,verbs=create;patch
 
-// cacheOptions strips managedFields from everything cached and, when asked,
-// limits the Secret and ConfigMap metadata watches to the cluster resource
-// namespace.
-func cacheOptions(o Options) cache.Options {
-	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+// cacheOptions strips managedFields from everything cached, keeps requests
+// and Certificates in the shape the controllers need (controllers.ShapeOf:
+// other issuers' and signers' as stubs, final ones of ours as a record),
+// watches only CertificateRequests of our API group when the API server can
+// select them by spec.issuerRef.group, and, when asked, limits the Secret
+// and ConfigMap metadata watches to the cluster resource namespace.
+func cacheOptions(o Options, selectByGroup bool) cache.Options {
+	requests := cache.ByObject{Transform: controllers.TrimCertificateRequest}
+	if selectByGroup {
+		requests.Field = fields.OneTermEqualSelector(controllers.IssuerGroupField, v1alpha1.GroupVersion.Group)
+	}
+	opts := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&cmapi.CertificateRequest{}:                 requests,
+			&certificatesv1.CertificateSigningRequest{}: {Transform: controllers.TrimCertificateSigningRequest},
+			&cmapi.Certificate{}:                        {Transform: controllers.TrimCertificate},
+		},
+	}
 	if o.SecretsInClusterResourceNamespaceOnly {
 		only := map[string]cache.Config{o.ClusterResourceNamespace: {}}
-		opts.ByObject = map[client.Object]cache.ByObject{
-			credentials.KindSecret.Metadata(): {Namespaces: only}, credentials.KindConfigMap.Metadata(): {Namespaces: only}}
+		opts.ByObject[credentials.KindSecret.Metadata()] = cache.ByObject{Namespaces: only}
+		opts.ByObject[credentials.KindConfigMap.Metadata()] = cache.ByObject{Namespaces: only}
 	}
 	return opts
 }

@@ -1,0 +1,149 @@
+package controllers_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/cert-manager/cert-manager/pkg/util/pki"
+	certificatesv1 "k8s.io/api/certificates/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+)
+
+// TestForeignCSRsDoNotGrowTheCache: a tenant's CSRs for another signer,
+// each near the API server's object size limit, are held by the manager's
+// cache as stubs of their identity and signer name: none of their request
+// bytes is cached.
+func TestForeignCSRsDoNotGrowTheCache(t *testing.T) {
+	t.Parallel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 700<<10)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "huge"},
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Value: big}}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	var names []string
+	for i := range 3 {
+		csr := &certificatesv1.CertificateSigningRequest{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "huge-foreign-"},
+			Spec: certificatesv1.CertificateSigningRequestSpec{Request: request, SignerName: fmt.Sprintf("example.com/hostile-%d", i),
+				Usages: []certificatesv1.KeyUsage{certificatesv1.UsageClientAuth}},
+		}
+		create(t, csr)
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), csr) })
+		names = append(names, csr.Name)
+	}
+	for _, name := range names {
+		eventually(t, 30*time.Second, func() string {
+			cached := &certificatesv1.CertificateSigningRequest{}
+			if err := mgrCache.Get(context.Background(), client.ObjectKey{Name: name}, cached); err != nil {
+				return "not in the cache yet: " + err.Error()
+			}
+			if controllers.ShapeOf(cached) != controllers.ShapeStub || len(cached.Spec.Request) > 0 || cached.Spec.SignerName == "" {
+				return fmt.Sprintf("the cache holds foreign CSR %s as %q with %d request bytes", name, controllers.ShapeOf(cached), len(cached.Spec.Request))
+			}
+			return ""
+		})
+	}
+}
+
+// TestRevocationAfterRestartWithManyFinishedRequests: a manager restarted
+// with many finished requests of ours in the cluster (cached as records,
+// without their certificates) still revokes one of them, issued long
+// before the restart, when it is annotated, with the serial and issuer it
+// was issued with. Not parallel: it restarts the suite's manager.
+func TestRevocationAfterRestartWithManyFinishedRequests(t *testing.T) {
+	const finished = 1000
+	sim := newSim(t, ejbcasim.Config{})
+	ns, _ := readyIssuer(t, sim, func(s *v1alpha1.IssuerSpec) { s.Revocation = &v1alpha1.RevocationSpec{} })
+	cr, _ := requestFor(t, ns, "ejbca", "long-ago")
+	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
+	leaf, err := pki.DecodeX509CertificateBytes(cr.Status.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := leaf.SerialNumber.Text(16)
+
+	restartManager(t, func() {
+		// Finished requests of ours, made while no manager runs.
+		_, csrPEM := csrFor(t, "finished.example.com")
+		var wg sync.WaitGroup
+		errs := make(chan error, finished)
+		sem := make(chan struct{}, 16)
+		for i := range finished {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				o := &cmapi.CertificateRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("finished-%d", i)},
+					Spec: cmapi.CertificateRequestSpec{Request: csrPEM, IssuerRef: cmmetaRef("ejbca")}}
+				if err := k8s.Create(context.Background(), o); err != nil {
+					errs <- err
+					return
+				}
+				now := metav1.Now()
+				o.Status = cmapi.CertificateRequestStatus{Certificate: cr.Status.Certificate, CA: cr.Status.CA, Conditions: []cmapi.CertificateRequestCondition{
+					{Type: cmapi.CertificateRequestConditionApproved, Status: cmmeta.ConditionTrue, Reason: "Test", LastTransitionTime: &now},
+					{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued, LastTransitionTime: &now}}}
+				if err := k8s.Status().Update(context.Background(), o); err != nil && !apierrors.IsConflict(err) {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	})
+	eventually(t, 60*time.Second, func() string {
+		cached := &cmapi.CertificateRequest{}
+		if err := mgrCache.Get(context.Background(), client.ObjectKeyFromObject(cr), cached); err != nil {
+			return err.Error()
+		}
+		if controllers.ShapeOf(cached) != controllers.ShapeFinished || len(cached.Status.Certificate) > 0 || len(cached.Spec.Request) > 0 {
+			return fmt.Sprintf("the cache holds the issued request as %q with %d certificate bytes", controllers.ShapeOf(cached), len(cached.Status.Certificate))
+		}
+		return ""
+	})
+	update(t, cr, func(cr *cmapi.CertificateRequest) {
+		if cr.Annotations == nil {
+			cr.Annotations = map[string]string{}
+		}
+		cr.Annotations[controllers.RevokeAnnotation] = "keyCompromise"
+	})
+	eventually(t, 60*time.Second, func() string {
+		for _, c := range sim.Issued() {
+			if c.Serial.Text(16) == serial && c.RevocationReason == "KEY_COMPROMISE" {
+				return ""
+			}
+		}
+		return "serial " + serial + " is not revoked in EJBCA"
+	})
+	if n := sim.RevokeCalls(serial); n != 1 {
+		t.Errorf("%d revoke calls for serial %s, want 1", n, serial)
+	}
+}

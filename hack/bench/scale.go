@@ -1,0 +1,371 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+)
+
+// scaleResult is one point of the scale scenario: a fresh manager in a
+// cluster holding Finished CertificateRequests (half ours, half another
+// issuer's, all final) and ForeignCSRs Kubernetes CSRs of another signer.
+type scaleResult struct {
+	Finished    int `json:"finished_requests"`
+	Ours        int `json:"finished_requests_ours"`
+	ForeignCSRs int `json:"foreign_csrs"`
+	// RequestBytes is the mean size of a finished request as JSON.
+	RequestBytes int `json:"request_json_bytes"`
+	// CacheSyncSeconds: process start to the cache synced (readyz past
+	// its first stage); ReadySeconds: to /readyz OK (the inventory taken).
+	CacheSyncSeconds float64 `json:"cache_sync_seconds"`
+	ReadySeconds     float64 `json:"ready_seconds"`
+	// FirstSignatureSeconds: process start to Ready=True of a request
+	// created the moment /readyz said ready.
+	FirstSignatureSeconds float64 `json:"first_signature_seconds"`
+	SettledRSSMiB         float64 `json:"settled_rss_mib"`
+	PeakRSSMiB            float64 `json:"peak_rss_mib"`
+	LiveHeapMiB           float64 `json:"live_heap_mib"`
+	StartupCPUSeconds     float64 `json:"startup_cpu_seconds"`
+}
+
+// scenarioScale measures start-up and memory against the number of finished
+// requests in the cluster (issue 21's targets: 30,000 finished requests
+// and 10,000 foreign CSRs, peak RSS ≤ 128 MiB, settled ≤ 96 MiB, first
+// signature ≤ 5 s). The cluster grows from one point to the next.
+func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
+	sizes := []int{0, 2000, 10000, 30000}
+	if b.opts.quick {
+		sizes = []int{0, 600}
+	}
+	if len(b.opts.scaleSizes) > 0 {
+		sizes = b.opts.scaleSizes
+	}
+	ns, err := b.namespace("scale")
+	if err != nil {
+		return err
+	}
+	iss, err := b.issuer(ctx, ns, "ejbca", "mtls")
+	if err != nil {
+		return err
+	}
+	fill, err := newFinishedFiller(b.stack.Client, ns, iss.Name)
+	if err != nil {
+		return err
+	}
+	var results []*scaleResult
+	for _, n := range sizes {
+		progress("scale: filling the cluster to %d finished requests and %d foreign CSRs", n, n/3)
+		if err := fill.to(ctx, n); err != nil {
+			return err
+		}
+		progress("scale: a fresh manager with %d finished requests in the cluster", n)
+		r, err := b.scaleRun(ctx, ns, iss, n)
+		if err != nil {
+			return err
+		}
+		r.RequestBytes = fill.meanBytes()
+		results = append(results, r)
+		rep.Results["scale"] = append(rep.Results["scale"], r)
+	}
+	fmt.Printf("\n### scale: a fresh manager against finished requests in the cluster (half ours), and N/3 foreign CSRs\n\n")
+	fmt.Println("| finished requests | foreign CSRs | request JSON bytes | cache synced s | ready s | first signature s | settled RSS MiB | peak RSS MiB | live heap MiB | start-up CPU s |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		fmt.Printf("| %d | %d | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f |\n", r.Finished, r.ForeignCSRs, r.RequestBytes,
+			r.CacheSyncSeconds, r.ReadySeconds, r.FirstSignatureSeconds, r.SettledRSSMiB, r.PeakRSSMiB, r.LiveHeapMiB, r.StartupCPUSeconds)
+	}
+	return nil
+}
+
+// scaleRun starts a manager, follows /readyz, signs one request as soon as
+// it is ready, and reads the manager's memory and CPU once settled.
+func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssuer, n int) (*scaleResult, error) {
+	health, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	mgr, err := startManager(b.bin, b.stack.Kubeconfig, filepath.Join(b.work, fmt.Sprintf("scale-%d.log", n)), b.opts.workers,
+		append(b.managerFlags(), "--health-probe-bind-address="+health)...)
+	if err != nil {
+		return nil, err
+	}
+	defer mgr.stop()
+	res := &scaleResult{Finished: n, Ours: (n + 1) / 2, ForeignCSRs: n / 3}
+	synced, ready, err := waitReady(ctx, "http://"+health+"/readyz/signing", 5*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	res.CacheSyncSeconds, res.ReadySeconds = synced.Sub(start).Seconds(), ready.Sub(start).Seconds()
+
+	requests, err := csrs(1)
+	if err != nil {
+		return nil, err
+	}
+	cr := &cmapi.CertificateRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("first-%d", n)},
+		Spec: cmapi.CertificateRequestSpec{Request: requests[0], Usages: []cmapi.KeyUsage{cmapi.UsageServerAuth, cmapi.UsageDigitalSignature},
+			IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: iss.Name}},
+	}
+	c := b.stack.Client
+	if err := c.Create(ctx, cr); err != nil {
+		return nil, err
+	}
+	if err := approve(ctx, c, cr); err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+			return nil, err
+		}
+		if c := readyOf(cr); c != nil && c.Status == cmmeta.ConditionTrue {
+			res.FirstSignatureSeconds = time.Since(start).Seconds()
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the first request was not signed within 2 minutes of readiness")
+		}
+	}
+	cpu, _ := mgr.cpu()
+	res.StartupCPUSeconds = cpu.Seconds()
+	time.Sleep(5 * time.Second) // settle: informers' initial work done, GC caught up
+	res.LiveHeapMiB = heapAfterGC(mgr) / (1 << 20)
+	cur, peak, _ := mgr.rss()
+	res.SettledRSSMiB, res.PeakRSSMiB = cur/(1<<20), peak/(1<<20)
+	return res, nil
+}
+
+func readyOf(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
+	for i := range cr.Status.Conditions {
+		if cr.Status.Conditions[i].Type == cmapi.CertificateRequestConditionReady {
+			return &cr.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// waitReady polls the manager's readiness check: synced is when it first
+// stopped saying the cache has not synced, ready when it passed.
+func waitReady(ctx context.Context, url string, limit time.Duration) (synced, ready time.Time, err error) {
+	deadline := time.Now().Add(limit)
+	for ; time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ctx.Err() != nil {
+			return synced, ready, ctx.Err()
+		}
+		res, err := http.Get(url)
+		if err != nil {
+			continue // not serving yet
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		now := time.Now()
+		if synced.IsZero() && !strings.Contains(string(body), "cache has not synced") {
+			synced = now
+		}
+		if res.StatusCode == http.StatusOK {
+			return synced, now, nil
+		}
+	}
+	return synced, ready, fmt.Errorf("the manager was not ready within %s", limit)
+}
+
+// finishedFiller creates final CertificateRequests shaped as cert-manager
+// leaves them (P-256 CSR, RSA-2048 leaf and intermediate, status.ca,
+// approved and Ready), half of them ours, and foreign CSRs, growing the
+// cluster to a given count.
+type finishedFiller struct {
+	c           client.Client
+	ns, issuer  string
+	requests    int
+	csrs        int
+	csrPEM      [][]byte
+	chains      [][]byte
+	ca          []byte
+	bytes, seen atomic.Int64
+}
+
+func newFinishedFiller(c client.Client, ns, issuer string) (*finishedFiller, error) {
+	f := &finishedFiller{c: c, ns: ns, issuer: issuer}
+	var err error
+	if f.csrPEM, err = csrs(8); err != nil {
+		return nil, err
+	}
+	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Bench Intermediate CA", Organization: []string{"Bench"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(10 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	f.ca = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	leafKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	// A pool of leaves (each request's serial need not be unique here:
+	// nothing is revoked); RSA signatures are what makes them slow to make.
+	for i := range 64 {
+		name := fmt.Sprintf("svc-%d.bench.example.com", i)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(1000 + i)), Subject: pkix.Name{CommonName: name},
+			DNSNames: []string{name, "alt-" + name}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, &leafKey.PublicKey, caKey)
+		if err != nil {
+			return nil, err
+		}
+		f.chains = append(f.chains, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), f.ca...))
+	}
+	return f, nil
+}
+
+func (f *finishedFiller) meanBytes() int {
+	if f.seen.Load() == 0 {
+		return 0
+	}
+	return int(f.bytes.Load() / f.seen.Load())
+}
+
+// to grows the cluster to n finished requests and n/3 foreign CSRs.
+func (f *finishedFiller) to(ctx context.Context, n int) error {
+	if err := parallel(ctx, f.requests, n, f.request); err != nil {
+		return err
+	}
+	f.requests = max(f.requests, n)
+	if err := parallel(ctx, f.csrs, n/3, f.foreignCSR); err != nil {
+		return err
+	}
+	f.csrs = max(f.csrs, n/3)
+	return nil
+}
+
+// parallel runs do(i) for i in [from, to) on 24 goroutines, stopping at the
+// first error.
+func parallel(ctx context.Context, from, to int, do func(context.Context, int) error) error {
+	var next atomic.Int64
+	next.Store(int64(from))
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= to || ctx.Err() != nil {
+					return
+				}
+				if err := do(ctx, i); err != nil {
+					once.Do(func() { firstErr = err })
+					next.Store(int64(to))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+func (f *finishedFiller) request(ctx context.Context, i int) error {
+	ref := cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: f.issuer}
+	if i%2 == 1 {
+		ref = cmmeta.IssuerReference{Group: "cert-manager.io", Kind: "ClusterIssuer", Name: "letsencrypt-prod"}
+	}
+	name := fmt.Sprintf("done-%d", i)
+	cr := &cmapi.CertificateRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name, Annotations: map[string]string{
+			cmapi.CertificateNameKey: "svc-" + name, cmapi.CertificateRequestRevisionAnnotationKey: "1",
+			cmapi.CertificateRequestPrivateKeyAnnotationKey: "svc-" + name + "-tls", "cert-manager.io/certificate-secret-name": "svc-" + name + "-tls"}},
+		Spec: cmapi.CertificateRequestSpec{Request: f.csrPEM[i%len(f.csrPEM)], IssuerRef: ref,
+			Duration: &metav1.Duration{Duration: 90 * 24 * time.Hour}, Usages: []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth}},
+	}
+	if err := f.c.Create(ctx, cr); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	now := metav1.Now()
+	for attempt := 0; ; attempt++ {
+		if err := f.c.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+			return err
+		}
+		cr.Status = cmapi.CertificateRequestStatus{
+			Conditions: []cmapi.CertificateRequestCondition{
+				{Type: cmapi.CertificateRequestConditionApproved, Status: cmmeta.ConditionTrue, Reason: "cert-manager.io", Message: "Certificate request has been approved by cert-manager.io", LastTransitionTime: &now},
+				{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued, Message: "Certificate fetched from issuer successfully", LastTransitionTime: &now},
+			},
+			Certificate: f.chains[i%len(f.chains)], CA: f.ca,
+		}
+		err := f.c.Status().Update(ctx, cr)
+		if err == nil {
+			break
+		}
+		if !apierrors.IsConflict(err) || attempt > 5 {
+			return err
+		}
+	}
+	if i%50 == 0 {
+		if data, err := json.Marshal(cr); err == nil {
+			f.bytes.Add(int64(len(data)))
+			f.seen.Add(1)
+		}
+	}
+	return nil
+}
+
+// foreignCSR creates a CSR for another signer, as kubelets do for their
+// client certificates.
+func (f *finishedFiller) foreignCSR(ctx context.Context, i int) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	node := fmt.Sprintf("node-%d", i)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}}}, key)
+	if err != nil {
+		return err
+	}
+	csr := &certificatesv1.CertificateSigningRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("csr-%s-%d", f.ns, i)},
+		Spec: certificatesv1.CertificateSigningRequestSpec{
+			Request:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+			SignerName: "example.com/bench-kubelet",
+			Usages:     []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth},
+		},
+	}
+	if err := f.c.Create(ctx, csr); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
