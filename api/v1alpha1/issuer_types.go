@@ -150,7 +150,7 @@ type IssuerSpec struct {
 // +kubebuilder:validation:MaxLength=2048
 // +kubebuilder:validation:XValidation:rule="self.startsWith('https://')",message="each of urls must start with https:// (EJBCA's REST API is only served over TLS), e.g. https://ejbca-2.example.com:8443"
 // +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="each of urls must not carry a fragment (the part from '#'): give https://host[:port][/path]"
-// +kubebuilder:validation:XValidation:rule="self.contains('#') || (isURL(self) && url(self).getHostname() != '')",message="each of urls must be an absolute URL with a host, e.g. https://ejbca-2.example.com:8443"
+// +kubebuilder:validation:XValidation:rule="self.contains('#') || (isURL(self) && size(url(self).getHostname()) > 0)",message="each of urls must be an absolute URL with a host, e.g. https://ejbca-2.example.com:8443"
 // +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getQuery().size() == 0",message="each of urls must not carry a query string"
 type NodeURL string
 
