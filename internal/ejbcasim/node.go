@@ -42,6 +42,8 @@ type Node struct {
 	conns  map[net.Conn]struct{}
 	calls  map[string]int // by path suffix after the REST prefix
 	frozen int            // calls held by the freeze
+	refuse bool           // refuse every authenticated call with 403
+	dialed int            // connections accepted, those reset while down included
 }
 
 // StartNode starts another node of s on a new loopback port, closed with s
@@ -62,7 +64,7 @@ func (s *Sim) StartNode() (*Node, error) {
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
-	gate := &gateListener{Listener: ln, isDown: n.isDown}
+	gate := &gateListener{Listener: &countingListener{Listener: ln, node: n}, isDown: n.isDown}
 	go func() {
 		defer close(n.serveDone)
 		_ = n.srv.Serve(tls.NewListener(gate, s.tlsConfig))
@@ -123,6 +125,18 @@ func (n *Node) SetFrozen(frozen bool) {
 	}
 }
 
+// SetRefuseCredentials makes the node answer every authenticated REST call
+// with EJBCA's 403, whatever the credentials, while the other nodes accept
+// them: a node whose own configuration differs (its application server's
+// truststore lacks the administrator CA, or its OAuth provider settings are
+// stale). EJBCA refuses credentials with 403 and its JSON error body
+// (ExceptionHandler for AuthenticationFailedException).
+func (n *Node) SetRefuseCredentials(refuse bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.refuse = refuse
+}
+
 // Calls is how many calls reached the node whose REST path ends with
 // suffix (e.g. "/pkcs10enroll"; "" counts every call), whether it answered
 // them or not.
@@ -136,6 +150,29 @@ func (n *Node) Calls(suffix string) int {
 		}
 	}
 	return total
+}
+
+// Dialed is how many connections clients opened to the node, those it
+// reset while down included: how often a client tried it.
+func (n *Node) Dialed() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.dialed
+}
+
+type countingListener struct {
+	net.Listener
+	node *Node
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.node.mu.Lock()
+		l.node.dialed++
+		l.node.mu.Unlock()
+	}
+	return c, err
 }
 
 // Held is how many calls the node holds frozen right now.
@@ -155,7 +192,7 @@ func (n *Node) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
 		n.calls[strings.TrimPrefix(r.URL.Path, restPrefix)]++
-		down, thaw := n.down, n.thaw
+		down, thaw, refuse := n.down, n.thaw, n.refuse
 		if thaw != nil {
 			n.frozen++
 		}
@@ -174,6 +211,10 @@ func (n *Node) wrap(h http.Handler) http.Handler {
 			n.frozen--
 			n.mu.Unlock()
 			abortConnection(w)
+			return
+		}
+		if refuse && isRESTPath(r) && !strings.HasSuffix(r.URL.Path, "/status") {
+			writeError(w, http.StatusForbidden, "Authentication failed: the client certificate or OAuth bearer token is not trusted by this node.")
 			return
 		}
 		h.ServeHTTP(w, r)
