@@ -162,3 +162,34 @@ func TestNodeDiesMidBurst(t *testing.T) {
 	}
 	t.Logf("after the kill: node A tried %d times; enrolments A %d, B %d", a.Dialed()-dialedAtKill, a.Calls("/pkcs10enroll"), b.Calls("/pkcs10enroll"))
 }
+
+// TestNodeFrozenMidEnrolment: the first node takes a request's enrolment
+// and hangs. The enrolment is not sent to the second node when the call
+// times out: the request is searched for through the second node under
+// the settle rule, and only then enrolled there, once. The hung node,
+// restarted, drops the call: one certificate in all.
+func TestNodeFrozenMidEnrolment(t *testing.T) {
+	t.Parallel()
+	sim, a, b := simNodes(t)
+	ns, iss := nodesIssuer(t, sim, "ejbca", a, b)
+	waitIssuer(t, iss, v1alpha1.ReasonChecked)
+	a.SetFrozen(true)
+	cr, _ := requestFor(t, ns, "ejbca", "frozen")
+	eventually(t, time.Minute, func() string {
+		if a.Calls("/pkcs10enroll") == 0 {
+			return "the enrolment has not reached node A"
+		}
+		return ""
+	})
+	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 2*time.Minute)
+	a.SetFrozen(false)
+	if got := enrolments(sim, ns+"/frozen"); got != 1 || sim.Counters().Enrollments != 1 {
+		t.Errorf("%d enrolments of the end entity, %d certificates; want 1", got, sim.Counters().Enrollments)
+	}
+	if a.Calls("/pkcs10enroll") != 1 || b.Calls("/pkcs10enroll") != 1 {
+		t.Errorf("enrolment calls: node A %d, node B %d; want 1 each (the lost one, then the one after the search)", a.Calls("/pkcs10enroll"), b.Calls("/pkcs10enroll"))
+	}
+	if b.Calls("/search") == 0 {
+		t.Error("no recovery search went through node B before it enrolled")
+	}
+}
