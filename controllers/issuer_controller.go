@@ -127,6 +127,9 @@ type healthRecord struct {
 	reason     string
 	message    string
 	failures   int
+	// degraded: Ready, but some of the issuer's EJBCA nodes are not
+	// usable; checked again sooner, so the message follows their return.
+	degraded bool
 }
 
 // +kubebuilder:rbac:groups=ejbca-issuer.certctl.io,resources=ejbcaissuers;ejbcaclusterissuers,verbs=get;list;watch
@@ -196,15 +199,16 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 	var status metav1.ConditionStatus
 	var reason, message string
+	var degraded bool
 	if reported && last != nil && last.generation == iss.GetGeneration() && last.refs == refs {
 		// A request found the fault since the last check, with nothing
 		// changed since: take it as this check's result.
 		status, reason, message = metav1.ConditionFalse, fault.Reason, fault.Message
 	} else {
-		status, reason, message = r.check(ctx, iss)
+		status, reason, message, degraded = r.check(ctx, iss)
 	}
 	metrics.HealthChecks.WithLabelValues(r.Kind, reason).Inc()
-	rec := &healthRecord{uid: iss.GetUID(), generation: iss.GetGeneration(), refs: refs, at: now, status: status, reason: reason, message: message}
+	rec := &healthRecord{uid: iss.GetUID(), generation: iss.GetGeneration(), refs: refs, at: now, status: status, reason: reason, message: message, degraded: degraded}
 	if status != metav1.ConditionTrue && last != nil && last.status != metav1.ConditionTrue {
 		rec.failures = last.failures + 1
 	} else if status != metav1.ConditionTrue {
@@ -219,7 +223,7 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 	if r.Reachability != nil {
 		if reason == v1alpha1.ReasonUnreachable {
-			r.Reachability.Unreachable(r.Kind, req.NamespacedName, iss.GetSpec().URL, now)
+			r.Reachability.Unreachable(r.Kind, req.NamespacedName, strings.Join(iss.GetSpec().NodeURLs(), " "), now)
 		} else {
 			r.Reachability.Forget(r.Kind, req.NamespacedName)
 		}
@@ -237,7 +241,13 @@ func (r *IssuerReconciler) nextCheck(rec *healthRecord) time.Time {
 	if r.Jitter != nil {
 		j = r.Jitter()
 	}
-	return IssuerCheckDue(rec.at, rec.status == metav1.ConditionTrue, rec.reason, rec.failures, r.Interval, r.Reachability != nil, j)
+	due := IssuerCheckDue(rec.at, rec.status == metav1.ConditionTrue, rec.reason, rec.failures, r.Interval, r.Reachability != nil, j)
+	if rec.degraded {
+		if soon := rec.at.Add(MinHealthCheckSpacing); soon.Before(due) {
+			return soon
+		}
+	}
+	return due
 }
 
 // IssuerCheckDue is when an issuer checked at `at` is checked next: a
@@ -266,8 +276,9 @@ func IssuerCheckDue(at time.Time, ready bool, reason string, failures int, inter
 }
 
 // check builds the issuer's client and calls EJBCA's CA list: authenticated,
-// and it shows whether caName exists.
-func (r *IssuerReconciler) check(ctx context.Context, iss v1alpha1.Issuer) (metav1.ConditionStatus, string, string) {
+// and it shows whether caName exists. An issuer of several nodes asks each
+// (checkNodes); degraded says some of them are not usable.
+func (r *IssuerReconciler) check(ctx context.Context, iss v1alpha1.Issuer) (status metav1.ConditionStatus, reason, message string, degraded bool) {
 	spec := iss.GetSpec()
 	cl, err := r.Clients.Client(ctx, iss)
 	if err != nil {
@@ -275,12 +286,24 @@ func (r *IssuerReconciler) check(ctx context.Context, iss v1alpha1.Issuer) (meta
 		var inv *credentials.InvalidError
 		switch {
 		case errors.As(err, &nf):
-			return metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, fmt.Sprintf("%v: create it in namespace %s", err, nf.Namespace)
+			return metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, fmt.Sprintf("%v: create it in namespace %s", err, nf.Namespace), false
 		case errors.As(err, &inv):
-			return metav1.ConditionFalse, v1alpha1.ReasonInvalidSecret, err.Error()
+			return metav1.ConditionFalse, v1alpha1.ReasonInvalidSecret, err.Error(), false
 		}
-		return metav1.ConditionFalse, v1alpha1.ReasonInvalidConfig, err.Error()
+		return metav1.ConditionFalse, v1alpha1.ReasonInvalidConfig, err.Error(), false
 	}
+	defer setNodeMetrics(r.Kind, iss, cl)
+	if len(cl.Nodes()) > 1 {
+		return r.checkNodes(ctx, iss, cl)
+	}
+	status, reason, message = r.checkOne(ctx, iss, cl, spec.URL)
+	return status, reason, message, false
+}
+
+// checkOne checks the issuer through its client's node routing; where names
+// the EJBCA in messages.
+func (r *IssuerReconciler) checkOne(ctx context.Context, iss v1alpha1.Issuer, cl *ejbca.Client, where string) (metav1.ConditionStatus, string, string) {
+	spec := iss.GetSpec()
 	cas, err := cl.ListCAs(ctx)
 	if err != nil {
 		if ejbca.IsTokenEndpoint(err) {
@@ -289,18 +312,23 @@ func (r *IssuerReconciler) check(ctx context.Context, iss v1alpha1.Issuer) (meta
 		if ejbca.IsUnauthorized(err) {
 			return metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, fmt.Sprintf("EJBCA refused the issuer's credentials: %v", err)
 		}
-		return metav1.ConditionFalse, v1alpha1.ReasonUnreachable, fmt.Sprintf("EJBCA at %s could not be used: %v", spec.URL, err)
+		return metav1.ConditionFalse, v1alpha1.ReasonUnreachable, fmt.Sprintf("EJBCA at %s could not be used: %v", where, err)
 	}
+	return checkCAs(ctx, cl, spec, cas, where)
+}
+
+// checkCAs looks for caName among cas and checks the profile.
+func checkCAs(ctx context.Context, cl *ejbca.Client, spec *v1alpha1.IssuerSpec, cas []ejbca.CA, where string) (metav1.ConditionStatus, string, string) {
 	var names []string
 	for _, ca := range cas {
 		if ca.Name == spec.CAName {
-			return checkProfile(ctx, cl, spec, ca)
+			return checkProfile(ctx, cl, spec, ca, where)
 		}
 		names = append(names, ca.Name)
 	}
 	sort.Strings(names)
 	return metav1.ConditionFalse, v1alpha1.ReasonCANotFound,
-		fmt.Sprintf("EJBCA at %s has no CA named %q visible to these credentials; it has: %s", spec.URL, spec.CAName, strings.Join(names, ", "))
+		fmt.Sprintf("EJBCA at %s has no CA named %q visible to these credentials; it has: %s", where, spec.CAName, strings.Join(names, ", "))
 }
 
 // checkProfile asks EJBCA for the issuer's certificate profile, where
@@ -308,8 +336,8 @@ func (r *IssuerReconciler) check(ctx context.Context, iss v1alpha1.Issuer) (meta
 // allow the CA, is the issuer's fault, found before any request is refused
 // for it. (EJBCA's REST API has no such question for the end entity
 // profile on every edition; a refusal naming it is reported by the requests.)
-func checkProfile(ctx context.Context, cl *ejbca.Client, spec *v1alpha1.IssuerSpec, ca ejbca.CA) (metav1.ConditionStatus, string, string) {
-	ok := fmt.Sprintf("EJBCA at %s accepted the credentials and has CA %q (%s)", spec.URL, ca.Name, ca.SubjectDN)
+func checkProfile(ctx context.Context, cl *ejbca.Client, spec *v1alpha1.IssuerSpec, ca ejbca.CA, where string) (metav1.ConditionStatus, string, string) {
+	ok := fmt.Sprintf("EJBCA at %s accepted the credentials and has CA %q (%s)", where, ca.Name, ca.SubjectDN)
 	profile := spec.EffectiveCertificateProfileName()
 	info, err := cl.CertificateProfile(ctx, profile)
 	switch {
@@ -318,11 +346,11 @@ func checkProfile(ctx context.Context, cl *ejbca.Client, spec *v1alpha1.IssuerSp
 	case ejbca.IsNotFound(err):
 		return metav1.ConditionFalse, v1alpha1.ReasonProfileNotFound,
 			fmt.Sprintf("EJBCA at %s has no certificate profile named %q that these credentials may use (%s): fix certificateProfileName, or create the profile in EJBCA and authorize the role for it",
-				spec.URL, profile, ejbca.Message(err))
+				where, profile, ejbca.Message(err))
 	case ejbca.IsUnauthorized(err):
 		return metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, fmt.Sprintf("EJBCA refused the issuer's credentials: %v", err)
 	case err != nil:
-		return metav1.ConditionFalse, v1alpha1.ReasonUnreachable, fmt.Sprintf("EJBCA at %s could not be used: %v", spec.URL, err)
+		return metav1.ConditionFalse, v1alpha1.ReasonUnreachable, fmt.Sprintf("EJBCA at %s could not be used: %v", where, err)
 	}
 	if len(info.AvailableCAs) > 0 && !slices.Contains(info.AvailableCAs, ca.Name) && !slices.Contains(info.AvailableCAs, "ANY_CA") {
 		return metav1.ConditionFalse, v1alpha1.ReasonProfileNotFound,
@@ -343,6 +371,7 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 		r.Reachability.Forget(r.Kind, req.NamespacedName)
 	}
 	metrics.IssuerReady.DeleteLabelValues(r.Kind, req.Namespace, req.Name)
+	metrics.ForgetNodes(r.Kind, req.Namespace, req.Name)
 }
 
 // SetIssuerReady writes the issuer's Ready condition for its current

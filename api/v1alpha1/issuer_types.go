@@ -10,6 +10,7 @@ import (
 // Secrets and ConfigMaps are named without a namespace: an EJBCAIssuer reads
 // them from its own namespace, an EJBCAClusterIssuer from the controller's
 // cluster resource namespace. No field can point at another namespace.
+// +kubebuilder:validation:XValidation:rule="!has(self.urls) || !self.urls.exists(u, u == self.url || u + '/' == self.url || u == self.url + '/')",message="urls lists the EJBCA nodes after url: do not repeat url in it"
 type IssuerSpec struct {
 	// URL of EJBCA's REST API. Either the server alone
 	// (https://ejbca.example.com:8443), to which /ejbca/ejbca-rest-api is
@@ -22,6 +23,22 @@ type IssuerSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.contains('#') || (isURL(self) && url(self).getHostname() != '')",message="url must be an absolute URL with a host, e.g. https://ejbca.example.com:8443"
 	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getQuery().size() == 0",message="url must not carry a query string"
 	URL string `json:"url"`
+
+	// URLs lists further nodes of the same EJBCA, after url: nodes sharing
+	// one database (EJBCA Enterprise's cluster, or RA nodes in front of one
+	// CA), each written like url. url stays the first node and is always
+	// required, so an issuer with url alone is unchanged; with urls, the
+	// issuer's nodes are [url, urls...] in that order. Every call goes to the
+	// first node believed usable; one that cannot be reached, fails TLS,
+	// times out or answers 5xx is set aside for a while and the call moves on
+	// to the next node. An enrolment that got no answer is never sent to
+	// another node: it is searched for first (the nodes share a database),
+	// as with one node. The CA bundle and credentials apply to every node.
+	// At most 4 (5 nodes in all); no repeats, and not url again.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=4
+	URLs []NodeURL `json:"urls,omitempty"`
 
 	// CAName is the name of the CA in EJBCA that signs certificates (the CA's
 	// name as listed by EJBCA, not its subject DN).
@@ -126,6 +143,25 @@ type IssuerSpec struct {
 	// See docs/revocation.md.
 	// +optional
 	Revocation *RevocationSpec `json:"revocation,omitempty"`
+}
+
+// NodeURL is one EJBCA node's URL in urls, written like url.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=2048
+// +kubebuilder:validation:XValidation:rule="self.startsWith('https://')",message="each of urls must start with https:// (EJBCA's REST API is only served over TLS), e.g. https://ejbca-2.example.com:8443"
+// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="each of urls must not carry a fragment (the part from '#'): give https://host[:port][/path]"
+// +kubebuilder:validation:XValidation:rule="self.contains('#') || (isURL(self) && size(url(self).getHostname()) > 0)",message="each of urls must be an absolute URL with a host, e.g. https://ejbca-2.example.com:8443"
+// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getQuery().size() == 0",message="each of urls must not carry a query string"
+type NodeURL string
+
+// NodeURLs is the issuer's EJBCA nodes in order of preference: url, then urls.
+func (s *IssuerSpec) NodeURLs() []string {
+	out := make([]string, 0, 1+len(s.URLs))
+	out = append(out, s.URL)
+	for _, u := range s.URLs {
+		out = append(out, string(u))
+	}
+	return out
 }
 
 // RevocationSpec says when certificates this issuer issued are revoked in

@@ -272,3 +272,56 @@ func TestRevocationIsOffUnlessSet(t *testing.T) {
 		t.Errorf("revocation %+v: superseded %t deleted %t grace %s", iss.Spec.Revocation, iss.Spec.RevokesSuperseded(), iss.Spec.RevokesDeleted(), iss.Spec.RevocationGracePeriod())
 	}
 }
+
+// TestNodeURLsAreValidated: spec.urls, the EJBCA nodes after url, takes
+// https URLs with a host, at most 4, no repeats and not url again; an
+// issuer with url alone or with valid urls is accepted.
+func TestNodeURLsAreValidated(t *testing.T) {
+	t.Parallel()
+	urls := func(u ...v1alpha1.NodeURL) func(*v1alpha1.IssuerSpec) {
+		return func(s *v1alpha1.IssuerSpec) { s.URLs = u }
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*v1alpha1.IssuerSpec)
+		want   string // "" means accepted
+	}{
+		{"url alone", urls(), ""},
+		{"two more nodes", urls("https://ejbca-2.example.com:8443", "https://ejbca-3.example.com/ejbca/ejbca-rest-api"), ""},
+		{"http node", urls("http://ejbca-2.example.com"), "each of urls must start with https://"},
+		{"node without host", urls("https://"), "each of urls must be an absolute URL with a host"},
+		{"node with query", urls("https://ejbca-2.example.com/?a=b"), "each of urls must not carry a query string"},
+		{"node with fragment", urls("https://ejbca-2.example.com/#x"), "each of urls must not carry a fragment"},
+		{"empty node", urls(""), "spec.urls"},
+		{"repeated node", urls("https://ejbca-2.example.com", "https://ejbca-2.example.com"), "Duplicate value"},
+		{"url repeated", urls("https://ejbca.example.com:8443"), "do not repeat url"},
+		{"url repeated with a slash", urls("https://ejbca.example.com:8443/"), "do not repeat url"},
+		{"six nodes", urls("https://a.example.com", "https://b.example.com", "https://c.example.com", "https://d.example.com", "https://e.example.com"), "spec.urls"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, obj := range []v1alpha1.Issuer{
+				&v1alpha1.EJBCAIssuer{ObjectMeta: metav1.ObjectMeta{Name: "nodes", Namespace: "default"}},
+				&v1alpha1.EJBCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "nodes"}},
+			} {
+				s := validSpec()
+				tc.mutate(&s)
+				*obj.GetSpec() = s
+				err := k8s.Create(context.Background(), obj, client.DryRunAll)
+				switch {
+				case tc.want == "" && err != nil:
+					t.Errorf("%T rejected: %v", obj, err)
+				case tc.want != "" && err == nil:
+					t.Errorf("%T accepted", obj)
+				case tc.want != "" && (!apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want)):
+					t.Errorf("%T: got %v, want an Invalid error containing %q", obj, err, tc.want)
+				}
+			}
+		})
+	}
+	s := validSpec()
+	s.URLs = []v1alpha1.NodeURL{"https://b.example.com"}
+	if got := s.NodeURLs(); len(got) != 2 || got[0] != s.URL || got[1] != "https://b.example.com" {
+		t.Errorf("NodeURLs = %v, want url then urls", got)
+	}
+}

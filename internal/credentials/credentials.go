@@ -101,7 +101,8 @@ func (e *InvalidError) Error() string {
 // client options for them. now decides whether a client certificate has
 // expired. Errors are *NotFoundError, *InvalidError or API errors.
 func Load(ctx context.Context, r client.Reader, namespace string, spec *v1alpha1.IssuerSpec, now time.Time) (ejbca.Options, error) {
-	opts := ejbca.Options{URL: spec.URL}
+	nodes := spec.NodeURLs()
+	opts := ejbca.Options{URL: nodes[0], URLs: nodes[1:]}
 	roots, err := loadRoots(ctx, r, namespace, spec.CABundle)
 	if err != nil {
 		return opts, err

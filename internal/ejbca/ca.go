@@ -50,18 +50,23 @@ type CA struct {
 // ListCAs is the authenticated health check: it needs valid credentials and
 // shows which CA names exist.
 func (c *Client) ListCAs(ctx context.Context) ([]CA, error) {
-	const endpoint = "GET /v1/ca"
-	r, err := c.send(ctx, request{method: http.MethodGet, endpoint: endpoint, path: "/v1/ca"})
+	r, err := c.send(ctx, request{method: http.MethodGet, endpoint: endpointListCAs, path: "/v1/ca"})
 	if err != nil {
 		return nil, err
 	}
+	return parseCAs(r)
+}
+
+const endpointListCAs = "GET /v1/ca"
+
+func parseCAs(r *response) ([]CA, error) {
 	if r.status != http.StatusOK {
-		return nil, failure(endpoint, r)
+		return nil, failure(endpointListCAs, r)
 	}
 	var body struct {
 		CAs []CA `json:"certificate_authorities"`
 	}
-	if err := decode(endpoint, r, &body); err != nil {
+	if err := decode(endpointListCAs, r, &body); err != nil {
 		return nil, err
 	}
 	return body.CAs, nil

@@ -42,6 +42,12 @@ const (
 type Options struct {
 	// URL is either https://host[:port] or the full REST base path.
 	URL string
+	// URLs are further nodes of the same EJBCA (sharing its database),
+	// tried after URL in this order; see nodeSet.
+	URLs []string
+	// NodeRetry is how long a failed node is set aside before a read-only
+	// call tries it first again; 0 means DefaultNodeRetry.
+	NodeRetry time.Duration
 	// Roots verify EJBCA's TLS certificate and the token endpoint's; nil
 	// means the system roots.
 	Roots *x509.CertPool
@@ -81,11 +87,12 @@ type Options struct {
 // ErrNotLeading fails a TLS handshake of a process that no longer leads.
 var ErrNotLeading = errors.New("this process no longer holds the leader election lease, so it sends nothing to EJBCA")
 
-// Client talks to one EJBCA with one credential. It is safe for concurrent
+// Client talks to one EJBCA, through one or more of its nodes, with one
+// credential. It is safe for concurrent
 // use and keeps its connections (and OAuth2 token) alive between calls, so
 // build one per credential set and reuse it.
 type Client struct {
-	base        *url.URL
+	nodes       *nodeSet
 	http        *http.Client
 	transport   *http.Transport
 	bearer      string
@@ -104,7 +111,10 @@ type Client struct {
 
 // New builds a client. It makes no network call.
 func New(o Options) (*Client, error) {
-	base, err := BaseURL(o.URL)
+	if 1+len(o.URLs) > MaxNodes {
+		return nil, fmt.Errorf("at most %d EJBCA nodes (url and urls) are supported, got %d", MaxNodes, 1+len(o.URLs))
+	}
+	nodes, err := newNodeSet(append([]string{o.URL}, o.URLs...), o.NodeRetry)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +128,7 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("exactly one of a client certificate, a bearer token or OAuth2 client credentials is needed, got %d", creds)
 	}
 	c := &Client{
-		base:        base,
+		nodes:       nodes,
 		bearer:      o.BearerToken,
 		timeout:     o.Timeout,
 		maxBody:     o.MaxResponseBytes,
@@ -220,7 +230,13 @@ type request struct {
 	path     string
 	query    url.Values
 	body     any
+	// readOnly marks a POST that changes nothing (a search), which, like
+	// a GET, may be sent to another node after one gave no answer.
+	readOnly bool
 }
+
+// idempotent reports whether sending r twice does no harm.
+func (r request) idempotent() bool { return r.method == http.MethodGet || r.readOnly }
 
 type response struct {
 	status int
@@ -228,29 +244,32 @@ type response struct {
 	body   []byte
 	// at is when the answer arrived, for Retry-After dates.
 	at time.Time
+	// node and others name, for a client of several nodes, the node that
+	// answered and what the nodes tried before it said (see Error).
+	node, others string
 }
 
-// send performs the call and returns any response, success or not; only a
-// missing response is an error here. A 403 that refuses a client-credentials
+// sendTo performs the call on one node and returns any response, success
+// or not; only a missing response is an error here. A 403 that refuses a client-credentials
 // token (expired, revoked: EJBCA's message names the token) drops the cached
 // token and tries once more with a new one; other 403s are not retried.
-func (c *Client) send(ctx context.Context, r request) (*response, error) {
-	resp, token, err := c.sendOnce(ctx, r)
+func (c *Client) sendTo(ctx context.Context, base *url.URL, r request) (*response, error) {
+	resp, token, err := c.sendOnce(ctx, base, r)
 	if err == nil && resp.status == http.StatusForbidden && c.tokens != nil && token != "" &&
 		strings.Contains(strings.ToLower(errorMessage(resp)), "token") {
 		c.tokens.invalidate(token)
-		resp, _, err = c.sendOnce(ctx, r)
+		resp, _, err = c.sendOnce(ctx, base, r)
 	}
 	return resp, err
 }
 
-func (c *Client) sendOnce(ctx context.Context, r request) (*response, string, error) {
+func (c *Client) sendOnce(ctx context.Context, base *url.URL, r request) (*response, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
-	u := *c.base
+	u := *base
 	u.RawPath = ""
-	u.Path = c.base.Path + r.path
+	u.Path = base.Path + r.path
 	if unescaped, err := url.PathUnescape(u.Path); err == nil && unescaped != u.Path {
 		u.RawPath = u.Path
 		u.Path = unescaped
@@ -300,7 +319,7 @@ func (c *Client) sendOnce(ctx context.Context, r request) (*response, string, er
 	}))
 	release, err := c.limit.acquire(ctx, c.clock.Now)
 	if err != nil {
-		return nil, token, &Error{Endpoint: r.endpoint, Kind: KindRetryable, NotSent: true,
+		return nil, token, &Error{Endpoint: r.endpoint, Kind: KindRetryable, NotSent: true, heldBack: true,
 			Message: "held back by the issuer's rate limit until the call's deadline", Err: err}
 	}
 	defer release()
@@ -477,7 +496,7 @@ var (
 
 // failure turns a non-success response into an *Error.
 func failure(endpoint string, r *response) *Error {
-	e := &Error{Endpoint: endpoint, StatusCode: r.status}
+	e := &Error{Endpoint: endpoint, StatusCode: r.status, Node: r.node, OtherNodes: r.others}
 	if r.status == http.StatusAccepted {
 		p := parsePending(r)
 		e.Kind = KindPending

@@ -117,6 +117,15 @@ type Error struct {
 	// TokenURL is set on errors of the OAuth2 token endpoint (Endpoint
 	// "POST token endpoint"): the identity provider failed, not EJBCA.
 	TokenURL string
+	// Node is, for a client of several EJBCA nodes, the node (as written
+	// in the issuer) whose answer or failure this is; OtherNodes says what
+	// the nodes tried before it in the same call answered. Both are empty
+	// for a client of one node.
+	Node, OtherNodes string
+
+	// heldBack marks a call the issuer's rate limit held back: no node
+	// was asked.
+	heldBack bool
 
 	// oauthCode is the token endpoint's OAuth2 error code, see OAuthErrorCode.
 	oauthCode string
@@ -136,6 +145,10 @@ func (e *Error) Error() string {
 	default:
 		b.WriteString("EJBCA ")
 		b.WriteString(e.Endpoint)
+		if e.Node != "" {
+			b.WriteString(" at ")
+			b.WriteString(e.Node)
+		}
 		if e.StatusCode != 0 {
 			fmt.Fprintf(&b, " answered %d", e.StatusCode)
 		}
@@ -151,6 +164,9 @@ func (e *Error) Error() string {
 	}
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	if e.OtherNodes != "" {
+		fmt.Fprintf(&b, " (before it: %s)", e.OtherNodes)
 	}
 	return b.String()
 }

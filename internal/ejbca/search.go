@@ -175,7 +175,7 @@ func (f *finder) walkV2(ctx context.Context, criteria []criterion) error {
 			"pagination": map[string]int{"page_size": size, "current_page": page},
 			"criteria":   criteria,
 		}
-		r, err := f.c.send(ctx, request{method: http.MethodPost, endpoint: endpointSearchV2, path: "/v2/certificate/search", body: body})
+		r, err := f.c.send(ctx, request{method: http.MethodPost, endpoint: endpointSearchV2, path: "/v2/certificate/search", body: body, readOnly: true})
 		if err != nil {
 			return err
 		}
@@ -299,7 +299,7 @@ func (f *finder) searchV1Window(ctx context.Context, criteria []criterion, after
 // searchV1 runs one v1 search and reports whether EJBCA left results out.
 func (c *Client) searchV1(ctx context.Context, criteria []criterion) ([]*x509.Certificate, bool, error) {
 	body := map[string]any{"max_number_of_results": MaxSearchResults, "criteria": criteria}
-	r, err := c.send(ctx, request{method: http.MethodPost, endpoint: endpointSearchV1, path: "/v1/certificate/search", body: body})
+	r, err := c.send(ctx, request{method: http.MethodPost, endpoint: endpointSearchV1, path: "/v1/certificate/search", body: body, readOnly: true})
 	if err != nil {
 		return nil, false, err
 	}

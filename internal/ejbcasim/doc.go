@@ -13,6 +13,13 @@
 // bodies, a certificate for the wrong key), then assert on the per-endpoint
 // call counters.
 //
+// # Several nodes
+//
+// StartNode adds a listener over the same state, another node of one
+// EJBCA (its nodes share a database); each node can be taken down, frozen
+// or made to refuse credentials on its own. See Node for what is modelled
+// and the deliberate deviations.
+//
 // # Versions: presets and switches
 //
 // What differs between EJBCA editions and versions is one switch each in

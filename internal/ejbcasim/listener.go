@@ -10,7 +10,7 @@ import (
 // every connection it accepts meanwhile, so clients see an unreachable EJBCA.
 type gateListener struct {
 	net.Listener
-	sim *Sim
+	isDown func() bool
 }
 
 func (l *gateListener) Accept() (net.Conn, error) {
@@ -19,7 +19,7 @@ func (l *gateListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !l.sim.isDown() {
+		if !l.isDown() {
 			return c, nil
 		}
 		resetConn(c)

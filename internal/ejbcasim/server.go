@@ -54,6 +54,7 @@ type Sim struct {
 	behaviour Behaviour
 	revision  string
 	srv       *http.Server
+	tlsConfig *tls.Config // the listener's, shared by every Node
 	url       string
 	closed    chan struct{} // closed by Close: wakes every sleeping call
 	closeOnce sync.Once
@@ -186,7 +187,8 @@ func Start(cfg Config) (*Sim, error) {
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
-	gate := &gateListener{Listener: ln, sim: s}
+	s.tlsConfig = tlsCfg
+	gate := &gateListener{Listener: ln, isDown: s.isDown}
 	go func() {
 		defer close(s.serveDone)
 		_ = s.srv.Serve(tls.NewListener(gate, tlsCfg))

@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -111,4 +112,37 @@ func (t kubeTimer) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := t.next.RoundTrip(req)
 	KubeRequestDuration.WithLabelValues(req.Method).Observe(time.Since(start).Seconds())
 	return res, err
+}
+
+// NodeUsable is 1 for each EJBCA node of an issuer that answered its last
+// check (or call), 0 for one set aside; node is the node's place in the
+// issuer's list (0 is url, then urls), host its host, so an issuer has at
+// most 5 series.
+var NodeUsable = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "ejbca_issuer_ejbca_node_usable",
+	Help: "1 when the issuer's EJBCA node is usable, 0 when it is set aside after a failure.",
+}, []string{"kind", "namespace", "name", "node", "host"})
+
+func init() { crmetrics.Registry.MustRegister(NodeUsable) }
+
+// SetNodeStates replaces an issuer's node series: urls in order, and
+// whether each is usable.
+func SetNodeStates(kind, namespace, name string, urls []string, usable []bool) {
+	NodeUsable.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": namespace, "name": name})
+	for i, raw := range urls {
+		host := raw
+		if u, err := url.Parse(raw); err == nil && u.Host != "" {
+			host = u.Host
+		}
+		v := 0.0
+		if usable[i] {
+			v = 1
+		}
+		NodeUsable.WithLabelValues(kind, namespace, name, strconv.Itoa(i), host).Set(v)
+	}
+}
+
+// ForgetNodes drops an issuer's node series (the issuer is gone).
+func ForgetNodes(kind, namespace, name string) {
+	NodeUsable.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": namespace, "name": name})
 }
