@@ -123,6 +123,9 @@ func TestRelease(t *testing.T) {
 	if got := container(t, deploymentOf(t, install)).Image; got != pinned {
 		t.Errorf("ejbca-issuer.yaml's Deployment runs %q, want %q", got, pinned)
 	}
+	// A dry run (TestManagerWithKustomizeRBAC installs config/default for
+	// real), in its namespace as the file's Namespace object would make it.
+	ensureNamespace(t, mustFind(t, install, "Namespace", "", "ejbca-issuer").GetName(), restrictedLabels)
 	apply(t, install, "kubectl", true)
 }
 

@@ -204,8 +204,14 @@ func writeInstall(repo, dst string, res *buildResult) error {
 		return err
 	}
 	defer os.RemoveAll(overlay)
+	// Kustomize takes no absolute resource path: name config/default
+	// relative to the overlay.
+	base, err := filepath.Rel(overlay, filepath.Join(repo, "config", "default"))
+	if err != nil {
+		return err
+	}
 	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\nimages:\n  - name: %s\n    newName: %s\n    digest: %s\n",
-		filepath.Join(repo, "config", "default"), defaultImage, res.repository, res.digest)
+		filepath.ToSlash(base), defaultImage, res.repository, res.digest)
 	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		return err
 	}
