@@ -171,7 +171,7 @@ release: ## Cut release VERSION=vX.Y.Z into RELEASE_DIR (dist/release): image, c
 	$(IMAGE_TOOL) release $(IMAGE_BUILD_FLAGS) --out $(RELEASE_DIR)
 
 .PHONY: test-image
-test-image: control-plane ## Test make image/image-push/release (hack/image); the image run with runc, the release installed, the Dockerfile matched are in test-chart.
+test-image: ## Test make image and make image-push (hack/image); the image run with runc, make release and the Dockerfile match are in test-chart.
 	cd hack/image && go vet ./... && go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: docker-build

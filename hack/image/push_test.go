@@ -68,8 +68,7 @@ func TestImagePush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Pulled back anonymously through the same auth wall would fail; pull
-	// with the same keychain.
+	// Pulled back through the same auth wall, with the same credentials.
 	pulled, err := remote.Index(ref, remote.WithAuth(basic{user, pass}))
 	if err != nil {
 		t.Fatal(err)
