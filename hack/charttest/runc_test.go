@@ -28,6 +28,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // requireRunc skips when runc cannot run containers here (not root, or
@@ -194,7 +195,9 @@ func runtimeSpec(t *testing.T, cfg ociConfig, uid, gid uint32, sc *corev1.Securi
 // nowhere else: not in the issuer's caBundle (which holds only the
 // simulator's CA) and not on this machine. The image is a test variant
 // built with IMAGE_CA_CERTS = this machine's Debian bundle plus that root,
-// exactly as a user adds an organisation's root.
+// exactly as a user adds an organisation's root. As a control, a token
+// endpoint under another fresh root leaves its issuer not Ready with
+// "unknown authority".
 func TestImageRunsInRunc(t *testing.T) {
 	runc := requireRunc(t)
 	controlPlane(t)
@@ -328,6 +331,33 @@ func TestImageRunsInRunc(t *testing.T) {
 		t.Fatal("the issuer's caBundle holds the test root")
 	}
 	waitIssuerReady(t, iss)
+
+	// The control: the same issuer with a token endpoint under a root the
+	// image does not hold fails TLS verification, so the one above was
+	// trusted through the image's bundle (not an unverified connection).
+	otherURL, otherTokens := tokenEndpoint(t, newTestRoot(t))
+	create(t, obj(group+"/v1alpha1", "EJBCAClusterIssuer", "", "in-runc-unknown-root", map[string]any{"spec": map[string]any{
+		"url": sim.baseURL, "caName": "IssuingCA", "certificateProfileName": "SERVER", "endEntityProfileName": "EMPTY",
+		"auth": map[string]any{"mode": "oauth2", "oauth2": map[string]any{
+			"tokenURL": otherURL, "clientSecretRef": map[string]any{"name": "runc-oauth"}, "audience": "ejbca"}},
+		"caBundle": map[string]any{"secretRef": map[string]any{"name": "runc-ca", "key": "ca.crt"}},
+	}}))
+	unknown := issuer{"EJBCAClusterIssuer", "", "in-runc-unknown-root"}
+	t.Cleanup(func() { deleteIssuers(t, unknown) })
+	eventually(t, 30*time.Second, func() string {
+		u := unknown.object()
+		if err := cp.k8s.Get(ctxFor(t, 5*time.Second), client.ObjectKeyFromObject(u), u); err != nil {
+			return err.Error()
+		}
+		if c := condition(u, "Ready"); c == nil || c["status"] != "False" || !strings.Contains(fmt.Sprint(c["message"]), "unknown authority") {
+			return fmt.Sprintf("%s: Ready %v, want False for a certificate of an unknown authority", unknown.name, c)
+		}
+		return ""
+	})
+	if n := otherTokens.Load(); n != 0 {
+		t.Errorf("%d tokens were fetched from the endpoint under a root the image lacks", n)
+	}
+
 	cr, key := request(t, "team-runc", iss, "from-the-image")
 	waitIssued(t, cr, key)
 	checkLeader(t, argValue(c.Args, "--leader-election-namespace"))
