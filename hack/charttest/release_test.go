@@ -22,7 +22,8 @@ import (
 // CRDs in one file, the config/default install pinned by digest, and
 // SHA256SUMS that sha256sum -c accepts over every file. The packaged chart,
 // rendered and applied to the API server, makes a Deployment that names the
-// built index by digest; the install YAML passes a server-side dry run.
+// built index by digest; the install YAML passes a server-side dry run. A
+// second make release gives the same SHA256SUMS.
 func TestRelease(t *testing.T) {
 	controlPlane(t)
 	dir := filepath.Join(t.TempDir(), "release")
@@ -68,6 +69,13 @@ func TestRelease(t *testing.T) {
 	check.Dir = dir
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Errorf("sha256sum --check: %v\n%s", err, out)
+	}
+
+	// The same source cuts the same release, byte for byte.
+	again := filepath.Join(t.TempDir(), "again")
+	runMake(t, "release", "VERSION="+version, "RELEASE_DIR="+again)
+	if sums2, err := os.ReadFile(filepath.Join(again, "SHA256SUMS")); err != nil || string(sums2) != string(sums) {
+		t.Errorf("a second make release differs (%v):\n%s\nvs\n%s", err, sums, sums2)
 	}
 
 	layout := ociLayout(filepath.Join(dir, "image", "oci"))
