@@ -12,7 +12,8 @@ CONTROLLER_GEN_VERSION := v0.21.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/certctl-io/ejbca-issuer/internal/version.Version=$(VERSION)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X github.com/certctl-io/ejbca-issuer/internal/version.Version=$(VERSION) -X github.com/certctl-io/ejbca-issuer/internal/version.Commit=$(COMMIT)
 
 # Test settings: the envtest binaries come from bin/, never from a download.
 export KUBEBUILDER_ASSETS := $(BIN)
@@ -63,7 +64,7 @@ control-plane: ## Build kube-apiserver and etcd into bin/ (cached; ~7 min cold).
 	hack/build-control-plane.sh
 
 .PHONY: test
-test: control-plane lint verify-generated test-chart ## Run every test against a real API server (envtest) and the EJBCA simulator, RACE_PKGS with -race; fuzz targets on their seed corpus.
+test: control-plane lint verify-generated test-chart test-image ## Run every test against a real API server (envtest) and the EJBCA simulator, RACE_PKGS with -race; fuzz targets on their seed corpus.
 	@all="$$(go list $(GO_TEST_PKGS))"; race="$$(go list $(RACE_PKGS))"; \
 	plain="$$(grep -vxF -f <(echo "$$race") <<<"$$all" || true)"; \
 	racy="$$(grep -xF -f <(echo "$$race") <<<"$$all" || true)"; \
@@ -154,9 +155,36 @@ chart-crds: ## Regenerate the chart's CRDs and RBAC rules and config/default/crd
 test-chart: control-plane ## Test the Helm chart, config/default and the Dockerfile build against a real API server (hack/charttest).
 	cd hack/charttest && go vet ./... && go test $(GO_TEST_FLAGS) ./...
 
+# make image / image-push / release: hack/image (its own module, so
+# go-containerregistry and Helm stay out of go.mod) builds the multi-arch
+# image from Go, with no Docker engine; see docs/install.md.
+IMAGE_DIR ?= $(CURDIR)/dist/image
+RELEASE_DIR ?= $(CURDIR)/dist/release
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
+IMAGE_TOOL := go -C hack/image run .
+IMAGE_BUILD_FLAGS = --repo $(CURDIR) --img $(IMG) --version $(VERSION) --commit $(COMMIT) \
+	--ldflags '$(LDFLAGS)' --platforms $(IMAGE_PLATFORMS) --ca-certs $(IMAGE_CA_CERTS)
+
+.PHONY: image
+image: ## Build the image $(IMG) for IMAGE_PLATFORMS without Docker: OCI layout, docker tarballs and SBOM in IMAGE_DIR (dist/image).
+	$(IMAGE_TOOL) build $(IMAGE_BUILD_FLAGS) --out $(IMAGE_DIR)
+
+.PHONY: image-push
+image-push: ## Push the image index of IMAGE_DIR (make image first) to $(IMG), with the credentials of docker login.
+	$(IMAGE_TOOL) push --layout $(IMAGE_DIR)/oci --img $(IMG)
+
+.PHONY: release
+release: ## Cut release VERSION=vX.Y.Z into RELEASE_DIR (dist/release): image, chart, CRDs, install YAML, SBOM, SHA256SUMS.
+	$(IMAGE_TOOL) release $(IMAGE_BUILD_FLAGS) --out $(RELEASE_DIR)
+
+.PHONY: test-image
+test-image: ## Test make image and make image-push (hack/image); the image run with runc, make release and the Dockerfile match are in test-chart.
+	cd hack/image && go vet ./... && go test $(GO_TEST_FLAGS) ./...
+
 .PHONY: docker-build
 docker-build: ## Build the image $(IMG) with the Dockerfile (needs a Docker engine).
-	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) -t $(IMG) .
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG) .
 
 .PHONY: docker-push
 docker-push: ## Push the image $(IMG).

@@ -77,7 +77,7 @@ func run(args []string) error {
 		return err
 	}
 	if showVersion {
-		fmt.Println("ejbca-issuer", version.Version)
+		fmt.Println(version.String())
 		return nil
 	}
 	o.KubeAPIQPS = float32(qps)
@@ -90,7 +90,7 @@ func run(args []string) error {
 	// lines, format and verbosity cap as everything else.
 	klog.SetLogger(logger)
 	log := ctrl.Log.WithName("setup")
-	log.Info("starting ejbca-issuer", "version", version.Version, "clusterResourceNamespace", o.ClusterResourceNamespace,
+	log.Info("starting ejbca-issuer", "version", version.Version, "commit", version.Commit, "clusterResourceNamespace", o.ClusterResourceNamespace,
 		"maxConcurrentReconciles", o.MaxConcurrentReconciles, "leaderElection", o.LeaderElection)
 
 	cfg, err := ctrl.GetConfig()

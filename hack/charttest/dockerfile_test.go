@@ -5,15 +5,18 @@ import (
 	"bytes"
 	"debug/buildinfo"
 	"debug/elf"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,8 +26,12 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 )
 
-// testVersion is injected into the manager built like the Dockerfile does.
-const testVersion = "v0.0.0-charttest"
+// testVersion and testCommit are injected into the manager built like the
+// Dockerfile does.
+const (
+	testVersion = "v0.0.0-charttest"
+	testCommit  = "c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ffe"
+)
 
 // dockerfile is the parsed Dockerfile: instructions with continuation lines
 // joined.
@@ -172,7 +179,7 @@ func buildLikeDockerfile(outDir string) (string, error) {
 	if err := buildContext(ctxDir); err != nil {
 		return "", fmt.Errorf("copying the build context: %w", err)
 	}
-	args["VERSION"], args["TARGETOS"], args["TARGETARCH"] = testVersion, runtime.GOOS, runtime.GOARCH
+	args["VERSION"], args["COMMIT"], args["TARGETOS"], args["TARGETARCH"] = testVersion, testCommit, runtime.GOOS, runtime.GOARCH
 	cmd := exec.Command("sh", "-c", cmdline)
 	cmd.Dir = ctxDir
 	cmd.Env = append(os.Environ(), "GOFLAGS=") // the golang image sets no GOFLAGS
@@ -252,15 +259,15 @@ func simBinary(t testing.TB) string {
 func TestDockerfileBuild(t *testing.T) {
 	bin := managerBinary(t)
 	t.Logf("manager built like the Dockerfile in %s", bins.managerDur.Round(time.Millisecond))
-	out, err := exec.Command(bin, "--version").CombinedOutput()
-	if err != nil || string(out) != "ejbca-issuer "+testVersion+"\n" {
-		t.Errorf("--version: %q, %v; want %q", out, err, "ejbca-issuer "+testVersion)
-	}
-
 	info, err := buildinfo.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	if want := "ejbca-issuer " + testVersion + " (commit " + testCommit + ", " + info.GoVersion + ")\n"; err != nil || string(out) != want {
+		t.Errorf("--version: %q, %v; want %q", out, err, want)
+	}
+
 	settings := map[string]string{}
 	for _, s := range info.Settings {
 		settings[s.Key] = s.Value
@@ -332,8 +339,110 @@ func TestDockerfileBuild(t *testing.T) {
 			makeLDFlags = v
 		}
 	}
-	if ldflags == nil || strings.ReplaceAll(ldflags[1], "${VERSION}", "$(VERSION)") != makeLDFlags {
+	if ldflags == nil || strings.NewReplacer("${VERSION}", "$(VERSION)", "${COMMIT}", "$(COMMIT)").Replace(ldflags[1]) != makeLDFlags {
 		t.Errorf("Dockerfile -ldflags %q differ from the Makefile's LDFLAGS %q", ldflags, makeLDFlags)
+	}
+}
+
+// finalStage returns the instructions of the Dockerfile's last stage.
+func (df dockerfile) finalStage() []string {
+	var stage []string
+	for _, in := range df.instructions {
+		if strings.HasPrefix(in, "FROM ") {
+			stage = nil
+		}
+		stage = append(stage, in)
+	}
+	return stage
+}
+
+// dockerfileWords splits a Dockerfile instruction's arguments as the
+// Dockerfile parser does for LABEL and ARG: key=value pairs, values in
+// double quotes may hold spaces.
+var dockerfileWords = regexp.MustCompile(`([A-Za-z0-9_.-]+)=("(?:[^"\\]|\\.)*"|\S+)`)
+
+// TestDockerfileMatchesImage: the image the Dockerfile builds and the one
+// make image builds (hack/image's spec) run the same binary the same way:
+// same user, entrypoint, binary path, labels (with the version and commit
+// build args where make image puts them), and go build environment and
+// flags (-ldflags is checked against the Makefile by TestDockerfileBuild).
+func TestDockerfileMatchesImage(t *testing.T) {
+	df, err := readDockerfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := makeImageSpec(t)
+	final := df.finalStage()
+	var user string
+	var entrypoint []string
+	labels := map[string]string{}
+	args := map[string]string{}
+	var copied string
+	for _, in := range final {
+		kw, rest, _ := strings.Cut(in, " ")
+		switch kw {
+		case "USER":
+			user = rest
+		case "ENTRYPOINT":
+			if err := json.Unmarshal([]byte(rest), &entrypoint); err != nil {
+				t.Errorf("ENTRYPOINT %s is not the exec form: %v", rest, err)
+			}
+		case "LABEL", "ARG":
+			for _, m := range dockerfileWords.FindAllStringSubmatch(rest, -1) {
+				v := m[2]
+				if uq, err := strconv.Unquote(v); err == nil {
+					v = uq
+				}
+				if kw == "LABEL" {
+					labels[m[1]] = v
+				} else {
+					args[m[1]] = v
+				}
+			}
+		case "COPY":
+			f := strings.Fields(rest)
+			copied = f[len(f)-1]
+		case "CMD":
+			t.Errorf("the Dockerfile sets CMD %s; make image's image has none", rest)
+		}
+	}
+	if user != s.User {
+		t.Errorf("Dockerfile USER %q, make image %q", user, s.User)
+	}
+	if !slices.Equal(entrypoint, s.Entrypoint) {
+		t.Errorf("Dockerfile ENTRYPOINT %q, make image %q", entrypoint, s.Entrypoint)
+	}
+	if copied != s.Binary {
+		t.Errorf("the Dockerfile copies the binary to %q, make image puts it at %q", copied, s.Binary)
+	}
+	// make image's labels name the version and commit as "$(VERSION)" and
+	// "$(COMMIT)" (the Makefile's variables), the Dockerfile's as build args.
+	want := map[string]string{}
+	for k, v := range s.Labels {
+		want[k] = strings.NewReplacer("$(VERSION)", "${VERSION}", "$(COMMIT)", "${COMMIT}").Replace(v)
+	}
+	if !maps.Equal(labels, want) {
+		t.Errorf("Dockerfile labels %v\nmake image labels %v", labels, want)
+	}
+	for _, a := range []string{"VERSION", "COMMIT"} {
+		if _, ok := args[a]; !ok {
+			t.Errorf("the final stage does not declare ARG %s, so its labels would be empty", a)
+		}
+	}
+	cmdline, _, err := df.goBuild()
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := strings.Fields(regexp.MustCompile(`-ldflags "[^"]*"`).ReplaceAllString(cmdline, ""))
+	for _, w := range append(append([]string{}, s.BuildEnv...), s.BuildFlags...) {
+		if !slices.Contains(words, w) {
+			t.Errorf("the Dockerfile's go build lacks %s, which make image uses: %s", w, cmdline)
+		}
+	}
+	for _, w := range words {
+		if strings.HasPrefix(w, "-") && w != "-o" && !slices.Contains(s.BuildFlags, w) {
+			t.Errorf("the Dockerfile's go build has %s, which make image does not use", w)
+		}
 	}
 }
 

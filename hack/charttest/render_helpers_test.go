@@ -62,6 +62,12 @@ func loadChart(t testing.TB) *chart.Chart {
 // validation of the values.
 func render(t testing.TB, release, namespace string, values map[string]any) ([]*unstructured.Unstructured, error) {
 	t.Helper()
+	return renderChart(loadChart(t), release, namespace, values)
+}
+
+// renderChart renders c (the chart directory, or a packaged release) as
+// render does.
+func renderChart(c *chart.Chart, release, namespace string, values map[string]any) ([]*unstructured.Unstructured, error) {
 	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
 	inst.DryRun, inst.ClientOnly, inst.Replace = true, true, true
 	inst.ReleaseName, inst.Namespace = release, namespace
@@ -72,7 +78,7 @@ func render(t testing.TB, release, namespace string, values map[string]any) ([]*
 		return nil, err
 	}
 	inst.KubeVersion = kv
-	rel, err := inst.Run(loadChart(t), values)
+	rel, err := inst.Run(c, values)
 	if err != nil {
 		return nil, err
 	}
