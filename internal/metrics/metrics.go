@@ -57,6 +57,29 @@ var (
 		Help: "1 when the issuer is Ready, 0 when not.",
 	}, []string{"kind", "namespace", "name"})
 
+	// IssuerReadyReason says why an issuer is or is not Ready: 1 for its
+	// current Ready reason, one series per issuer. ejbca_issuer_issuer_ready
+	// keeps its labels so that an alert's for: runs on across a change of
+	// reason; alerts join this for the reason.
+	IssuerReadyReason = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ejbca_issuer_issuer_ready_reason",
+		Help: "1 for the issuer's current Ready condition reason (Checked, Unreachable, Unauthorized, CANotFound, ...); one series per issuer.",
+	}, []string{"kind", "namespace", "name", "reason"})
+
+	// CAExpiry is when the certificates of an issuer's CA and of the CAs
+	// above it in EJBCA's CA list expire.
+	CAExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ejbca_issuer_ca_expiry_timestamp_seconds",
+		Help: "notAfter (Unix seconds) of the issuer's CA certificate (role issuing) and of the CAs above it that EJBCA lists (intermediate, root), as the last health check that found the CA read them.",
+	}, []string{"kind", "namespace", "name", "ca", "role"})
+
+	// Leader is 1 in the process that holds the leader election lease (or
+	// runs without leader election) and 0 in a standby.
+	Leader = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ejbca_issuer_leader",
+		Help: "1 when this manager process is the leader (holds the leader election lease, or runs without leader election), 0 in a standby.",
+	})
+
 	// Throttled counts the seconds requests and calls were held back by an
 	// issuer's rate limit on EJBCA calls.
 	Throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -86,7 +109,8 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks, KubeRequestDuration, Throttled, Revocations)
+	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks, KubeRequestDuration, Throttled, Revocations,
+		IssuerReadyReason, CAExpiry, Leader)
 }
 
 // ObserveEJBCACall records one call; it fits ejbca.Options.OnRoundTrip.
@@ -111,4 +135,50 @@ func (t kubeTimer) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := t.next.RoundTrip(req)
 	KubeRequestDuration.WithLabelValues(req.Method).Observe(time.Since(start).Seconds())
 	return res, err
+}
+
+// SetIssuerReady records an issuer's readiness and its reason, dropping the
+// series of its previous reason.
+func SetIssuerReady(kind, namespace, name string, ready bool, reason string) {
+	v := 0.0
+	if ready {
+		v = 1
+	}
+	IssuerReady.WithLabelValues(kind, namespace, name).Set(v)
+	IssuerReadyReason.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": namespace, "name": name})
+	IssuerReadyReason.WithLabelValues(kind, namespace, name, reason).Set(1)
+}
+
+// The role label's values of ejbca_issuer_ca_expiry_timestamp_seconds.
+const (
+	CARoleIssuing      = "issuing"
+	CARoleIntermediate = "intermediate"
+	CARoleRoot         = "root"
+)
+
+// CAValidity is one CA certificate's expiry as EJBCA's CA list gives it.
+type CAValidity struct {
+	Name     string
+	Role     string
+	NotAfter time.Time
+}
+
+// SetCAExpiry replaces the CA expiry series of an issuer with chain's.
+func SetCAExpiry(kind, namespace, name string, chain []CAValidity) {
+	ForgetCAExpiry(kind, namespace, name)
+	for _, ca := range chain {
+		CAExpiry.WithLabelValues(kind, namespace, name, ca.Name, ca.Role).Set(float64(ca.NotAfter.Unix()))
+	}
+}
+
+// ForgetCAExpiry drops the CA expiry series of an issuer.
+func ForgetCAExpiry(kind, namespace, name string) {
+	CAExpiry.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": namespace, "name": name})
+}
+
+// ForgetIssuer drops every series of a deleted issuer.
+func ForgetIssuer(kind, namespace, name string) {
+	IssuerReady.DeleteLabelValues(kind, namespace, name)
+	IssuerReadyReason.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": namespace, "name": name})
+	ForgetCAExpiry(kind, namespace, name)
 }
