@@ -47,6 +47,7 @@ manifests: $(CONTROLLER_GEN) ## Regenerate CRDs and RBAC from the API types and 
 	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths=./api/... paths=./controllers/... paths=./internal/manager/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@if [ -d charts/ejbca-issuer ]; then $(MAKE) --no-print-directory chart-crds; fi
+	go run ./hack/monitoringgen
 
 .PHONY: verify-generated
 verify-generated: $(CONTROLLER_GEN) ## Fail when committed generated code or manifests are stale.
