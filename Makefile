@@ -64,7 +64,7 @@ control-plane: ## Build kube-apiserver and etcd into bin/ (cached; ~7 min cold).
 	hack/build-control-plane.sh
 
 .PHONY: test
-test: control-plane lint verify-generated test-chart ## Run every test against a real API server (envtest) and the EJBCA simulator, RACE_PKGS with -race, then make test-fuzz.
+test: control-plane lint verify-generated test-chart test-monitoring ## Run every test against a real API server (envtest) and the EJBCA simulator, RACE_PKGS with -race, then make test-fuzz.
 	@all="$$(go list $(GO_TEST_PKGS))"; race="$$(go list $(RACE_PKGS))"; \
 	plain="$$(grep -vxF -f <(echo "$$race") <<<"$$all" || true)"; \
 	racy="$$(grep -xF -f <(echo "$$race") <<<"$$all" || true)"; \
@@ -146,6 +146,10 @@ chart-crds: ## Regenerate the chart's CRDs and RBAC rules and config/default/crd
 .PHONY: test-chart
 test-chart: control-plane ## Test the Helm chart, config/default and the Dockerfile build against a real API server (hack/charttest).
 	cd hack/charttest && go vet ./... && go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-monitoring
+test-monitoring: ## Test the chart's alerts and dashboard with Prometheus's parser and rule engine (hack/promtest; UPDATE=1 rewrites controllers/testdata/monitoring-selectors.json).
+	cd hack/promtest && go vet ./... && UPDATE=$(UPDATE) go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: docker-build
 docker-build: ## Build the image $(IMG) with the Dockerfile (needs a Docker engine).

@@ -61,9 +61,9 @@ func alerts() []rule {
 			issuerName+` has not been Ready for the alert's whole for: duration (reason: `+readyReason+`). `+
 				`kubectl describe it: its Ready condition says why.`),
 		alert("EJBCAIssuerRequestsFailing", warning, "15m",
-			`sum by (issuer_kind, request_kind, outcome) (rate(ejbca_issuer_certificaterequests_total{outcome=~"failed|denied"}[15m])) > 0`,
+			`sum by (issuer_kind, request_kind, outcome) (increase(ejbca_issuer_certificaterequests_total{outcome=~"failed|denied"}[15m])) > 0`,
 			"Certificate requests keep failing or being denied.",
-			`{{ $labels.request_kind }}s of {{ $labels.issuer_kind }}s end {{ $labels.outcome }} at {{ $value | humanize }}/s, without a break for the alert's for: duration. `+
+			`{{ $value | humanize }} {{ $labels.request_kind }}s of {{ $labels.issuer_kind }}s ended {{ $labels.outcome }} in the last 15 minutes, and some did in every 15 minutes for the alert's for: duration. `+
 				`Their Ready condition and events say why.`),
 		alert("EJBCAIssuerEJBCAErrors", warning, "10m",
 			`sum by (endpoint) (rate(ejbca_issuer_ejbca_requests_total{status=~"0|5.."}[5m]))`+
@@ -81,11 +81,11 @@ func alerts() []rule {
 		alert("EJBCAIssuerRateLimited", warning, "15m",
 			`sum by (kind, namespace, name) (rate(ejbca_issuer_ejbca_throttled_seconds_total[10m])) > 0.5`,
 			"An issuer's rate limit holds requests back most of the time.",
-			issuerName+`'s rate limit on EJBCA calls held requests back {{ $value | humanize }} seconds per second over 10 minutes: the limit, not EJBCA, sets the pace.`),
+			`On average {{ printf "%.2f" $value }} requests of `+issuerName+` were held back by its rate limit on EJBCA calls at any moment of the last 10 minutes: the limit, not EJBCA, sets the pace.`),
 		alert("EJBCAIssuerRevocationsFailing", warning, "30m",
-			`sum by (kind, reason) (rate(ejbca_issuer_revocations_total{outcome="failed"}[15m])) > 0`,
+			`sum by (kind, reason) (increase(ejbca_issuer_revocations_total{outcome="failed"}[15m])) > 0`,
 			"Revocations keep failing.",
-			`Revocations ({{ $labels.reason }}) through {{ $labels.kind }}s fail at {{ $value | humanize }}/s and are retried; certificates meant to be revoked are still valid.`),
+			`{{ $value | humanize }} revocation attempts ({{ $labels.reason }}) through {{ $labels.kind }}s failed in the last 15 minutes, and some did in every 15 minutes for the alert's for: duration. They are retried; the certificates meant to be revoked are still valid.`),
 		alert("EJBCAIssuerRevocationAbandoned", warning, "",
 			`sum by (kind, reason) (increase(ejbca_issuer_revocations_total{outcome="abandoned"}[1h])) > 0`,
 			"A revocation was given up: a certificate meant to be revoked is still valid.",
