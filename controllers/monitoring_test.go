@@ -139,8 +139,8 @@ func TestMonitoringSelectorsMatchExportedSeries(t *testing.T) {
 	// The scenario produced what the alerts look for.
 	samples := scrapeMetrics(t)
 	for name, labels := range map[string]map[string]string{
-		"ejbca_issuer_revocations_total":           {"outcome": "failed"},
-		"ejbca_issuer_ejbca_requests_total":        {"status": "0"},
+		"ejbca_issuer_revocations_total":             {"outcome": "failed"},
+		"ejbca_issuer_ejbca_requests_total":          {"status": "0"},
 		"ejbca_issuer_ejbca_throttled_seconds_total": {"name": "limited"},
 	} {
 		if len(find(samples, name, labels)) == 0 {
