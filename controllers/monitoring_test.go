@@ -99,12 +99,13 @@ func TestMonitoringSelectorsMatchExportedSeries(t *testing.T) {
 
 	// An EJBCA outage: an issuer whose EJBCA is down.
 	down := newSim(t, ejbcasim.Config{})
-	simSecrets(t, down, ns)
+	downNS := newNamespace(t)
+	simSecrets(t, down, downNS)
 	downSpec := issuerSpec(down)
 	if err := down.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitIssuer(t, newIssuer(t, ns, "outage", downSpec), v1alpha1.ReasonUnreachable)
+	waitIssuer(t, newIssuer(t, downNS, "outage", downSpec), v1alpha1.ReasonUnreachable)
 
 	ids := sim.PendingApprovals()
 	if len(ids) != 1 {

@@ -151,8 +151,9 @@ func allSelectors(t *testing.T) []selectorJSON {
 	for _, r := range loadRules(t) {
 		add("alert "+r.Alert, r.Expr)
 	}
-	// The reason the EJBCAIssuerNotReady description looks up.
-	add("alert EJBCAIssuerNotReady (description)", `ejbca_issuer_issuer_ready_reason{kind="k",namespace="n",name="n"}`)
+	// The reason the EJBCAIssuerNotReady description looks up, by the
+	// alert's labels.
+	add("alert EJBCAIssuerNotReady (description)", `max by (kind, namespace, name, reason) (ejbca_issuer_issuer_ready_reason)`)
 	for _, q := range dashboardQueries(t) {
 		add("panel "+q.panel, grafanaVariables.Replace(q.expr))
 	}
