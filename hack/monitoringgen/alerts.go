@@ -58,7 +58,7 @@ func alerts() []rule {
 		alert("EJBCAIssuerNotReady", critical, "15m",
 			`max by (kind, namespace, name) (ejbca_issuer_issuer_ready) == 0`,
 			"An EJBCA issuer is not Ready: nothing can be signed through it.",
-			issuerName+` has not been Ready for the alert's whole for: duration (reason: `+readyReason+`). `+
+			issuerName+` is not Ready (reason: `+readyReason+`), and has not been at any point of the alert's for: duration. `+
 				`kubectl describe it: its Ready condition says why.`),
 		alert("EJBCAIssuerRequestsFailing", warning, "15m",
 			`sum by (issuer_kind, request_kind, outcome) (increase(ejbca_issuer_certificaterequests_total{outcome=~"failed|denied"}[15m])) > 0`,
@@ -77,7 +77,7 @@ func alerts() []rule {
 		alert("EJBCAIssuerApprovalsWaiting", warning, "24h",
 			`max(ejbca_issuer_approvals_pending) > 0`,
 			"Requests have been waiting for an EJBCA administrator's approval for a day.",
-			`{{ $value }} requests wait for approval in EJBCA, and some have for the alert's whole for: duration. An EJBCA administrator approves or rejects them in EJBCA's RA web.`),
+			`{{ $value }} requests wait for approval in EJBCA, and the count has not been 0 at any point of the alert's for: duration. An EJBCA administrator approves or rejects them in EJBCA's RA web.`),
 		alert("EJBCAIssuerRateLimited", warning, "15m",
 			`sum by (kind, namespace, name) (rate(ejbca_issuer_ejbca_throttled_seconds_total[10m])) > 0.5`,
 			"An issuer's rate limit holds requests back most of the time.",
