@@ -84,8 +84,16 @@ func TestMonitoringSelectorsMatchExportedSeries(t *testing.T) {
 	approvalSpec.Approval = &v1alpha1.ApprovalSpec{Flow: v1alpha1.ApprovalFlowAlways}
 	waitIssuer(t, newIssuer(t, ns, "approval", approvalSpec), v1alpha1.ReasonChecked)
 	approved, _ := requestFor(t, ns, "approval", "approved")
-	waitRequest(t, approved, cmapi.CertificateRequestReasonPending, "waiting for EJBCA approval", 30*time.Second)
+	waiting := waitRequest(t, approved, cmapi.CertificateRequestReasonPending, "waiting for EJBCA approval", 30*time.Second)
 	pendingSamples := scrapeMetrics(t)
+	// The oldest wait is this request's, as its message dates it.
+	since, err := time.Parse(time.RFC3339, waiting.Message[strings.LastIndex(waiting.Message, " ")+1:])
+	if err != nil {
+		t.Fatalf("no time at the end of %q: %v", waiting.Message, err)
+	}
+	if got := find(pendingSamples, "ejbca_issuer_approval_oldest_pending_timestamp_seconds", nil); len(got) != 1 || int64(got[0].value) > since.Unix() {
+		t.Errorf("ejbca_issuer_approval_oldest_pending_timestamp_seconds = %+v while a request waits since %s", got, since)
+	}
 
 	// An issuer held back by its rate limit.
 	limitedSpec := issuerSpec(sim)

@@ -74,10 +74,12 @@ func alerts() []rule {
 			`histogram_quantile(0.99, sum by (le, endpoint) (rate(ejbca_issuer_ejbca_request_duration_seconds_bucket[5m]))) > 5`,
 			"EJBCA is slow to answer.",
 			`The 99th percentile of EJBCA's {{ $labels.endpoint }} is {{ $value | humanizeDuration }} (threshold 5s).`),
-		alert("EJBCAIssuerApprovalsWaiting", warning, "24h",
-			`max(ejbca_issuer_approvals_pending) > 0`,
-			"Requests have been waiting for an EJBCA administrator's approval for a day.",
-			`{{ $value }} requests wait for approval in EJBCA, and the count has not been 0 at any point of the alert's for: duration. An EJBCA administrator approves or rejects them in EJBCA's RA web.`),
+		alert("EJBCAIssuerApprovalsWaiting", warning, "10m",
+			`time() - min(ejbca_issuer_approval_oldest_pending_timestamp_seconds) > 86400`,
+			"A request has waited more than a day for an EJBCA administrator's approval.",
+			`The longest wait for approval in EJBCA is {{ $value | humanizeDuration }}; `+
+				`{{ with query "max(ejbca_issuer_approvals_pending)" }}{{ . | first | value }}{{ end }} requests wait. `+
+				`An EJBCA administrator approves or rejects them in EJBCA's RA web.`),
 		alert("EJBCAIssuerRateLimited", warning, "15m",
 			`sum by (kind, namespace, name) (rate(ejbca_issuer_ejbca_throttled_seconds_total[10m])) > 0.5`,
 			"An issuer's rate limit holds requests back most of the time.",

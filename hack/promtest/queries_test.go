@@ -154,6 +154,7 @@ func allSelectors(t *testing.T) []selectorJSON {
 	// The reason the EJBCAIssuerNotReady description looks up, by the
 	// alert's labels.
 	add("alert EJBCAIssuerNotReady (description)", `max by (kind, namespace, name, reason) (ejbca_issuer_issuer_ready_reason)`)
+	add("alert EJBCAIssuerApprovalsWaiting (description)", `max(ejbca_issuer_approvals_pending)`)
 	for _, q := range dashboardQueries(t) {
 		add("panel "+q.panel, grafanaVariables.Replace(q.expr))
 	}

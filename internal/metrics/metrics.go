@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,13 @@ var (
 		Name: "ejbca_issuer_approvals_pending",
 		Help: "Requests (of both kinds) waiting for approval in EJBCA.",
 	})
+
+	// ApprovalOldestPending is when the longest wait for an EJBCA
+	// administrator began; absent when no request waits.
+	ApprovalOldestPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ejbca_issuer_approval_oldest_pending_timestamp_seconds",
+		Help: "When (Unix seconds) the request that has waited longest for approval in EJBCA began to wait; absent when none waits.",
+	}, nil)
 
 	// IssuanceDuration is the time from a request's creation to its certificate.
 	IssuanceDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -110,7 +118,7 @@ var (
 
 func init() {
 	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks, KubeRequestDuration, Throttled, Revocations,
-		IssuerReadyReason, CAExpiry, Leader)
+		IssuerReadyReason, CAExpiry, Leader, ApprovalOldestPending)
 }
 
 // ObserveEJBCACall records one call; it fits ejbca.Options.OnRoundTrip.
@@ -181,4 +189,57 @@ func ForgetIssuer(kind, namespace, name string) {
 	IssuerReady.DeleteLabelValues(kind, namespace, name)
 	IssuerReadyReason.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": namespace, "name": name})
 	ForgetCAExpiry(kind, namespace, name)
+}
+
+// approvalWaits holds when each request waiting for approval began to, for
+// ApprovalOldestPending; its size is the approvals-pending gauge's.
+var approvalWaits = struct {
+	sync.Mutex
+	since map[any]time.Time
+}{since: map[any]time.Time{}}
+
+// ApprovalWaiting records that the request of key waits for approval since
+// since (a zero since keeps what is known, or now).
+func ApprovalWaiting(key any, since time.Time) {
+	approvalWaits.Lock()
+	defer approvalWaits.Unlock()
+	old, known := approvalWaits.since[key]
+	if since.IsZero() {
+		if known {
+			return
+		}
+		since = time.Now()
+	}
+	if known && old.Equal(since) {
+		return
+	}
+	approvalWaits.since[key] = since
+	setOldestApproval()
+}
+
+// ApprovalDone records that the request of key no longer waits.
+func ApprovalDone(key any) {
+	approvalWaits.Lock()
+	defer approvalWaits.Unlock()
+	if _, known := approvalWaits.since[key]; !known {
+		return
+	}
+	delete(approvalWaits.since, key)
+	setOldestApproval()
+}
+
+// setOldestApproval sets the gauge from approvalWaits, which the caller
+// holds. It runs only when a request starts or stops waiting.
+func setOldestApproval() {
+	var oldest time.Time
+	for _, s := range approvalWaits.since {
+		if oldest.IsZero() || s.Before(oldest) {
+			oldest = s
+		}
+	}
+	if oldest.IsZero() {
+		ApprovalOldestPending.Reset()
+		return
+	}
+	ApprovalOldestPending.WithLabelValues().Set(float64(oldest.Unix()))
 }
