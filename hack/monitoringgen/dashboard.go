@@ -150,7 +150,9 @@ func rows() []row {
 		}},
 		{"Approvals and revocations", []panel{
 			timeseries("Approvals pending", "none", "Requests waiting for an EJBCA administrator.", 8, q(`max(ejbca_issuer_approvals_pending)`, "pending")),
-			timeseries("Revocations by outcome", "ops", "", 16,
+			stat("Longest approval wait", "s", "How long the request that has waited longest for an EJBCA administrator has waited.", 4,
+				q(`time() - min(ejbca_issuer_approval_oldest_pending_timestamp_seconds)`, "")),
+			timeseries("Revocations by outcome", "ops", "", 12,
 				q(`sum by (kind, reason, outcome) (rate(ejbca_issuer_revocations_total[$__rate_interval]))`, "{{kind}} {{reason}} {{outcome}}")),
 		}},
 		{"Manager", []panel{
