@@ -48,6 +48,7 @@ manifests: $(CONTROLLER_GEN) ## Regenerate CRDs and RBAC from the API types and 
 	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths=./api/... paths=./controllers/... paths=./internal/manager/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@if [ -d charts/ejbca-issuer ]; then $(MAKE) --no-print-directory chart-crds; fi
+	go run ./hack/monitoringgen
 
 .PHONY: verify-generated
 verify-generated: $(CONTROLLER_GEN) ## Fail when committed generated code or manifests are stale.
@@ -64,7 +65,7 @@ control-plane: ## Build kube-apiserver and etcd into bin/ (cached; ~7 min cold).
 	hack/build-control-plane.sh
 
 .PHONY: test
-test: control-plane lint verify-generated test-chart test-image ## Run every test against a real API server (envtest) and the EJBCA simulator, RACE_PKGS with -race; fuzz targets on their seed corpus.
+test: control-plane lint verify-generated test-chart test-image test-monitoring ## Run every test against a real API server (envtest) and the EJBCA simulator, RACE_PKGS with -race; fuzz targets on their seed corpus.
 	@all="$$(go list $(GO_TEST_PKGS))"; race="$$(go list $(RACE_PKGS))"; \
 	plain="$$(grep -vxF -f <(echo "$$race") <<<"$$all" || true)"; \
 	racy="$$(grep -xF -f <(echo "$$race") <<<"$$all" || true)"; \
@@ -181,6 +182,10 @@ release: ## Cut release VERSION=vX.Y.Z into RELEASE_DIR (dist/release): image, c
 .PHONY: test-image
 test-image: ## Test make image and make image-push (hack/image); the image run with runc, make release and the Dockerfile match are in test-chart.
 	cd hack/image && go vet ./... && go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-monitoring
+test-monitoring: ## Test the chart's alerts and dashboard with Prometheus's parser and rule engine (hack/promtest; UPDATE=1 rewrites controllers/testdata/monitoring-selectors.json).
+	cd hack/promtest && go vet ./... && UPDATE=$(UPDATE) go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: docker-build
 docker-build: ## Build the image $(IMG) with the Dockerfile (needs a Docker engine).

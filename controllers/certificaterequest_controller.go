@@ -71,7 +71,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	cr := &cmapi.CertificateRequest{}
 	if err := r.Client.Get(ctx, req.NamespacedName, cr); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.approvals.set(req.NamespacedName, false)
+			r.approvals.set(req.NamespacedName, false, time.Time{})
 			r.Signer.Attempts.Deleted(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
@@ -168,7 +168,7 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		Event: d.Event, Warnings: d.Warnings, Outcome: d.Outcome, IssuerFault: d.IssuerFault,
 		Issued: d.Status == cmmeta.ConditionTrue, Created: cr.CreationTimestamp.Time,
 	})
-	r.approvals.set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, d.Outcome == "waiting_for_approval")
+	r.approvals.set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, d.Outcome == "waiting_for_approval", d.ApprovalSince)
 	if d.Status == cmmeta.ConditionTrue || d.Failed {
 		// A request's enrolment Secret, if any, is garbage-collected with
 		// the request: the manager never deletes Secrets.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -54,7 +55,7 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 	csr := &certificatesv1.CertificateSigningRequest{}
 	if err := r.Client.Get(ctx, req.NamespacedName, csr); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.approvals.set(req.Name, false)
+			r.approvals.set(req.Name, false, time.Time{})
 			r.announced.Delete(req.Name)
 			r.Signer.Attempts.Deleted("", req.Name)
 			return ctrl.Result{}, nil
@@ -176,7 +177,7 @@ func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *ce
 		Event: ev, Warnings: d.Warnings, Outcome: d.Outcome, IssuerFault: d.IssuerFault,
 		Issued: len(d.Certificate) > 0, Created: csr.CreationTimestamp.Time,
 	})
-	r.approvals.set(csr.Name, d.Outcome == "waiting_for_approval")
+	r.approvals.set(csr.Name, d.Outcome == "waiting_for_approval", d.ApprovalSince)
 	if final {
 		r.announced.Delete(csr.Name)
 		r.finished.remember(csr.UID, now)

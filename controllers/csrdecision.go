@@ -53,6 +53,9 @@ type CSRInput struct {
 // requeue, no status write.
 type CSRDecision struct {
 	Action Action
+	// ApprovalSince is when the wait for an EJBCA administrator began
+	// (Outcome waiting_for_approval).
+	ApprovalSince time.Time
 	// Failed adds the Failed condition with Reason and Message: final.
 	Failed          bool
 	Reason, Message string
@@ -145,7 +148,7 @@ func csrFailed(reason, msg string) CSRDecision {
 
 func csrWaiting(u unsigned) CSRDecision {
 	return CSRDecision{Action: ActionUpdate, Message: u.Message, RequeueAfter: u.RequeueAfter, Outcome: u.Outcome,
-		IssuerFault: u.IssuerFault, Event: &Event{u.EventType, u.EventReason, u.Message}}
+		IssuerFault: u.IssuerFault, Event: &Event{u.EventType, u.EventReason, u.Message}, ApprovalSince: u.ApprovalSince}
 }
 
 // csrIsFinal: signed, Failed or Denied CSRs are never touched again (the

@@ -110,6 +110,9 @@ type Decision struct {
 	IssuerFault *IssuerFault
 	// Outcome labels the request metric.
 	Outcome string
+	// ApprovalSince is when the wait for an EJBCA administrator began
+	// (Outcome waiting_for_approval).
+	ApprovalSince time.Time
 }
 
 // Event reasons recorded on CertificateRequests.
@@ -173,6 +176,7 @@ func decideResult(in Input) Decision {
 	}
 	d := pending(cr, u.Message, u.RequeueAfter, u.EventReason, u.EventType, u.Outcome)
 	d.IssuerFault = u.IssuerFault
+	d.ApprovalSince = u.ApprovalSince
 	return d
 }
 

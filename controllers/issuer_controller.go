@@ -200,12 +200,27 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	var status metav1.ConditionStatus
 	var reason, message string
 	var degraded bool
+	var chain []metrics.CAValidity // nil: the check did not find the CA
 	if reported && last != nil && last.generation == iss.GetGeneration() && last.refs == refs {
 		// A request found the fault since the last check, with nothing
 		// changed since: take it as this check's result.
 		status, reason, message = metav1.ConditionFalse, fault.Reason, fault.Message
 	} else {
-		status, reason, message, degraded = r.check(ctx, iss)
+		status, reason, message, degraded, chain = r.check(ctx, iss)
+	}
+	ca := caExpiryUpdate{}
+	switch {
+	case chain != nil:
+		metrics.SetCAExpiry(r.Kind, iss.GetNamespace(), iss.GetName(), chain)
+		ca = caExpiryUpdate{set: true, notAfter: earliestExpiry(chain)}
+		if status == metav1.ConditionTrue && !ca.notAfter.IsZero() {
+			message += caExpiryNote(chain)
+		}
+	case reason == v1alpha1.ReasonCANotFound:
+		// The CA is gone from what these credentials see; a failure to
+		// reach EJBCA keeps what the last check found.
+		metrics.ForgetCAExpiry(r.Kind, iss.GetNamespace(), iss.GetName())
+		ca = caExpiryUpdate{set: true}
 	}
 	metrics.HealthChecks.WithLabelValues(r.Kind, reason).Inc()
 	rec := &healthRecord{uid: iss.GetUID(), generation: iss.GetGeneration(), refs: refs, at: now, status: status, reason: reason, message: message, degraded: degraded}
@@ -228,7 +243,7 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			r.Reachability.Forget(r.Kind, req.NamespacedName)
 		}
 	}
-	if err := SetIssuerReady(ctx, r.Client, r.Recorder, iss, status, reason, message, now); err != nil {
+	if err := setIssuerStatus(ctx, r.Client, r.Recorder, iss, status, reason, message, now, ca); err != nil {
 		return ctrl.Result{}, err
 	}
 	logf.FromContext(ctx).V(1).Info("issuer checked", "ready", status, "reason", reason)
@@ -276,9 +291,11 @@ func IssuerCheckDue(at time.Time, ready bool, reason string, failures int, inter
 }
 
 // check builds the issuer's client and calls EJBCA's CA list: authenticated,
+// check builds the issuer's client and calls EJBCA's CA list: authenticated,
 // and it shows whether caName exists. An issuer of several nodes asks each
-// (checkNodes); degraded says some of them are not usable.
-func (r *IssuerReconciler) check(ctx context.Context, iss v1alpha1.Issuer) (status metav1.ConditionStatus, reason, message string, degraded bool) {
+// (checkNodes); degraded says some of them are not usable. chain is the CA's
+// chain as EJBCA's CA list shows it, nil when the check did not find the CA.
+func (r *IssuerReconciler) check(ctx context.Context, iss v1alpha1.Issuer) (status metav1.ConditionStatus, reason, message string, degraded bool, chain []metrics.CAValidity) {
 	spec := iss.GetSpec()
 	cl, err := r.Clients.Client(ctx, iss)
 	if err != nil {
@@ -286,49 +303,56 @@ func (r *IssuerReconciler) check(ctx context.Context, iss v1alpha1.Issuer) (stat
 		var inv *credentials.InvalidError
 		switch {
 		case errors.As(err, &nf):
-			return metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, fmt.Sprintf("%v: create it in namespace %s", err, nf.Namespace), false
+			return metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, fmt.Sprintf("%v: create it in namespace %s", err, nf.Namespace), false, nil
 		case errors.As(err, &inv):
-			return metav1.ConditionFalse, v1alpha1.ReasonInvalidSecret, err.Error(), false
+			return metav1.ConditionFalse, v1alpha1.ReasonInvalidSecret, err.Error(), false, nil
 		}
-		return metav1.ConditionFalse, v1alpha1.ReasonInvalidConfig, err.Error(), false
+		return metav1.ConditionFalse, v1alpha1.ReasonInvalidConfig, err.Error(), false, nil
 	}
 	defer setNodeMetrics(r.Kind, iss, cl)
 	if len(cl.Nodes()) > 1 {
 		return r.checkNodes(ctx, iss, cl)
 	}
-	status, reason, message = r.checkOne(ctx, iss, cl, spec.URL)
-	return status, reason, message, false
+	status, reason, message, chain = r.checkOne(ctx, iss, cl, spec.URL)
+	return status, reason, message, false, chain
 }
 
 // checkOne checks the issuer through its client's node routing; where names
 // the EJBCA in messages.
-func (r *IssuerReconciler) checkOne(ctx context.Context, iss v1alpha1.Issuer, cl *ejbca.Client, where string) (metav1.ConditionStatus, string, string) {
+func (r *IssuerReconciler) checkOne(ctx context.Context, iss v1alpha1.Issuer, cl *ejbca.Client, where string) (metav1.ConditionStatus, string, string, []metrics.CAValidity) {
 	spec := iss.GetSpec()
 	cas, err := cl.ListCAs(ctx)
 	if err != nil {
 		if ejbca.IsTokenEndpoint(err) {
-			return tokenEndpointFailure(spec, r.Clients.SecretNamespace(iss), err)
+			status, reason, message := tokenEndpointFailure(spec, r.Clients.SecretNamespace(iss), err)
+			return status, reason, message, nil
 		}
 		if ejbca.IsUnauthorized(err) {
-			return metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, fmt.Sprintf("EJBCA refused the issuer's credentials: %v", err)
+			return metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, fmt.Sprintf("EJBCA refused the issuer's credentials: %v", err), nil
 		}
-		return metav1.ConditionFalse, v1alpha1.ReasonUnreachable, fmt.Sprintf("EJBCA at %s could not be used: %v", where, err)
+		return metav1.ConditionFalse, v1alpha1.ReasonUnreachable, fmt.Sprintf("EJBCA at %s could not be used: %v", where, err), nil
 	}
 	return checkCAs(ctx, cl, spec, cas, where)
 }
 
-// checkCAs looks for caName among cas and checks the profile.
-func checkCAs(ctx context.Context, cl *ejbca.Client, spec *v1alpha1.IssuerSpec, cas []ejbca.CA, where string) (metav1.ConditionStatus, string, string) {
+// checkCAs looks for caName among cas and checks the profile; the chain is
+// nil when the CA is not among them.
+func checkCAs(ctx context.Context, cl *ejbca.Client, spec *v1alpha1.IssuerSpec, cas []ejbca.CA, where string) (metav1.ConditionStatus, string, string, []metrics.CAValidity) {
 	var names []string
 	for _, ca := range cas {
 		if ca.Name == spec.CAName {
-			return checkProfile(ctx, cl, spec, ca, where)
+			status, reason, message := checkProfile(ctx, cl, spec, ca, where)
+			chain := caChain(cas, ca)
+			if chain == nil {
+				chain = []metrics.CAValidity{}
+			}
+			return status, reason, message, chain
 		}
 		names = append(names, ca.Name)
 	}
 	sort.Strings(names)
 	return metav1.ConditionFalse, v1alpha1.ReasonCANotFound,
-		fmt.Sprintf("EJBCA at %s has no CA named %q visible to these credentials; it has: %s", where, spec.CAName, strings.Join(names, ", "))
+		fmt.Sprintf("EJBCA at %s has no CA named %q visible to these credentials; it has: %s", where, spec.CAName, strings.Join(names, ", ")), nil
 }
 
 // checkProfile asks EJBCA for the issuer's certificate profile, where
@@ -370,27 +394,59 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 	if r.Reachability != nil {
 		r.Reachability.Forget(r.Kind, req.NamespacedName)
 	}
-	metrics.IssuerReady.DeleteLabelValues(r.Kind, req.Namespace, req.Name)
+	metrics.ForgetIssuer(r.Kind, req.Namespace, req.Name)
 	metrics.ForgetNodes(r.Kind, req.Namespace, req.Name)
 }
 
 // SetIssuerReady writes the issuer's Ready condition for its current
 // generation; lastTransitionTime moves only when the status does.
 func SetIssuerReady(ctx context.Context, c client.Client, rec events.EventRecorder, iss v1alpha1.Issuer, status metav1.ConditionStatus, reason, message string, now time.Time) error {
-	var ready float64
-	if status == metav1.ConditionTrue {
-		ready = 1
+	return setIssuerStatus(ctx, c, rec, iss, status, reason, message, now, caExpiryUpdate{})
+}
+
+// caExpiryUpdate is what a check found of the CA chain's expiry for
+// status.caNotAfter: nothing to change (set false), a time, or none (zero).
+type caExpiryUpdate struct {
+	set      bool
+	notAfter time.Time
+}
+
+// caExpiryNote is the Ready message's mention of the chain's first expiry.
+func caExpiryNote(chain []metrics.CAValidity) string {
+	first := chain[0]
+	for _, ca := range chain {
+		if ca.NotAfter.Before(first.NotAfter) {
+			first = ca
+		}
 	}
-	metrics.IssuerReady.WithLabelValues(v1alpha1.KindOf(iss), iss.GetNamespace(), iss.GetName()).Set(ready)
+	return fmt.Sprintf("; the first CA certificate of its chain to expire is %q's (%s), on %s", first.Name, first.Role, first.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// setIssuerStatus is SetIssuerReady that also writes status.caNotAfter, in
+// the same patch.
+func setIssuerStatus(ctx context.Context, c client.Client, rec events.EventRecorder, iss v1alpha1.Issuer, status metav1.ConditionStatus, reason, message string, now time.Time, ca caExpiryUpdate) error {
+	metrics.SetIssuerReady(v1alpha1.KindOf(iss), iss.GetNamespace(), iss.GetName(), status == metav1.ConditionTrue, reason)
 
 	base := iss.DeepCopyObject().(v1alpha1.Issuer)
+	caChanged := false
+	if ca.set {
+		var want *metav1.Time
+		if !ca.notAfter.IsZero() {
+			t := metav1.NewTime(ca.notAfter.UTC().Truncate(time.Second))
+			want = &t
+		}
+		if old := iss.GetStatus().CANotAfter; (old == nil) != (want == nil) || (old != nil && !old.Equal(want)) {
+			iss.GetStatus().CANotAfter = want
+			caChanged = true
+		}
+	}
 	prev := iss.GetStatus().ReadyCondition()
 	transition := prev == nil || prev.Status != status || prev.Reason != reason
 	changed := meta.SetStatusCondition(&iss.GetStatus().Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: status, Reason: reason, Message: message,
 		ObservedGeneration: iss.GetGeneration(), LastTransitionTime: metav1.NewTime(now),
 	})
-	if !changed {
+	if !changed && !caChanged {
 		return nil
 	}
 	if err := c.Status().Patch(ctx, iss, client.MergeFrom(base), client.FieldOwner(FieldOwner)); err != nil {

@@ -19,7 +19,7 @@ import (
 // usable node the issuer is not Ready exactly as with one URL: Unauthorized
 // when a node refused the credentials (none accepted them), the token
 // endpoint's failure, else Unreachable.
-func (r *IssuerReconciler) checkNodes(ctx context.Context, iss v1alpha1.Issuer, cl *ejbca.Client) (metav1.ConditionStatus, string, string, bool) {
+func (r *IssuerReconciler) checkNodes(ctx context.Context, iss v1alpha1.Issuer, cl *ejbca.Client) (metav1.ConditionStatus, string, string, bool, []metrics.CAValidity) {
 	spec := iss.GetSpec()
 	nodes := cl.Nodes()
 	type result struct {
@@ -61,17 +61,17 @@ func (r *IssuerReconciler) checkNodes(ctx context.Context, iss v1alpha1.Issuer, 
 			return withNodes(tokenEndpointFailure(spec, r.Clients.SecretNamespace(iss), tokenFailure))
 		case refusal != nil:
 			return metav1.ConditionFalse, v1alpha1.ReasonUnauthorized,
-				fmt.Sprintf("EJBCA refused the issuer's credentials on every node that answered: %s", strings.Join(problems, "; ")), false
+				fmt.Sprintf("EJBCA refused the issuer's credentials on every node that answered: %s", strings.Join(problems, "; ")), false, nil
 		}
 		return metav1.ConditionFalse, v1alpha1.ReasonUnreachable,
-			fmt.Sprintf("none of the %d EJBCA nodes could be used: %s", len(nodes), strings.Join(problems, "; ")), false
+			fmt.Sprintf("none of the %d EJBCA nodes could be used: %s", len(nodes), strings.Join(problems, "; ")), false, nil
 	}
-	status, reason, message := checkCAs(ctx, cl, spec, results[first].cas, nodes[first].URL)
+	status, reason, message, chain := checkCAs(ctx, cl, spec, results[first].cas, nodes[first].URL)
 	summary := fmt.Sprintf("%d of %d EJBCA nodes usable", usable, len(nodes))
 	if len(problems) > 0 {
 		summary += "; " + strings.Join(problems, "; ")
 	}
-	return status, reason, summary + ". " + message, status == metav1.ConditionTrue && usable < len(nodes)
+	return status, reason, summary + ". " + message, status == metav1.ConditionTrue && usable < len(nodes), chain
 }
 
 // setNodeMetrics publishes what the client believes of each node.
@@ -85,6 +85,6 @@ func setNodeMetrics(kind string, iss v1alpha1.Issuer, cl *ejbca.Client) {
 	metrics.SetNodeStates(kind, iss.GetNamespace(), iss.GetName(), urls, usable)
 }
 
-func withNodes(status metav1.ConditionStatus, reason, message string) (metav1.ConditionStatus, string, string, bool) {
-	return status, reason, message, false
+func withNodes(status metav1.ConditionStatus, reason, message string) (metav1.ConditionStatus, string, string, bool, []metrics.CAValidity) {
+	return status, reason, message, false, nil
 }

@@ -190,18 +190,20 @@ func (f *finishedRequests) remember(uid types.UID, now time.Time) (pruned bool) 
 }
 
 // pendingApprovals keeps the approvals-pending gauge: one count per request
-// waiting for an EJBCA administrator.
+// waiting for an EJBCA administrator, and when the longest wait began.
 type pendingApprovals struct{ m sync.Map }
 
-func (p *pendingApprovals) set(key any, waiting bool) {
+func (p *pendingApprovals) set(key any, waiting bool, since time.Time) {
 	if waiting {
 		if _, loaded := p.m.LoadOrStore(key, struct{}{}); !loaded {
 			metrics.ApprovalsPending.Inc()
 		}
+		metrics.ApprovalWaiting(key, since)
 		return
 	}
 	if _, loaded := p.m.LoadAndDelete(key); loaded {
 		metrics.ApprovalsPending.Dec()
+		metrics.ApprovalDone(key)
 	}
 }
 

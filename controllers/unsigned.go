@@ -38,6 +38,8 @@ type unsigned struct {
 	// Outcome labels the request metric.
 	Outcome     string
 	IssuerFault *IssuerFault
+	// ApprovalSince is when the wait for an EJBCA administrator began.
+	ApprovalSince time.Time
 }
 
 // decideUnsigned classifies EJBCA's answer when it is not a certificate.
@@ -50,7 +52,9 @@ func decideUnsigned(in unsignedInput) unsigned {
 		if a.RequestID == 0 {
 			msg = fmt.Sprintf("waiting for EJBCA approval of the end entity %q since %s (EJBCA gave no approval request id)", a.EndEntity, a.Since.UTC().Format(time.RFC3339))
 		}
-		return waiting(msg, a.PollAfter, EventWaitingForApproval, corev1.EventTypeNormal, "waiting_for_approval")
+		u := waiting(msg, a.PollAfter, EventWaitingForApproval, corev1.EventTypeNormal, "waiting_for_approval")
+		u.ApprovalSince = a.Since
+		return u
 	}
 	if r.Err == nil {
 		return unsigned{Failed: true, Message: "EJBCA returned neither a certificate nor an error", Outcome: "failed"}

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Fails when the committed generated files (deepcopy, CRDs, RBAC, the chart's
-# CRDs and RBAC rules, config/default's CRDs) differ from what `make generate
+# CRDs and RBAC rules, config/default's CRDs, the chart's alerts and dashboard) differ from what `make generate
 # manifests` produces. It regenerates them in place, so after a failure the fix
 # is to review and commit them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 paths=(api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml charts/ejbca-issuer/templates/crds
-  charts/ejbca-issuer/files/rbac-rules.yaml config/default/crds)
+  charts/ejbca-issuer/files/rbac-rules.yaml config/default/crds
+  charts/ejbca-issuer/files/alerts.yaml charts/ejbca-issuer/files/dashboard.json docs/dashboard.svg)
 digest() {
   local p
   for p in "${paths[@]}"; do

@@ -440,4 +440,10 @@ type IssuerStatus struct {
 	// +patchStrategy=merge
 	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+	// CANotAfter is when the first certificate of the issuer's CA chain
+	// expires: that of caName's CA or of a CA above it in EJBCA's CA list,
+	// as the last health check that found the CA read them. After it,
+	// EJBCA can no longer issue through this CA.
+	// +optional
+	CANotAfter *metav1.Time `json:"caNotAfter,omitempty"`
 }

@@ -46,7 +46,7 @@ const kubeVersion = "v1.36.3"
 var chartDir = filepath.Join(repoRoot, "charts", "ejbca-issuer")
 
 // namespacedKinds are the namespaced kinds the chart and kustomize render.
-var namespacedKinds = []string{"ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor"}
+var namespacedKinds = []string{"ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule", "ConfigMap"}
 
 func loadChart(t testing.TB) *chart.Chart {
 	t.Helper()

@@ -176,6 +176,10 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}
+	metrics.Leader.Set(0)
+	if err := mgr.Add(leaderGauge{}); err != nil {
+		return nil, err
+	}
 	if err := controllers.Setup(mgr, o.Options); err != nil {
 		return nil, err
 	}

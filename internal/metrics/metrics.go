@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,13 @@ var (
 		Help: "Requests (of both kinds) waiting for approval in EJBCA.",
 	})
 
+	// ApprovalOldestPending is when the longest wait for an EJBCA
+	// administrator began; absent when no request waits.
+	ApprovalOldestPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ejbca_issuer_approval_oldest_pending_timestamp_seconds",
+		Help: "When (Unix seconds) the request that has waited longest for approval in EJBCA began to wait; absent when none waits.",
+	}, nil)
+
 	// IssuanceDuration is the time from a request's creation to its certificate.
 	IssuanceDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "ejbca_issuer_issuance_duration_seconds",
@@ -57,6 +65,29 @@ var (
 		Name: "ejbca_issuer_issuer_ready",
 		Help: "1 when the issuer is Ready, 0 when not.",
 	}, []string{"kind", "namespace", "name"})
+
+	// IssuerReadyReason says why an issuer is or is not Ready: 1 for its
+	// current Ready reason, one series per issuer. ejbca_issuer_issuer_ready
+	// keeps its labels so that an alert's for: runs on across a change of
+	// reason; alerts join this for the reason.
+	IssuerReadyReason = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ejbca_issuer_issuer_ready_reason",
+		Help: "1 for the issuer's current Ready condition reason (Checked, Unreachable, Unauthorized, CANotFound, ...); one series per issuer.",
+	}, []string{"kind", "namespace", "name", "reason"})
+
+	// CAExpiry is when the certificates of an issuer's CA and of the CAs
+	// above it in EJBCA's CA list expire.
+	CAExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ejbca_issuer_ca_expiry_timestamp_seconds",
+		Help: "notAfter (Unix seconds) of the issuer's CA certificate (role issuing) and of the CAs above it that EJBCA lists (intermediate, root), as the last health check that found the CA read them.",
+	}, []string{"kind", "namespace", "name", "ca", "role"})
+
+	// Leader is 1 in the process that holds the leader election lease (or
+	// runs without leader election) and 0 in a standby.
+	Leader = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ejbca_issuer_leader",
+		Help: "1 when this manager process is the leader (holds the leader election lease, or runs without leader election), 0 in a standby.",
+	})
 
 	// Throttled counts the seconds requests and calls were held back by an
 	// issuer's rate limit on EJBCA calls.
@@ -87,7 +118,8 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks, KubeRequestDuration, Throttled, Revocations)
+	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks, KubeRequestDuration, Throttled, Revocations,
+		IssuerReadyReason, CAExpiry, Leader, ApprovalOldestPending)
 }
 
 // ObserveEJBCACall records one call; it fits ejbca.Options.OnRoundTrip.
@@ -145,4 +177,103 @@ func SetNodeStates(kind, namespace, name string, urls []string, usable []bool) {
 // ForgetNodes drops an issuer's node series (the issuer is gone).
 func ForgetNodes(kind, namespace, name string) {
 	NodeUsable.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": namespace, "name": name})
+}
+
+// SetIssuerReady records an issuer's readiness and its reason, dropping the
+// series of its previous reason.
+func SetIssuerReady(kind, namespace, name string, ready bool, reason string) {
+	v := 0.0
+	if ready {
+		v = 1
+	}
+	IssuerReady.WithLabelValues(kind, namespace, name).Set(v)
+	IssuerReadyReason.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": namespace, "name": name})
+	IssuerReadyReason.WithLabelValues(kind, namespace, name, reason).Set(1)
+}
+
+// The role label's values of ejbca_issuer_ca_expiry_timestamp_seconds.
+const (
+	CARoleIssuing      = "issuing"
+	CARoleIntermediate = "intermediate"
+	CARoleRoot         = "root"
+)
+
+// CAValidity is one CA certificate's expiry as EJBCA's CA list gives it.
+type CAValidity struct {
+	Name     string
+	Role     string
+	NotAfter time.Time
+}
+
+// SetCAExpiry replaces the CA expiry series of an issuer with chain's.
+func SetCAExpiry(kind, namespace, name string, chain []CAValidity) {
+	ForgetCAExpiry(kind, namespace, name)
+	for _, ca := range chain {
+		CAExpiry.WithLabelValues(kind, namespace, name, ca.Name, ca.Role).Set(float64(ca.NotAfter.Unix()))
+	}
+}
+
+// ForgetCAExpiry drops the CA expiry series of an issuer.
+func ForgetCAExpiry(kind, namespace, name string) {
+	CAExpiry.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": namespace, "name": name})
+}
+
+// ForgetIssuer drops every series of a deleted issuer.
+func ForgetIssuer(kind, namespace, name string) {
+	IssuerReady.DeleteLabelValues(kind, namespace, name)
+	IssuerReadyReason.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": namespace, "name": name})
+	ForgetCAExpiry(kind, namespace, name)
+}
+
+// approvalWaits holds when each request waiting for approval began to, for
+// ApprovalOldestPending; its size is the approvals-pending gauge's.
+var approvalWaits = struct {
+	sync.Mutex
+	since map[any]time.Time
+}{since: map[any]time.Time{}}
+
+// ApprovalWaiting records that the request of key waits for approval since
+// since (a zero since keeps what is known, or now).
+func ApprovalWaiting(key any, since time.Time) {
+	approvalWaits.Lock()
+	defer approvalWaits.Unlock()
+	old, known := approvalWaits.since[key]
+	if since.IsZero() {
+		if known {
+			return
+		}
+		since = time.Now()
+	}
+	if known && old.Equal(since) {
+		return
+	}
+	approvalWaits.since[key] = since
+	setOldestApproval()
+}
+
+// ApprovalDone records that the request of key no longer waits.
+func ApprovalDone(key any) {
+	approvalWaits.Lock()
+	defer approvalWaits.Unlock()
+	if _, known := approvalWaits.since[key]; !known {
+		return
+	}
+	delete(approvalWaits.since, key)
+	setOldestApproval()
+}
+
+// setOldestApproval sets the gauge from approvalWaits, which the caller
+// holds. It runs only when a request starts or stops waiting.
+func setOldestApproval() {
+	var oldest time.Time
+	for _, s := range approvalWaits.since {
+		if oldest.IsZero() || s.Before(oldest) {
+			oldest = s
+		}
+	}
+	if oldest.IsZero() {
+		ApprovalOldestPending.Reset()
+		return
+	}
+	ApprovalOldestPending.WithLabelValues().Set(float64(oldest.Unix()))
 }
