@@ -416,7 +416,7 @@ func (b *bench) profile(m *managerProcess, rc runConfig) func() {
 			progress("profile: %v", err)
 			return
 		}
-		path := filepath.Join(b.opts.profile, fmt.Sprintf("cpu-%s-w%d-%s.pprof", rc.Auth, rc.Workers, rc.Latency))
+		path := filepath.Join(b.opts.profile, fmt.Sprintf("cpu-%s-%s-w%d-%s.pprof", rc.Auth, rc.Shape, rc.Workers, rc.Latency))
 		if err := os.WriteFile(path, data, 0o644); err == nil {
 			progress("profile: %s", path)
 		}

@@ -104,7 +104,7 @@ func run() error {
 	}
 
 	progress("building the manager binary with the release flags")
-	bin, err := buildManager(root)
+	bin, err := buildManager(root, work)
 	if err != nil {
 		return fmt.Errorf("building the manager: %w", err)
 	}
