@@ -68,8 +68,8 @@ func run(args []string) error {
 	fs.IntVar(&o.RequestLimits.MaxCSRBytes, "max-csr-bytes", controllers.DefaultMaxCSRBytes, "Largest CSR (PEM bytes of spec.request) sent to EJBCA; larger requests are Failed before EJBCA is called. 0: no limit.")
 	fs.IntVar(&o.RequestLimits.MaxSANs, "max-csr-sans", controllers.DefaultMaxSANs, "Most subject alternative names a CSR may carry; requests with more are Failed before EJBCA is called. 0: no limit.")
 	var qps float64
-	fs.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server, per client: the manager writes through three (request patches, status, events), one write each per certificate, so this is roughly the certificates per second it can sign (see docs/performance.md).")
-	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server, per client: roughly the certificates signed at once before --kube-api-qps paces them.")
+	fs.Float64Var(&qps, "kube-api-qps", manager.DefaultKubeAPIQPS, "Queries per second to the Kubernetes API server, per client: the manager writes each certificate's status and its event through two clients, one write each, so this is roughly the most certificates per second it signs. The default does not bind below EJBCA's pace at the default workers (16 workers with EJBCA answering in 50 ms or more); the API server's priority and fairness protects it beyond that (see docs/performance.md).")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", manager.DefaultKubeAPIBurst, "Burst of queries to the Kubernetes API server, per client: roughly the certificates signed at once before --kube-api-qps paces them.")
 	fs.StringVar(&logFormat, "log-format", "json", "Log format: json or text.")
 	fs.IntVar(&logLevel, "log-level", 0, "Log verbosity: 0 info, 1 decisions, 2-4 debug (higher is capped at 4). Secrets are never logged at any level.")
 	fs.BoolVar(&showVersion, "version", false, "Print the version and exit.")

@@ -165,7 +165,7 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 
 	reportDecision(r.Recorder, r.Clients, r.Issuers, cr, issuer, now, requestReport{
 		RequestKind: metrics.RequestKindCertificateRequest, IssuerKind: cr.Spec.IssuerRef.Kind,
-		Event: d.Event, Warnings: d.Warnings, Outcome: d.Outcome, IssuerFault: d.IssuerFault,
+		Event: d.Event, Warnings: d.Warnings, Notices: d.Notices, Outcome: d.Outcome, IssuerFault: d.IssuerFault,
 		Issued: d.Status == cmmeta.ConditionTrue, Created: cr.CreationTimestamp.Time,
 	})
 	r.approvals.set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, d.Outcome == "waiting_for_approval", d.ApprovalSince)

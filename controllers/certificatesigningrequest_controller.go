@@ -174,7 +174,7 @@ func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *ce
 	kind, _, _, _ := SignerIssuer(csr.Spec.SignerName)
 	reportDecision(r.Recorder, r.Clients, r.Issuers, csr, issuer, now, requestReport{
 		RequestKind: metrics.RequestKindCertificateSigningRequest, IssuerKind: kind,
-		Event: ev, Warnings: d.Warnings, Outcome: d.Outcome, IssuerFault: d.IssuerFault,
+		Event: ev, Warnings: d.Warnings, Notices: d.Notices, Outcome: d.Outcome, IssuerFault: d.IssuerFault,
 		Issued: len(d.Certificate) > 0, Created: csr.CreationTimestamp.Time,
 	})
 	r.approvals.set(csr.Name, d.Outcome == "waiting_for_approval", d.ApprovalSince)

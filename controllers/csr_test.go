@@ -352,7 +352,10 @@ func TestCSRExpirationSeconds(t *testing.T) {
 			t.Errorf("issuer %s, %+v: notAfter %s (an hour: %v, want %v)", tc.issuer, got.Spec.ExpirationSeconds, leaf.NotAfter, isHour, tc.wantHour)
 		}
 		if tc.issuer == ignores {
-			waitEventReason(t, got, controllers.EventDurationMismatch)
+			// A year where an hour was asked for: the issuer's profile,
+			// reported on the issuer, not on each CSR.
+			waitEvent(t, &v1alpha1.EJBCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: ignores}}, corev1.EventTypeNormal,
+				controllers.NoticeValidityFromProfile, "longer than the 1h0m0s requested")
 		}
 	}
 }

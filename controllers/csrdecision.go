@@ -64,6 +64,7 @@ type CSRDecision struct {
 	RequeueAfter time.Duration
 	Event        *Event
 	Warnings     []Event
+	Notices      []IssuerNotice
 	IssuerFault  *IssuerFault
 	Outcome      string
 }
@@ -109,15 +110,15 @@ func decideCSRResult(in CSRInput) CSRDecision {
 		for i, u := range csr.Spec.Usages {
 			usages[i] = cmapi.KeyUsage(u)
 		}
-		var mismatch string
+		var v validity
 		if s := csr.Spec.ExpirationSeconds; s != nil {
-			mismatch = validityMismatch(time.Duration(*s)*time.Second, cert.Leaf, in.Issuer.UseRequestedDuration)
+			v = validityMismatch(time.Duration(*s)*time.Second, cert.Leaf, in.Issuer.UseRequestedDuration)
 		}
-		s := decideSigned(cert, unmet(false, usages, cert.Leaf), mismatch, in.Issuer.FailUnmet)
+		s := decideSigned(cert, usageDifferences(false, usages, cert.Leaf), v, in.Issuer.UseRequestedDuration, in.Issuer.FailUnmet)
 		if s.FailedMessage != "" {
 			return csrFailed(CSRReasonSigningFailed, s.FailedMessage)
 		}
-		return CSRDecision{Action: ActionUpdate, Certificate: cert.ChainPEM, Outcome: "issued", Event: &s.Event, Warnings: s.Warnings}
+		return CSRDecision{Action: ActionUpdate, Certificate: cert.ChainPEM, Outcome: "issued", Event: &s.Event, Warnings: s.Warnings, Notices: s.Notices}
 	}
 	u := decideUnsigned(unsignedInput{Result: r, Issuer: in.Issuer, Now: in.Now, Created: csr.CreationTimestamp.Time,
 		RetryWindow: in.RetryWindow, ApprovalMaxWait: in.ApprovalMaxWait, Request: "CertificateSigningRequest " + csr.Name})

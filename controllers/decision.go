@@ -104,6 +104,9 @@ type Decision struct {
 	// Warnings are further Warning events, e.g. a certificate that lacks
 	// what the request asked for.
 	Warnings []Event
+	// Notices are differences the issuer's configuration made, reported
+	// on the issuer (through the issuer controller), not on the request.
+	Notices []IssuerNotice
 	// IssuerFault, when set, is reported to the issuer controller (the
 	// only writer of issuers), which marks the issuer not Ready with it:
 	// EJBCA refused the issuer's credentials or configuration.
@@ -160,14 +163,14 @@ func decideResult(in Input) Decision {
 	cr, r := in.Request, in.Result
 	switch {
 	case r.Certificate != nil:
-		s := decideSigned(r.Certificate, UnmetRequest(cr, r.Certificate.Leaf),
-			durationMismatch(cr, r.Certificate.Leaf, in.Issuer.UseRequestedDuration), in.Issuer.FailUnmet)
+		s := decideSigned(r.Certificate, usageDifferences(cr.Spec.IsCA, cr.Spec.Usages, r.Certificate.Leaf),
+			durationMismatch(cr, r.Certificate.Leaf, in.Issuer.UseRequestedDuration), in.Issuer.UseRequestedDuration, in.Issuer.FailUnmet)
 		if s.FailedMessage != "" {
 			return failed(cr, s.FailedMessage)
 		}
 		return Decision{Action: ActionUpdate, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued,
 			Message:     fmt.Sprintf("Certificate issued by EJBCA (serial %s)", r.Certificate.SerialNumber),
-			Certificate: r.Certificate.ChainPEM, CA: r.Certificate.CAPEM, Outcome: "issued", Event: &s.Event, Warnings: s.Warnings}
+			Certificate: r.Certificate.ChainPEM, CA: r.Certificate.CAPEM, Outcome: "issued", Event: &s.Event, Warnings: s.Warnings, Notices: s.Notices}
 	}
 	u := decideUnsigned(unsignedInput{Result: r, Issuer: in.Issuer, Now: in.Now, Created: cr.CreationTimestamp.Time,
 		RetryWindow: in.RetryWindow, ApprovalMaxWait: in.ApprovalMaxWait, Request: "CertificateRequest " + cr.Namespace + "/" + cr.Name})
@@ -180,21 +183,40 @@ func decideResult(in Input) Decision {
 	return d
 }
 
-// durationMismatch says why the issued validity is not the requested
-// duration, when they differ by more than EJBCA's backdating and rounding
-// (an hour, or 1% of the duration); empty otherwise.
-func durationMismatch(cr *cmapi.CertificateRequest, leaf *x509.Certificate, useRequested bool) string {
+// durationMismatch is how the issued validity differs from the request's
+// spec.duration; zero when it asked for none.
+func durationMismatch(cr *cmapi.CertificateRequest, leaf *x509.Certificate, useRequested bool) validity {
 	if cr.Spec.Duration == nil {
-		return ""
+		return validity{}
 	}
 	return validityMismatch(cr.Spec.Duration.Duration, leaf, useRequested)
 }
 
+// validity is how an issued certificate's validity differs from the
+// requested one, beyond EJBCA's backdating and rounding (an hour, or 1% of
+// the duration). At most one of Shorter and Longer is set.
+type validity struct {
+	// Shorter can hurt the request: the certificate ends before the
+	// requester planned, and cert-manager renews it sooner (at a third of
+	// its validity left when the Certificate's renewBefore is longer than
+	// it; cert-manager refuses a renewBefore of the duration or more, so a
+	// validity shorter than the renewal window is always shorter than
+	// requested). A Warning on the request.
+	Shorter string
+	// Longer comes from the issuer's configuration (the certificate
+	// profile's validity, or one that does not allow a validity override):
+	// the same for every request through the issuer, so it is reported on
+	// the issuer, once an hour, not on each request.
+	Longer string
+	// Requested is the requested validity, Issued the certificate's.
+	Requested, Issued time.Duration
+}
+
 // validityMismatch is durationMismatch for a request of any kind that asked
 // for requested.
-func validityMismatch(requested time.Duration, leaf *x509.Certificate, useRequested bool) string {
+func validityMismatch(requested time.Duration, leaf *x509.Certificate, useRequested bool) validity {
 	if requested <= 0 || leaf.NotAfter.IsZero() {
-		return ""
+		return validity{}
 	}
 	issued := leaf.NotAfter.Sub(leaf.NotBefore)
 	diff := issued - requested
@@ -202,14 +224,21 @@ func validityMismatch(requested time.Duration, leaf *x509.Certificate, useReques
 		diff = -diff
 	}
 	if diff <= max(time.Hour, requested/100) {
-		return ""
+		return validity{}
 	}
 	why := "the issuer's useRequestedDuration is off, so EJBCA's certificate profile decides the validity"
 	if useRequested {
 		why = "EJBCA did not apply the requested end time: it needs EJBCA 9.3.3 or later and a certificate profile that allows validity override, and caps it at the profile's and the CA's validity"
 	}
-	return fmt.Sprintf("The certificate is valid for %s (until %s), not the requested %s: %s",
-		issued.Round(time.Minute), leaf.NotAfter.UTC().Format(time.RFC3339), requested, why)
+	v := validity{Requested: requested, Issued: issued}
+	if issued < requested {
+		v.Shorter = fmt.Sprintf("The certificate is valid for %s (until %s), shorter than the requested %s: %s; cert-manager renews it sooner than planned",
+			issued.Round(time.Minute), leaf.NotAfter.UTC().Format(time.RFC3339), requested, why)
+	} else {
+		v.Longer = fmt.Sprintf("certificates are valid for %s, longer than the %s requested: %s",
+			issued.Round(time.Minute), requested, why)
+	}
+	return v
 }
 
 // RetryBackoff grows with the request's age, from 2s to 1m, and is never

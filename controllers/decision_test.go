@@ -201,24 +201,29 @@ func TestDecide(t *testing.T) {
 func TestDurationMismatchIsNamed(t *testing.T) {
 	year := &x509.Certificate{NotBefore: t0.Add(-10 * time.Minute), NotAfter: t0.Add(365 * 24 * time.Hour)}
 	for _, tc := range []struct {
-		name      string
-		requested time.Duration
-		leaf      *x509.Certificate
-		useReq    bool
-		want      string
+		name            string
+		requested       time.Duration
+		leaf            *x509.Certificate
+		useReq          bool
+		shorter, longer string
 	}{
-		{"no duration asked for", 0, year, false, ""},
-		{"honoured, with EJBCA's 10 minute backdating", 2160 * time.Hour, &x509.Certificate{NotBefore: t0.Add(-10 * time.Minute), NotAfter: t0.Add(2160 * time.Hour)}, true, ""},
-		{"the sample's 90 days on a one-year profile", 2160 * time.Hour, year, false, "valid for 8760h10m0s (until 2027-11-27T12:00:00Z), not the requested 2160h0m0s: the issuer's useRequestedDuration is off"},
-		{"asked for, but EJBCA did not apply it", 2160 * time.Hour, year, true, "EJBCA did not apply the requested end time"},
+		{"no duration asked for", 0, year, false, "", ""},
+		{"honoured, with EJBCA's 10 minute backdating", 2160 * time.Hour, &x509.Certificate{NotBefore: t0.Add(-10 * time.Minute), NotAfter: t0.Add(2160 * time.Hour)}, true, "", ""},
+		{"the sample's 90 days on a one-year profile: the issuer's", 2160 * time.Hour, year, false, "", "valid for 8760h10m0s, longer than the 2160h0m0s requested: the issuer's useRequestedDuration is off"},
+		{"asked for, but EJBCA did not apply it: the issuer's", 2160 * time.Hour, year, true, "", "EJBCA did not apply the requested end time"},
+		{"two years asked for, one given: the request's", 2 * 8760 * time.Hour, year, false,
+			"valid for 8760h10m0s (until 2027-11-27T12:00:00Z), shorter than the requested 17520h0m0s: the issuer's useRequestedDuration is off, so EJBCA's certificate profile decides the validity; cert-manager renews it sooner than planned", ""},
 	} {
 		cr := request(approved)
 		if tc.requested > 0 {
 			cr.Spec.Duration = &metav1.Duration{Duration: tc.requested}
 		}
 		got := durationMismatch(cr, tc.leaf, tc.useReq)
-		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
-			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		if (tc.shorter == "") != (got.Shorter == "") || !strings.Contains(got.Shorter, tc.shorter) {
+			t.Errorf("%s: shorter %q, want %q", tc.name, got.Shorter, tc.shorter)
+		}
+		if (tc.longer == "") != (got.Longer == "") || !strings.Contains(got.Longer, tc.longer) {
+			t.Errorf("%s: longer %q, want %q", tc.name, got.Longer, tc.longer)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -57,17 +58,92 @@ func TestIssuerReadyTransitionsAreEvents(t *testing.T) {
 	waitEvent(t, iss, corev1.EventTypeNormal, v1alpha1.ReasonChecked, `has CA "IssuingCA"`)
 }
 
-// A certificate whose validity is not the requested duration says why, on
-// the request: here the issuer does not send the requested end time.
-func TestDurationMismatchIsAWarning(t *testing.T) {
+// A certificate shorter than the requested duration says why, on the
+// request: here the issuer does not send the requested end time, and its
+// profile gives a year where two were asked for.
+func TestShorterValidityIsAWarning(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	ns, _ := readyIssuer(t, sim)
-	cr, _ := requestFor(t, ns, "ejbca", "quarterly", func(cr *cmapi.CertificateRequest) {
-		cr.Spec.Duration = &metav1.Duration{Duration: 2160 * time.Hour}
+	cr, _ := requestFor(t, ns, "ejbca", "biennial", func(cr *cmapi.CertificateRequest) {
+		cr.Spec.Duration = &metav1.Duration{Duration: 2 * 8760 * time.Hour}
 	})
 	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
-	waitEvent(t, cr, corev1.EventTypeWarning, controllers.EventDurationMismatch, "not the requested 2160h0m0s: the issuer's useRequestedDuration is off")
+	waitEvent(t, cr, corev1.EventTypeWarning, controllers.EventDurationMismatch, "shorter than the requested 17520h0m0s: the issuer's useRequestedDuration is off")
+}
+
+// cert-manager asks for spec.duration on every request and for key
+// encipherment whatever the key. Through an issuer whose profile gives a year
+// and no key encipherment to EC keys, each request gets one Normal event
+// (Issued, naming the validity it got) and no Warning; the issuer gets one
+// ValidityFromProfile and one UsageNotForKey event for all of them, and the
+// profile differences metric counts each certificate.
+func TestConfigurationDifferencesAreReportedOnTheIssuer(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	ns, iss := readyIssuer(t, sim) // certificate profile SERVER: one year, server auth
+	const n = 6
+	var crs []*cmapi.CertificateRequest
+	for i := range n {
+		cr, _ := requestFor(t, ns, "ejbca", fmt.Sprintf("web-%d", i), certManagerShaped(i))
+		crs = append(crs, cr)
+	}
+	for _, cr := range crs {
+		waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
+		waitEvent(t, cr, corev1.EventTypeNormal, controllers.EventIssued, "valid for 8760h10m0s, not the requested 2h0m0s (the issuer's configuration decides: see its ValidityFromProfile events)")
+	}
+	waitEvent(t, iss, corev1.EventTypeNormal, controllers.NoticeValidityFromProfile, "longer than the 2h0m0s requested: the issuer's useRequestedDuration is off")
+	waitEvent(t, iss, corev1.EventTypeNormal, controllers.NoticeUsageNotForKey, "certificates for ECDSA keys lack usage key encipherment")
+	eventually(t, 30*time.Second, func() string {
+		for _, s := range scrapeMetrics(t) {
+			if s.name == "ejbca_issuer_profile_differences_total" && s.labels["namespace"] == ns && s.labels["cause"] == controllers.NoticeValidityFromProfile {
+				if s.value == n {
+					return ""
+				}
+				return fmt.Sprintf("profile differences %v, want %d", s.value, n)
+			}
+		}
+		return "no profile differences metric for the issuer"
+	})
+
+	// Every request's Issued event and the issuer's reports are in, all
+	// recorded after the decisions that would have made Warnings.
+	var list corev1.EventList
+	if err := k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	perRequest := map[string][]string{}
+	var onIssuer []string
+	for _, e := range list.Items {
+		switch e.InvolvedObject.Kind {
+		case "CertificateRequest":
+			perRequest[e.InvolvedObject.Name] = append(perRequest[e.InvolvedObject.Name], e.Type+"/"+e.Reason)
+		case v1alpha1.IssuerKind:
+			if e.Reason == controllers.NoticeValidityFromProfile || e.Reason == controllers.NoticeUsageNotForKey {
+				onIssuer = append(onIssuer, e.Reason+": "+e.Message)
+			}
+		}
+	}
+	for _, cr := range crs {
+		if got := perRequest[cr.Name]; len(got) != 1 || got[0] != corev1.EventTypeNormal+"/"+controllers.EventIssued {
+			t.Errorf("request %s has events %v, want one Normal Issued", cr.Name, got)
+		}
+	}
+	if len(onIssuer) != 2 {
+		t.Errorf("the issuer has %d configuration reports, want one per cause: %v", len(onIssuer), onIssuer)
+	}
+}
+
+// certManagerShaped makes a request as cert-manager's request manager
+// creates it for a Certificate with duration 2h and usages digital
+// signature, key encipherment and server auth (the csrFor key is EC P-256).
+func certManagerShaped(revision int) crOption {
+	return func(cr *cmapi.CertificateRequest) {
+		cr.Spec.Duration = &metav1.Duration{Duration: 2 * time.Hour}
+		cr.Spec.Usages = []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth}
+		cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] = fmt.Sprint(revision + 1)
+		cr.Annotations[cmapi.CertificateRequestPrivateKeyAnnotationKey] = cr.Annotations[cmapi.CertificateNameKey] + "-abcde"
+	}
 }
 
 // waitEventReason waits for an event with reason on obj: events are

@@ -70,7 +70,10 @@ type IssuerReconciler struct {
 	wake map[types.NamespacedName]wakeReason
 	// faults hold what requests reported, until the issuer is next woken.
 	faults map[types.NamespacedName]IssuerFault
-	events chan event.GenericEvent
+	// notices tally what the issuer's configuration changed in requests'
+	// certificates, until reported on the issuer.
+	notices issuerNotices
+	events  chan event.GenericEvent
 }
 
 // wakeReason is why an issuer is checked before its schedule.
@@ -101,6 +104,16 @@ func (r *IssuerReconciler) report(key types.NamespacedName, fault IssuerFault) {
 	r.wakeUp(key, wakeFault)
 }
 
+// notice counts a request's notice and, for the first since the last
+// report, wakes the issuer (without a reason: no check) to report it or
+// schedule its report.
+func (r *IssuerReconciler) notice(key types.NamespacedName, n IssuerNotice) {
+	metrics.ProfileDifferences.WithLabelValues(r.Kind, key.Namespace, key.Name, n.Reason).Inc()
+	if r.notices.add(key, n, r.Clock.Now()) {
+		r.enqueue(key)
+	}
+}
+
 func (r *IssuerReconciler) wakeUp(key types.NamespacedName, why wakeReason) {
 	r.mu.Lock()
 	if r.wake == nil {
@@ -108,6 +121,11 @@ func (r *IssuerReconciler) wakeUp(key types.NamespacedName, why wakeReason) {
 	}
 	r.wake[key] = max(r.wake[key], why)
 	r.mu.Unlock()
+	r.enqueue(key)
+}
+
+// enqueue queues a reconcile of the issuer.
+func (r *IssuerReconciler) enqueue(key types.NamespacedName) {
 	obj := r.newIssuer()
 	obj.SetNamespace(key.Namespace)
 	obj.SetName(key.Name)
@@ -152,6 +170,26 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
+	noticeNext := r.reportNotices(iss, now)
+	res, err := r.reconcile(ctx, req, iss, now)
+	if err == nil && !noticeNext.IsZero() && (res.RequeueAfter == 0 || noticeNext.Sub(now) < res.RequeueAfter) {
+		res.RequeueAfter = noticeNext.Sub(now)
+	}
+	return res, err
+}
+
+// reportNotices records the notice reports due on the issuer as events,
+// and returns when the next is due (zero: none pending).
+func (r *IssuerReconciler) reportNotices(iss v1alpha1.Issuer, now time.Time) time.Time {
+	due, next := r.notices.take(client.ObjectKeyFromObject(iss), now)
+	for _, n := range due {
+		recordEvent(r.Recorder, iss, nil, n.Type, n.Reason, ActionSigning, n.Note())
+	}
+	return next
+}
+
+// reconcile is Reconcile's check of a loaded issuer.
+func (r *IssuerReconciler) reconcile(ctx context.Context, req ctrl.Request, iss v1alpha1.Issuer, now time.Time) (ctrl.Result, error) {
 	if r.SecretsNamespaceOnly && iss.GetNamespace() != "" && iss.GetNamespace() != r.ClusterResourceNamespace {
 		// Its Secrets are out of the manager's reach: say what to do, once.
 		msg := fmt.Sprintf("this ejbca-issuer runs with --secrets-in-cluster-resource-namespace-only, so it cannot read Secrets in namespace %s: "+
@@ -391,6 +429,10 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 	}
 	delete(r.checks, req.NamespacedName)
 	r.mu.Unlock()
+	r.notices.forget(req.NamespacedName)
+	for _, cause := range []string{NoticeValidityFromProfile, NoticeUsageNotForKey} {
+		metrics.ProfileDifferences.DeleteLabelValues(r.Kind, req.Namespace, req.Name, cause)
+	}
 	if r.Reachability != nil {
 		r.Reachability.Forget(r.Kind, req.NamespacedName)
 	}

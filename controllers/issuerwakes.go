@@ -42,3 +42,12 @@ func (w *IssuerWakes) Report(kind string, key types.NamespacedName, fault Issuer
 		r.report(key, fault)
 	}
 }
+
+// Notice: a request got a certificate that differs from what it asked for
+// because of the issuer's configuration; the issuer controller reports it
+// on the issuer once per NoticeInterval with a count.
+func (w *IssuerWakes) Notice(kind string, key types.NamespacedName, n IssuerNotice) {
+	if r := w.byKind[kind]; r != nil {
+		r.notice(key, n)
+	}
+}

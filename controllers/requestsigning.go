@@ -118,7 +118,10 @@ type requestReport struct {
 	IssuerKind  string
 	Event       *Event
 	Warnings    []Event
-	Outcome     string
+	// Notices go to the issuer controller, which reports them on the
+	// issuer.
+	Notices []IssuerNotice
+	Outcome string
 	// Issued observes the time from Created to now.
 	Issued      bool
 	Created     time.Time
@@ -135,6 +138,11 @@ func reportDecision(rec events.EventRecorder, clients *issuerclients.Cache, wake
 	}
 	for _, w := range r.Warnings {
 		recordEvent(rec, obj, nil, w.Type, w.Reason, ActionSigning, w.Message)
+	}
+	if issuer != nil && wakes != nil {
+		for _, n := range r.Notices {
+			wakes.Notice(v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer), n)
+		}
 	}
 	if r.Outcome != "" {
 		metrics.Requests.WithLabelValues(r.IssuerKind, r.RequestKind, r.Outcome).Inc()

@@ -2,12 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,7 +35,9 @@ type bench struct {
 
 // runConfig is one measured run.
 type runConfig struct {
-	Auth      string        `json:"auth"`
+	Auth string `json:"auth"`
+	// Shape is how the requests look (shapes.go): plain or cert-manager.
+	Shape     string        `json:"shape"`
 	Workers   int           `json:"workers"`
 	Latency   time.Duration `json:"latency_ns"`
 	Count     int           `json:"count"`
@@ -77,6 +73,10 @@ type runResult struct {
 	// certificate, no EJBCA); FractionOfCeiling is CertsPerSecond over it.
 	CeilingPerSecond  float64 `json:"ceiling_certs_per_second,omitempty"`
 	FractionOfCeiling float64 `json:"fraction_of_ceiling,omitempty"`
+	// Time is where a request's time went (timing.go).
+	Time timeUsage `json:"time_per_request"`
+	// Events are the process's events in the run's namespace.
+	Events eventUsage `json:"events"`
 }
 
 // managerUser is the API server user the manager runs as in issue runs, so
@@ -116,25 +116,6 @@ func (b *bench) issuer(ctx context.Context, ns, name, auth string) (*v1alpha1.EJ
 	}
 	iss := &v1alpha1.EJBCAIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
 	return iss, c.Create(ctx, iss)
-}
-
-// csrs makes n CSRs before any clock starts.
-func csrs(n int) ([][]byte, error) {
-	out := make([][]byte, n)
-	for i := range out {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		name := fmt.Sprintf("bench-%d.example.com", i)
-		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-			Subject: pkix.Name{CommonName: name}, DNSNames: []string{name}}, key)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-	}
-	return out, nil
 }
 
 // readyWatcher records when each request of a namespace first turns Ready
@@ -205,8 +186,9 @@ func (rw *readyWatcher) stop() {
 }
 
 // createRequests creates and approves (as cert-manager's approver would) one
-// CertificateRequest per CSR, 32 at a time, and returns when each was created.
-func (b *bench) createRequests(ctx context.Context, ns, issuerKind, issuerName string, csrs [][]byte) (map[string]time.Time, error) {
+// CertificateRequest of a shape (shapes.go) per CSR, 32 at a time, and
+// returns when each was created.
+func (b *bench) createRequests(ctx context.Context, ns, issuerKind, issuerName, shape string, csrs [][]byte) (map[string]time.Time, error) {
 	c := b.stack.Client
 	created := make(map[string]time.Time, len(csrs))
 	var mu sync.Mutex
@@ -221,10 +203,11 @@ func (b *bench) createRequests(ctx context.Context, ns, issuerKind, issuerName s
 			defer func() { <-sem }()
 			name := "req-" + strconv.Itoa(i)
 			cr := &cmapi.CertificateRequest{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{cmapi.CertificateNameKey: name}},
-				Spec: cmapi.CertificateRequestSpec{Request: csr, Usages: []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageServerAuth},
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Spec: cmapi.CertificateRequestSpec{Request: csr,
 					IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: issuerKind, Name: issuerName}},
 			}
+			shapeRequest(cr, shape, name)
 			err := c.Create(ctx, cr)
 			t := time.Now()
 			if err == nil {
@@ -254,7 +237,10 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 		return nil, err
 	}
 	rc.Namespace = ns
-	requests, err := csrs(rc.Count)
+	if rc.Shape == "" {
+		rc.Shape = shapePlain
+	}
+	requests, err := csrs(rc.Count, rc.Shape)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +286,7 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	profileDone := b.profile(mgr, rc)
 	defer profileDone()
 	start := time.Now()
-	created, err := b.createRequests(ctx, ns, v1alpha1.IssuerKind, "ejbca", requests)
+	created, err := b.createRequests(ctx, ns, v1alpha1.IssuerKind, "ejbca", rc.Shape, requests)
 	if err != nil {
 		return nil, err
 	}
@@ -378,10 +364,19 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 		res.CPUMsPerCert = float64((cpuAfter - cpuBefore).Milliseconds()) / float64(issued)
 	}
 	res.API = usage(apiBefore, apiAfter, user, issued)
+	res.Time = timeSpent(metricsBefore, metricsAfter, issued)
+	if res.Events, err = b.countEvents(ctx, ns, issued); err != nil {
+		return nil, err
+	}
 	return res, b.cleanup(ctx, ns)
 }
 
+// managerFlags are the manager's client limits: its defaults unless
+// --kube-api-qps is given.
 func (b *bench) managerFlags() []string {
+	if b.opts.qps <= 0 {
+		return nil
+	}
 	return []string{"--kube-api-qps=" + strconv.Itoa(b.opts.qps), "--kube-api-burst=" + strconv.Itoa(2*b.opts.qps)}
 }
 
@@ -421,7 +416,7 @@ func (b *bench) profile(m *managerProcess, rc runConfig) func() {
 			progress("profile: %v", err)
 			return
 		}
-		path := filepath.Join(b.opts.profile, fmt.Sprintf("cpu-%s-w%d-%s.pprof", rc.Auth, rc.Workers, rc.Latency))
+		path := filepath.Join(b.opts.profile, fmt.Sprintf("cpu-%s-%s-w%d-%s.pprof", rc.Auth, rc.Shape, rc.Workers, rc.Latency))
 		if err := os.WriteFile(path, data, 0o644); err == nil {
 			progress("profile: %s", path)
 		}

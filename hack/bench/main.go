@@ -68,7 +68,7 @@ func run() error {
 	flag.IntVar(&o.workers, "workers", 16, "the manager's --max-concurrent-reconciles (issue, cluster-size, outage, certificates)")
 	flag.IntVar(&o.count, "count", 0, "certificates per run (default: 1000, or 100 with --quick)")
 	flag.DurationVar(&o.outage, "outage", 3*time.Minute, "how long EJBCA is unreachable in the outage scenario (20s with --quick)")
-	flag.IntVar(&o.qps, "kube-api-qps", 500, "the manager's --kube-api-qps (burst is twice this)")
+	flag.IntVar(&o.qps, "kube-api-qps", 0, "the manager's --kube-api-qps (burst is twice this); 0: the manager's defaults")
 	flag.StringVar(&o.outDir, "out", "bench-results", "directory for the JSON results")
 	flag.StringVar(&o.plot, "plot", "", "write the throughput scenario's plot (SVG) here")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the manager during each issue run to this directory")

@@ -29,8 +29,10 @@ type managerProcess struct {
 	sampDone chan struct{}
 }
 
-// buildManager builds the manager with the release flags (as the Dockerfile
-// and `make build` do) into the run's work directory.
+// buildManager builds the manager of the source tree at root with the release
+// flags (as the Dockerfile and `make build` do) into the run's own work
+// directory: bin/ may be shared by several checkouts (worktrees link it), and
+// a bench started from another one would replace the binary under this run.
 func buildManager(root, work string) (string, error) {
 	bin := filepath.Join(work, "ejbca-issuer-bench")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X github.com/certctl-io/ejbca-issuer/internal/version.Version=bench", "-o", bin, ".")

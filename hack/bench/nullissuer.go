@@ -33,7 +33,7 @@ import (
 )
 
 // The null issuer is the ceiling the bench measures the manager against: a
-// controller with the manager's workers and client limits that watches every
+// controller with the manager's workers, and client limits that do not bind, that watches every
 // CertificateRequest, as the manager does, and answers each approved request
 // of our issuer group with one status write (Ready=True and a fixed
 // self-signed certificate). It calls nothing else and writes nothing else:
@@ -43,6 +43,11 @@ import (
 // part of the manager binary.
 
 const nullIssuerUser = "bench-null-issuer"
+
+// nullIssuerQPS is the null issuer's client limit (burst twice it): high
+// enough never to bind, so its rate is the API server's ceiling, not a
+// client's.
+const nullIssuerQPS = 1000
 
 // nullIssuerMain runs the null issuer until SIGINT/SIGTERM. Its flags
 // follow the manager's names.
@@ -156,8 +161,9 @@ func (b *bench) startNullIssuer(ctx context.Context, logPath string, workers int
 	if err != nil {
 		return nil, err
 	}
+	qps := max(b.opts.qps, nullIssuerQPS)
 	args := []string{"--null-issuer", "--max-concurrent-reconciles=" + strconv.Itoa(workers),
-		"--kube-api-qps=" + strconv.Itoa(b.opts.qps), "--kube-api-burst=" + strconv.Itoa(2*b.opts.qps),
+		"--kube-api-qps=" + strconv.Itoa(qps), "--kube-api-burst=" + strconv.Itoa(2*qps),
 		"--metrics-bind-address=" + addr}
 	m, err := startProcess(self, args, addr, kubeconfig, logPath)
 	if err != nil {

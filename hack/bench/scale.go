@@ -122,7 +122,7 @@ func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssu
 	}
 	res.CacheSyncSeconds, res.ReadySeconds = synced.Sub(start).Seconds(), ready.Sub(start).Seconds()
 
-	requests, err := csrs(1)
+	requests, err := csrs(1, shapePlain)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ type finishedFiller struct {
 func newFinishedFiller(c client.Client, ns, issuer string) (*finishedFiller, error) {
 	f := &finishedFiller{c: c, ns: ns, issuer: issuer}
 	var err error
-	if f.csrPEM, err = csrs(8); err != nil {
+	if f.csrPEM, err = csrs(8, shapePlain); err != nil {
 		return nil, err
 	}
 	caKey, err := rsa.GenerateKey(rand.Reader, 2048)

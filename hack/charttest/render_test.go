@@ -80,8 +80,8 @@ func TestRenderDefaults(t *testing.T) {
 		"--ejbca-max-concurrent=0",
 		"--max-csr-bytes=65536",
 		"--max-csr-sans=1000",
-		"--kube-api-qps=50",
-		"--kube-api-burst=100",
+		"--kube-api-qps=320",
+		"--kube-api-burst=640",
 		"--log-format=json",
 		"--log-level=0",
 	}

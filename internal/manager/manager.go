@@ -39,6 +39,20 @@ import (
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
+// The manager's default client limits (--kube-api-qps, --kube-api-burst).
+// A worker signs at most one certificate per EJBCA round trip, and each
+// certificate costs one write on each of two clients (the status apply, the
+// event), so 16 workers with EJBCA answering in 50 ms or more need at most
+// 320 writes per second per client: the defaults do not bind below EJBCA's
+// pace. They still cap a runaway loop at that rate; beyond them the API
+// server protects itself with priority and fairness (the manager's service
+// account falls in the workload-low priority level; excess requests are
+// queued, then refused with 429 and a Retry-After that client-go honours).
+const (
+	DefaultKubeAPIQPS   = 320
+	DefaultKubeAPIBurst = 640
+)
+
 // Options are the manager's settings; main.go fills them from flags.
 type Options struct {
 	controllers.Options
@@ -52,7 +66,8 @@ type Options struct {
 	HealthProbeBindAddress                    string
 	// EnablePprof serves net/http/pprof on the metrics address.
 	EnablePprof bool
-	// KubeAPIQPS and KubeAPIBurst limit the manager's API server client.
+	// KubeAPIQPS and KubeAPIBurst limit the manager's API server client
+	// (each of its REST clients); zero keeps the rest config's.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
 	// SecretsInClusterResourceNamespaceOnly watches and reads Secrets and
