@@ -68,7 +68,7 @@ func TestCRDsAreInstalledWithCategoriesAndColumns(t *testing.T) {
 		for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
 			cols = append(cols, c.Name)
 		}
-		if got := strings.Join(cols, ","); got != "Ready,Reason,Message,Age" {
+		if got := strings.Join(cols, ","); got != "Ready,Reason,CA Expires,Message,Age" {
 			t.Errorf("%s printer columns = %s", tc.name, got)
 		}
 		if crd.Spec.Versions[0].Subresources == nil || crd.Spec.Versions[0].Subresources.Status == nil {
