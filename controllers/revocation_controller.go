@@ -61,6 +61,9 @@ type RevocationReconciler struct {
 	Lease *leadership.Lease
 	// AbandonAfter bounds how long a deleted request waits for EJBCA.
 	AbandonAfter time.Duration
+	// IssuanceKey verifies the issuance records the request controller
+	// writes: only a certificate one names is revoked.
+	IssuanceKey IssuanceKey
 
 	failures sync.Map // types.UID -> revocationFailures
 	done     finishedRequests
@@ -281,6 +284,7 @@ func (r *RevocationReconciler) input(ctx context.Context, cr *cmapi.CertificateR
 		return in, nil, nil, nil
 	}
 	in.Serial, in.IssuerDN = serialOf(leaf), leaf.Issuer.String()
+	in.NotIssuedHere = r.IssuanceKey.notIssuedHere(cr, in.Serial, in.IssuerDN)
 
 	iss, _, err := loadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
 	if err != nil {
