@@ -340,6 +340,13 @@ func forbidden(err error) bool {
 	return errors.As(err, &e) && e.StatusCode == 403
 }
 
+// requestForbidden reports EJBCA's own 403 to a request's call: not the
+// identity provider's (the issuer's credentials), which stays an issuer
+// fault.
+func requestForbidden(err error) bool {
+	return forbidden(err) && !ejbca.IsTokenEndpoint(err)
+}
+
 // answered reports whether EJBCA gave a definitive answer (a 4xx), so it
 // certainly did not issue; without a response, or with a 5xx, it may have.
 func answered(err error) bool {
