@@ -145,6 +145,12 @@ func (r *RevocationReconciler) revoke(ctx context.Context, cr *cmapi.Certificate
 		res = revocationResult{Retry: true, Outcome: revocationOutcomeFailed, Warning: true,
 			Message: fmt.Sprintf("revoking serial %s: the issuer's credentials do not load: %v", in.Serial, err)}
 	} else {
+		if wait := cl.AdmitRevocation(); wait > 0 {
+			// Held back like a request, not waiting in the bucket: a queue
+			// of revocations would take every token ahead of other
+			// tenants' requests.
+			return reconcile.Result{RequeueAfter: max(wait, 10*time.Millisecond)}, nil
+		}
 		_, err = cl.Revoke(ctx, in.IssuerDN, in.Serial, d.Reason, time.Time{})
 		res = RevocationResultOf(d.Reason, in.Serial, err)
 	}
