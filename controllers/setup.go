@@ -112,7 +112,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return err
 	}
 	signer := &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,
-		Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout), Attempts: attempts}
+		Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout), Attempts: attempts, Key: key}
 	signing := RequestSigning{
 		Client: mgr.GetClient(), Clients: clients, Signer: signer, Recorder: recorder,
 		ClusterResourceNamespace: o.ClusterResourceNamespace, RetryWindow: o.RetryWindow, Clock: clk, Jitter: jitter,

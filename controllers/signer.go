@@ -54,7 +54,13 @@ type Signer struct {
 	Settle time.Duration
 	// Attempts remembers the enrolments whose answer may have been lost.
 	Attempts *Attempts
+	// Key seals the approval records and the enrolment Secrets: the
+	// manager's key, which no tenant can read.
+	Key IssuanceKey
 }
+
+// secrets are the enrolment Secrets of the approval flow.
+func (s *Signer) secrets() enrolmentSecrets { return enrolmentSecrets{s.Client, s.Reader, s.Key} }
 
 // issuersOwn are the CA and profile names the issuer itself sends for sr
 // (a profile a request chose through an allowed override is not).
@@ -116,12 +122,12 @@ func (s *Signer) sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 
 	var warnings []string
 	if hasApprovalRecord(sr) {
-		password, found, err := enrolmentSecrets{s.Client, s.Reader}.password(ctx, sr, false)
+		password, secretCreated, found, err := s.secrets().password(ctx, sr, false)
 		if err != nil {
 			return SignResult{Err: err}
 		}
-		if rec, ok := readApprovalRecord(sr, approvalUser, password); found && ok {
-			return s.continueApproval(ctx, sr, spec, cl, approvalUser, password, rec)
+		if rec, ok := readApprovalRecord(s.Key, sr, approvalUser, password); found && ok {
+			return s.continueApproval(ctx, sr, spec, cl, approvalUser, password, clampApprovalStart(rec, sr.Created, secretCreated, s.Settle))
 		}
 		warnings = append(warnings, "Ignored approval annotations that ejbca-issuer did not write for this request")
 		logf.FromContext(ctx).Info("ignoring approval annotations that do not verify")
@@ -211,7 +217,7 @@ func (s *Signer) recover(ctx context.Context, sr *SigningRequest, spec *v1alpha1
 // time) on the request, sealed.
 func (s *Signer) startApproval(ctx context.Context, sr *SigningRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
 	csr *x509.CertificateRequest, username string) SignResult {
-	password, _, err := enrolmentSecrets{s.Client, s.Reader}.password(ctx, sr, true)
+	password, _, _, err := s.secrets().password(ctx, sr, true)
 	if err != nil {
 		return SignResult{Err: err}
 	}
@@ -237,7 +243,7 @@ func (s *Signer) startApproval(ctx context.Context, sr *SigningRequest, spec *v1
 		return s.enrolForEndEntity(ctx, sr, spec, cl, username, password, now)
 	}
 	rec := approvalRecord{RequestID: add.RequestID, Since: now.UTC().Truncate(time.Second)}
-	if err := sr.State.Set(ctx, rec.annotations(sr, username, password)); err != nil {
+	if err := sr.State.Set(ctx, rec.annotations(s.Key, sr, username, password)); err != nil {
 		return SignResult{Err: err}
 	}
 	logf.FromContext(ctx).Info("waiting for EJBCA approval", "approvalRequest", add.RequestID, "endEntity", username)
@@ -250,9 +256,6 @@ func (s *Signer) startApproval(ctx context.Context, sr *SigningRequest, spec *v1
 // the end entity, which fails until the addition was approved.
 func (s *Signer) continueApproval(ctx context.Context, sr *SigningRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
 	username, password string, rec approvalRecord) SignResult {
-	if created := sr.Created.Truncate(time.Second); rec.Since.Before(created) {
-		rec.Since = created
-	}
 	probe := rec.RequestID == 0
 	if !probe {
 		state, err := cl.ApprovalStatus(ctx, rec.RequestID)
@@ -282,6 +285,21 @@ func (s *Signer) continueApproval(ctx context.Context, sr *SigningRequest, spec 
 	}
 	return SignResult{WaitingForApproval: &Approval{RequestID: rec.RequestID, EndEntity: username, Since: rec.Since, PollAfter: s.pollAfter(spec, waited)},
 		ApprovalSince: rec.Since}
+}
+
+// clampApprovalStart bounds a verified record's start by what the API
+// server saw, so that it holds even if the key leaked: the approval began
+// after the request's creation, and within one EJBCA call (settle) of the
+// enrolment Secret's creation, which came just before it. A later start
+// would keep a request waiting past approval.maxWait.
+func clampApprovalStart(rec approvalRecord, requestCreated, secretCreated time.Time, settle time.Duration) approvalRecord {
+	if created := requestCreated.Truncate(time.Second); rec.Since.Before(created) {
+		rec.Since = created
+	}
+	if latest := secretCreated.Add(settle).Truncate(time.Second); !secretCreated.IsZero() && rec.Since.After(latest) {
+		rec.Since = latest
+	}
+	return rec
 }
 
 func approvalName(id int, endEntity string) string {
