@@ -90,6 +90,11 @@ func (s *Signer) Sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 	if res.Certificate != nil {
 		s.Attempts.Issued(sr, res.Certificate)
 	}
+	if res.Err != nil {
+		// EJBCA's message goes to the requester's status and events: it
+		// names no end entity but the request's own.
+		redactEJBCAMessage(res.Err, s.ownNames(iss.GetSpec(), sr)...)
+	}
 	if own := issuersOwn(iss.GetSpec(), sr); forbidden(res.Err) && (own.CertificateProfile == "" || own.EndEntityProfile == "") {
 		// EJBCA refused a profile the request chose through an allowed
 		// override: the issuer's role may not use it. That is the
@@ -98,6 +103,18 @@ func (s *Signer) Sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 		res.Err = &PermanentError{fmt.Sprintf("EJBCA refused the profile this request chose through an allowed override: %v", res.Err)}
 	}
 	return res
+}
+
+// ownNames are the end entities the request may use, which its messages
+// may name.
+func (s *Signer) ownNames(spec *v1alpha1.IssuerSpec, sr *SigningRequest) []string {
+	own := []string{ownEndEntityName(sr)}
+	if csr, err := parseRequestCSR(sr.CSR); err == nil {
+		if name, err := endEntityName(spec, sr, csr); err == nil {
+			own = append(own, name, approvalEndEntityName(spec, sr, name))
+		}
+	}
+	return own
 }
 
 func (s *Signer) sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issuer, cl *ejbca.Client) SignResult {
