@@ -12,10 +12,12 @@ import (
 // or a new leader resumes it. A requester can write a request's annotations
 // (and cert-manager copies a Certificate's annotations onto its requests),
 // so the record is sealed: AnnotationApprovalSeal is an HMAC over the
-// record, the request's UID and its end entity, keyed with the request's
-// enrolment password, which only the manager and EJBCA know. A record that
-// does not verify is ignored; the request then starts (or resumes, through
-// EJBCA's "already exists" answer) on its own, derived end entity.
+// record, the request's UID, its end entity and its enrolment password,
+// keyed with the manager's key (IssuanceKey), which no tenant can read. (The
+// enrolment password alone is no key: the Secret holding it lives in the
+// request's namespace, readable by its tenants.) A record that does not
+// verify is ignored; the request then starts (or resumes, through EJBCA's
+// "already exists" answer) on its own, derived end entity.
 const (
 	// AnnotationApprovalRequestID is EJBCA's approval request id, 0 when
 	// EJBCA gave none (some versions' 202 carries no id).
@@ -34,9 +36,10 @@ type approvalRecord struct {
 	Since time.Time
 }
 
-func (a approvalRecord) seal(sr *SigningRequest, endEntity, password string) string {
-	m := hmac.New(sha256.New, []byte(password))
-	for _, part := range []string{"ejbca-issuer approval v1", string(sr.UID), endEntity, strconv.Itoa(a.RequestID), a.Since.UTC().Format(time.RFC3339)} {
+func (a approvalRecord) seal(key IssuanceKey, sr *SigningRequest, endEntity, password string) string {
+	m := hmac.New(sha256.New, key)
+	pw := sha256.Sum256([]byte(password))
+	for _, part := range []string{"ejbca-issuer approval v2", string(sr.UID), endEntity, hex.EncodeToString(pw[:]), strconv.Itoa(a.RequestID), a.Since.UTC().Format(time.RFC3339)} {
 		m.Write([]byte(part))
 		m.Write([]byte{0})
 	}
@@ -44,8 +47,8 @@ func (a approvalRecord) seal(sr *SigningRequest, endEntity, password string) str
 }
 
 // annotations are the record as the request's annotations.
-func (a approvalRecord) annotations(sr *SigningRequest, endEntity, password string) map[string]*string {
-	id, since, seal := strconv.Itoa(a.RequestID), a.Since.UTC().Format(time.RFC3339), a.seal(sr, endEntity, password)
+func (a approvalRecord) annotations(key IssuanceKey, sr *SigningRequest, endEntity, password string) map[string]*string {
+	id, since, seal := strconv.Itoa(a.RequestID), a.Since.UTC().Format(time.RFC3339), a.seal(key, sr, endEntity, password)
 	return map[string]*string{AnnotationApprovalRequestID: &id, AnnotationApprovalRequestedAt: &since, AnnotationApprovalSeal: &seal}
 }
 
@@ -57,8 +60,8 @@ func hasApprovalRecord(sr *SigningRequest) bool {
 }
 
 // readApprovalRecord returns the request's approval record if the manager
-// wrote it for this request and end entity.
-func readApprovalRecord(sr *SigningRequest, endEntity, password string) (approvalRecord, bool) {
+// wrote it for this request, end entity and enrolment password.
+func readApprovalRecord(key IssuanceKey, sr *SigningRequest, endEntity, password string) (approvalRecord, bool) {
 	id, err := strconv.Atoi(sr.Annotations[AnnotationApprovalRequestID])
 	if err != nil || id < 0 {
 		return approvalRecord{}, false
@@ -68,7 +71,10 @@ func readApprovalRecord(sr *SigningRequest, endEntity, password string) (approva
 		return approvalRecord{}, false
 	}
 	rec := approvalRecord{RequestID: id, Since: since}
-	want := rec.seal(sr, endEntity, password)
+	if len(key) == 0 {
+		return approvalRecord{}, false
+	}
+	want := rec.seal(key, sr, endEntity, password)
 	if !hmac.Equal([]byte(want), []byte(sr.Annotations[AnnotationApprovalSeal])) {
 		return approvalRecord{}, false
 	}

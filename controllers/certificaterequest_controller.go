@@ -52,6 +52,9 @@ const finishedMemory = 10 * time.Minute
 // EJBCAIssuer or EJBCAClusterIssuer, following cert-manager's contract.
 type CertificateRequestReconciler struct {
 	RequestSigning
+	// IssuanceKey seals the issuance record written with each certificate,
+	// which the revocation controller verifies.
+	IssuanceKey IssuanceKey
 
 	finished  finishedRequests
 	approvals pendingApprovals
@@ -140,6 +143,13 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	status := cmac.CertificateRequestStatus().WithConditions(cond)
 	if len(d.Certificate) > 0 {
 		status.WithCertificate(d.Certificate...)
+		leaf := leafOf(d.Certificate)
+		if leaf == nil {
+			return ctrl.Result{}, fmt.Errorf("the certificate EJBCA issued does not parse as PEM")
+		}
+		// In the same write as the certificate: no request ever carries
+		// our certificate without its record.
+		status.WithConditions(r.IssuanceKey.issuanceRecordCondition(cr.UID, leaf, metav1.NewTime(now)))
 		if err := holdForRevocation(ctx, r.Client, cr, issuer); err != nil {
 			return ctrl.Result{}, err
 		}

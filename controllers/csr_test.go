@@ -212,8 +212,8 @@ func TestCSRClusterIssuerSignsOnlyApproved(t *testing.T) {
 	if leaf.Subject.CommonName != "control.example.com" {
 		t.Errorf("leaf subject %q", leaf.Subject)
 	}
-	if n := enrolments(sim, controllers.CSREndEntityScope+"/"+control.Name); n != 1 {
-		t.Errorf("%d enrolments for end entity %s/%s, want 1", n, controllers.CSREndEntityScope, control.Name)
+	if n := enrolments(sim, controllers.CSREndEntityName(control.Name, control.UID)); n != 1 {
+		t.Errorf("%d enrolments for end entity %s, want 1", n, controllers.CSREndEntityName(control.Name, control.UID))
 	}
 	waitEventReason(t, got, controllers.EventIssued)
 	eventually(t, 10*time.Second, func() string {
@@ -257,7 +257,7 @@ func TestCSRNamespacedIssuerNeedsReference(t *testing.T) {
 	waitCSR(t, byBob, 30*time.Second, failedWith(controllers.CSRReasonReferenceDenied, fmt.Sprintf("%q may not reference the namespaced EJBCAIssuer %s/ejbca", bob, ns)))
 	csrChain(t, sim, waitCSR(t, byAlice, 30*time.Second, signed))
 	csrChain(t, sim, waitCSR(t, byCarol, 30*time.Second, signed))
-	if n := enrolments(sim, controllers.CSREndEntityScope+"/"+byBob.Name); n != 0 {
+	if n := enrolments(sim, controllers.CSREndEntityName(byBob.Name, byBob.UID)); n != 0 {
 		t.Errorf("bob's CSR reached EJBCA (%d enrolments)", n)
 	}
 	if n := sim.Counters().Enrollments; n != 2 {
@@ -372,7 +372,7 @@ func TestCSRLostAnswerRecoveredWithOneEnrolment(t *testing.T) {
 	decideCSR(t, c, certificatesv1.CertificateApproved)
 	got := waitCSR(t, c, 90*time.Second, signed)
 	csrChain(t, sim, got)
-	if n := enrolments(sim, controllers.CSREndEntityScope+"/"+c.Name); n != 1 {
+	if n := enrolments(sim, controllers.CSREndEntityName(c.Name, c.UID)); n != 1 {
 		t.Errorf("%d certificates from EJBCA, want 1", n)
 	}
 	if n := sim.Counters().Get("search") + sim.Counters().Get("search-v2"); n < 1 {
@@ -417,7 +417,7 @@ func approvalCSR(t *testing.T, sim *ejbcasim.Sim) (*certificatesv1.CertificateSi
 func checkOneApprovalEnrolment(t *testing.T, sim *ejbcasim.Sim, c *certificatesv1.CertificateSigningRequest) {
 	t.Helper()
 	cnt := sim.Counters()
-	if cnt.Get("endentity") != 1 || cnt.Enrollments != 1 || enrolments(sim, controllers.CSREndEntityScope+"/"+c.Name) != 1 {
+	if cnt.Get("endentity") != 1 || cnt.Enrollments != 1 || enrolments(sim, controllers.CSREndEntityName(c.Name, c.UID)) != 1 {
 		t.Errorf("endentity=%d enrolments=%d; want the end entity added once and one certificate", cnt.Get("endentity"), cnt.Enrollments)
 	}
 }
@@ -484,7 +484,7 @@ func TestCSRWaitsForItsIssuer(t *testing.T) {
 // Attack: under a cluster issuer that allows the end entity name override,
 // a CSR names another requester's end entity. CSRs are cluster-scoped, so
 // there is no namespace to keep the override in: it is ignored, and the CSR
-// is enrolled as its own certificates.k8s.io/<name>.
+// is enrolled as its own certificates.k8s.io/<name>/<uid>.
 func TestAttackCSREndEntityOverrideIgnored(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
@@ -495,7 +495,7 @@ func TestAttackCSREndEntityOverrideIgnored(t *testing.T) {
 	victim := newCSR(t, clientsetAs(t, ""), signer, "victim.example.com")
 	decideCSR(t, victim, certificatesv1.CertificateApproved)
 	waitCSR(t, victim, 30*time.Second, signed)
-	victimEntity := controllers.CSREndEntityScope + "/" + victim.Name
+	victimEntity := controllers.CSREndEntityName(victim.Name, victim.UID)
 
 	c := newCSR(t, clientsetAs(t, ""), signer, "attacker.example.com", csrAnnotation(v1alpha1.AnnotationEndEntityName, victim.Name))
 	decideCSR(t, c, certificatesv1.CertificateApproved)
@@ -503,7 +503,7 @@ func TestAttackCSREndEntityOverrideIgnored(t *testing.T) {
 	if n := enrolments(sim, victimEntity); n != 1 {
 		t.Errorf("%d certificates for the victim's end entity %s, want its own 1", n, victimEntity)
 	}
-	if n := enrolments(sim, controllers.CSREndEntityScope+"/"+c.Name); n != 1 {
+	if n := enrolments(sim, controllers.CSREndEntityName(c.Name, c.UID)); n != 1 {
 		t.Errorf("%d certificates for the attacker's own end entity, want 1", n)
 	}
 }

@@ -28,7 +28,8 @@ const (
 )
 
 // CSREndEntityScope qualifies the end entity names derived from a
-// CertificateSigningRequest's name (certificates.k8s.io/<csr name>). A
+// CertificateSigningRequest (certificates.k8s.io/<csr name>/<csr uid>, see
+// CSREndEntityName). A
 // CertificateRequest's are <namespace>/<name>, and no namespace has a dot in
 // its name, so the two kinds never share an end entity.
 const CSREndEntityScope = "certificates.k8s.io"

@@ -131,9 +131,15 @@ func TestDecide(t *testing.T) {
 		{name: "an unmet request fails when the issuer says so", cr: request(approved, func(cr *cmapi.CertificateRequest) { cr.Spec.IsCA = true }),
 			issuer: IssuerState{Ref: `EJBCAIssuer "team-a/ejbca"`, Found: true, Ready: true, FailUnmet: true}, result: &SignResult{Certificate: issued()},
 			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "EJBCA issued serial ABC, but it lacks isCA", failed: true, event: EventFailed, outcome: "failed"},
-		{name: "403 is pending and marks the issuer", cr: request(approved), issuer: readyIssuer,
+		{name: "a request's 403 is retried and leaves the issuer alone", cr: request(approved), issuer: readyIssuer,
 			result: &SignResult{Err: &ejbca.Error{StatusCode: 403, Kind: ejbca.KindUnauthorized, Message: "Not authorized to profile SERVER"}},
-			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "Not authorized to profile SERVER", event: EventIssuerNotReady, issuerN: true, outcome: "issuer_not_ready"},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "EJBCA refused this request (403), will retry", requeue: 2 * time.Second, event: EventRetrying, outcome: "pending"},
+		{name: "a request's 403 past the retry deadline fails with EJBCA's message", cr: request(approved), issuer: readyIssuer, now: deadline,
+			result: &SignResult{Err: &ejbca.Error{StatusCode: 403, Kind: ejbca.KindUnauthorized, Message: "Not authorized to profile SERVER"}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "Not authorized to profile SERVER", failed: true, event: EventFailed, outcome: "failed"},
+		{name: "the token endpoint's 403 marks the issuer", cr: request(approved), issuer: readyIssuer,
+			result: &SignResult{Err: &ejbca.Error{Endpoint: "POST token endpoint", StatusCode: 403, Kind: ejbca.KindUnauthorized, Message: "unauthorized_client"}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Pending", message: "unauthorized_client", event: EventIssuerNotReady, issuerN: true, outcome: "issuer_not_ready"},
 		{name: "EJBCA refusing the issuer's own profile waits for the issuer and reports it", cr: request(approved), issuer: readyIssuer, now: deadline.Add(time.Hour),
 			result: &SignResult{Err: &IssuerRefusedError{&ejbca.Error{Endpoint: "POST /v1/certificate/pkcs10enroll", StatusCode: 400, Kind: ejbca.KindPermanent,
 				Message: `Certificate profile with name "SERVERX" doesn't exist`}}},
@@ -252,6 +258,28 @@ func TestRetryBackoffGrowsWithAgeAndIsCapped(t *testing.T) {
 	}{{0, 2 * time.Second}, {10 * time.Second, 5 * time.Second}, {90 * time.Second, 45 * time.Second}, {time.Hour, time.Minute}} {
 		if got := RetryBackoff(tc.age, errors.New("x")); got != tc.want {
 			t.Errorf("RetryBackoff(%s) = %s, want %s", tc.age, got, tc.want)
+		}
+	}
+}
+
+// A request's failure wakes a re-check of its issuer when the check can
+// tell whose fault it is: no answer, or EJBCA's own 403.
+func TestSuspectsIssuer(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no answer", &ejbca.Error{Kind: ejbca.KindRetryable, Message: "connection refused"}, true},
+		{"EJBCA's 403", &ejbca.Error{StatusCode: 403, Kind: ejbca.KindUnauthorized}, true},
+		{"the token endpoint's 403 (an issuer fault already)", &ejbca.Error{Endpoint: "POST token endpoint", StatusCode: 403, Kind: ejbca.KindUnauthorized}, false},
+		{"a refused profile override", &PermanentError{"EJBCA refused the profile this request chose"}, false},
+		{"not the leader", ErrNotLeader, false},
+		{"a 400", &ejbca.Error{StatusCode: 400, Kind: ejbca.KindPermanent}, false},
+		{"nothing", nil, false},
+	} {
+		if got := suspectsIssuer(tc.err); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -1,10 +1,14 @@
 package controllers
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"unicode"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 )
@@ -26,7 +30,30 @@ func endEntityName(spec *v1alpha1.IssuerSpec, sr *SigningRequest, csr *x509.Cert
 	if len(name) > maxEndEntityName || strings.ContainsFunc(name, unicode.IsControl) {
 		return "", fmt.Errorf("the end entity name %q is longer than %d characters or holds control characters", name, maxEndEntityName)
 	}
+	if i := strings.IndexAny(name, ejbcaStrippedChars); i >= 0 {
+		return "", fmt.Errorf("the end entity name %q holds %q, which EJBCA replaces with '/' in usernames (its namespace separator here); choose a name without any of %q",
+			name, name[i], ejbcaStrippedChars)
+	}
 	return name, nil
+}
+
+// ejbcaStrippedChars are the characters EJBCA replaces with '/' in a
+// username before using it (org.cesecore.util.StringTools.stripUsername:
+// the default forbidden characters of cesecore.properties plus '<' and '>',
+// and '\', whose escapes it also turns into '/'). A name holding one could
+// land, inside EJBCA, on another namespace's <namespace>/<name> end entity.
+const ejbcaStrippedChars = ";!%`?$~<>\\"
+
+// requesterNamed qualifies a name taken from the CSR (cn, dns, uri, ip) that
+// holds the namespace separator: it is placed in the request's scope, as an
+// allowed override is, so it never names another namespace's end entity.
+// Names without one (every hostname and IP) are used as they are: they
+// cannot be a <namespace>/<name>.
+func requesterNamed(sr *SigningRequest, name string) string {
+	if strings.Contains(name, "/") {
+		return sr.endEntityScope() + "/" + name
+	}
+	return name
 }
 
 func derivedEndEntityName(spec *v1alpha1.IssuerSpec, sr *SigningRequest, csr *x509.CertificateRequest) (string, error) {
@@ -43,22 +70,22 @@ func derivedEndEntityName(spec *v1alpha1.IssuerSpec, sr *SigningRequest, csr *x5
 		return ownEndEntityName(sr), nil
 	case v1alpha1.EndEntityNameCN:
 		if csr.Subject.CommonName != "" {
-			return csr.Subject.CommonName, nil
+			return requesterNamed(sr, csr.Subject.CommonName), nil
 		}
 		return "", fmt.Errorf("the issuer's endEntityName is cn but the CSR has no common name")
 	case v1alpha1.EndEntityNameDNS:
 		if len(csr.DNSNames) > 0 {
-			return csr.DNSNames[0], nil
+			return requesterNamed(sr, csr.DNSNames[0]), nil
 		}
 		return "", fmt.Errorf("the issuer's endEntityName is dns but the CSR has no DNS name")
 	case v1alpha1.EndEntityNameURI:
 		if len(csr.URIs) > 0 {
-			return csr.URIs[0].String(), nil
+			return requesterNamed(sr, csr.URIs[0].String()), nil
 		}
 		return "", fmt.Errorf("the issuer's endEntityName is uri but the CSR has no URI")
 	case v1alpha1.EndEntityNameIP:
 		if len(csr.IPAddresses) > 0 {
-			return csr.IPAddresses[0].String(), nil
+			return requesterNamed(sr, csr.IPAddresses[0].String()), nil
 		}
 		return "", fmt.Errorf("the issuer's endEntityName is ip but the CSR has no IP address")
 	default:
@@ -109,9 +136,26 @@ func approvalEndEntityName(spec *v1alpha1.IssuerSpec, sr *SigningRequest, userna
 }
 
 // ownEndEntityName is the end entity named after the request itself:
-// <namespace>/<request> for a CertificateRequest.
+// <namespace>/<request> for a CertificateRequest, CSREndEntityName for a
+// cluster-scoped CertificateSigningRequest.
 func ownEndEntityName(sr *SigningRequest) string {
+	if sr.Namespace == "" {
+		return CSREndEntityName(sr.Name, sr.UID)
+	}
 	return sr.endEntityScope() + "/" + sr.Name
+}
+
+// CSREndEntityName is a CertificateSigningRequest's own end entity:
+// certificates.k8s.io/<csr name>/<csr uid>. The UID keeps a name reused
+// later, by anyone, off the earlier CSR's end entity; a long name is
+// shortened (with a hash of it) to fit EJBCA's 250 characters.
+func CSREndEntityName(name string, uid types.UID) string {
+	room := maxEndEntityName - len(CSREndEntityScope) - len(uid) - 2
+	if len(name) > room {
+		sum := sha256.Sum256([]byte(name))
+		name = name[:room-9] + "-" + hex.EncodeToString(sum[:4])
+	}
+	return CSREndEntityScope + "/" + name + "/" + string(uid)
 }
 
 // endEntityScope is what qualifies names derived from the request: its

@@ -2,11 +2,13 @@ package controllers
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,10 +17,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 )
 
-// LabelEnrolmentSecret marks the Secrets the signer creates. Together with
-// the controller reference to the request's UID it is how the signer tells
-// its own Secret from one a requester placed under the same name.
+// LabelEnrolmentSecret marks the Secrets the signer creates.
 const LabelEnrolmentSecret = "ejbca-issuer.certctl.io/enrolment-secret"
+
+// AnnotationEnrolmentSecretSeal is how the signer tells its own enrolment
+// Secret from one a requester placed (label, controller reference and all:
+// a tenant can write those): an HMAC over the request's UID and the
+// password, keyed with the manager's key.
+const AnnotationEnrolmentSecretSeal = "ejbca-issuer.certctl.io/enrolment-seal"
 
 const enrolmentPasswordKey = "password"
 
@@ -50,49 +56,64 @@ type enrolmentSecrets struct {
 	client client.Client
 	// reader reads Secrets uncached: the manager caches them as metadata only.
 	reader client.Reader
+	// key seals the Secrets the manager creates.
+	key IssuanceKey
 }
 
-// password returns the request's enrolment password. With create, a
+// seal binds a password to the request it was made for.
+func (e enrolmentSecrets) seal(sr *SigningRequest, password string) string {
+	m := hmac.New(sha256.New, e.key)
+	for _, part := range []string{"ejbca-issuer enrolment secret v1", string(sr.UID), password} {
+		m.Write([]byte(part))
+		m.Write([]byte{0})
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// password returns the request's enrolment password and when its Secret
+// was created (by the API server's clock). With create, a
 // missing Secret is created with a new random password; without, found is
 // false. A Secret of that name that this manager did not create for this
 // request is never used or changed: the request fails with a message
 // saying so.
-func (e enrolmentSecrets) password(ctx context.Context, sr *SigningRequest, create bool) (password string, found bool, err error) {
+func (e enrolmentSecrets) password(ctx context.Context, sr *SigningRequest, create bool) (password string, created time.Time, found bool, err error) {
 	key := sr.enrolmentSecretKey()
 	var secret corev1.Secret
 	err = e.reader.Get(ctx, key, &secret)
 	switch {
 	case err == nil:
 		p := string(secret.Data[enrolmentPasswordKey])
-		if p == "" || !metav1.IsControlledBy(&secret, sr.Object) || secret.Labels[LabelEnrolmentSecret] != "true" {
-			return "", false, &PermanentError{fmt.Sprintf(
+		if p == "" || !metav1.IsControlledBy(&secret, sr.Object) || secret.Labels[LabelEnrolmentSecret] != "true" || len(e.key) == 0 ||
+			!hmac.Equal([]byte(secret.Annotations[AnnotationEnrolmentSecretSeal]), []byte(e.seal(sr, p))) {
+			return "", time.Time{}, false, &PermanentError{fmt.Sprintf(
 				"Secret %s exists but was not created by ejbca-issuer for this %s; it is left alone: rename or delete it, then create a new request",
 				key, requestKind(sr.Object))}
 		}
-		return p, true, nil
+		return p, secret.CreationTimestamp.Time, true, nil
 	case !apierrors.IsNotFound(err):
-		return "", false, fmt.Errorf("reading the enrolment Secret: %w", err)
+		return "", time.Time{}, false, fmt.Errorf("reading the enrolment Secret: %w", err)
 	case !create:
-		return "", false, nil
+		return "", time.Time{}, false, nil
 	}
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
-		return "", false, err
+		return "", time.Time{}, false, err
 	}
 	password = base64.RawURLEncoding.EncodeToString(raw)
 	secret = corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: map[string]string{LabelEnrolmentSecret: "true"}},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{enrolmentPasswordKey: []byte(password)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: map[string]string{LabelEnrolmentSecret: "true"},
+			Annotations: map[string]string{AnnotationEnrolmentSecretSeal: e.seal(sr, password)}},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{enrolmentPasswordKey: []byte(password)},
 	}
 	if err := controllerutil.SetControllerReference(sr.Object, &secret, e.client.Scheme()); err != nil {
-		return "", false, err
+		return "", time.Time{}, false, err
 	}
 	if err := e.client.Create(ctx, &secret); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return "", false, fmt.Errorf("the enrolment Secret %s appeared concurrently; retrying", key)
+			return "", time.Time{}, false, fmt.Errorf("the enrolment Secret %s appeared concurrently; retrying", key)
 		}
-		return "", false, fmt.Errorf("creating the enrolment Secret: %w", err)
+		return "", time.Time{}, false, fmt.Errorf("creating the enrolment Secret: %w", err)
 	}
-	return password, true, nil
+	return password, secret.CreationTimestamp.Time, true, nil
 }

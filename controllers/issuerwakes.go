@@ -22,7 +22,8 @@ func NewIssuerWakes() *IssuerWakes {
 
 func (w *IssuerWakes) register(kind string, r *IssuerReconciler) { w.byKind[kind] = r }
 
-// Suspect: a request could not reach EJBCA through the issuer.
+// Suspect: a request could not reach EJBCA through the issuer, or EJBCA
+// refused it (403): the check tells whether the issuer is at fault.
 func (w *IssuerWakes) Suspect(kind string, key types.NamespacedName) {
 	if r := w.byKind[kind]; r != nil {
 		r.wakeUp(key, wakeSuspect)

@@ -104,10 +104,22 @@ func signThrough(ctx context.Context, clients *issuerclients.Cache, signer *Sign
 		return nil
 	}
 	res := signer.Sign(ctx, sr, issuer, cl)
-	if noResponse(res.Err) && wakes != nil && !errors.Is(res.Err, ErrNotLeader) {
+	if suspectsIssuer(res.Err) && wakes != nil {
 		wakes.Suspect(v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer))
 	}
 	return &res
+}
+
+// suspectsIssuer reports a request's failure that its issuer's check may
+// explain: no answer from EJBCA, or EJBCA's 403 to this request (which the
+// check tells apart: its own 403 is the issuer's, otherwise the request's).
+// The issuer controller spaces the checks these wake.
+func suspectsIssuer(err error) bool {
+	if err == nil || errors.Is(err, ErrNotLeader) {
+		return false
+	}
+	var permanent *PermanentError
+	return noResponse(err) || (requestForbidden(err) && !errors.As(err, &permanent))
 }
 
 // requestReport is what a decision leaves besides the request's status.

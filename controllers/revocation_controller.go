@@ -62,6 +62,9 @@ type RevocationReconciler struct {
 	Lease *leadership.Lease
 	// AbandonAfter bounds how long a deleted request waits for EJBCA.
 	AbandonAfter time.Duration
+	// IssuanceKey verifies the issuance records the request controller
+	// writes: only a certificate one names is revoked.
+	IssuanceKey IssuanceKey
 
 	failures sync.Map // types.UID -> revocationFailures
 	done     finishedRequests
@@ -143,6 +146,12 @@ func (r *RevocationReconciler) revoke(ctx context.Context, cr *cmapi.Certificate
 		res = revocationResult{Retry: true, Outcome: revocationOutcomeFailed, Warning: true,
 			Message: fmt.Sprintf("revoking serial %s: the issuer's credentials do not load: %v", in.Serial, err)}
 	} else {
+		if wait := cl.AdmitRevocation(); wait > 0 {
+			// Held back like a request, not waiting in the bucket: a queue
+			// of revocations would take every token ahead of other
+			// tenants' requests.
+			return reconcile.Result{RequeueAfter: max(wait, 10*time.Millisecond)}, nil
+		}
 		_, err = cl.Revoke(ctx, in.IssuerDN, in.Serial, d.Reason, time.Time{})
 		res = RevocationResultOf(d.Reason, in.Serial, err)
 	}
@@ -282,6 +291,7 @@ func (r *RevocationReconciler) input(ctx context.Context, cr *cmapi.CertificateR
 		return in, nil, nil, nil
 	}
 	in.Serial, in.IssuerDN = issued.Serial, issued.IssuerDN
+	in.NotIssuedHere = r.IssuanceKey.notIssuedHere(cr, in.Serial, in.IssuerDN)
 
 	iss, _, err := loadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
 	if err != nil {

@@ -53,6 +53,10 @@ func TestRevocationWaitsForTheLease(t *testing.T) {
 		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
 		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
 	}
+	// Issued by this manager: its sealed record names the certificate.
+	key := IssuanceKey("an issuance key of 32 bytes.....")
+	rec := key.issuanceRecordCondition(cr.UID, leafOf(cr.Status.Certificate), metav1.NewTime(now))
+	cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: *rec.Type, Status: *rec.Status, Reason: *rec.Reason, Message: *rec.Message}}
 	for _, tc := range []struct {
 		name  string
 		lease func(t *testing.T) *leadership.Lease
@@ -73,7 +77,7 @@ func TestRevocationWaitsForTheLease(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(iss.DeepCopy(), cr.DeepCopy()).WithStatusSubresource(cr).Build()
 			recorder := events.NewFakeRecorder(10)
-			r := &RevocationReconciler{Client: c, Reader: c, Recorder: recorder, Clock: clk, AbandonAfter: time.Hour, Lease: tc.lease(t)}
+			r := &RevocationReconciler{Client: c, Reader: c, Recorder: recorder, Clock: clk, AbandonAfter: time.Hour, Lease: tc.lease(t), IssuanceKey: key}
 			res, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(cr)})
 			if err != nil {
 				t.Fatal(err)

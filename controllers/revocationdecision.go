@@ -25,15 +25,17 @@ const (
 	RevocationFinalizer = "ejbca-issuer.certctl.io/revocation"
 	// ConditionRevoked records the revocation of the request's certificate,
 	// once: True (reason: EJBCA's reason, or AlreadyRevoked), Unknown
-	// (PendingApproval) or False (Abandoned, NotFoundInEJBCA, or a refused
-	// annotation: InvalidReason, RevocationNotEnabled, AnnotationAtIssuance).
+	// (PendingApproval) or False (Abandoned, NotFoundInEJBCA,
+	// NotIssuedForThisRequest, or a refused annotation: InvalidReason,
+	// RevocationNotEnabled, AnnotationAtIssuance).
 	ConditionRevoked cmapi.CertificateRequestConditionType = "ejbca-issuer.certctl.io/Revoked"
 	// ConditionIssuedWithRevokeAnnotation is written with the certificate
 	// (in the same status write) when the request already carried
 	// RevokeAnnotation at issuance, as cert-manager copies a Certificate's
 	// annotations onto each new request. Its message holds the value: that
-	// value never revokes this request. Status is written only by
-	// controllers, so a requester cannot forge or drop this record.
+	// value never revokes this request. An approver of the namespace can
+	// write request status and so drop this record: that only lets them
+	// revoke their own request's certificate, which they may anyway.
 	ConditionIssuedWithRevokeAnnotation cmapi.CertificateRequestConditionType = "ejbca-issuer.certctl.io/IssuedWithRevokeAnnotation"
 )
 
@@ -46,6 +48,7 @@ const (
 	RevokedReasonInvalid         = "InvalidReason"
 	RevokedReasonNotEnabled      = "RevocationNotEnabled"
 	RevokedReasonAtIssuance      = "AnnotationAtIssuance"
+	RevokedReasonNotIssuedHere   = "NotIssuedForThisRequest"
 	revocationTriggerSuperseded  = "superseded"
 	revocationTriggerDeleted     = "deleted"
 	revocationTriggerExplicit    = "explicit"
@@ -106,6 +109,10 @@ type RevocationInput struct {
 	// Serial and IssuerDN are from the request's own status.certificate;
 	// empty when it carries none (not issued).
 	Serial, IssuerDN string
+	// NotIssuedHere says why that certificate is not the one this manager
+	// issued for the request (no verified issuance record names it); empty
+	// when it is. Such a certificate is never revoked.
+	NotIssuedHere string
 	// Deleting: the request has a deletionTimestamp (DeletedAt).
 	Deleting  bool
 	DeletedAt time.Time
@@ -199,6 +206,8 @@ func revocationFinal(c *cmapi.CertificateRequestCondition) bool {
 // and its Certificate, whether the request's certificate is revoked now,
 // later or never. The rules (docs/revocation.md):
 //   - a certificate is revoked at most once: a final ConditionRevoked ends it;
+//   - only a certificate this manager issued for the request (a verified
+//     issuance record names it) is revoked; any other is refused, once;
 //   - an explicit annotation revokes, unless revocation is off for the
 //     issuer, the reason is unknown, or the request already carried that
 //     value when it was issued (copied from its Certificate);
@@ -238,6 +247,12 @@ func RevocationDecide(in RevocationInput) RevocationDecision {
 		}
 	default:
 		d, note = decideTrigger(in)
+	}
+	if d.Action == RevocationRevoke && in.NotIssuedHere != "" {
+		// status.certificate is writable by approvers: revoking what it
+		// names would revoke any certificate the issuer's role may revoke.
+		d = RevocationDecision{Action: RevocationNothing, Message: in.NotIssuedHere}
+		note = &RevocationNote{Reason: RevokedReasonNotIssuedHere, Outcome: revocationOutcomeRefused, Message: in.NotIssuedHere}
 	}
 	d.Note = note
 

@@ -63,6 +63,17 @@ func TestRevocationDecide(t *testing.T) {
 		{name: "not current but no issued successor known: nothing",
 			mutate: func(in *RevocationInput) { in.Current = false },
 			action: RevocationNothing},
+		{name: "a certificate no issuance record names is never revoked, explicitly or not",
+			mutate: func(in *RevocationInput) {
+				in.Annotation, in.HasAnnotation, in.NotIssuedHere = "keyCompromise", true, "status.certificate holds serial 1, but ejbca-issuer issued serial 2"
+			},
+			action: RevocationNothing, note: RevokedReasonNotIssuedHere, message: "issued serial 2"},
+		{name: "a deleted request whose certificate no record names is released unrevoked",
+			mutate: func(in *RevocationInput) {
+				in.Certificate, in.Deleting, in.HasFinalizer, in.DeletedAt = CertificateGone, true, true, now
+				in.NotIssuedHere = "the request carries no record"
+			},
+			action: RevocationRelease, note: RevokedReasonNotIssuedHere},
 		{name: "Certificate deleted: revoke CESSATION_OF_OPERATION, the Secret's copy notwithstanding",
 			mutate: func(in *RevocationInput) { in.Certificate = CertificateGone },
 			action: RevocationRevoke, reason: ejbca.ReasonCessationOfOperation},

@@ -15,9 +15,12 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"net/url"
@@ -32,6 +35,7 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -248,6 +252,78 @@ func TestAttackPlantingTheEnrolmentSecret(t *testing.T) {
 	}
 	if n := sim.Counters().Get("endentity"); n != 0 {
 		t.Errorf("%d end entities added with a password the requester chose", n)
+	}
+}
+
+// Attack: after creating a request, and before approving it, its tenant
+// places a Secret under the enrolment Secret's name with the label and a
+// controller reference to the request's UID, all of which a tenant can
+// write. The manager's own Secrets are sealed with its key; this one is not,
+// so it is never used and no end entity gets the tenant's password.
+func TestAttackPlantingAnOwnedEnrolmentSecret(t *testing.T) {
+	t.Parallel()
+	for _, tc := range tenancies {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim := newSim(t, ejbcasim.Config{})
+			attacker := tc.setup(t, sim, 1, func(s *v1alpha1.IssuerSpec) {
+				s.CertificateProfileName = "APPROVAL"
+				s.Approval = &v1alpha1.ApprovalSpec{PollInterval: &metav1.Duration{Duration: time.Second}}
+			})[0]
+			_, csr := csrFor(t, "owned.example.com", "owned.example.com")
+			cr := newRequest(t, attacker.ns, attacker.issuer, "owned", csr, attacker.opts...)
+			planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: attacker.ns, Name: controllers.EnrolmentSecretName(cr.Name),
+				Labels: map[string]string{controllers.LabelEnrolmentSecret: "true"},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: cmapi.SchemeGroupVersion.String(), Kind: cmapi.CertificateRequestKind,
+					Name: cr.Name, UID: cr.UID, Controller: ptr.To(true)}}},
+				Data: map[string][]byte{"password": []byte("chosen-by-the-attacker")}}
+			create(t, planted)
+			approve(t, cr)
+			waitRequest(t, cr, cmapi.CertificateRequestReasonFailed, "was not created by ejbca-issuer for this CertificateRequest", 30*time.Second)
+			if n := sim.Counters().Get("endentity"); n != 0 {
+				t.Errorf("%d end entities added with a password the requester chose", n)
+			}
+		})
+	}
+}
+
+// Attack: a tenant may read the enrolment Secret the manager made in its
+// namespace, so the password is no key: with it, the tenant seals an
+// approval record whose start is a day ahead, to keep its request waiting
+// past approval.maxWait. The record is sealed with the manager's key, so the
+// forgery is ignored (a Warning says so) and the request fails at maxWait
+// counted from its real start.
+func TestAttackForgingTheApprovalStartWithTheEnrolmentPassword(t *testing.T) {
+	t.Parallel()
+	const maxWait = 6 * time.Second
+	for _, tc := range tenancies {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim := newSim(t, ejbcasim.Config{})
+			attacker := tc.setup(t, sim, 1, func(s *v1alpha1.IssuerSpec) {
+				s.CertificateProfileName = "APPROVAL"
+				s.Approval = &v1alpha1.ApprovalSpec{PollInterval: &metav1.Duration{Duration: time.Second}, MaxWait: &metav1.Duration{Duration: maxWait}}
+			})[0]
+			cr := attacker.request(t, "patient")
+			id := waitForApproval(t, cr)
+			var secret corev1.Secret
+			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: cr.Namespace, Name: controllers.EnrolmentSecretName(cr.Name)}, &secret); err != nil {
+				t.Fatal(err)
+			}
+			password := string(secret.Data["password"])
+			future := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
+			m := hmac.New(sha256.New, []byte(password))
+			for _, part := range []string{"ejbca-issuer approval v1", string(cr.UID), cr.Namespace + "/" + cr.Name, strconv.Itoa(id), future.Format(time.RFC3339)} {
+				m.Write([]byte(part))
+				m.Write([]byte{0})
+			}
+			update(t, cr, func(cr *cmapi.CertificateRequest) {
+				cr.Annotations[controllers.AnnotationApprovalRequestedAt] = future.Format(time.RFC3339)
+				cr.Annotations[controllers.AnnotationApprovalSeal] = hex.EncodeToString(m.Sum(nil))
+			})
+			waitRequest(t, cr, cmapi.CertificateRequestReasonFailed, "was not approved within the issuer's approval.maxWait", 60*time.Second)
+			waitEventReason(t, cr, controllers.EventIgnoredAnnotations)
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 
@@ -91,12 +92,18 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		}
 		wakes.register(kind, r)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key, err := LoadIssuanceKey(ctx, mgr.GetAPIReader(), mgr.GetClient(), o.ClusterResourceNamespace)
+	if err != nil {
+		return err
+	}
 	abandon := o.RevocationAbandonAfter
 	if abandon <= 0 {
 		abandon = DefaultRevocationAbandonAfter
 	}
 	if err := (&RevocationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clients: clients, Recorder: recorder,
-		Clock: clk, Lease: o.Lease, AbandonAfter: abandon}).SetupWithManager(mgr); err != nil {
+		Clock: clk, Lease: o.Lease, AbandonAfter: abandon, IssuanceKey: key}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	// Begun on election: requests of either kind that exist then may have
@@ -114,7 +121,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return err
 	}
 	signer := &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,
-		Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout), Attempts: attempts}
+		Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout), Attempts: attempts, Key: key}
 	signing := RequestSigning{
 		Client: mgr.GetClient(), Clients: clients, Signer: signer, Recorder: recorder,
 		ClusterResourceNamespace: o.ClusterResourceNamespace, RetryWindow: o.RetryWindow, Clock: clk, Jitter: jitter,
@@ -123,7 +130,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := (&CertificateSigningRequestReconciler{RequestSigning: signing}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&CertificateRequestReconciler{RequestSigning: signing}).SetupWithManager(mgr)
+	return (&CertificateRequestReconciler{RequestSigning: signing, IssuanceKey: key}).SetupWithManager(mgr)
 }
 
 // rateLimit is an issuer's rate limit, or the manager's default when it sets

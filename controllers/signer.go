@@ -54,7 +54,13 @@ type Signer struct {
 	Settle time.Duration
 	// Attempts remembers the enrolments whose answer may have been lost.
 	Attempts *Attempts
+	// Key seals the approval records and the enrolment Secrets: the
+	// manager's key, which no tenant can read.
+	Key IssuanceKey
 }
+
+// secrets are the enrolment Secrets of the approval flow.
+func (s *Signer) secrets() enrolmentSecrets { return enrolmentSecrets{s.Client, s.Reader, s.Key} }
 
 // issuersOwn are the CA and profile names the issuer itself sends for sr
 // (a profile a request chose through an allowed override is not).
@@ -84,6 +90,11 @@ func (s *Signer) Sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 	if res.Certificate != nil {
 		s.Attempts.Issued(sr, res.Certificate)
 	}
+	if res.Err != nil {
+		// EJBCA's message goes to the requester's status and events: it
+		// names no end entity but the request's own.
+		redactEJBCAMessage(res.Err, s.ownNames(iss.GetSpec(), sr)...)
+	}
 	if own := issuersOwn(iss.GetSpec(), sr); forbidden(res.Err) && (own.CertificateProfile == "" || own.EndEntityProfile == "") {
 		// EJBCA refused a profile the request chose through an allowed
 		// override: the issuer's role may not use it. That is the
@@ -92,6 +103,18 @@ func (s *Signer) Sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 		res.Err = &PermanentError{fmt.Sprintf("EJBCA refused the profile this request chose through an allowed override: %v", res.Err)}
 	}
 	return res
+}
+
+// ownNames are the end entities the request may use, which its messages
+// may name.
+func (s *Signer) ownNames(spec *v1alpha1.IssuerSpec, sr *SigningRequest) []string {
+	own := []string{ownEndEntityName(sr)}
+	if csr, err := parseRequestCSR(sr.CSR); err == nil {
+		if name, err := endEntityName(spec, sr, csr); err == nil {
+			own = append(own, name, approvalEndEntityName(spec, sr, name))
+		}
+	}
+	return own
 }
 
 func (s *Signer) sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issuer, cl *ejbca.Client) SignResult {
@@ -116,12 +139,12 @@ func (s *Signer) sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 
 	var warnings []string
 	if hasApprovalRecord(sr) {
-		password, found, err := enrolmentSecrets{s.Client, s.Reader}.password(ctx, sr, false)
+		password, secretCreated, found, err := s.secrets().password(ctx, sr, false)
 		if err != nil {
 			return SignResult{Err: err}
 		}
-		if rec, ok := readApprovalRecord(sr, approvalUser, password); found && ok {
-			return s.continueApproval(ctx, sr, spec, cl, approvalUser, password, rec)
+		if rec, ok := readApprovalRecord(s.Key, sr, approvalUser, password); found && ok {
+			return s.continueApproval(ctx, sr, spec, cl, approvalUser, password, clampApprovalStart(rec, sr.Created, secretCreated, s.Settle))
 		}
 		warnings = append(warnings, "Ignored approval annotations that ejbca-issuer did not write for this request")
 		logf.FromContext(ctx).Info("ignoring approval annotations that do not verify")
@@ -211,7 +234,7 @@ func (s *Signer) recover(ctx context.Context, sr *SigningRequest, spec *v1alpha1
 // time) on the request, sealed.
 func (s *Signer) startApproval(ctx context.Context, sr *SigningRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
 	csr *x509.CertificateRequest, username string) SignResult {
-	password, _, err := enrolmentSecrets{s.Client, s.Reader}.password(ctx, sr, true)
+	password, _, _, err := s.secrets().password(ctx, sr, true)
 	if err != nil {
 		return SignResult{Err: err}
 	}
@@ -237,7 +260,7 @@ func (s *Signer) startApproval(ctx context.Context, sr *SigningRequest, spec *v1
 		return s.enrolForEndEntity(ctx, sr, spec, cl, username, password, now)
 	}
 	rec := approvalRecord{RequestID: add.RequestID, Since: now.UTC().Truncate(time.Second)}
-	if err := sr.State.Set(ctx, rec.annotations(sr, username, password)); err != nil {
+	if err := sr.State.Set(ctx, rec.annotations(s.Key, sr, username, password)); err != nil {
 		return SignResult{Err: err}
 	}
 	logf.FromContext(ctx).Info("waiting for EJBCA approval", "approvalRequest", add.RequestID, "endEntity", username)
@@ -250,9 +273,6 @@ func (s *Signer) startApproval(ctx context.Context, sr *SigningRequest, spec *v1
 // the end entity, which fails until the addition was approved.
 func (s *Signer) continueApproval(ctx context.Context, sr *SigningRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
 	username, password string, rec approvalRecord) SignResult {
-	if created := sr.Created.Truncate(time.Second); rec.Since.Before(created) {
-		rec.Since = created
-	}
 	probe := rec.RequestID == 0
 	if !probe {
 		state, err := cl.ApprovalStatus(ctx, rec.RequestID)
@@ -282,6 +302,21 @@ func (s *Signer) continueApproval(ctx context.Context, sr *SigningRequest, spec 
 	}
 	return SignResult{WaitingForApproval: &Approval{RequestID: rec.RequestID, EndEntity: username, Since: rec.Since, PollAfter: s.pollAfter(spec, waited)},
 		ApprovalSince: rec.Since}
+}
+
+// clampApprovalStart bounds a verified record's start by what the API
+// server saw, so that it holds even if the key leaked: the approval began
+// after the request's creation, and within one EJBCA call (settle) of the
+// enrolment Secret's creation, which came just before it. A later start
+// would keep a request waiting past approval.maxWait.
+func clampApprovalStart(rec approvalRecord, requestCreated, secretCreated time.Time, settle time.Duration) approvalRecord {
+	if created := requestCreated.Truncate(time.Second); rec.Since.Before(created) {
+		rec.Since = created
+	}
+	if latest := secretCreated.Add(settle).Truncate(time.Second); !secretCreated.IsZero() && rec.Since.After(latest) {
+		rec.Since = latest
+	}
+	return rec
 }
 
 func approvalName(id int, endEntity string) string {
@@ -338,6 +373,13 @@ func ApprovalPollAfter(waited, pollInterval time.Duration, jitter float64) time.
 func forbidden(err error) bool {
 	var e *ejbca.Error
 	return errors.As(err, &e) && e.StatusCode == 403
+}
+
+// requestForbidden reports EJBCA's own 403 to a request's call: not the
+// identity provider's (the issuer's credentials), which stays an issuer
+// fault.
+func requestForbidden(err error) bool {
+	return forbidden(err) && !ejbca.IsTokenEndpoint(err)
 }
 
 // answered reports whether EJBCA gave a definitive answer (a 4xx), so it

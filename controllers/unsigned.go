@@ -86,8 +86,13 @@ func decideUnsigned(in unsignedInput) unsigned {
 		return u
 	}
 	var permanent *PermanentError
-	retryable := ejbca.IsRetryable(r.Err) && !errors.As(r.Err, &permanent)
-	unauthorized := ejbca.IsUnauthorized(r.Err)
+	// EJBCA's 403 to a request may be about this request alone (an end
+	// entity under a CA or profile the issuer's role may not edit): the
+	// request is retried and the issuer re-checked (signThrough), and only
+	// the check's own refusal takes a shared issuer out of service.
+	refusedRequest := requestForbidden(r.Err) && !errors.As(r.Err, &permanent)
+	retryable := (ejbca.IsRetryable(r.Err) || refusedRequest) && !errors.As(r.Err, &permanent)
+	unauthorized := ejbca.IsUnauthorized(r.Err) && !refusedRequest
 	if !retryable && !unauthorized {
 		return unsigned{Failed: true, Message: msg, Outcome: "failed"}
 	}
@@ -103,6 +108,10 @@ func decideUnsigned(in unsignedInput) unsigned {
 		return u
 	}
 	wait := RetryBackoff(in.Now.Sub(in.Created), r.Err)
+	if refusedRequest {
+		return waiting(fmt.Sprintf("EJBCA refused this request (403), will retry while %s is re-checked: %s", in.Issuer.Ref, msg),
+			wait, EventRetrying, corev1.EventTypeWarning, "pending")
+	}
 	return waiting(fmt.Sprintf("EJBCA call failed, will retry: %s", msg), wait, EventRetrying, corev1.EventTypeWarning, "pending")
 }
 

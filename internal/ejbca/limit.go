@@ -2,6 +2,7 @@ package ejbca
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -22,6 +23,54 @@ type limiter struct {
 	slots  chan struct{}
 	// onWait is told how long a call was held back.
 	onWait func(time.Duration)
+
+	mu sync.Mutex
+	// turns shares the tokens between enrolments and revocations.
+	turns turns
+}
+
+// Work is what an admitted call starts: the two kinds that share an
+// issuer's tokens fairly.
+type Work int
+
+const (
+	// Enrolment: a request's first call (enrol, add an end entity, poll).
+	Enrolment Work = iota
+	// Revocation: a revoke call.
+	Revocation
+	works
+)
+
+// turns is the fairness between the kinds of work: when a token is free
+// and the kind that had the last one is asked again while the other kind
+// was held back and is due to come back, the other kind's turn comes first.
+// Neither kind starves: a kind yields at most the one token after each of
+// its admissions, and only to a caller due back by then.
+type turns struct {
+	last     Work
+	admitted bool
+	// dueBack is, per kind, when the callers it held back last come back.
+	dueBack [works]time.Time
+}
+
+// decide says whether work may take the free token at now, recording it.
+func (t *turns) decide(work Work, now time.Time) bool {
+	other := (work + 1) % works
+	if t.admitted && t.last == work && !now.After(t.dueBack[other]) {
+		return false
+	}
+	t.last, t.admitted = work, true
+	return true
+}
+
+// heldBack records a caller of work told to come back after d.
+func (t *turns) heldBack(work Work, now time.Time, d time.Duration) {
+	// Callers come back after d, give or take their jitter (10%) and a
+	// worker's pickup.
+	due := now.Add(d + d/5 + 50*time.Millisecond)
+	if due.After(t.dueBack[work]) {
+		t.dueBack[work] = due
+	}
 }
 
 func newLimiter(l *Limit, onWait func(time.Duration)) *limiter {
@@ -42,18 +91,29 @@ func newLimiter(l *Limit, onWait func(time.Duration)) *limiter {
 	return lim
 }
 
-// admit reports how long a caller should wait before a call could go
-// without waiting; 0 when one can go now. Nothing is consumed.
-func (l *limiter) admit(now time.Time) time.Duration {
+// admit reports how long a caller starting work should wait before a call
+// could go without waiting; 0 when one can go now. Nothing is consumed: the
+// call takes its token in acquire. Enrolments and revocations take turns
+// (see turns).
+func (l *limiter) admit(work Work, now time.Time) time.Duration {
 	if l == nil {
 		return 0
 	}
 	var d time.Duration
+	l.mu.Lock()
 	if l.bucket != nil {
 		r := l.bucket.ReserveN(now, 1)
 		d = r.DelayFrom(now)
 		r.CancelAt(now)
+		if d == 0 && !l.turns.decide(work, now) {
+			// The other kind's turn: come back after it took its token.
+			d = max(time.Duration(float64(time.Second)/float64(l.bucket.Limit())), 10*time.Millisecond)
+		}
+		if d > 0 {
+			l.turns.heldBack(work, now, d)
+		}
 	}
+	l.mu.Unlock()
 	if d == 0 && l.slots != nil && len(l.slots) == cap(l.slots) {
 		d = 100 * time.Millisecond
 	}
@@ -94,5 +154,12 @@ func (l *limiter) acquire(ctx context.Context, now func() time.Time) (func(), er
 // EJBCA, under the issuer's rate limit; 0 when a call can go now. A caller
 // that gets more than 0 should come back later instead of blocking.
 func (c *Client) Admit() time.Duration {
-	return c.limit.admit(c.clock.Now())
+	return c.limit.admit(Enrolment, c.clock.Now())
+}
+
+// AdmitRevocation is Admit for a revoke call. Revocations are held back
+// like enrolments instead of waiting in the bucket, where they would take
+// every future token ahead of other tenants' requests.
+func (c *Client) AdmitRevocation() time.Duration {
+	return c.limit.admit(Revocation, c.clock.Now())
 }
