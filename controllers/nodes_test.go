@@ -193,3 +193,39 @@ func TestNodeFrozenMidEnrolment(t *testing.T) {
 		t.Error("no recovery search went through node B before it enrolled")
 	}
 }
+
+// TestNodeLossFoundByRequestWakesIssuerCheck: a node that stops (its port
+// closed) is found by a request, whose call moves to the other node and
+// succeeds. The request's client reports the loss and the issuer's check
+// runs again at its usual spacing (a minute after the last), not at the
+// healthy interval (5 minutes here): the Ready message names the node and
+// the node metric says it is not usable.
+func TestNodeLossFoundByRequestWakesIssuerCheck(t *testing.T) {
+	t.Parallel()
+	sim, a, b := simNodes(t)
+	ns, iss := nodesIssuer(t, sim, "loss", a, b)
+	if c := waitIssuer(t, iss, v1alpha1.ReasonChecked); !strings.Contains(c.Message, "2 of 2 EJBCA nodes usable") {
+		t.Fatalf("Ready message %q, want both nodes usable", c.Message)
+	}
+	a.Close()
+	cr, _ := requestFor(t, ns, "loss", "loss-1")
+	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", time.Minute)
+	if got := enrolments(sim, ns+"/loss-1"); got != 1 || b.Calls("/pkcs10enroll") != 1 {
+		t.Fatalf("%d enrolments, %d through node B; want one, through B", got, b.Calls("/pkcs10enroll"))
+	}
+	// Within the spacing of checks plus a margin, well before the healthy
+	// interval's earliest jittered check (4.5 minutes).
+	eventually(t, 3*time.Minute, func() string {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(iss), iss); err != nil {
+			return err.Error()
+		}
+		c := iss.Status.ReadyCondition()
+		if c == nil || !strings.Contains(c.Message, "1 of 2 EJBCA nodes usable") || !strings.Contains(c.Message, a.URL()+": ") {
+			return fmt.Sprintf("Ready message does not name the stopped node yet: %+v", c)
+		}
+		return ""
+	})
+	if got := nodeGauge(ns, "loss", 0, a); got != 0 {
+		t.Errorf("node A usable gauge = %v, want 0", got)
+	}
+}

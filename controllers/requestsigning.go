@@ -104,7 +104,13 @@ func signThrough(ctx context.Context, clients *issuerclients.Cache, signer *Sign
 		return nil
 	}
 	res := signer.Sign(ctx, sr, issuer, cl)
-	if suspectsIssuer(res.Err) && wakes != nil {
+	// No answer from EJBCA, a 403 that may be the issuer's, or a node of
+	// several set aside by this or another call (the request itself may
+	// have gone through the next node): the issuer's check looks again, at
+	// its usual spacing, so its Ready condition, message and node metric
+	// say what the requests found.
+	lost := cl.TakeNodeLoss()
+	if wakes != nil && !errors.Is(res.Err, ErrNotLeader) && (suspectsIssuer(res.Err) || lost) {
 		wakes.Suspect(v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer))
 	}
 	return &res

@@ -89,8 +89,9 @@ func (b *bench) namespace(prefix string) (string, error) {
 }
 
 // issuer creates an EJBCAIssuer "ejbca" in ns with the simulator's
-// credentials for auth (mtls or oauth2).
-func (b *bench) issuer(ctx context.Context, ns, name, auth string) (*v1alpha1.EJBCAIssuer, error) {
+// credentials for auth (mtls or oauth2). nodes, when given, are the
+// issuer's EJBCA nodes (url, then urls) instead of the simulator's own URL.
+func (b *bench) issuer(ctx context.Context, ns, name, auth string, nodes ...string) (*v1alpha1.EJBCAIssuer, error) {
 	sim := b.stack.Sim
 	c := b.stack.Client
 	objs := []client.Object{
@@ -109,6 +110,12 @@ func (b *bench) issuer(ctx context.Context, ns, name, auth string) (*v1alpha1.EJ
 		URL: sim.URL(), CAName: "IssuingCA", CertificateProfileName: "SERVER", EndEntityProfileName: "EMPTY",
 		Auth:     v1alpha1.AuthSpec{Mode: v1alpha1.AuthModeMTLS, MTLS: &v1alpha1.MTLSAuth{SecretName: name + "-client"}},
 		CABundle: &v1alpha1.CABundle{ConfigMapRef: &v1alpha1.ConfigMapKeySelector{Name: name + "-ca", Key: "ca.crt"}},
+	}
+	if len(nodes) > 0 {
+		spec.URL = nodes[0]
+		for _, u := range nodes[1:] {
+			spec.URLs = append(spec.URLs, v1alpha1.NodeURL(u))
+		}
 	}
 	if auth == "oauth2" {
 		spec.Auth = v1alpha1.AuthSpec{Mode: v1alpha1.AuthModeOAuth2, OAuth2: &v1alpha1.OAuth2Auth{

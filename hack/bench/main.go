@@ -5,7 +5,7 @@
 // token fetches, and the manager's CPU and memory, as Markdown tables on
 // stdout and a JSON file under bench-results/.
 //
-//	go run ./hack/bench [--scenario all|issue|throughput|scale|cluster-size|outage|certificates] [--quick]
+//	go run ./hack/bench [--scenario all|issue|throughput|scale|cluster-size|outage|nodes|certificates] [--quick]
 package main
 
 import (
@@ -62,7 +62,7 @@ func main() {
 func run() error {
 	var o options
 	var scenarios string
-	flag.StringVar(&scenarios, "scenario", "all", "comma-separated: issue, throughput, scale, cluster-size, outage, certificates, or all")
+	flag.StringVar(&scenarios, "scenario", "all", "comma-separated: issue, throughput, scale, cluster-size, outage, nodes, certificates, or all")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes: a smoke run in under 2 minutes")
 	flag.DurationVar(&o.latency, "latency", 50*time.Millisecond, "EJBCA simulator latency per call (issue, cluster-size, outage, certificates)")
 	flag.IntVar(&o.workers, "workers", 16, "the manager's --max-concurrent-reconciles (issue, cluster-size, outage, certificates)")
@@ -83,7 +83,7 @@ func run() error {
 	}
 	o.scenarios = strings.Split(scenarios, ",")
 	if scenarios == "all" {
-		o.scenarios = []string{"issue", "throughput", "scale", "cluster-size", "outage", "certificates"}
+		o.scenarios = []string{"issue", "throughput", "scale", "cluster-size", "outage", "nodes", "certificates"}
 	}
 	if o.count == 0 {
 		o.count = 1000
@@ -148,6 +148,8 @@ func run() error {
 			err = b.scenarioClusterSize(ctx, report)
 		case "outage":
 			err = b.scenarioOutage(ctx, report)
+		case "nodes":
+			err = b.scenarioNodes(ctx, report)
 		case "certificates":
 			err = b.scenarioCertificates(ctx, report)
 		default:

@@ -107,6 +107,9 @@ type Client struct {
 	noSearchV2 atomic.Bool
 	// searchPageSize is the v2 search page size; 0 means the default.
 	searchPageSize int
+	// nodeLost: a call set a usable node aside since TakeNodeLoss last
+	// reported it.
+	nodeLost atomic.Bool
 }
 
 // New builds a client. It makes no network call.

@@ -96,16 +96,17 @@ func (s *nodeSet) plan(now time.Time, readOnly bool) []int {
 }
 
 // failed marks node i suspect for reason; a node already suspect keeps its
-// first time of failure.
-func (s *nodeSet) failed(i int, now time.Time, reason string) {
+// first time of failure. It reports whether the node was usable until now.
+func (s *nodeSet) failed(i int, now time.Time, reason string) (lost bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := &s.nodes[i]
 	if !n.suspect {
-		n.suspect, n.since = true, now
+		n.suspect, n.since, lost = true, now, true
 	}
 	n.reason = reason
 	n.retryAt = now.Add(s.retry)
+	return lost
 }
 
 // succeeded marks node i usable.

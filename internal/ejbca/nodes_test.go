@@ -248,3 +248,73 @@ func TestEveryNodeDown(t *testing.T) {
 		t.Error("a certificate was issued")
 	}
 }
+
+// TestNodeLossReportedOnce: a call that sets a usable node aside reports
+// the loss once (TakeNodeLoss), for the issuer's check to look again;
+// further calls failing on the node already set aside, and the health
+// check's own question to each node (ListCAsOn), report nothing; the node
+// found back and lost again is reported again.
+func TestNodeLossReportedOnce(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, ejbcasim.Config{})
+	a, _ := sim.StartNode()
+	b, _ := sim.StartNode()
+	clock := testingclock.NewFakePassiveClock(time.Now())
+	o := options(t, sim, modeMTLS)
+	o.URL, o.URLs, o.Clock, o.NodeRetry = a.URL(), []string{b.URL()}, clock, time.Minute
+	c := newClient(t, o)
+	ctx := ctxFor(t)
+
+	if _, err := c.ListCAs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c.TakeNodeLoss() {
+		t.Fatal("a loss reported with every node answering")
+	}
+	a.SetDown(true)
+	if _, err := c.ListCAsOn(ctx, 0); err == nil {
+		t.Fatal("node A answered while down")
+	}
+	if c.TakeNodeLoss() {
+		t.Error("the health check's own question to a node reported a loss")
+	}
+	// The check set A aside; back to usable for the request-side case.
+	a.SetDown(false)
+	if _, err := c.ListCAsOn(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	a.SetDown(true)
+	if _, err := c.ListCAs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !c.TakeNodeLoss() {
+		t.Fatal("the call that set node A aside reported no loss")
+	}
+	if c.TakeNodeLoss() {
+		t.Error("one loss reported twice")
+	}
+	// A's retry time: the probe finds it still down; no new loss.
+	clock.SetTime(clock.Now().Add(time.Minute))
+	if _, err := c.ListCAs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.Calls("/v1/ca") == 0 {
+		t.Fatal("node A was not probed at its retry time")
+	}
+	if c.TakeNodeLoss() {
+		t.Error("a node already set aside, failing its probe, reported as a new loss")
+	}
+	// Back, found back by the next probe, lost again: reported again.
+	a.SetDown(false)
+	clock.SetTime(clock.Now().Add(time.Minute))
+	if _, err := c.ListCAs(ctx); err != nil || !c.Nodes()[0].Usable {
+		t.Fatalf("node A not found back: %v %+v", err, c.Nodes()[0])
+	}
+	a.SetDown(true)
+	if _, err := c.ListCAs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !c.TakeNodeLoss() {
+		t.Error("node A lost a second time was not reported")
+	}
+}

@@ -90,7 +90,9 @@ func (c *Client) send(ctx context.Context, r request) (*response, error) {
 			// fault, not the nodes'.
 			return refusal, nil
 		}
-		c.note(i, resp, err, v)
+		if c.note(i, resp, err, v) {
+			c.nodeLost.Store(true)
+		}
 		if v.nodeFailed && v.moveOn && !last {
 			earlier = append(earlier, n.raw+": "+summary(resp, err))
 			continue
@@ -104,7 +106,9 @@ func (c *Client) send(ctx context.Context, r request) (*response, error) {
 			// This node served the call: those that refused the same
 			// credentials are at fault, not the credentials.
 			for _, j := range refusedAt {
-				c.nodes.failed(j, c.clock.Now(), fmt.Sprintf("refused the issuer's credentials, which %s accepts", n.raw))
+				if c.nodes.failed(j, c.clock.Now(), fmt.Sprintf("refused the issuer's credentials, which %s accepts", n.raw)) {
+					c.nodeLost.Store(true)
+				}
 			}
 		}
 		return c.annotate(resp, err, n.raw, earlier)
@@ -112,16 +116,25 @@ func (c *Client) send(ctx context.Context, r request) (*response, error) {
 	return nil, &Error{Endpoint: r.endpoint, Kind: KindRetryable, NotSent: true, Message: "no EJBCA node to call"}
 }
 
-// note records a node's outcome in the node set.
-func (c *Client) note(i int, resp *response, err error, v verdict) {
+// note records a node's outcome in the node set; it reports whether a
+// node believed usable was set aside.
+func (c *Client) note(i int, resp *response, err error, v verdict) (lost bool) {
 	switch {
 	case v.nodeFailed:
-		c.nodes.failed(i, c.clock.Now(), summary(resp, err))
+		return c.nodes.failed(i, c.clock.Now(), summary(resp, err))
 	case v.refused:
 	case err == nil || KindOf(err) != KindRetryable:
 		c.nodes.succeeded(i)
 	}
+	return false
 }
+
+// TakeNodeLoss reports, once, that a call set aside a node believed usable
+// since the last time it was asked: the issuer's health check (which asks
+// each node itself and does not count here) should look again, so that its
+// Ready message and node metric name the node. A client of one node never
+// reports a loss: its calls' own errors say EJBCA could not be reached.
+func (c *Client) TakeNodeLoss() bool { return c.nodeLost.CompareAndSwap(true, false) }
 
 // annotate names the node and what the nodes before it said.
 func (c *Client) annotate(resp *response, err error, node string, earlier []string) (*response, error) {
