@@ -95,12 +95,17 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Clock: clk, Lease: o.Lease, AbandonAfter: abandon}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	// Begun on election: requests of either kind that exist then may have
-	// been sent by the predecessor.
+	// Begun on election: unless the Lease says there was no predecessor,
+	// or it handed over with nothing in flight, requests of either kind
+	// that exist then may have been sent by it.
 	attempts := NewAttempts(clk, Inventories(
 		CertificateRequestInventory(mgr.GetAPIReader()),
 		CertificateSigningRequestInventory(mgr.GetAPIReader()),
 	))
+	if o.Lease != nil {
+		attempts.WithPredecessor(o.Lease.Predecessor)
+		o.Lease.Drains(attempts.Drained)
+	}
 	if err := mgr.Add(attempts); err != nil {
 		return err
 	}
