@@ -78,4 +78,3 @@ func TestStillIssuingSaysWhatIsKnown(t *testing.T) {
 		t.Errorf("own attempt: %q", own)
 	}
 }
-
