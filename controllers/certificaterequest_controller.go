@@ -73,6 +73,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		if apierrors.IsNotFound(err) {
 			r.approvals.set(req.NamespacedName, false)
 			r.Signer.Attempts.Deleted(req.Namespace, req.Name)
+			r.Gate.Forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -83,6 +84,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if !IsOurs(cr.Spec.IssuerRef) || isFinal(cr) {
 		// Final states never revert: nothing can be sent for it any more.
 		r.Signer.Attempts.Done(cr.UID)
+		r.Gate.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if !r.Lease.Holds() {
@@ -103,6 +105,11 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, nil
 	}
 	if d.Action == ActionSign {
+		if wait := r.Gate.Wait(req.NamespacedName, cr.UID, in.Now); wait > 0 {
+			// Woken before the time its last answer set (by its issuer,
+			// say): back to sleep, no call, no write.
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
 		if res := signThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, certificateRequestSigning(r.Client, cr)); res != nil {
 			if errors.Is(res.Err, ErrNotLeader) {
 				return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
@@ -169,10 +176,14 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		// the request: the manager never deletes Secrets.
 		r.finished.remember(cr.UID, now)
 		r.Signer.Attempts.Done(cr.UID)
+		r.Gate.Forget(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name})
 		return ctrl.Result{}, nil
 	}
+	if d.CallAfter > 0 {
+		r.Gate.Hold(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, cr.UID, now.Add(d.CallAfter))
+	}
 	if d.RequeueAfter > 0 {
-		return ctrl.Result{RequeueAfter: jittered(d.RequeueAfter, r.Jitter)}, nil
+		return ctrl.Result{RequeueAfter: requeueNoSooner(d.RequeueAfter, r.Jitter)}, nil
 	}
 	return ctrl.Result{}, nil
 }

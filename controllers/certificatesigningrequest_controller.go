@@ -57,6 +57,7 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 			r.approvals.set(req.Name, false)
 			r.announced.Delete(req.Name)
 			r.Signer.Attempts.Deleted("", req.Name)
+			r.Gate.Forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -68,6 +69,7 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 	if !ours || csrIsFinal(csr) {
 		// Final states never revert: nothing can be sent for it any more.
 		r.Signer.Attempts.Done(csr.UID)
+		r.Gate.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if !r.Lease.Holds() {
@@ -94,6 +96,9 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 		return ctrl.Result{}, nil
 	}
 	if d.Action == ActionSign {
+		if wait := r.Gate.Wait(req.NamespacedName, csr.UID, in.Now); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
 		sr := csrSigning(r.Client, csr, r.ClusterResourceNamespace, r.Clock)
 		if res := signThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, sr); res != nil {
 			if errors.Is(res.Err, ErrNotLeader) {
@@ -176,10 +181,14 @@ func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *ce
 		r.announced.Delete(csr.Name)
 		r.finished.remember(csr.UID, now)
 		r.Signer.Attempts.Done(csr.UID)
+		r.Gate.Forget(types.NamespacedName{Name: csr.Name})
 		return ctrl.Result{}, nil
 	}
+	if d.CallAfter > 0 {
+		r.Gate.Hold(types.NamespacedName{Name: csr.Name}, csr.UID, now.Add(d.CallAfter))
+	}
 	if d.RequeueAfter > 0 {
-		return ctrl.Result{RequeueAfter: jittered(d.RequeueAfter, r.Jitter)}, nil
+		return ctrl.Result{RequeueAfter: requeueNoSooner(d.RequeueAfter, r.Jitter)}, nil
 	}
 	return ctrl.Result{}, nil
 }

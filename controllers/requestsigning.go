@@ -48,6 +48,9 @@ type RequestSigning struct {
 	// Lease says whether this process still leads; nil without leader
 	// election.
 	Lease *leadership.Lease
+	// Gate keeps each request from calling EJBCA before the time its last
+	// answer set; nil: no gate.
+	Gate *CallGate
 	// Issuers is told when a request could not reach EJBCA through an
 	// issuer (it is re-checked, and its requests wait for it) or found the
 	// issuer at fault: the issuer controller, not the request controllers,
@@ -203,14 +206,6 @@ func (p *pendingApprovals) set(key any, waiting bool) {
 	if _, loaded := p.m.LoadAndDelete(key); loaded {
 		metrics.ApprovalsPending.Dec()
 	}
-}
-
-// jittered spreads d by jitter's factor (none when jitter is nil).
-func jittered(d time.Duration, jitter func() float64) time.Duration {
-	if jitter == nil {
-		return d
-	}
-	return time.Duration(float64(d) * jitter())
 }
 
 // requestKind names a request's kind for messages and the request_kind

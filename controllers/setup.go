@@ -114,7 +114,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	signing := RequestSigning{
 		Client: mgr.GetClient(), Clients: clients, Signer: signer, Recorder: recorder,
 		ClusterResourceNamespace: o.ClusterResourceNamespace, RetryWindow: o.RetryWindow, Clock: clk, Jitter: jitter,
-		MaxConcurrentReconciles: workers, Lease: o.Lease, Issuers: wakes,
+		MaxConcurrentReconciles: workers, Lease: o.Lease, Issuers: wakes, Gate: &CallGate{},
 	}
 	if err := (&CertificateSigningRequestReconciler{RequestSigning: signing}).SetupWithManager(mgr); err != nil {
 		return err

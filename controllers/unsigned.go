@@ -31,9 +31,13 @@ type unsignedInput struct {
 // fails, or it waits (for approval, the issuer, a retry) and is looked at
 // again.
 type unsigned struct {
-	Failed                 bool
-	Message                string
-	RequeueAfter           time.Duration
+	Failed       bool
+	Message      string
+	RequeueAfter time.Duration
+	// CallAfter: EJBCA is not called for the request again sooner than
+	// this (its backoff, Retry-After, approval poll, settle time); zero
+	// when whatever wakes it may call (it waits for its issuer).
+	CallAfter              time.Duration
 	EventReason, EventType string
 	// Outcome labels the request metric.
 	Outcome     string
@@ -50,7 +54,7 @@ func decideUnsigned(in unsignedInput) unsigned {
 		if a.RequestID == 0 {
 			msg = fmt.Sprintf("waiting for EJBCA approval of the end entity %q since %s (EJBCA gave no approval request id)", a.EndEntity, a.Since.UTC().Format(time.RFC3339))
 		}
-		return waiting(msg, a.PollAfter, EventWaitingForApproval, corev1.EventTypeNormal, "waiting_for_approval")
+		return gated(waiting(msg, a.PollAfter, EventWaitingForApproval, corev1.EventTypeNormal, "waiting_for_approval"))
 	}
 	if r.Err == nil {
 		return unsigned{Failed: true, Message: "EJBCA returned neither a certificate nor an error", Outcome: "failed"}
@@ -61,14 +65,14 @@ func decideUnsigned(in unsignedInput) unsigned {
 	if errors.As(r.Err, &throttled) {
 		// Never failed, and never an event each time: the limit is the
 		// issuer owner's choice.
-		return waiting(fmt.Sprintf("Waiting: %s", msg), max(throttled.Wait, 10*time.Millisecond), EventRetrying, corev1.EventTypeNormal, "throttled")
+		return gated(waiting(fmt.Sprintf("Waiting: %s", msg), max(throttled.Wait, 10*time.Millisecond), EventRetrying, corev1.EventTypeNormal, "throttled"))
 	}
 	var still *StillIssuingError
 	if errors.As(r.Err, &still) {
 		// Never failed, even past the retry deadline: a new request would
 		// enrol a second certificate while this one may be on its way.
 		wait := max(still.LookAgain.Sub(in.Now), time.Second)
-		return waiting(msg, wait, EventRetrying, corev1.EventTypeNormal, "pending")
+		return gated(waiting(msg, wait, EventRetrying, corev1.EventTypeNormal, "pending"))
 	}
 	var refused *IssuerRefusedError
 	if errors.As(r.Err, &refused) {
@@ -99,7 +103,14 @@ func decideUnsigned(in unsignedInput) unsigned {
 		return u
 	}
 	wait := RetryBackoff(in.Now.Sub(in.Created), r.Err)
-	return waiting(fmt.Sprintf("EJBCA call failed, will retry: %s", msg), wait, EventRetrying, corev1.EventTypeWarning, "pending")
+	return gated(waiting(fmt.Sprintf("EJBCA call failed, will retry: %s", msg), wait, EventRetrying, corev1.EventTypeWarning, "pending"))
+}
+
+// gated makes a wait one before which EJBCA is not called, whatever wakes
+// the request.
+func gated(u unsigned) unsigned {
+	u.CallAfter = u.RequeueAfter
+	return u
 }
 
 func waiting(msg string, requeue time.Duration, eventReason, eventType, outcome string) unsigned {
