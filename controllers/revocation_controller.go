@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -228,14 +230,23 @@ func (r *RevocationReconciler) record(ctx context.Context, cr *cmapi.Certificate
 	return nil
 }
 
-// release removes our finalizer, if the request carries it.
+// release removes our finalizer, if the request carries it, by a JSON patch
+// that tests the finalizer is still where this copy saw it and removes it:
+// other finalizers are kept, and the status just written (which changed
+// the resourceVersion of this copy) is no conflict.
 func (r *RevocationReconciler) release(ctx context.Context, cr *cmapi.CertificateRequest) error {
-	if !controllerutil.ContainsFinalizer(cr, RevocationFinalizer) {
+	i := slices.Index(cr.Finalizers, RevocationFinalizer)
+	if i < 0 {
 		return nil
 	}
-	orig := cr.DeepCopy()
-	controllerutil.RemoveFinalizer(cr, RevocationFinalizer)
-	if err := r.Client.Patch(ctx, cr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": fmt.Sprintf("/metadata/finalizers/%d", i), "value": RevocationFinalizer},
+		{"op": "remove", "path": fmt.Sprintf("/metadata/finalizers/%d", i)},
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Patch(ctx, cr, client.RawPatch(types.JSONPatchType, patch)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing the revocation finalizer: %w", err)
 	}
 	return nil
