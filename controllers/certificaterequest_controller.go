@@ -216,7 +216,7 @@ func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error 
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("certificaterequest").
 		For(&cmapi.CertificateRequest{}, builder.WithPredicates(ours, approvalChanged()))
-	return wakeOnIssuers(b, r.requestsFor).
+	return wakeOnIssuers(b, r.Issuers, r.requestsFor).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }

@@ -214,7 +214,7 @@ func (r *CertificateSigningRequestReconciler) SetupWithManager(mgr ctrl.Manager)
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("certificatesigningrequest").
 		For(&certificatesv1.CertificateSigningRequest{}, builder.WithPredicates(ours, csrApprovalChanged()))
-	return wakeOnIssuers(b, r.csrsFor).
+	return wakeOnIssuers(b, r.Issuers, r.csrsFor).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }

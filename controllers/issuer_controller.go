@@ -64,6 +64,10 @@ type IssuerReconciler struct {
 	// the cluster resource namespace (--secrets-in-cluster-resource-namespace-only).
 	SecretsNamespaceOnly bool
 
+	// wakes is the inbox this controller is registered with: it ends the
+	// suspicions its checks answer.
+	wakes *IssuerWakes
+
 	mu     sync.Mutex
 	checks map[types.NamespacedName]*healthRecord
 	// wake holds why an issuer was woken between checks.
@@ -189,6 +193,11 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		if now.Before(due) {
 			if woken == wakeSuspect {
 				r.wakeLater(req.NamespacedName)
+				if r.Reachability != nil {
+					// Its requests wait for the check: the status probe
+					// brings it forward as soon as EJBCA answers.
+					r.Reachability.Suspected(r.Kind, req.NamespacedName, iss.GetSpec().URL)
+				}
 			}
 			return ctrl.Result{RequeueAfter: due.Sub(now)}, nil
 		}
@@ -226,6 +235,9 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	if err := SetIssuerReady(ctx, r.Client, r.Recorder, iss, status, reason, message, now); err != nil {
 		return ctrl.Result{}, err
+	}
+	if r.wakes != nil {
+		r.wakes.checked(r.Kind, req.NamespacedName, status == metav1.ConditionTrue)
 	}
 	logf.FromContext(ctx).V(1).Info("issuer checked", "ready", status, "reason", reason)
 	return ctrl.Result{RequeueAfter: r.nextCheck(rec).Sub(now)}, nil
@@ -341,6 +353,9 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 	r.mu.Unlock()
 	if r.Reachability != nil {
 		r.Reachability.Forget(r.Kind, req.NamespacedName)
+	}
+	if r.wakes != nil {
+		r.wakes.forgetIssuer(r.Kind, req.NamespacedName)
 	}
 	metrics.IssuerReady.DeleteLabelValues(r.Kind, req.Namespace, req.Name)
 }

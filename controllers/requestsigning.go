@@ -16,6 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
@@ -106,9 +108,16 @@ func signThrough(ctx context.Context, clients *issuerclients.Cache, signer *Sign
 		state.Ready, state.Reason, state.Message = false, v1alpha1.ReasonCredentialsUnavailable, err.Error()
 		return nil
 	}
+	kind, key := v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer)
+	if wakes.Suspected(kind, key) {
+		// Another request just got no answer through this issuer: wait for
+		// its re-check rather than add a call to an EJBCA that may be down.
+		return &SignResult{Err: &IssuerUnansweredError{Issuer: state.Ref}}
+	}
 	res := signer.Sign(ctx, sr, issuer, cl)
 	if noResponse(res.Err) && wakes != nil && !errors.Is(res.Err, ErrNotLeader) {
-		wakes.Suspect(v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer))
+		wakes.Suspect(kind, key)
+		res.Err = &IssuerUnansweredError{Issuer: state.Ref, Err: res.Err}
 	}
 	return &res
 }
@@ -217,9 +226,20 @@ func requestKind(obj client.Object) string {
 	return metrics.RequestKindCertificateRequest
 }
 
-// wakeOnIssuers makes a change of an issuer's readiness wake the requests
-// waiting for it, as requestsOf(kind) finds them.
-func wakeOnIssuers(b *builder.Builder, requestsOf func(kind string) handler.MapFunc) *builder.Builder {
+// wakeOnIssuers makes a change of an issuer's readiness, or the end of its
+// suspicion (IssuerWakes), wake the requests waiting for it, as
+// requestsOf(kind) finds them.
+func wakeOnIssuers(b *builder.Builder, wakes *IssuerWakes, requestsOf func(kind string) handler.MapFunc) *builder.Builder {
+	if wakes != nil {
+		b = b.WatchesRawSource(source.Channel(wakes.requestInbox(), handler.EnqueueRequestsFromMapFunc(
+			func(ctx context.Context, o client.Object) []reconcile.Request {
+				iss, ok := o.(v1alpha1.Issuer)
+				if !ok {
+					return nil
+				}
+				return requestsOf(v1alpha1.KindOf(iss))(ctx, o)
+			})))
+	}
 	return b.
 		Watches(&v1alpha1.EJBCAIssuer{}, handler.EnqueueRequestsFromMapFunc(requestsOf(v1alpha1.IssuerKind)),
 			builder.WithPredicates(issuerReadinessChanged())).

@@ -85,6 +85,22 @@ func decideUnsigned(in unsignedInput) unsigned {
 			Message: fmt.Sprintf("EJBCA refused the issuer's configuration when signing %s: %s", in.Request, msg)}
 		return u
 	}
+	var unanswered *IssuerUnansweredError
+	if errors.As(r.Err, &unanswered) {
+		// EJBCA may be down: the request waits for its issuer's re-check,
+		// which wakes it, and calls again no sooner than its backoff (an
+		// EJBCA that answers checks but drops enrolments is not asked
+		// more often than before); the requeue only covers a lost wake.
+		if deadline := retryDeadline(in.Result, in.Issuer, in.Created, in.RetryWindow, in.ApprovalMaxWait); !in.Now.Before(deadline) {
+			return unsigned{Failed: true, Outcome: "failed", Message: fmt.Sprintf("Giving up: still failing at the retry deadline %s: %s",
+				deadline.UTC().Format(time.RFC3339), msg)}
+		}
+		u := waiting(msg, MinHealthCheckSpacing, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
+		if unanswered.Err != nil {
+			u.CallAfter = RetryBackoff(in.Now.Sub(in.Created), unanswered.Err)
+		}
+		return u
+	}
 	var permanent *PermanentError
 	retryable := ejbca.IsRetryable(r.Err) && !errors.As(r.Err, &permanent)
 	unauthorized := ejbca.IsUnauthorized(r.Err)
