@@ -140,6 +140,11 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	cond := cmac.CertificateRequestCondition().WithType(cmapi.CertificateRequestConditionReady).
 		WithStatus(d.Status).WithReason(d.Reason).WithMessage(d.Message).WithLastTransitionTime(ltt)
 	status := cmac.CertificateRequestStatus().WithConditions(cond)
+	if !r.Lease.Holds() {
+		// Checked again right before the writes: a deposed leader's write
+		// could only be stale.
+		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+	}
 	if len(d.Certificate) > 0 {
 		status.WithCertificate(d.Certificate...)
 		if err := holdForRevocation(ctx, r.Client, cr, issuer); err != nil {

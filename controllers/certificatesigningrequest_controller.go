@@ -149,6 +149,11 @@ func (r *CertificateSigningRequestReconciler) mayReference(ctx context.Context, 
 func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, issuer v1alpha1.Issuer, d CSRDecision) (ctrl.Result, error) {
 	now := r.Clock.Now()
 	final := d.Failed || len(d.Certificate) > 0
+	if !r.Lease.Holds() {
+		// Checked again right before the write: a deposed leader's write
+		// could only be stale.
+		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+	}
 	if final {
 		updated := csr.DeepCopy()
 		if d.Failed {

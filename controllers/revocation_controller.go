@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -81,8 +82,17 @@ type revocationFailures struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile decides and carries out the revocation of one request's
-// certificate.
+// certificate. A process found deposed right before a write looks again
+// later.
 func (r *RevocationReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if errors.Is(err, ErrNotLeader) {
+		return reconcile.Result{RequeueAfter: notLeaderRequeue}, nil
+	}
+	return res, err
+}
+
+func (r *RevocationReconciler) reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	cr := &cmapi.CertificateRequest{}
 	if err := r.Client.Get(ctx, req.NamespacedName, cr); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -218,6 +228,9 @@ func orUnknown(s string) string {
 
 // record writes ConditionRevoked with our own field manager.
 func (r *RevocationReconciler) record(ctx context.Context, cr *cmapi.CertificateRequest, status cmmeta.ConditionStatus, reason, message string) error {
+	if !r.Lease.Holds() {
+		return ErrNotLeader
+	}
 	cond := cmac.CertificateRequestCondition().WithType(ConditionRevoked).WithStatus(status).
 		WithReason(reason).WithMessage(message).WithLastTransitionTime(metav1.NewTime(r.Clock.Now()))
 	if err := r.Client.Status().Apply(ctx, cmac.CertificateRequest(cr.Name, cr.Namespace).WithStatus(cmac.CertificateRequestStatus().WithConditions(cond)),
@@ -238,6 +251,9 @@ func (r *RevocationReconciler) release(ctx context.Context, cr *cmapi.Certificat
 	i := slices.Index(cr.Finalizers, RevocationFinalizer)
 	if i < 0 {
 		return nil
+	}
+	if !r.Lease.Holds() {
+		return ErrNotLeader
 	}
 	patch, err := json.Marshal([]map[string]any{
 		{"op": "test", "path": fmt.Sprintf("/metadata/finalizers/%d", i), "value": RevocationFinalizer},

@@ -75,7 +75,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(reach); err != nil {
 		return err
 	}
-	recorder := mgr.GetEventRecorder("ejbca-issuer")
+	recorder := LeaderOnly(mgr.GetEventRecorder("ejbca-issuer"), o.Lease)
 	for _, kind := range []string{v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind} {
 		r := &IssuerReconciler{
 			Kind: kind, Client: mgr.GetClient(), Clients: clients, ClusterResourceNamespace: o.ClusterResourceNamespace,
