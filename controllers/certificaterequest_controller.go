@@ -148,6 +148,9 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	if len(d.Certificate) > 0 {
 		status.WithCertificate(d.Certificate...)
 		if err := holdForRevocation(ctx, r.Client, cr, issuer); err != nil {
+			if apierrors.IsNotFound(err) {
+				return r.issuedForDeleted(ctx, cr, issuer, d)
+			}
 			return ctrl.Result{}, err
 		}
 		if c := revokeAnnotationAtIssuance(cr, metav1.NewTime(now)); c != nil {
@@ -167,6 +170,9 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		// with a conflict; the request is then decided again from a fresh one.
 		cmac.CertificateRequest(cr.Name, cr.Namespace).WithResourceVersion(cr.ResourceVersion).WithStatus(status),
 		client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		if apierrors.IsNotFound(err) && len(d.Certificate) > 0 {
+			return r.issuedForDeleted(ctx, cr, issuer, d)
+		}
 		return ctrl.Result{}, fmt.Errorf("writing the CertificateRequest status: %w", err)
 	}
 
@@ -190,6 +196,18 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	if d.RequeueAfter > 0 {
 		return ctrl.Result{RequeueAfter: requeueNoSooner(d.RequeueAfter, r.Jitter)}, nil
 	}
+	return ctrl.Result{}, nil
+}
+
+// issuedForDeleted: EJBCA issued the request's certificate, but the request
+// was deleted before its status could store it. The certificate is
+// revoked or recorded (unclaimed), once: the request is done.
+func (r *CertificateRequestReconciler) issuedForDeleted(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d Decision) (ctrl.Result, error) {
+	r.unclaimed(ctx, cr, issuer, d.Certificate)
+	r.approvals.set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, false)
+	r.finished.remember(cr.UID, r.Clock.Now())
+	r.Signer.Attempts.Done(cr.UID)
+	r.Gate.Forget(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name})
 	return ctrl.Result{}, nil
 }
 

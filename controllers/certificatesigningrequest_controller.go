@@ -164,6 +164,16 @@ func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *ce
 			updated.Status.Certificate = d.Certificate
 		}
 		if err := r.Client.Status().Update(ctx, updated); err != nil {
+			if apierrors.IsNotFound(err) && len(d.Certificate) > 0 {
+				// Deleted while EJBCA issued: revoked or recorded, once.
+				r.unclaimed(ctx, csr, issuer, d.Certificate)
+				r.approvals.set(csr.Name, false)
+				r.announced.Delete(csr.Name)
+				r.finished.remember(csr.UID, now)
+				r.Signer.Attempts.Done(csr.UID)
+				r.Gate.Forget(types.NamespacedName{Name: csr.Name})
+				return ctrl.Result{}, nil
+			}
 			return ctrl.Result{}, fmt.Errorf("writing the CertificateSigningRequest status: %w", err)
 		}
 	}
