@@ -63,7 +63,7 @@ func InheritanceFrom(p leadership.Predecessor, began time.Time) Inheritance {
 		return Inheritance{}
 	case leadership.PredecessorLost:
 		last := p.LastCall()
-		if last.IsZero() || last.After(began) {
+		if p.Renewed.IsZero() || last.After(began) {
 			last = began
 		}
 		return Inheritance{Search: true, LastCall: last}

@@ -43,6 +43,8 @@ func TestInheritedSettleRule(t *testing.T) {
 			lost(-time.Minute, 15*time.Second), time.Second, true, false, began.Add(settle)},
 		{"released without a handover record (no lease duration): from the release",
 			leadership.Predecessor{Kind: leadership.PredecessorLost, Renewed: began.Add(-2 * time.Second)}, time.Second, true, false, began.Add(-2*time.Second + settle)},
+		{"a previous holder with no renewal time on the Lease: from this start",
+			leadership.Predecessor{Kind: leadership.PredecessorLost, Holder: "old", Duration: 15 * time.Second}, time.Second, true, false, began.Add(settle)},
 		{"no leader election: any process may have sent until this one began",
 			leadership.Predecessor{}, time.Second, true, false, began.Add(settle)},
 	} {

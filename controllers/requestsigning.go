@@ -109,7 +109,7 @@ func signThrough(ctx context.Context, clients *issuerclients.Cache, signer *Sign
 		return nil
 	}
 	kind, key := v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer)
-	if wakes.Suspected(kind, key) {
+	if wakes.Suspected(kind, key) && signer.Attempts.Held(sr) == nil {
 		// Another request just got no answer through this issuer: wait for
 		// its re-check rather than add a call to an EJBCA that may be down.
 		return &SignResult{Err: &IssuerUnansweredError{Issuer: state.Ref}}

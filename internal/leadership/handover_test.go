@@ -74,3 +74,24 @@ func TestPredecessorFromTheAcquiringWrite(t *testing.T) {
 		t.Errorf("without leader election: %v, want unknown", p.Kind)
 	}
 }
+
+// TestTrustCountsFromTheRenewTimeWritten: a renewal whose record was
+// stamped before it was sent (client-go read the Lease in between) counts
+// from the stamp, which is what a successor reads on the Lease.
+func TestTrustCountsFromTheRenewTimeWritten(t *testing.T) {
+	stamp := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	clock := clocktesting.NewFakePassiveClock(stamp.Add(3 * time.Second)) // sent 3s after the stamp
+	l := New(clock, 5*time.Second)
+	w := l.Watch(&fakeLock{})
+	if err := w.Update(context.Background(), resourcelock.LeaderElectionRecord{HolderIdentity: "me", RenewTime: metav1.NewTime(stamp)}); err != nil {
+		t.Fatal(err)
+	}
+	clock.SetTime(stamp.Add(4900 * time.Millisecond))
+	if !l.Holds() {
+		t.Fatal("does not hold within trust of the stamp")
+	}
+	clock.SetTime(stamp.Add(5 * time.Second))
+	if l.Holds() {
+		t.Error("holds 5s after the renew time written on the Lease (trust 5s): a successor would count from it")
+	}
+}

@@ -129,7 +129,7 @@ func (w *watchedLock) took(created bool) {
 // renewal, or a deposed leader woken from a freeze would release the lease and
 // then think itself freshly renewed.
 func (w *watchedLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
-	sent := w.lease.clock.Now()
+	sent := renewedAt(rec, w.lease.clock.Now())
 	err := w.Interface.Create(ctx, rec)
 	if err == nil && rec.HolderIdentity == w.Identity() {
 		w.took(true)
@@ -139,7 +139,7 @@ func (w *watchedLock) Create(ctx context.Context, rec resourcelock.LeaderElectio
 }
 
 func (w *watchedLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
-	sent := w.lease.clock.Now()
+	sent := renewedAt(rec, w.lease.clock.Now())
 	err := w.Interface.Update(ctx, rec)
 	if err == nil && rec.HolderIdentity == w.Identity() {
 		w.took(false)
@@ -148,4 +148,15 @@ func (w *watchedLock) Update(ctx context.Context, rec resourcelock.LeaderElectio
 		w.lease.forget()
 	}
 	return err
+}
+
+// renewedAt is the time a renewal counts from: when it is sent, or the
+// renew time it writes on the Lease if earlier (client-go stamps the record
+// before it may read the Lease again), so that what a successor reads there
+// bounds this process's last call (Predecessor.LastCall).
+func renewedAt(rec resourcelock.LeaderElectionRecord, sent time.Time) time.Time {
+	if t := rec.RenewTime.Time; !t.IsZero() && t.Before(sent) {
+		return t
+	}
+	return sent
 }
