@@ -142,3 +142,36 @@ func waitEventOn(t *testing.T, obj client.Object, reason string) string {
 	})
 	return note
 }
+
+// TestApprovedRequestIssuedAfterItsDeletion: a request waiting for EJBCA
+// approval is approved, and deleted while its enrolment for the approved
+// end entity is in EJBCA: under revocation.deleted, the certificate is
+// revoked with one call, and the event (no Certificate owns the request)
+// goes on the request's name.
+func TestApprovedRequestIssuedAfterItsDeletion(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	ns, _ := readyIssuer(t, sim, func(s *v1alpha1.IssuerSpec) {
+		s.CertificateProfileName = "APPROVAL"
+		s.Approval = &v1alpha1.ApprovalSpec{PollInterval: &metav1.Duration{Duration: time.Second}}
+		s.Revocation = &v1alpha1.RevocationSpec{Deleted: true}
+	})
+	cr, _ := requestFor(t, ns, "ejbca", "approved-gone")
+	id := waitForApproval(t, cr)
+	sim.InjectFault("certificaterequest", enrolmentHeld)
+	if err := sim.Approve(id); err != nil {
+		t.Fatal(err)
+	}
+	waitArrival(t, sim, "certificaterequest", 1)
+	if err := k8s.Delete(context.Background(), cr); err != nil {
+		t.Fatal(err)
+	}
+	waitEventOn(t, cr, controllers.EventUnclaimedRevoked)
+	issued := sim.Issued()
+	if len(issued) != 1 {
+		t.Fatalf("%d certificates issued, want 1", len(issued))
+	}
+	if n := sim.RevokeCalls(issued[0].Serial.Text(16)); n != 1 {
+		t.Errorf("%d revoke calls, want 1", n)
+	}
+}
