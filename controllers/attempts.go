@@ -11,24 +11,34 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 )
 
 // Attempts is the signer's memory of one-call enrolments whose answer may
 // have been lost. It replaces a write on every request: only a process
-// knows what it sent, so it keeps that in memory, and treats every request
-// that existed when it began signing (its start, or its election as leader)
-// as possibly sent by its predecessor. Which requests existed is read from
-// the API server once, at that moment (Inventory), not judged from creation
-// times, whose clock and one-second resolution are not ours. Such a request
-// is searched for once, and enrolled only when the search, run after its
-// predecessor's calls have settled, finds nothing. Steady state: no write
-// and no search; a restart costs one list and one search per request
-// pending at the time.
+// knows what it sent, so it keeps that in memory. When it begins signing
+// (its start, or its election as leader) it asks what the leader election
+// Lease told of its predecessor (InheritanceFrom): none, or one that handed
+// over with nothing in flight, leaves nothing to inherit. Otherwise every
+// request that exists at that moment may have been sent by the
+// predecessor. Which requests existed is read from the API server once
+// (Inventory), not judged from creation times, whose clock and one-second
+// resolution are not ours. Such a request is searched for once, and
+// enrolled only when the search, run after the predecessor's last possible
+// call has settled, finds nothing. Steady state: no write and no search; a
+// restart after a crash costs one list and one search per request pending
+// at the time, a clean restart nothing.
 type Attempts struct {
 	clock clock.Clock
 	// inventory lists every request that exists now, of every kind the
 	// signer serves.
 	inventory Inventory
+	// predecessor tells what the leader election Lease said of the
+	// previous leader; nil: unknown.
+	predecessor func(context.Context) (leadership.Predecessor, error)
+	// inheritance is what Begin decided, for the log.
+	inheritance Inheritance
+	inherited   int
 
 	ready chan struct{}
 	once  sync.Once
@@ -55,8 +65,8 @@ type Existing struct {
 type attempt struct {
 	namespace, name string
 	// sent is when an enrolment was sent that got no definitive answer
-	// yet: by this process, or, for an inherited request, at the latest
-	// when this process began.
+	// yet: by this process, or, for an inherited request, the latest its
+	// predecessor may have sent one (Inheritance.LastCall).
 	sent time.Time
 	// inherited: the request existed when this process began, so its
 	// predecessor may have sent it; search from its creation.
@@ -77,22 +87,44 @@ func NewAttempts(c clock.Clock, inventory Inventory) *Attempts {
 	return &Attempts{clock: c, inventory: inventory, ready: make(chan struct{}), entries: map[types.UID]*attempt{}, doneEarly: map[types.UID]struct{}{}}
 }
 
-// Begin takes the inventory: every request that exists now may have been
-// sent by a predecessor, whose last call began before now.
+// WithPredecessor makes Begin ask what is known of the previous leader
+// (leadership.Lease.Predecessor); without it, every request that exists
+// when this process begins is inherited.
+func (a *Attempts) WithPredecessor(p func(context.Context) (leadership.Predecessor, error)) *Attempts {
+	a.predecessor = p
+	return a
+}
+
+// Begin decides what this process inherits from its predecessor and, if it
+// may have left calls in flight, takes the inventory: every request that
+// exists now may have been sent by it, at the latest at its last possible
+// call.
 func (a *Attempts) Begin(ctx context.Context) error {
 	began := a.clock.Now()
-	existing, err := a.inventory(ctx)
-	if err != nil {
-		return fmt.Errorf("listing the requests that exist as this process begins signing: %w", err)
+	var p leadership.Predecessor
+	if a.predecessor != nil {
+		var err error
+		if p, err = a.predecessor(ctx); err != nil {
+			return err
+		}
+	}
+	inh := InheritanceFrom(p, began)
+	var existing []Existing
+	if inh.Search {
+		var err error
+		if existing, err = a.inventory(ctx); err != nil {
+			return fmt.Errorf("listing the requests that exist as this process begins signing: %w", err)
+		}
 	}
 	a.once.Do(func() {
 		a.mu.Lock()
 		defer a.mu.Unlock()
+		a.inheritance, a.inherited = inh, len(existing)
 		for _, r := range existing {
 			_, known := a.entries[r.UID]
 			_, done := a.doneEarly[r.UID]
 			if !known && !done {
-				a.entries[r.UID] = &attempt{namespace: r.Namespace, name: r.Name, sent: began, inherited: true}
+				a.entries[r.UID] = &attempt{namespace: r.Namespace, name: r.Name, sent: inh.LastCall, inherited: true}
 			}
 		}
 		a.doneEarly = nil
@@ -117,31 +149,62 @@ func (a *Attempts) Start(ctx context.Context) error {
 		case <-a.clock.After(time.Second):
 		}
 	}
+	a.mu.Lock()
+	if a.inheritance.Search {
+		log.Info("began signing after a predecessor that may have left enrolments in flight: the requests that exist now are searched for before they are enrolled",
+			"requests", a.inherited, "predecessorLastCall", a.inheritance.LastCall)
+	} else {
+		log.Info("began signing: no predecessor, or one that handed over with nothing in flight; nothing to search for")
+	}
+	a.mu.Unlock()
 	<-ctx.Done()
 	return nil
 }
 
+// UnansweredAttempt is an enrolment that may have issued without the answer
+// reaching this process.
+type UnansweredAttempt struct {
+	// At is when the attempt began (for an inherited request: the latest
+	// its predecessor may have sent it), SearchFrom when EJBCA may have
+	// begun issuing it.
+	At, SearchFrom time.Time
+	// Inherited: a predecessor may have sent it; this process did not.
+	Inherited bool
+}
+
 // Unanswered tells whether an enrolment for the request may have issued
-// without the answer reaching this process. at is when that attempt began
-// (for an inherited request: when this process began, the latest its
-// predecessor can have sent), searchFrom when EJBCA may have begun issuing
-// it. It waits for the inventory.
-func (a *Attempts) Unanswered(ctx context.Context, sr *SigningRequest) (at, searchFrom time.Time, ok bool, err error) {
+// without the answer reaching this process. It waits for Begin.
+func (a *Attempts) Unanswered(ctx context.Context, sr *SigningRequest) (UnansweredAttempt, bool, error) {
 	select {
 	case <-a.ready:
 	case <-ctx.Done():
-		return time.Time{}, time.Time{}, false, ctx.Err()
+		return UnansweredAttempt{}, false, ctx.Err()
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e := a.entries[sr.UID]
 	switch {
 	case e == nil || e.settled || e.issued != nil:
-		return time.Time{}, time.Time{}, false, nil
+		return UnansweredAttempt{}, false, nil
 	case e.inherited:
-		return e.sent, sr.Created, true, nil
+		return UnansweredAttempt{At: e.sent, SearchFrom: sr.Created, Inherited: true}, true, nil
 	}
-	return e.sent, e.sent, true, nil
+	return UnansweredAttempt{At: e.sent, SearchFrom: e.sent}, true, nil
+}
+
+// Drained reports whether nothing this process knows of may still issue
+// unseen: no enrolment sent and unanswered, no certificate EJBCA gave whose
+// status is not written, no inherited request not yet searched for. Only
+// then may it hand over cleanly (leadership.Lease.HandOver).
+func (a *Attempts) Drained() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range a.entries {
+		if !e.settled {
+			return false
+		}
+	}
+	return true
 }
 
 // Sent records, before EJBCA is called, that an enrolment is on its way.

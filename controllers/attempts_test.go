@@ -77,11 +77,11 @@ func TestAttempts(t *testing.T) {
 			if tc.steps != nil {
 				tc.steps(a, tc.sr)
 			}
-			at, from, ok, err := a.Unanswered(context.Background(), tc.sr)
+			u, ok, err := a.Unanswered(context.Background(), tc.sr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := (want{ok, at, from}); got != tc.want {
+			if got := (want{ok, u.At, u.SearchFrom}); got != tc.want {
 				t.Errorf("Unanswered = %+v, want %+v", got, tc.want)
 			}
 		})
@@ -104,28 +104,28 @@ func TestAttemptsWaitForTheInventory(t *testing.T) {
 	sr := &SigningRequest{UID: "old", Created: start.Add(-time.Minute)}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, _, _, err := a.Unanswered(ctx, sr); err == nil {
+	if _, _, err := a.Unanswered(ctx, sr); err == nil {
 		t.Fatal("answered before the inventory was taken")
 	}
 	if err := a.Begin(context.Background()); err == nil {
 		t.Fatal("a failed inventory began the memory")
 	}
-	if _, _, _, err := a.Unanswered(ctx, sr); err == nil {
+	if _, _, err := a.Unanswered(ctx, sr); err == nil {
 		t.Fatal("answered after a failed inventory")
 	}
 	fail = false
 	if err := a.Begin(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if at, _, ok, err := a.Unanswered(context.Background(), sr); err != nil || !ok || !at.Equal(start) {
-		t.Fatalf("after the inventory: at %v ok %v err %v, want %v true", at, ok, err, start)
+	if u, ok, err := a.Unanswered(context.Background(), sr); err != nil || !ok || !u.At.Equal(start) {
+		t.Fatalf("after the inventory: at %v ok %v err %v, want %v true", u.At, ok, err, start)
 	}
 	a.Settled(sr)
 	clk.SetTime(start.Add(time.Hour))
 	if err := a.Begin(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok, _ := a.Unanswered(context.Background(), sr); ok {
+	if _, ok, _ := a.Unanswered(context.Background(), sr); ok {
 		t.Error("a second Begin made a settled request unanswered again")
 	}
 }
@@ -145,7 +145,7 @@ func TestAttemptsHoldTheIssuedCertificate(t *testing.T) {
 	if got := a.Held(sr); got != cert {
 		t.Fatalf("Held = %v, want the issued certificate", got)
 	}
-	if _, _, ok, _ := a.Unanswered(context.Background(), sr); ok {
+	if _, ok, _ := a.Unanswered(context.Background(), sr); ok {
 		t.Error("an answered enrolment counts as unanswered")
 	}
 	a.Done(sr.UID)

@@ -76,6 +76,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		if apierrors.IsNotFound(err) {
 			r.approvals.set(req.NamespacedName, false, time.Time{})
 			r.Signer.Attempts.Deleted(req.Namespace, req.Name)
+			r.Gate.Forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -86,6 +87,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if !IsOurs(cr.Spec.IssuerRef) || isFinal(cr) {
 		// Final states never revert: nothing can be sent for it any more.
 		r.Signer.Attempts.Done(cr.UID)
+		r.Gate.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if !r.Lease.Holds() {
@@ -111,6 +113,11 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, nil
 	}
 	if d.Action == ActionSign {
+		if wait := r.Gate.Wait(req.NamespacedName, cr.UID, in.Now); wait > 0 {
+			// Woken before the time its last answer set (by its issuer,
+			// say): back to sleep, no call, no write.
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
 		if res := signThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, certificateRequestSigning(r.Client, cr)); res != nil {
 			if errors.Is(res.Err, ErrNotLeader) {
 				return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
@@ -141,6 +148,11 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	cond := cmac.CertificateRequestCondition().WithType(cmapi.CertificateRequestConditionReady).
 		WithStatus(d.Status).WithReason(d.Reason).WithMessage(d.Message).WithLastTransitionTime(ltt)
 	status := cmac.CertificateRequestStatus().WithConditions(cond)
+	if !r.Lease.Holds() {
+		// Checked again right before the writes: a deposed leader's write
+		// could only be stale.
+		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+	}
 	if len(d.Certificate) > 0 {
 		status.WithCertificate(d.Certificate...)
 		leaf := leafOf(d.Certificate)
@@ -151,6 +163,9 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		// our certificate without its record.
 		status.WithConditions(r.IssuanceKey.issuanceRecordCondition(cr.UID, leaf, metav1.NewTime(now)))
 		if err := holdForRevocation(ctx, r.Client, cr, issuer); err != nil {
+			if apierrors.IsNotFound(err) {
+				return r.issuedForDeleted(ctx, cr, issuer, d)
+			}
 			return ctrl.Result{}, err
 		}
 		if c := revokeAnnotationAtIssuance(cr, metav1.NewTime(now)); c != nil {
@@ -170,6 +185,9 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		// with a conflict; the request is then decided again from a fresh one.
 		cmac.CertificateRequest(cr.Name, cr.Namespace).WithResourceVersion(cr.ResourceVersion).WithStatus(status),
 		client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		if apierrors.IsNotFound(err) && len(d.Certificate) > 0 {
+			return r.issuedForDeleted(ctx, cr, issuer, d)
+		}
 		return ctrl.Result{}, fmt.Errorf("writing the CertificateRequest status: %w", err)
 	}
 
@@ -184,11 +202,27 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		// the request: the manager never deletes Secrets.
 		r.finished.remember(cr.UID, now)
 		r.Signer.Attempts.Done(cr.UID)
+		r.Gate.Forget(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name})
 		return ctrl.Result{}, nil
 	}
-	if d.RequeueAfter > 0 {
-		return ctrl.Result{RequeueAfter: jittered(d.RequeueAfter, r.Jitter)}, nil
+	if d.CallAfter > 0 {
+		r.Gate.Hold(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, cr.UID, now.Add(d.CallAfter))
 	}
+	if d.RequeueAfter > 0 {
+		return ctrl.Result{RequeueAfter: requeueNoSooner(d.RequeueAfter, r.Jitter)}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// issuedForDeleted: EJBCA issued the request's certificate, but the request
+// was deleted before its status could store it. The certificate is
+// revoked or recorded (unclaimed), once: the request is done.
+func (r *CertificateRequestReconciler) issuedForDeleted(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d Decision) (ctrl.Result, error) {
+	r.unclaimed(ctx, cr, issuer, d.Certificate)
+	r.approvals.set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, false, time.Time{})
+	r.finished.remember(cr.UID, r.Clock.Now())
+	r.Signer.Attempts.Done(cr.UID)
+	r.Gate.Forget(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name})
 	return ctrl.Result{}, nil
 }
 
@@ -220,7 +254,7 @@ func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error 
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("certificaterequest").
 		For(&cmapi.CertificateRequest{}, builder.WithPredicates(ours, approvalChanged()))
-	return wakeOnIssuers(b, r.requestsFor).
+	return wakeOnIssuers(b, r.Issuers, r.requestsFor).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, LogConstructor: reconcileLog(mgr.GetLogger(), "certificaterequest")}).
 		Complete(r)
 }

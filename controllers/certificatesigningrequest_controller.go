@@ -58,6 +58,7 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 			r.approvals.set(req.Name, false, time.Time{})
 			r.announced.Delete(req.Name)
 			r.Signer.Attempts.Deleted("", req.Name)
+			r.Gate.Forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -69,6 +70,7 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 	if !ours || csrIsFinal(csr) {
 		// Final states never revert: nothing can be sent for it any more.
 		r.Signer.Attempts.Done(csr.UID)
+		r.Gate.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if !r.Lease.Holds() {
@@ -100,6 +102,9 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 		return ctrl.Result{}, nil
 	}
 	if d.Action == ActionSign {
+		if wait := r.Gate.Wait(req.NamespacedName, csr.UID, in.Now); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
 		sr := csrSigning(r.Client, csr, r.ClusterResourceNamespace, r.Clock)
 		if res := signThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, sr); res != nil {
 			if errors.Is(res.Err, ErrNotLeader) {
@@ -150,6 +155,11 @@ func (r *CertificateSigningRequestReconciler) mayReference(ctx context.Context, 
 func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, issuer v1alpha1.Issuer, d CSRDecision) (ctrl.Result, error) {
 	now := r.Clock.Now()
 	final := d.Failed || len(d.Certificate) > 0
+	if !r.Lease.Holds() {
+		// Checked again right before the write: a deposed leader's write
+		// could only be stale.
+		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+	}
 	if final {
 		updated := csr.DeepCopy()
 		if d.Failed {
@@ -160,6 +170,16 @@ func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *ce
 			updated.Status.Certificate = d.Certificate
 		}
 		if err := r.Client.Status().Update(ctx, updated); err != nil {
+			if apierrors.IsNotFound(err) && len(d.Certificate) > 0 {
+				// Deleted while EJBCA issued: revoked or recorded, once.
+				r.unclaimed(ctx, csr, issuer, d.Certificate)
+				r.approvals.set(csr.Name, false, time.Time{})
+				r.announced.Delete(csr.Name)
+				r.finished.remember(csr.UID, now)
+				r.Signer.Attempts.Done(csr.UID)
+				r.Gate.Forget(types.NamespacedName{Name: csr.Name})
+				return ctrl.Result{}, nil
+			}
 			return ctrl.Result{}, fmt.Errorf("writing the CertificateSigningRequest status: %w", err)
 		}
 	}
@@ -182,10 +202,14 @@ func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *ce
 		r.announced.Delete(csr.Name)
 		r.finished.remember(csr.UID, now)
 		r.Signer.Attempts.Done(csr.UID)
+		r.Gate.Forget(types.NamespacedName{Name: csr.Name})
 		return ctrl.Result{}, nil
 	}
+	if d.CallAfter > 0 {
+		r.Gate.Hold(types.NamespacedName{Name: csr.Name}, csr.UID, now.Add(d.CallAfter))
+	}
 	if d.RequeueAfter > 0 {
-		return ctrl.Result{RequeueAfter: jittered(d.RequeueAfter, r.Jitter)}, nil
+		return ctrl.Result{RequeueAfter: requeueNoSooner(d.RequeueAfter, r.Jitter)}, nil
 	}
 	return ctrl.Result{}, nil
 }
@@ -211,7 +235,7 @@ func (r *CertificateSigningRequestReconciler) SetupWithManager(mgr ctrl.Manager)
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("certificatesigningrequest").
 		For(&certificatesv1.CertificateSigningRequest{}, builder.WithPredicates(ours, csrApprovalChanged()))
-	return wakeOnIssuers(b, r.csrsFor).
+	return wakeOnIssuers(b, r.Issuers, r.csrsFor).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, LogConstructor: reconcileLog(mgr.GetLogger(), "certificatesigningrequest")}).
 		Complete(r)
 }

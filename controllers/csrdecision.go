@@ -62,11 +62,13 @@ type CSRDecision struct {
 	// Certificate is status.certificate: the PEM leaf and intermediates.
 	Certificate  []byte
 	RequeueAfter time.Duration
-	Event        *Event
-	Warnings     []Event
-	Notices      []IssuerNotice
-	IssuerFault  *IssuerFault
-	Outcome      string
+	// CallAfter: see Decision.CallAfter.
+	CallAfter   time.Duration
+	Event       *Event
+	Warnings    []Event
+	Notices     []IssuerNotice
+	IssuerFault *IssuerFault
+	Outcome     string
 }
 
 // DecideCSR is the CertificateSigningRequest contract as a pure function:
@@ -148,7 +150,7 @@ func csrFailed(reason, msg string) CSRDecision {
 }
 
 func csrWaiting(u unsigned) CSRDecision {
-	return CSRDecision{Action: ActionUpdate, Message: u.Message, RequeueAfter: u.RequeueAfter, Outcome: u.Outcome,
+	return CSRDecision{Action: ActionUpdate, Message: u.Message, RequeueAfter: u.RequeueAfter, CallAfter: u.CallAfter, Outcome: u.Outcome,
 		IssuerFault: u.IssuerFault, Event: &Event{u.EventType, u.EventReason, u.Message}, ApprovalSince: u.ApprovalSince}
 }
 

@@ -100,7 +100,10 @@ type Decision struct {
 	Failed          bool
 	Certificate, CA []byte
 	RequeueAfter    time.Duration
-	Event           *Event
+	// CallAfter: EJBCA is not called for the request sooner than this
+	// after the decision, whatever wakes it (see CallGate).
+	CallAfter time.Duration
+	Event     *Event
 	// Warnings are further Warning events, e.g. a certificate that lacks
 	// what the request asked for.
 	Warnings []Event
@@ -178,7 +181,7 @@ func decideResult(in Input) Decision {
 		return failed(cr, u.Message)
 	}
 	d := pending(cr, u.Message, u.RequeueAfter, u.EventReason, u.EventType, u.Outcome)
-	d.IssuerFault = u.IssuerFault
+	d.IssuerFault, d.CallAfter = u.IssuerFault, u.CallAfter
 	d.ApprovalSince = u.ApprovalSince
 	return d
 }

@@ -5,6 +5,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 )
 
 // The actions of our events (events.k8s.io requires one): what the
@@ -41,4 +43,29 @@ func cutNote(note string) string {
 		n--
 	}
 	return note[:n] + ellipsis
+}
+
+// leaderOnly is an event recorder that drops every event while this process
+// does not hold its lease, checked as each event is recorded: a leader
+// frozen past its lease and woken with an answer in hand must not tell a
+// story the new leader is already telling otherwise.
+type leaderOnly struct {
+	events.EventRecorder
+	lease *leadership.Lease
+}
+
+// LeaderOnly wraps rec so that it records only while lease holds (always,
+// without leader election).
+func LeaderOnly(rec events.EventRecorder, lease *leadership.Lease) events.EventRecorder {
+	if lease == nil || rec == nil {
+		return rec
+	}
+	return leaderOnly{EventRecorder: rec, lease: lease}
+}
+
+func (l leaderOnly) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...interface{}) {
+	if !l.lease.Holds() {
+		return
+	}
+	l.EventRecorder.Eventf(regarding, related, eventtype, reason, action, note, args...)
 }

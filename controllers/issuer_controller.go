@@ -64,6 +64,10 @@ type IssuerReconciler struct {
 	// the cluster resource namespace (--secrets-in-cluster-resource-namespace-only).
 	SecretsNamespaceOnly bool
 
+	// wakes is the inbox this controller is registered with: it ends the
+	// suspicions its checks answer.
+	wakes *IssuerWakes
+
 	mu     sync.Mutex
 	checks map[types.NamespacedName]*healthRecord
 	// wake holds why an issuer was woken between checks.
@@ -230,6 +234,11 @@ func (r *IssuerReconciler) reconcile(ctx context.Context, req ctrl.Request, iss 
 		if now.Before(due) {
 			if woken == wakeSuspect {
 				r.wakeLater(req.NamespacedName)
+				if r.Reachability != nil {
+					// Its requests wait for the check: the status probe
+					// brings it forward as soon as EJBCA answers.
+					r.Reachability.Suspected(r.Kind, req.NamespacedName, iss.GetSpec().URL)
+				}
 			}
 			return ctrl.Result{RequeueAfter: due.Sub(now)}, nil
 		}
@@ -283,6 +292,9 @@ func (r *IssuerReconciler) reconcile(ctx context.Context, req ctrl.Request, iss 
 	}
 	if err := setIssuerStatus(ctx, r.Client, r.Recorder, iss, status, reason, message, now, ca); err != nil {
 		return ctrl.Result{}, err
+	}
+	if r.wakes != nil {
+		r.wakes.checked(r.Kind, req.NamespacedName, status == metav1.ConditionTrue)
 	}
 	logf.FromContext(ctx).V(1).Info("issuer checked", "ready", status, "reason", reason)
 	return ctrl.Result{RequeueAfter: r.nextCheck(rec).Sub(now)}, nil
@@ -435,6 +447,9 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 	}
 	if r.Reachability != nil {
 		r.Reachability.Forget(r.Kind, req.NamespacedName)
+	}
+	if r.wakes != nil {
+		r.wakes.forgetIssuer(r.Kind, req.NamespacedName)
 	}
 	metrics.ForgetIssuer(r.Kind, req.Namespace, req.Name)
 	metrics.ForgetNodes(r.Kind, req.Namespace, req.Name)

@@ -21,13 +21,18 @@ import (
 // EJBCA calls a second (burst 20) are all issued, once each; they take at
 // least the 24 s the limit allows, no second holds more calls than the
 // bucket lets through, and requests held back say so while never failing.
+// The requests are created while the issuer is not Ready (its Secrets do
+// not exist yet) and all released at once when it becomes Ready, so the
+// limit binds however slowly the machine creates them.
 func TestRateLimitProtectsEJBCA(t *testing.T) {
 	t.Parallel()
 	const n, qps, burst = 500, 20, 20
 	sim := newSim(t, ejbcasim.Config{})
-	ns, _ := readyIssuer(t, sim, func(s *v1alpha1.IssuerSpec) {
-		s.RateLimit = &v1alpha1.RateLimit{QPS: qps, Burst: burst}
-	})
+	ns := newNamespace(t)
+	spec := issuerSpec(sim)
+	spec.RateLimit = &v1alpha1.RateLimit{QPS: qps, Burst: burst}
+	iss := newIssuer(t, ns, "ejbca", spec)
+	waitIssuer(t, iss, v1alpha1.ReasonSecretNotFound)
 	crs := make([]*cmapi.CertificateRequest, n)
 	var wg sync.WaitGroup
 	next := make(chan int)
@@ -45,6 +50,13 @@ func TestRateLimitProtectsEJBCA(t *testing.T) {
 	}
 	close(next)
 	wg.Wait()
+	for _, cr := range crs {
+		waitRequest(t, cr, cmapi.CertificateRequestReasonPending, "to be Ready", 60*time.Second)
+	}
+	if got := len(sim.Arrivals("pkcs10enroll")); got != 0 {
+		t.Fatalf("%d enrolments before the issuer was Ready", got)
+	}
+	simSecrets(t, sim, ns) // the issuer becomes Ready: every request at once
 	for _, cr := range crs {
 		waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 3*time.Minute)
 	}

@@ -33,11 +33,18 @@ type Reachability struct {
 
 	mu   sync.Mutex
 	urls map[string]*unreachableURL
+	// probed is when each URL was last probed, kept for minProbeSpacing
+	// after its issuers are forgotten, so that a suspicion right after a
+	// probe does not probe again at once.
+	probed map[string]time.Time
 }
 
 type unreachableURL struct {
 	issuers   map[issuerKey]bool
 	lastProbe time.Time
+	// soon: probe as soon as minProbeSpacing has passed since the last
+	// probe, whatever the number of issuers (a suspicion: requests wait).
+	soon bool
 }
 
 type issuerKey struct {
@@ -61,6 +68,27 @@ func (r *Reachability) Unreachable(kind string, key types.NamespacedName, url st
 		u = &unreachableURL{issuers: map[issuerKey]bool{}, lastProbe: now}
 		r.urls[url] = u
 	}
+	u.issuers[issuerKey{kind, key}] = true
+}
+
+// Suspected records that a request through an issuer got no answer from
+// url while the issuer is still Ready. Its requests wait for its re-check,
+// so the URL is probed at the next tick, unless it was probed within
+// minProbeSpacing: a single lost connection costs its requests seconds, an
+// outage one probe now and then the usual spacing.
+func (r *Reachability) Suspected(kind string, key types.NamespacedName, url string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forgetLocked(kind, key)
+	if r.urls == nil {
+		r.urls = map[string]*unreachableURL{}
+	}
+	u := r.urls[url]
+	if u == nil {
+		u = &unreachableURL{issuers: map[issuerKey]bool{}, lastProbe: r.probed[url]}
+		r.urls[url] = u
+	}
+	u.soon = true
 	u.issuers[issuerKey{kind, key}] = true
 }
 
@@ -107,11 +135,24 @@ func (r *Reachability) probeDue(ctx context.Context) {
 	}
 	var work []due
 	r.mu.Lock()
+	for url, at := range r.probed {
+		if now.Sub(at) >= minProbeSpacing {
+			delete(r.probed, url)
+		}
+	}
 	for url, u := range r.urls {
-		if now.Sub(u.lastProbe) < spacing(len(u.issuers)) {
+		wait := spacing(len(u.issuers))
+		if u.soon {
+			wait = minProbeSpacing
+		}
+		if now.Sub(u.lastProbe) < wait {
 			continue
 		}
-		u.lastProbe = now
+		u.lastProbe, u.soon = now, false
+		if r.probed == nil {
+			r.probed = map[string]time.Time{}
+		}
+		r.probed[url] = now
 		d := due{url: url}
 		for k := range u.issuers {
 			d.issuers = append(d.issuers, k)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 )
 
 // A "no answer" from EJBCA does not mean "not issued", and "not found yet"
@@ -32,13 +34,57 @@ func absenceProven(attempted, now time.Time, settle time.Duration) (proven bool,
 	return true, time.Time{}
 }
 
+// Inheritance is what a process that begins signing assumes of the
+// requests that exist at that moment: whether its predecessor may have sent
+// them, and at the latest when.
+type Inheritance struct {
+	// Search: a predecessor may have sent them and lost the answer; each is
+	// searched for once before it is enrolled.
+	Search bool
+	// LastCall is the latest time the predecessor may have begun an
+	// enrolment: an empty search proves nothing was issued once the settle
+	// time has passed from it (absenceProven).
+	LastCall time.Time
+}
+
+// InheritanceFrom is the settle rule for inherited requests, from what the
+// leader election Lease told of the predecessor when this process took it
+// at began. No predecessor (the Lease did not exist) or a clean handover
+// (it drained its calls and said so): nothing may be in flight, so nothing
+// is searched for and nothing waits. A predecessor lost mid-work (killed,
+// frozen, stopped with calls unanswered): its calls began at the latest
+// half its lease after its last renewal, since a leader calls EJBCA only
+// while it trusts its lease, never later than this process began. Unknown
+// (no leader election): any process may have sent any request until this
+// one began.
+func InheritanceFrom(p leadership.Predecessor, began time.Time) Inheritance {
+	switch p.Kind {
+	case leadership.PredecessorNone, leadership.PredecessorHandedOver:
+		return Inheritance{}
+	case leadership.PredecessorLost:
+		last := p.LastCall()
+		if p.Renewed.IsZero() || last.After(began) {
+			last = began
+		}
+		return Inheritance{Search: true, LastCall: last}
+	}
+	return Inheritance{Search: true, LastCall: began}
+}
+
 // StillIssuingError: EJBCA gave no answer to an attempt and may still be
 // issuing; the request waits and searches again instead of enrolling.
 type StillIssuingError struct {
 	Attempted, LookAgain time.Time
+	// Inherited: this process sent nothing; a previous manager may have,
+	// at the latest at Attempted.
+	Inherited bool
 }
 
 func (e *StillIssuingError) Error() string {
+	if e.Inherited {
+		return fmt.Sprintf("a previous manager may have sent an enrolment for this request at the latest at %s and EJBCA may still be issuing it; no certificate found yet, looking again at %s before enrolling",
+			e.Attempted.UTC().Format(time.RFC3339), e.LookAgain.UTC().Format(time.RFC3339))
+	}
 	return fmt.Sprintf("EJBCA gave no answer to the enrolment sent at %s and may still be issuing it; looking for the certificate again at %s before enrolling again",
 		e.Attempted.UTC().Format(time.RFC3339), e.LookAgain.UTC().Format(time.RFC3339))
 }

@@ -16,6 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
@@ -48,6 +50,9 @@ type RequestSigning struct {
 	// Lease says whether this process still leads; nil without leader
 	// election.
 	Lease *leadership.Lease
+	// Gate keeps each request from calling EJBCA before the time its last
+	// answer set; nil: no gate.
+	Gate *CallGate
 	// Issuers is told when a request could not reach EJBCA through an
 	// issuer (it is re-checked, and its requests wait for it) or found the
 	// issuer at fault: the issuer controller, not the request controllers,
@@ -103,15 +108,27 @@ func signThrough(ctx context.Context, clients *issuerclients.Cache, signer *Sign
 		state.Ready, state.Reason, state.Message = false, v1alpha1.ReasonCredentialsUnavailable, err.Error()
 		return nil
 	}
+	kind, key := v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer)
+	if wakes.Suspected(kind, key) && signer.Attempts.Held(sr) == nil {
+		// Another request just got no answer through this issuer: wait for
+		// its re-check rather than add a call to an EJBCA that may be down.
+		return &SignResult{Err: &IssuerUnansweredError{Issuer: state.Ref}}
+	}
 	res := signer.Sign(ctx, sr, issuer, cl)
-	// No answer from EJBCA, a 403 that may be the issuer's, or a node of
-	// several set aside by this or another call (the request itself may
-	// have gone through the next node): the issuer's check looks again, at
-	// its usual spacing, so its Ready condition, message and node metric
-	// say what the requests found.
+	// After the call: no answer from EJBCA makes the issuer suspected
+	// (requests through it wait for its re-check); a 403 that may be the
+	// issuer's, or a node of several set aside by this or another call (the
+	// request itself may have gone through the next node), asks for a
+	// re-check at the usual spacing without holding other requests, so one
+	// tenant's refusal never stalls a shared issuer.
 	lost := cl.TakeNodeLoss()
-	if wakes != nil && !errors.Is(res.Err, ErrNotLeader) && (suspectsIssuer(res.Err) || lost) {
-		wakes.Suspect(v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer))
+	switch {
+	case wakes == nil || errors.Is(res.Err, ErrNotLeader):
+	case noResponse(res.Err):
+		wakes.Suspect(kind, key)
+		res.Err = &IssuerUnansweredError{Issuer: state.Ref, Err: res.Err}
+	case suspectsIssuer(res.Err) || lost:
+		wakes.Doubt(kind, key)
 	}
 	return &res
 }
@@ -233,14 +250,6 @@ func (p *pendingApprovals) set(key any, waiting bool, since time.Time) {
 	}
 }
 
-// jittered spreads d by jitter's factor (none when jitter is nil).
-func jittered(d time.Duration, jitter func() float64) time.Duration {
-	if jitter == nil {
-		return d
-	}
-	return time.Duration(float64(d) * jitter())
-}
-
 // requestKind names a request's kind for messages and the request_kind
 // label.
 func requestKind(obj client.Object) string {
@@ -250,9 +259,20 @@ func requestKind(obj client.Object) string {
 	return metrics.RequestKindCertificateRequest
 }
 
-// wakeOnIssuers makes a change of an issuer's readiness wake the requests
-// waiting for it, as requestsOf(kind) finds them.
-func wakeOnIssuers(b *builder.Builder, requestsOf func(kind string) handler.MapFunc) *builder.Builder {
+// wakeOnIssuers makes a change of an issuer's readiness, or the end of its
+// suspicion (IssuerWakes), wake the requests waiting for it, as
+// requestsOf(kind) finds them.
+func wakeOnIssuers(b *builder.Builder, wakes *IssuerWakes, requestsOf func(kind string) handler.MapFunc) *builder.Builder {
+	if wakes != nil {
+		b = b.WatchesRawSource(source.Channel(wakes.requestInbox(), handler.EnqueueRequestsFromMapFunc(
+			func(ctx context.Context, o client.Object) []reconcile.Request {
+				iss, ok := o.(v1alpha1.Issuer)
+				if !ok {
+					return nil
+				}
+				return requestsOf(v1alpha1.KindOf(iss))(ctx, o)
+			})))
+	}
 	return b.
 		Watches(&v1alpha1.EJBCAIssuer{}, handler.EnqueueRequestsFromMapFunc(requestsOf(v1alpha1.IssuerKind)),
 			builder.WithPredicates(issuerReadinessChanged())).

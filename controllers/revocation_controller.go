@@ -3,7 +3,10 @@ package controllers
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -83,8 +86,17 @@ type revocationFailures struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile decides and carries out the revocation of one request's
-// certificate.
+// certificate. A process found deposed right before a write looks again
+// later.
 func (r *RevocationReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if errors.Is(err, ErrNotLeader) {
+		return reconcile.Result{RequeueAfter: notLeaderRequeue}, nil
+	}
+	return res, err
+}
+
+func (r *RevocationReconciler) reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	cr := &cmapi.CertificateRequest{}
 	if err := r.Client.Get(ctx, req.NamespacedName, cr); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -226,6 +238,9 @@ func orUnknown(s string) string {
 
 // record writes ConditionRevoked with our own field manager.
 func (r *RevocationReconciler) record(ctx context.Context, cr *cmapi.CertificateRequest, status cmmeta.ConditionStatus, reason, message string) error {
+	if !r.Lease.Holds() {
+		return ErrNotLeader
+	}
 	cond := cmac.CertificateRequestCondition().WithType(ConditionRevoked).WithStatus(status).
 		WithReason(reason).WithMessage(message).WithLastTransitionTime(metav1.NewTime(r.Clock.Now()))
 	if err := r.Client.Status().Apply(ctx, cmac.CertificateRequest(cr.Name, cr.Namespace).WithStatus(cmac.CertificateRequestStatus().WithConditions(cond)),
@@ -238,14 +253,26 @@ func (r *RevocationReconciler) record(ctx context.Context, cr *cmapi.Certificate
 	return nil
 }
 
-// release removes our finalizer, if the request carries it.
+// release removes our finalizer, if the request carries it, by a JSON patch
+// that tests the finalizer is still where this copy saw it and removes it:
+// other finalizers are kept, and the status just written (which changed
+// the resourceVersion of this copy) is no conflict.
 func (r *RevocationReconciler) release(ctx context.Context, cr *cmapi.CertificateRequest) error {
-	if !controllerutil.ContainsFinalizer(cr, RevocationFinalizer) {
+	i := slices.Index(cr.Finalizers, RevocationFinalizer)
+	if i < 0 {
 		return nil
 	}
-	orig := cr.DeepCopy()
-	controllerutil.RemoveFinalizer(cr, RevocationFinalizer)
-	if err := r.Client.Patch(ctx, cr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
+	if !r.Lease.Holds() {
+		return ErrNotLeader
+	}
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": fmt.Sprintf("/metadata/finalizers/%d", i), "value": RevocationFinalizer},
+		{"op": "remove", "path": fmt.Sprintf("/metadata/finalizers/%d", i)},
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Patch(ctx, cr, client.RawPatch(types.JSONPatchType, patch)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing the revocation finalizer: %w", err)
 	}
 	return nil

@@ -170,3 +170,48 @@ func simIssued(sim *ejbcasim.Sim, serial *big.Int) ejbcasim.IssuedCert {
 	}
 	return ejbcasim.IssuedCert{}
 }
+
+// TestPlainRevocationLogsNoError: a deleted request's certificate is
+// revoked and the request released with no error on the way: the release
+// after the status write is no conflict, so no "Reconciler error" line
+// (with a stack trace) for operators to alert on, and one revoke call.
+func TestPlainRevocationLogsNoError(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	ns, _ := readyIssuer(t, sim, func(s *v1alpha1.IssuerSpec) {
+		s.Revocation = &v1alpha1.RevocationSpec{Deleted: true}
+	})
+	crt := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plain"}, Spec: cmapi.CertificateSpec{
+		SecretName: "plain-tls", CommonName: "plain.example.com", IssuerRef: cmmetaRef("ejbca")}}
+	create(t, crt)
+	cr, _ := requestFor(t, ns, "ejbca", "plain", func(cr *cmapi.CertificateRequest) {
+		cr.OwnerReferences = []metav1.OwnerReference{{APIVersion: cmapi.SchemeGroupVersion.String(), Kind: cmapi.CertificateKind,
+			Name: crt.Name, UID: crt.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
+	})
+	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
+	leaf, err := pki.DecodeX509CertificateBytes(cr.Status.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := leaf.SerialNumber.Text(16)
+	if err := k8s.Delete(context.Background(), crt); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(context.Background(), cr); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() string {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), &cmapi.CertificateRequest{}); !apierrors.IsNotFound(err) {
+			return "the request still exists"
+		}
+		return ""
+	})
+	if n := sim.RevokeCalls(serial); n != 1 {
+		t.Errorf("%d revoke calls, want 1", n)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"level":"error"`) && strings.Contains(line, ns) {
+			t.Errorf("an error logged for a plain revocation: %s", line)
+		}
+	}
+}

@@ -80,7 +80,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(reach); err != nil {
 		return err
 	}
-	recorder := mgr.GetEventRecorder("ejbca-issuer")
+	recorder := LeaderOnly(mgr.GetEventRecorder("ejbca-issuer"), o.Lease)
 	for _, kind := range []string{v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind} {
 		r := &IssuerReconciler{
 			Kind: kind, Client: mgr.GetClient(), Clients: clients, ClusterResourceNamespace: o.ClusterResourceNamespace,
@@ -106,10 +106,15 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Clock: clk, Lease: o.Lease, AbandonAfter: abandon, IssuanceKey: key}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	// Begun on election: requests of either kind that exist then may have
-	// been sent by the predecessor.
+	// Begun on election: unless the Lease says there was no predecessor,
+	// or it handed over with nothing in flight, requests of either kind
+	// that exist then may have been sent by it.
 	readers := InventoryReaders{API: mgr.GetAPIReader(), Cache: mgr.GetCache(), SelectByIssuerGroup: o.SelectByIssuerGroup}
 	attempts := NewAttempts(clk, Inventories(CertificateRequestInventory(readers), CertificateSigningRequestInventory(readers)))
+	if o.Lease != nil {
+		attempts.WithPredecessor(o.Lease.Predecessor)
+		o.Lease.Drains(attempts.Drained)
+	}
 	if err := mgr.Add(attempts); err != nil {
 		return err
 	}
@@ -125,7 +130,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	signing := RequestSigning{
 		Client: mgr.GetClient(), Clients: clients, Signer: signer, Recorder: recorder,
 		ClusterResourceNamespace: o.ClusterResourceNamespace, RetryWindow: o.RetryWindow, Clock: clk, Jitter: jitter,
-		MaxConcurrentReconciles: workers, Lease: o.Lease, Issuers: wakes,
+		MaxConcurrentReconciles: workers, Lease: o.Lease, Issuers: wakes, Gate: &CallGate{},
 	}
 	if err := (&CertificateSigningRequestReconciler{RequestSigning: signing}).SetupWithManager(mgr); err != nil {
 		return err

@@ -149,12 +149,12 @@ func (s *Signer) sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 		warnings = append(warnings, "Ignored approval annotations that ejbca-issuer did not write for this request")
 		logf.FromContext(ctx).Info("ignoring approval annotations that do not verify")
 	}
-	at, from, unanswered, err := s.Attempts.Unanswered(ctx, sr)
+	prev, unanswered, err := s.Attempts.Unanswered(ctx, sr)
 	if err != nil {
 		return SignResult{Err: err}
 	}
 	if unanswered {
-		if res, done := s.recover(ctx, sr, spec, cl, at, from, username, approvalUser); done {
+		if res, done := s.recover(ctx, sr, spec, cl, prev, username, approvalUser); done {
 			res.Warnings = append(warnings, res.Warnings...)
 			return res
 		}
@@ -204,16 +204,15 @@ func (s *Signer) enrol(ctx context.Context, sr *SigningRequest, spec *v1alpha1.I
 	return SignResult{Err: err}
 }
 
-// recover looks for a certificate EJBCA issued for an attempt, begun at at,
-// whose answer was lost; EJBCA may have begun issuing it from searchFrom.
-// done is false when there is none and enrolment may go on.
+// recover looks for a certificate EJBCA issued for an attempt whose answer
+// was lost. done is false when there is none and enrolment may go on.
 func (s *Signer) recover(ctx context.Context, sr *SigningRequest, spec *v1alpha1.IssuerSpec, cl *ejbca.Client,
-	at, searchFrom time.Time, names ...string) (SignResult, bool) {
+	prev UnansweredAttempt, names ...string) (SignResult, bool) {
 	for i, name := range names {
 		if i > 0 && name == names[i-1] {
 			continue
 		}
-		cert, err := cl.FindIssued(ctx, ejbca.FindRequest{Username: name, CAName: spec.CAName, CSR: sr.CSR, IssuedAfter: searchFrom.Add(-backdateAllowance)})
+		cert, err := cl.FindIssued(ctx, ejbca.FindRequest{Username: name, CAName: spec.CAName, CSR: sr.CSR, IssuedAfter: prev.SearchFrom.Add(-backdateAllowance)})
 		if err != nil {
 			return SignResult{Err: err}, true
 		}
@@ -223,8 +222,8 @@ func (s *Signer) recover(ctx context.Context, sr *SigningRequest, spec *v1alpha1
 			return SignResult{Certificate: cert}, true
 		}
 	}
-	if proven, lookAgain := absenceProven(at, s.Clock.Now(), s.Settle); !proven {
-		return SignResult{Err: &StillIssuingError{Attempted: at, LookAgain: lookAgain}}, true
+	if proven, lookAgain := absenceProven(prev.At, s.Clock.Now(), s.Settle); !proven {
+		return SignResult{Err: &StillIssuingError{Attempted: prev.At, LookAgain: lookAgain, Inherited: prev.Inherited}}, true
 	}
 	return SignResult{}, false
 }
@@ -341,7 +340,7 @@ func (s *Signer) enrolForEndEntity(ctx context.Context, sr *SigningRequest, spec
 	case err == nil:
 		return SignResult{Certificate: cert}
 	case ejbca.IsPermanent(err) && answered(err) && !ejbca.IsEndEntityNotFound(err):
-		if res, done := s.recover(ctx, sr, spec, cl, since, since, username); done {
+		if res, done := s.recover(ctx, sr, spec, cl, UnansweredAttempt{At: since, SearchFrom: since}, username); done {
 			return res
 		}
 	}

@@ -31,9 +31,13 @@ type unsignedInput struct {
 // fails, or it waits (for approval, the issuer, a retry) and is looked at
 // again.
 type unsigned struct {
-	Failed                 bool
-	Message                string
-	RequeueAfter           time.Duration
+	Failed       bool
+	Message      string
+	RequeueAfter time.Duration
+	// CallAfter: EJBCA is not called for the request again sooner than
+	// this (its backoff, Retry-After, approval poll, settle time); zero
+	// when whatever wakes it may call (it waits for its issuer).
+	CallAfter              time.Duration
 	EventReason, EventType string
 	// Outcome labels the request metric.
 	Outcome     string
@@ -52,7 +56,7 @@ func decideUnsigned(in unsignedInput) unsigned {
 		if a.RequestID == 0 {
 			msg = fmt.Sprintf("waiting for EJBCA approval of the end entity %q since %s (EJBCA gave no approval request id)", a.EndEntity, a.Since.UTC().Format(time.RFC3339))
 		}
-		u := waiting(msg, a.PollAfter, EventWaitingForApproval, corev1.EventTypeNormal, "waiting_for_approval")
+		u := gated(waiting(msg, a.PollAfter, EventWaitingForApproval, corev1.EventTypeNormal, "waiting_for_approval"))
 		u.ApprovalSince = a.Since
 		return u
 	}
@@ -65,14 +69,14 @@ func decideUnsigned(in unsignedInput) unsigned {
 	if errors.As(r.Err, &throttled) {
 		// Never failed, and never an event each time: the limit is the
 		// issuer owner's choice.
-		return waiting(fmt.Sprintf("Waiting: %s", msg), max(throttled.Wait, 10*time.Millisecond), EventRetrying, corev1.EventTypeNormal, "throttled")
+		return gated(waiting(fmt.Sprintf("Waiting: %s", msg), max(throttled.Wait, 10*time.Millisecond), EventRetrying, corev1.EventTypeNormal, "throttled"))
 	}
 	var still *StillIssuingError
 	if errors.As(r.Err, &still) {
 		// Never failed, even past the retry deadline: a new request would
 		// enrol a second certificate while this one may be on its way.
 		wait := max(still.LookAgain.Sub(in.Now), time.Second)
-		return waiting(msg, wait, EventRetrying, corev1.EventTypeNormal, "pending")
+		return gated(waiting(msg, wait, EventRetrying, corev1.EventTypeNormal, "pending"))
 	}
 	var refused *IssuerRefusedError
 	if errors.As(r.Err, &refused) {
@@ -83,6 +87,22 @@ func decideUnsigned(in unsignedInput) unsigned {
 			0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
 		u.IssuerFault = &IssuerFault{Reason: v1alpha1.ReasonProfileNotFound,
 			Message: fmt.Sprintf("EJBCA refused the issuer's configuration when signing %s: %s", in.Request, msg)}
+		return u
+	}
+	var unanswered *IssuerUnansweredError
+	if errors.As(r.Err, &unanswered) {
+		// EJBCA may be down: the request waits for its issuer's re-check,
+		// which wakes it, and calls again no sooner than its backoff (an
+		// EJBCA that answers checks but drops enrolments is not asked
+		// more often than before); the requeue only covers a lost wake.
+		if deadline := retryDeadline(in.Result, in.Issuer, in.Created, in.RetryWindow, in.ApprovalMaxWait); !in.Now.Before(deadline) {
+			return unsigned{Failed: true, Outcome: "failed", Message: fmt.Sprintf("Giving up: still failing at the retry deadline %s: %s",
+				deadline.UTC().Format(time.RFC3339), msg)}
+		}
+		u := waiting(msg, MinHealthCheckSpacing, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
+		if unanswered.Err != nil {
+			u.CallAfter = RetryBackoff(in.Now.Sub(in.Created), unanswered.Err)
+		}
 		return u
 	}
 	var permanent *PermanentError
@@ -109,10 +129,17 @@ func decideUnsigned(in unsignedInput) unsigned {
 	}
 	wait := RetryBackoff(in.Now.Sub(in.Created), r.Err)
 	if refusedRequest {
-		return waiting(fmt.Sprintf("EJBCA refused this request (403), will retry while %s is re-checked: %s", in.Issuer.Ref, msg),
-			wait, EventRetrying, corev1.EventTypeWarning, "pending")
+		return gated(waiting(fmt.Sprintf("EJBCA refused this request (403), will retry while %s is re-checked: %s", in.Issuer.Ref, msg),
+			wait, EventRetrying, corev1.EventTypeWarning, "pending"))
 	}
-	return waiting(fmt.Sprintf("EJBCA call failed, will retry: %s", msg), wait, EventRetrying, corev1.EventTypeWarning, "pending")
+	return gated(waiting(fmt.Sprintf("EJBCA call failed, will retry: %s", msg), wait, EventRetrying, corev1.EventTypeWarning, "pending"))
+}
+
+// gated makes a wait one before which EJBCA is not called, whatever wakes
+// the request.
+func gated(u unsigned) unsigned {
+	u.CallAfter = u.RequeueAfter
+	return u
 }
 
 func waiting(msg string, requeue time.Duration, eventReason, eventType, outcome string) unsigned {

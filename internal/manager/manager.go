@@ -4,6 +4,7 @@
 package manager
 
 import (
+	"context"
 	"os"
 
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -198,7 +199,43 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := controllers.Setup(mgr, o.Options); err != nil {
 		return nil, err
 	}
+	if held != nil {
+		return handingOver{Manager: mgr, lease: held}, nil
+	}
 	return mgr, nil
+}
+
+// handingOver is a manager that, once stopped cleanly (every controller
+// returned within the graceful shutdown timeout), hands its lease over:
+// when nothing it sent to EJBCA is in flight or unanswered it says so on
+// the Lease and shortens it, so the next leader takes over within seconds
+// and neither searches nor waits for its requests (docs/reliability.md).
+// A stop that did not drain, a crash or a kill leave the Lease as it was.
+type handingOver struct {
+	ctrl.Manager
+	lease *leadership.Lease
+}
+
+// handOverTimeout bounds the Lease read and write on the way out.
+const handOverTimeout = 5 * time.Second
+
+func (m handingOver) Start(ctx context.Context) error {
+	err := m.Manager.Start(ctx)
+	if err != nil {
+		return err
+	}
+	log := ctrl.Log.WithName("leader-election")
+	hctx, cancel := context.WithTimeout(context.Background(), handOverTimeout)
+	defer cancel()
+	switch handed, herr := m.lease.HandOver(hctx); {
+	case herr != nil:
+		log.Error(herr, "handing the lease over; the next leader treats enrolments as possibly in flight")
+	case handed:
+		log.Info("handed the lease over with no EJBCA call in flight")
+	default:
+		log.Info("not handing the lease over (not its holder, or enrolments may be in flight): the next leader searches before enrolling")
+	}
+	return nil
 }
 
 // leaderElectionLock is the Lease lock controller-runtime would build, built

@@ -110,6 +110,13 @@ var (
 		Help: "Revocations by issuer kind, EJBCA reason (unknown for an annotation that names none) and outcome (revoked, already_revoked, pending_approval, not_found, failed, abandoned, invalid_reason, refused).",
 	}, []string{"kind", "reason", "outcome"})
 
+	// UnclaimedCertificates counts certificates EJBCA issued for requests
+	// deleted while their enrolment was in flight.
+	UnclaimedCertificates = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ejbca_issuer_unclaimed_certificates_total",
+		Help: "Certificates EJBCA issued for requests deleted while their enrolment was in flight, by issuer kind, request kind and outcome (revoked under revocation.deleted, revoke_failed, kept: the issuer does not revoke deleted certificates).",
+	}, []string{"kind", "request_kind", "outcome"})
+
 	// HealthChecks counts issuer health checks sent to EJBCA, by result reason.
 	HealthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ejbca_issuer_health_checks_total",
@@ -119,7 +126,7 @@ var (
 
 func init() {
 	crmetrics.Registry.MustRegister(Requests, EJBCACalls, EJBCALatency, ApprovalsPending, IssuanceDuration, IssuerReady, HealthChecks, KubeRequestDuration, Throttled, Revocations,
-		IssuerReadyReason, CAExpiry, Leader, ApprovalOldestPending)
+		IssuerReadyReason, CAExpiry, Leader, ApprovalOldestPending, UnclaimedCertificates)
 }
 
 // ObserveEJBCACall records one call; it fits ejbca.Options.OnRoundTrip.
