@@ -65,7 +65,7 @@ func (e enrolmentSecrets) password(ctx context.Context, sr *SigningRequest, crea
 	case err == nil:
 		p := string(secret.Data[enrolmentPasswordKey])
 		if p == "" || !metav1.IsControlledBy(&secret, sr.Object) || secret.Labels[LabelEnrolmentSecret] != "true" {
-			return "", false, &PermanentError{fmt.Sprintf(
+			return "", false, &PermanentError{Msg: fmt.Sprintf(
 				"Secret %s exists but was not created by ejbca-issuer for this %s; it is left alone: rename or delete it, then create a new request",
 				key, requestKind(sr.Object))}
 		}

@@ -539,7 +539,8 @@ func (r *IssuerReconciler) issuersReferencing(kind credentials.ObjectKind) handl
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		var items []client.Object
 		key := client.MatchingFields{issuerRefIndex: string(kind) + "/" + o.GetNamespace() + "/" + o.GetName()}
-		if r.Kind == v1alpha1.ClusterIssuerKind {
+		switch r.Kind {
+		case v1alpha1.ClusterIssuerKind:
 			if o.GetNamespace() != r.ClusterResourceNamespace {
 				return nil
 			}
@@ -550,7 +551,7 @@ func (r *IssuerReconciler) issuersReferencing(kind credentials.ObjectKind) handl
 			for i := range list.Items {
 				items = append(items, &list.Items[i])
 			}
-		} else {
+		default:
 			var list v1alpha1.EJBCAIssuerList
 			if err := r.Client.List(ctx, &list, key, client.InNamespace(o.GetNamespace())); err != nil {
 				return nil

@@ -86,7 +86,12 @@ func decideUnsigned(in unsignedInput) unsigned {
 		return u
 	}
 	var permanent *PermanentError
-	retryable := ejbca.IsRetryable(r.Err) && !errors.As(r.Err, &permanent)
+	if errors.As(r.Err, &permanent) {
+		// Whatever it wraps (a 403 for a profile the request chose): the
+		// request's own problem, which no retry or issuer fix can help.
+		return unsigned{Failed: true, Message: msg, Outcome: "failed"}
+	}
+	retryable := ejbca.IsRetryable(r.Err)
 	unauthorized := ejbca.IsUnauthorized(r.Err)
 	if !retryable && !unauthorized {
 		return unsigned{Failed: true, Message: msg, Outcome: "failed"}
