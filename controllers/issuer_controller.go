@@ -20,11 +20,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/credentials"
@@ -73,7 +71,8 @@ type IssuerReconciler struct {
 	// notices tally what the issuer's configuration changed in requests'
 	// certificates, until reported on the issuer.
 	notices issuerNotices
-	events  chan event.GenericEvent
+	// inbox queues the reconciles the wakes, faults and notices ask for.
+	inbox issuerInbox
 }
 
 // wakeReason is why an issuer is checked before its schedule.
@@ -124,16 +123,9 @@ func (r *IssuerReconciler) wakeUp(key types.NamespacedName, why wakeReason) {
 	r.enqueue(key)
 }
 
-// enqueue queues a reconcile of the issuer.
-func (r *IssuerReconciler) enqueue(key types.NamespacedName) {
-	obj := r.newIssuer()
-	obj.SetNamespace(key.Namespace)
-	obj.SetName(key.Name)
-	select {
-	case r.events <- event.GenericEvent{Object: obj}:
-	default: // a wake-up is already queued; the reason is recorded above
-	}
-}
+// enqueue queues a reconcile of the issuer; it never drops one (see
+// issuerInbox).
+func (r *IssuerReconciler) enqueue(key types.NamespacedName) { r.inbox.add(key) }
 
 // healthRecord is the last check of an issuer: what it checked and found.
 type healthRecord struct {
@@ -524,11 +516,10 @@ func (r *IssuerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
-	r.events = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(r.Kind)).
 		For(obj).
-		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(&r.inbox).
 		WatchesMetadata(credentials.KindSecret.Metadata(), handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindSecret))).
 		WatchesMetadata(credentials.KindConfigMap.Metadata(), handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindConfigMap))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
