@@ -278,8 +278,14 @@ func failed(cr *cmapi.CertificateRequest, msg string) Decision {
 
 // IsOurs reports whether a request names one of our issuer kinds.
 func IsOurs(ref cmmeta.IssuerReference) bool {
-	return ref.Group == v1alpha1.GroupVersion.Group &&
-		(ref.Kind == v1alpha1.IssuerKind || ref.Kind == v1alpha1.ClusterIssuerKind)
+	if ref.Group != v1alpha1.GroupVersion.Group {
+		return false
+	}
+	switch ref.Kind {
+	case v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind:
+		return true
+	}
+	return false
 }
 
 // isFinal: issued, failed or denied requests are never touched again (the

@@ -153,8 +153,15 @@ func TestDecide(t *testing.T) {
 			result: &SignResult{Err: &ejbca.Error{StatusCode: 201, Kind: ejbca.KindInvalidResponse, Message: "does not carry the CSR's public key"}},
 			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "does not carry the CSR's public key", failed: true, event: EventFailed, outcome: "failed"},
 		{name: "our own permanent errors fail", cr: request(approved), issuer: readyIssuer,
-			result: &SignResult{Err: &PermanentError{"EJBCA approval request 7 ended REJECTED: not issued"}},
+			result: &SignResult{Err: &PermanentError{Msg: "EJBCA approval request 7 ended REJECTED: not issued"}},
 			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "REJECTED", failed: true, event: EventFailed, outcome: "failed"},
+		{name: "a permanent error fails whatever it wraps (a 403 for a profile the request chose)", cr: request(approved), issuer: readyIssuer,
+			result: &SignResult{Err: &PermanentError{Msg: "EJBCA refused the profile this request chose through an allowed override: 403",
+				Err: &ejbca.Error{StatusCode: 403, Kind: ejbca.KindUnauthorized, Message: "Not authorized to profile OTHER"}}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "allowed override", failed: true, event: EventFailed, outcome: "failed"},
+		{name: "a permanent error fails whatever it wraps (a retryable error)", cr: request(approved), issuer: readyIssuer,
+			result: &SignResult{Err: &PermanentError{Msg: "no retry helps", Err: &ejbca.Error{Kind: ejbca.KindRetryable, Err: errors.New("connection reset")}}},
+			action: ActionUpdate, status: cmmeta.ConditionFalse, reason: "Failed", message: "no retry helps", failed: true, event: EventFailed, outcome: "failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := tc.now
@@ -273,7 +280,7 @@ func TestSuspectsIssuer(t *testing.T) {
 		{"no answer", &ejbca.Error{Kind: ejbca.KindRetryable, Message: "connection refused"}, true},
 		{"EJBCA's 403", &ejbca.Error{StatusCode: 403, Kind: ejbca.KindUnauthorized}, true},
 		{"the token endpoint's 403 (an issuer fault already)", &ejbca.Error{Endpoint: "POST token endpoint", StatusCode: 403, Kind: ejbca.KindUnauthorized}, false},
-		{"a refused profile override", &PermanentError{"EJBCA refused the profile this request chose"}, false},
+		{"a refused profile override", &PermanentError{Msg: "EJBCA refused the profile this request chose"}, false},
 		{"not the leader", ErrNotLeader, false},
 		{"a 400", &ejbca.Error{StatusCode: 400, Kind: ejbca.KindPermanent}, false},
 		{"nothing", nil, false},

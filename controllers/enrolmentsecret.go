@@ -85,7 +85,7 @@ func (e enrolmentSecrets) password(ctx context.Context, sr *SigningRequest, crea
 		p := string(secret.Data[enrolmentPasswordKey])
 		if p == "" || !metav1.IsControlledBy(&secret, sr.Object) || secret.Labels[LabelEnrolmentSecret] != "true" || len(e.key) == 0 ||
 			!hmac.Equal([]byte(secret.Annotations[AnnotationEnrolmentSecretSeal]), []byte(e.seal(sr, p))) {
-			return "", time.Time{}, false, &PermanentError{fmt.Sprintf(
+			return "", time.Time{}, false, &PermanentError{Msg: fmt.Sprintf(
 				"Secret %s exists but was not created by ejbca-issuer for this %s; it is left alone: rename or delete it, then create a new request",
 				key, requestKind(sr.Object))}
 		}

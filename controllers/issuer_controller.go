@@ -20,11 +20,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/credentials"
@@ -77,7 +75,8 @@ type IssuerReconciler struct {
 	// notices tally what the issuer's configuration changed in requests'
 	// certificates, until reported on the issuer.
 	notices issuerNotices
-	events  chan event.GenericEvent
+	// inbox queues the reconciles the wakes, faults and notices ask for.
+	inbox issuerInbox
 }
 
 // wakeReason is why an issuer is checked before its schedule.
@@ -128,16 +127,9 @@ func (r *IssuerReconciler) wakeUp(key types.NamespacedName, why wakeReason) {
 	r.enqueue(key)
 }
 
-// enqueue queues a reconcile of the issuer.
-func (r *IssuerReconciler) enqueue(key types.NamespacedName) {
-	obj := r.newIssuer()
-	obj.SetNamespace(key.Namespace)
-	obj.SetName(key.Name)
-	select {
-	case r.events <- event.GenericEvent{Object: obj}:
-	default: // a wake-up is already queued; the reason is recorded above
-	}
-}
+// enqueue queues a reconcile of the issuer; it never drops one (see
+// issuerInbox).
+func (r *IssuerReconciler) enqueue(key types.NamespacedName) { r.inbox.add(key) }
 
 // healthRecord is the last check of an issuer: what it checked and found.
 type healthRecord struct {
@@ -539,11 +531,10 @@ func (r *IssuerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
-	r.events = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(r.Kind)).
 		For(obj).
-		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(&r.inbox).
 		WatchesMetadata(credentials.KindSecret.Metadata(), handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindSecret))).
 		WatchesMetadata(credentials.KindConfigMap.Metadata(), handler.EnqueueRequestsFromMapFunc(r.issuersReferencing(credentials.KindConfigMap))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
@@ -554,7 +545,8 @@ func (r *IssuerReconciler) issuersReferencing(kind credentials.ObjectKind) handl
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		var items []client.Object
 		key := client.MatchingFields{issuerRefIndex: string(kind) + "/" + o.GetNamespace() + "/" + o.GetName()}
-		if r.Kind == v1alpha1.ClusterIssuerKind {
+		switch r.Kind {
+		case v1alpha1.ClusterIssuerKind:
 			if o.GetNamespace() != r.ClusterResourceNamespace {
 				return nil
 			}
@@ -565,7 +557,7 @@ func (r *IssuerReconciler) issuersReferencing(kind credentials.ObjectKind) handl
 			for i := range list.Items {
 				items = append(items, &list.Items[i])
 			}
-		} else {
+		default:
 			var list v1alpha1.EJBCAIssuerList
 			if err := r.Client.List(ctx, &list, key, client.InNamespace(o.GetNamespace())); err != nil {
 				return nil

@@ -42,3 +42,17 @@ func TestIssuerRefusal(t *testing.T) {
 		}
 	}
 }
+
+// A PermanentError keeps what it was found from: callers still see EJBCA's
+// refusal through it.
+func TestPermanentErrorUnwraps(t *testing.T) {
+	inner := &ejbca.Error{StatusCode: 403, Kind: ejbca.KindUnauthorized, Message: "Not authorized to profile OTHER"}
+	err := error(&PermanentError{Msg: "EJBCA refused the profile this request chose", Err: inner})
+	var e *ejbca.Error
+	if !errors.As(err, &e) || e != inner || !ejbca.IsForbidden(err) {
+		t.Errorf("PermanentError does not unwrap to the EJBCA refusal it wraps: %v", err)
+	}
+	if errors.Unwrap(&PermanentError{Msg: "no cause"}) != nil {
+		t.Error("a PermanentError without a cause unwraps to something")
+	}
+}

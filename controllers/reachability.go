@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"k8s.io/utils/clock"
 	"sync"
 	"time"
@@ -190,8 +189,7 @@ func (r *Reachability) probe(ctx context.Context, issuers []issuerKey) bool {
 		}
 		_, err = cl.Status(ctx)
 		// Any HTTP answer, even a refusal, means EJBCA is reachable again.
-		var e *ejbca.Error
-		return err == nil || (errors.As(err, &e) && e.StatusCode != 0)
+		return err == nil || ejbca.HasAnswer(err)
 	}
 	return false
 }

@@ -26,11 +26,11 @@ const (
 // check refuses, before EJBCA is called, a request over the limits.
 func (l RequestLimits) check(raw []byte, csr *x509.CertificateRequest) error {
 	if l.MaxCSRBytes > 0 && len(raw) > l.MaxCSRBytes {
-		return &PermanentError{fmt.Sprintf("the CSR is %d bytes, more than this issuer accepts (--max-csr-bytes=%d); it was not sent to EJBCA",
+		return &PermanentError{Msg: fmt.Sprintf("the CSR is %d bytes, more than this issuer accepts (--max-csr-bytes=%d); it was not sent to EJBCA",
 			len(raw), l.MaxCSRBytes)}
 	}
 	if n := len(csr.DNSNames) + len(csr.IPAddresses) + len(csr.URIs) + len(csr.EmailAddresses); l.MaxSANs > 0 && n > l.MaxSANs {
-		return &PermanentError{fmt.Sprintf("the CSR has %d subject alternative names, more than this issuer accepts (--max-csr-sans=%d); it was not sent to EJBCA",
+		return &PermanentError{Msg: fmt.Sprintf("the CSR has %d subject alternative names, more than this issuer accepts (--max-csr-sans=%d); it was not sent to EJBCA",
 			n, l.MaxSANs)}
 	}
 	return nil

@@ -1,9 +1,7 @@
 package controllers
 
 import (
-	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -384,12 +382,12 @@ func RevocationResultOf(reason, serial string, err error) revocationResult {
 	case ejbca.IsConflict(err):
 		return revocationResult{Done: true, Status: cmmeta.ConditionTrue, Reason: RevokedReasonAlready, Outcome: revocationOutcomeAlready,
 			Message: fmt.Sprintf("certificate serial %s was already revoked in EJBCA (409): %s", serial, ejbca.Message(err))}
-	case ejbca.KindOf(err) == ejbca.KindPending && alreadyHeld(err):
+	case ejbca.IsApprovalAlreadyExists(err):
 		// EJBCA's "approval already exists": an earlier call (whose answer
 		// was lost, or whose record failed) made the approval request.
 		return revocationResult{Done: true, Status: cmmeta.ConditionUnknown, Reason: RevokedReasonPending, Outcome: revocationOutcomePending,
 			Message: fmt.Sprintf("revocation of serial %s with reason %s already waits for an administrator's approval in EJBCA (%s); it is not asked again", serial, reason, ejbca.Message(err))}
-	case ejbca.KindOf(err) == ejbca.KindPending:
+	case ejbca.IsPending(err):
 		return revocationResult{Done: true, Status: cmmeta.ConditionUnknown, Reason: RevokedReasonPending, Outcome: revocationOutcomePending,
 			Message: fmt.Sprintf("revocation of serial %s with reason %s waits for an administrator's approval in EJBCA; it is not asked again", serial, reason)}
 	case ejbca.IsNotFound(err):
@@ -398,11 +396,4 @@ func RevocationResultOf(reason, serial string, err error) revocationResult {
 	}
 	return revocationResult{Retry: true, Outcome: revocationOutcomeFailed, Warning: true,
 		Message: fmt.Sprintf("revoking serial %s with reason %s failed, will retry: %s", serial, reason, ejbca.Message(err))}
-}
-
-// alreadyHeld reports a pending answer that was not a 202: EJBCA already held the
-// approval request.
-func alreadyHeld(err error) bool {
-	var e *ejbca.Error
-	return errors.As(err, &e) && e.StatusCode != http.StatusAccepted
 }

@@ -55,8 +55,9 @@ type Options struct {
 // created together do not call EJBCA in lockstep.
 func jitter() float64 { return 0.9 + rand.Float64()*0.2 }
 
-// Setup registers the issuer, CertificateRequest and CertificateSigningRequest
-// controllers.
+// Setup registers the issuer (one per kind), CertificateRequest,
+// CertificateSigningRequest and revocation controllers, and the runnables
+// they share: the reachability probe and the exactly-once memory.
 func Setup(mgr ctrl.Manager, o Options) error {
 	clk := o.Clock
 	if clk == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"k8s.io/utils/clock"
 	"time"
@@ -23,10 +22,17 @@ import (
 const backdateAllowance = 15 * time.Minute
 
 // PermanentError is a request problem no retry can fix (a CSR the issuer
-// cannot name, an approval rejected in EJBCA, a wait past maxWait).
-type PermanentError struct{ Msg string }
+// cannot name, an approval rejected in EJBCA, a wait past maxWait). Err,
+// when set, is the error it was found from (EJBCA's refusal, a parse
+// error); Msg already says it. A PermanentError fails the request whatever
+// Err is, even an error that alone would be retried or waited out.
+type PermanentError struct {
+	Msg string
+	Err error
+}
 
 func (e *PermanentError) Error() string { return e.Msg }
+func (e *PermanentError) Unwrap() error { return e.Err }
 
 // Signer enrols CertificateRequests with EJBCA: one call when it can, the
 // approval flow when EJBCA needs an administrator, and recovery of a
@@ -93,14 +99,14 @@ func (s *Signer) Sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 	if res.Err != nil {
 		// EJBCA's message goes to the requester's status and events: it
 		// names no end entity but the request's own.
-		redactEJBCAMessage(res.Err, s.ownNames(iss.GetSpec(), sr)...)
+		ejbca.RedactEndEntities(res.Err, s.ownNames(iss.GetSpec(), sr)...)
 	}
 	if own := issuersOwn(iss.GetSpec(), sr); forbidden(res.Err) && (own.CertificateProfile == "" || own.EndEntityProfile == "") {
 		// EJBCA refused a profile the request chose through an allowed
 		// override: the issuer's role may not use it. That is the
 		// request's fault, not the issuer's credentials', which other
 		// tenants share.
-		res.Err = &PermanentError{fmt.Sprintf("EJBCA refused the profile this request chose through an allowed override: %v", res.Err)}
+		res.Err = &PermanentError{Msg: fmt.Sprintf("EJBCA refused the profile this request chose through an allowed override: %v", res.Err), Err: res.Err}
 	}
 	return res
 }
@@ -121,14 +127,14 @@ func (s *Signer) sign(ctx context.Context, sr *SigningRequest, iss v1alpha1.Issu
 	spec := iss.GetSpec()
 	csr, err := parseRequestCSR(sr.CSR)
 	if err != nil {
-		return SignResult{Err: &PermanentError{err.Error()}}
+		return SignResult{Err: &PermanentError{Msg: err.Error(), Err: err}}
 	}
 	if err := s.Limits.check(sr.CSR, csr); err != nil {
 		return SignResult{Err: err}
 	}
 	username, err := endEntityName(spec, sr, csr)
 	if err != nil {
-		return SignResult{Err: &PermanentError{err.Error()}}
+		return SignResult{Err: &PermanentError{Msg: err.Error(), Err: err}}
 	}
 	approvalUser := approvalEndEntityName(spec, sr, username)
 	if wait := cl.Admit(); wait > 0 {
@@ -282,7 +288,7 @@ func (s *Signer) continueApproval(ctx context.Context, sr *SigningRequest, spec 
 		case err != nil:
 			return SignResult{Err: err, ApprovalSince: rec.Since}
 		case state.Refused():
-			return SignResult{Err: &PermanentError{fmt.Sprintf("EJBCA approval request %d ended %s: not issued", rec.RequestID, state)}, ApprovalSince: rec.Since}
+			return SignResult{Err: &PermanentError{Msg: fmt.Sprintf("EJBCA approval request %d ended %s: not issued", rec.RequestID, state)}, ApprovalSince: rec.Since}
 		case state.Approved():
 			probe = true
 		}
@@ -296,7 +302,7 @@ func (s *Signer) continueApproval(ctx context.Context, sr *SigningRequest, spec 
 	}
 	waited := s.Clock.Now().Sub(rec.Since)
 	if maxWait := spec.ApprovalMaxWait(); waited > maxWait {
-		return SignResult{Err: &PermanentError{fmt.Sprintf(
+		return SignResult{Err: &PermanentError{Msg: fmt.Sprintf(
 			"%s was not approved within the issuer's approval.maxWait (%s)", approvalName(rec.RequestID, username), maxWait)}, ApprovalSince: rec.Since}
 	}
 	return SignResult{WaitingForApproval: &Approval{RequestID: rec.RequestID, EndEntity: username, Since: rec.Since, PollAfter: s.pollAfter(spec, waited)},
@@ -369,10 +375,7 @@ func ApprovalPollAfter(waited, pollInterval time.Duration, jitter float64) time.
 }
 
 // forbidden reports EJBCA's 403: these credentials may not do this.
-func forbidden(err error) bool {
-	var e *ejbca.Error
-	return errors.As(err, &e) && e.StatusCode == 403
-}
+func forbidden(err error) bool { return ejbca.IsForbidden(err) }
 
 // requestForbidden reports EJBCA's own 403 to a request's call: not the
 // identity provider's (the issuer's credentials), which stays an issuer
@@ -383,10 +386,7 @@ func requestForbidden(err error) bool {
 
 // answered reports whether EJBCA gave a definitive answer (a 4xx), so it
 // certainly did not issue; without a response, or with a 5xx, it may have.
-func answered(err error) bool {
-	var e *ejbca.Error
-	return errors.As(err, &e) && e.StatusCode >= 400 && e.StatusCode < 500
-}
+func answered(err error) bool { return ejbca.IsDefinitive(err) }
 
 func parseRequestCSR(data []byte) (*x509.CertificateRequest, error) {
 	block, _ := pem.Decode(data)

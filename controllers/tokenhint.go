@@ -1,9 +1,7 @@
 package controllers
 
 import (
-	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,11 +23,6 @@ func tokenEndpointFailure(spec *v1alpha1.IssuerSpec, secretNamespace string, err
 	if o == nil {
 		o = &v1alpha1.OAuth2Auth{}
 	}
-	var status int
-	var e *ejbca.Error
-	if errors.As(err, &e) {
-		status = e.StatusCode
-	}
 	var fix string
 	switch code := ejbca.OAuthErrorCode(err); {
 	case code == "invalid_client":
@@ -46,11 +39,11 @@ func tokenEndpointFailure(spec *v1alpha1.IssuerSpec, secretNamespace string, err
 		fix = fmt.Sprintf("check auth.oauth2.audience %q: the identity provider knows no such audience (resource server)", o.Audience)
 	case code != "":
 		fix = "check auth.oauth2 (clientSecretRef, scopes, audience) against the client registered at the identity provider"
-	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
+	case ejbca.TokenFailureOf(err) == ejbca.TokenNotAnEndpoint:
 		fix = "check auth.oauth2.tokenURL: it is not the identity provider's token endpoint"
-	case status >= 500:
+	case ejbca.TokenFailureOf(err) == ejbca.TokenServerFailed:
 		fix = "the identity provider failed; check it (the issuer retries)"
-	case status != 0:
+	case ejbca.TokenFailureOf(err) == ejbca.TokenRefused:
 		fix = "check auth.oauth2.tokenURL and the identity provider"
 	default:
 		fix = "check auth.oauth2.tokenURL and that the identity provider is reachable from the manager"

@@ -106,12 +106,17 @@ func decideUnsigned(in unsignedInput) unsigned {
 		return u
 	}
 	var permanent *PermanentError
+	if errors.As(r.Err, &permanent) {
+		// Whatever it wraps (a 403 for a profile the request chose): the
+		// request's own problem, which no retry or issuer fix can help.
+		return unsigned{Failed: true, Message: msg, Outcome: "failed"}
+	}
 	// EJBCA's 403 to a request may be about this request alone (an end
 	// entity under a CA or profile the issuer's role may not edit): the
 	// request is retried and the issuer re-checked (signThrough), and only
 	// the check's own refusal takes a shared issuer out of service.
-	refusedRequest := requestForbidden(r.Err) && !errors.As(r.Err, &permanent)
-	retryable := (ejbca.IsRetryable(r.Err) || refusedRequest) && !errors.As(r.Err, &permanent)
+	refusedRequest := requestForbidden(r.Err)
+	retryable := ejbca.IsRetryable(r.Err) || refusedRequest
 	unauthorized := ejbca.IsUnauthorized(r.Err) && !refusedRequest
 	if !retryable && !unauthorized {
 		return unsigned{Failed: true, Message: msg, Outcome: "failed"}

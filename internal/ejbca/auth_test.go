@@ -220,6 +220,9 @@ func TestTokenEndpointRefusal(t *testing.T) {
 	if !ejbca.IsRetryable(err) {
 		t.Errorf("ListCAs with the token endpoint down = %v, want retryable", err)
 	}
+	if got := ejbca.TokenFailureOf(err); got != ejbca.TokenServerFailed {
+		t.Errorf("TokenFailureOf(%v) = %v, want TokenServerFailed", err, got)
+	}
 }
 
 // Token endpoint failures name the identity provider and its URL, never
@@ -240,13 +243,14 @@ func TestTokenEndpointErrorsNameTheIdentityProvider(t *testing.T) {
 		mutate       func(*ejbca.ClientCredentials)
 		unauthorized bool
 		code         string
+		failure      ejbca.TokenFailure
 		want         []string
 	}{
-		{"invalid_client", func(c *ejbca.ClientCredentials) { c.ClientSecret = "wrong" }, true, "invalid_client", []string{"answered 401: invalid_client"}},
-		{"invalid_target", func(c *ejbca.ClientCredentials) { c.Audience = "ejbca-rest" }, true, "invalid_target", []string{"answered 400: invalid_target", `"ejbca-rest"`}},
-		{"invalid_scope", func(c *ejbca.ClientCredentials) { c.Scopes = []string{"ejbca", "admin"} }, true, "invalid_scope", []string{"answered 400: invalid_scope", `"admin"`}},
-		{"404", func(c *ejbca.ClientCredentials) { c.TokenURL = sim.URL() + "/realms/pki/token" }, false, "", []string{"answered 404: "}},
-		{"connection refused", func(c *ejbca.ClientCredentials) { c.TokenURL = refusedURL }, false, "", []string{"gave no usable token", "connection refused"}},
+		{"invalid_client", func(c *ejbca.ClientCredentials) { c.ClientSecret = "wrong" }, true, "invalid_client", ejbca.TokenRefused, []string{"answered 401: invalid_client"}},
+		{"invalid_target", func(c *ejbca.ClientCredentials) { c.Audience = "ejbca-rest" }, true, "invalid_target", ejbca.TokenRefused, []string{"answered 400: invalid_target", `"ejbca-rest"`}},
+		{"invalid_scope", func(c *ejbca.ClientCredentials) { c.Scopes = []string{"ejbca", "admin"} }, true, "invalid_scope", ejbca.TokenRefused, []string{"answered 400: invalid_scope", `"admin"`}},
+		{"404", func(c *ejbca.ClientCredentials) { c.TokenURL = sim.URL() + "/realms/pki/token" }, false, "", ejbca.TokenNotAnEndpoint, []string{"answered 404: "}},
+		{"connection refused", func(c *ejbca.ClientCredentials) { c.TokenURL = refusedURL }, false, "", ejbca.TokenNoAnswer, []string{"gave no usable token", "connection refused"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -258,6 +262,9 @@ func TestTokenEndpointErrorsNameTheIdentityProvider(t *testing.T) {
 			}
 			if !ejbca.IsTokenEndpoint(err) || ejbca.IsUnauthorized(err) != tc.unauthorized || ejbca.OAuthErrorCode(err) != tc.code {
 				t.Errorf("token endpoint %v, unauthorized %v, code %q: %v", ejbca.IsTokenEndpoint(err), ejbca.IsUnauthorized(err), ejbca.OAuthErrorCode(err), err)
+			}
+			if got := ejbca.TokenFailureOf(err); got != tc.failure {
+				t.Errorf("TokenFailureOf = %d, want %d: %v", got, tc.failure, err)
 			}
 			msg := err.Error()
 			prefix := "the identity provider at " + o.ClientCredentials.TokenURL + " (OAuth2 token endpoint) "

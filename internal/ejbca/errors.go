@@ -30,8 +30,10 @@ func clip(s string, n int) string {
 	return s[:cut] + "..."
 }
 
-// Kind is what a caller should do about a failed call. Callers decide with
-// the Is* functions below, never by matching messages.
+// Kind is what a caller should do about a failed call. Callers outside
+// this package decide with the Is* predicates (here and in classify.go)
+// and UnknownNameOf, never by reading an Error's Kind, StatusCode or
+// Message: matching EJBCA's wording happens in this package only.
 type Kind int
 
 const (

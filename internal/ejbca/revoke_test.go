@@ -289,6 +289,9 @@ func TestRevokeAskedAgainWhileWaitingIsPending(t *testing.T) {
 			if ejbca.KindOf(err) != ejbca.KindPending || ejbca.IsPermanent(err) {
 				t.Fatalf("Revoke asked again = %v, want pending", err)
 			}
+			if !ejbca.IsPending(err) || !ejbca.IsApprovalAlreadyExists(err) {
+				t.Errorf("Revoke asked again: pending %v, approval already exists %v, want both", ejbca.IsPending(err), ejbca.IsApprovalAlreadyExists(err))
+			}
 			if e := asError(t, err); e.StatusCode != 400 || e.RequestID != 0 || !strings.Contains(e.Message, "already exists") {
 				t.Errorf("error = %+v", e)
 			}

@@ -1,12 +1,10 @@
-package controllers
+package ejbca
 
 import (
 	"errors"
 	"regexp"
 	"slices"
 	"strings"
-
-	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 )
 
 // otherEndEntity stands in, in a tenant's status and events, for an end
@@ -40,10 +38,12 @@ func redactEndEntities(msg string, own ...string) string {
 	})
 }
 
-// redactEJBCAMessage redacts, in place, the message of the EJBCA answer err
-// carries, keeping every classification of the error.
-func redactEJBCAMessage(err error, own ...string) {
-	var e *ejbca.Error
+// RedactEndEntities redacts, in place, the message of the EJBCA answer err
+// carries (see redactEndEntities), keeping every classification of the
+// error: the message reaches a requester's status and events, and EJBCA's
+// refusals name other tenants' end entities.
+func RedactEndEntities(err error, own ...string) {
+	var e *Error
 	if errors.As(err, &e) {
 		e.Message = redactEndEntities(e.Message, own...)
 	}
