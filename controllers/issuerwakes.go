@@ -106,7 +106,13 @@ func (w *IssuerWakes) checked(kind string, key types.NamespacedName, ready bool)
 	for _, ch := range w.requests {
 		select {
 		case ch <- event.GenericEvent{Object: iss}:
-		default: // full: the requests' fallback requeue wakes them
+		default:
+			// Full (a burst of checks ending suspicions): deliver it as
+			// soon as there is room rather than drop it, so the requests
+			// that wait for this check are woken by it and not only by
+			// their fallback requeue. Checks of one issuer are at least a
+			// minute apart, so these are few.
+			go func(ch chan<- event.GenericEvent, ev event.GenericEvent) { ch <- ev }(ch, event.GenericEvent{Object: iss})
 		}
 	}
 }
