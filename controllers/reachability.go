@@ -29,6 +29,11 @@ type Reachability struct {
 	Clock   clock.WithTicker
 	// Wakes is where it asks for an immediate health check of an issuer.
 	Wakes *IssuerWakes
+	// MinSpacing is the least time between two probes of a URL; zero means
+	// minProbeSpacing. Setup makes it shorter for a short EJBCA timeout
+	// (ProbeSpacingFor), so that requests waiting for a suspected issuer's
+	// re-check wait about as long as one call could take.
+	MinSpacing time.Duration
 
 	mu   sync.Mutex
 	urls map[string]*unreachableURL
@@ -112,6 +117,24 @@ func spacing(n int) time.Duration {
 	return max(minProbeSpacing, MinHealthCheckSpacing/time.Duration(max(n, 1)))
 }
 
+// ProbeSpacingFor is the least spacing of probes for an EJBCA timeout: twice
+// the timeout (a probe waits up to one; probing more often than an answer
+// can take is pointless), at least 2 s, at most minProbeSpacing (also for
+// no timeout set).
+func ProbeSpacingFor(timeout time.Duration) time.Duration {
+	if timeout <= 0 {
+		return minProbeSpacing
+	}
+	return min(minProbeSpacing, max(2*timeout, 2*time.Second))
+}
+
+func (r *Reachability) minSpacing() time.Duration {
+	if r.MinSpacing > 0 {
+		return r.MinSpacing
+	}
+	return minProbeSpacing
+}
+
 // Start probes due URLs every few seconds until ctx ends (a manager Runnable).
 func (r *Reachability) Start(ctx context.Context) error {
 	t := r.Clock.NewTicker(time.Second)
@@ -135,14 +158,14 @@ func (r *Reachability) probeDue(ctx context.Context) {
 	var work []due
 	r.mu.Lock()
 	for url, at := range r.probed {
-		if now.Sub(at) >= minProbeSpacing {
+		if now.Sub(at) >= r.minSpacing() {
 			delete(r.probed, url)
 		}
 	}
 	for url, u := range r.urls {
 		wait := spacing(len(u.issuers))
 		if u.soon {
-			wait = minProbeSpacing
+			wait = r.minSpacing()
 		}
 		if now.Sub(u.lastProbe) < wait {
 			continue

@@ -170,6 +170,10 @@ func TestRevocationDeposedDuringTheCall(t *testing.T) {
 		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
 		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
 	}
+	// Issued by this manager: its sealed record names the certificate.
+	key := IssuanceKey("an issuance key of 32 bytes.....")
+	rec := key.issuanceRecordCondition(cr.UID, leafOf(cr.Status.Certificate), metav1.NewTime(now))
+	cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: *rec.Type, Status: *rec.Status, Reason: *rec.Reason, Message: *rec.Message}}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(objs, cr.DeepCopy())...).WithStatusSubresource(cr).Build()
 	clients := issuerclients.New(c, c, "ejbca-issuer", clk.Now, func(_ v1alpha1.Issuer, o *ejbca.Options) {
 		o.OnRoundTrip = func(endpoint string, _ int, _ time.Duration) {
@@ -179,7 +183,7 @@ func TestRevocationDeposedDuringTheCall(t *testing.T) {
 		}
 	})
 	recorder := events.NewFakeRecorder(10)
-	r := &RevocationReconciler{Client: c, Reader: c, Clients: clients, Recorder: LeaderOnly(recorder, lease), Clock: clk, AbandonAfter: time.Hour, Lease: lease}
+	r := &RevocationReconciler{Client: c, Reader: c, Clients: clients, Recorder: LeaderOnly(recorder, lease), Clock: clk, AbandonAfter: time.Hour, Lease: lease, IssuanceKey: key}
 	res, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(cr)})
 	if err != nil {
 		t.Fatal(err)

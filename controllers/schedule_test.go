@@ -75,3 +75,18 @@ func TestProbeSpacing(t *testing.T) {
 		}
 	}
 }
+
+func TestProbeSpacingFor(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ timeout, want time.Duration }{
+		{0, minProbeSpacing},
+		{30 * time.Second, minProbeSpacing}, // the default timeout: 15 s
+		{5 * time.Second, 10 * time.Second},
+		{time.Second, 2 * time.Second},
+		{100 * time.Millisecond, 2 * time.Second},
+	} {
+		if got := ProbeSpacingFor(tc.timeout); got != tc.want {
+			t.Errorf("ProbeSpacingFor(%s) = %s, want %s", tc.timeout, got, tc.want)
+		}
+	}
+}

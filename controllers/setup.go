@@ -77,7 +77,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		opts.OnThrottle = func(d time.Duration) { metrics.Throttled.WithLabelValues(kind, ns, name).Add(d.Seconds()) }
 	})
 	wakes := NewIssuerWakes()
-	reach := &Reachability{Client: mgr.GetClient(), Clients: clients, Clock: clk, Wakes: wakes}
+	reach := &Reachability{Client: mgr.GetClient(), Clients: clients, Clock: clk, Wakes: wakes, MinSpacing: ProbeSpacingFor(o.EJBCATimeout)}
 	if err := mgr.Add(reach); err != nil {
 		return err
 	}
