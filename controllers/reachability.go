@@ -2,9 +2,10 @@ package controllers
 
 import (
 	"context"
-	"k8s.io/utils/clock"
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"

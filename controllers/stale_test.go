@@ -2,9 +2,10 @@ package controllers_test
 
 import (
 	"context"
-	"k8s.io/utils/clock"
 	"testing"
 	"time"
+
+	"k8s.io/utils/clock"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"

@@ -36,7 +36,3 @@ func (i *EJBCAClusterIssuer) GetSpec() *IssuerSpec { return &i.Spec }
 
 // GetStatus returns the shared issuer status.
 func (i *EJBCAClusterIssuer) GetStatus() *IssuerStatus { return &i.Status }
-
-func init() {
-	SchemeBuilder.Register(&EJBCAClusterIssuer{}, &EJBCAClusterIssuerList{})
-}

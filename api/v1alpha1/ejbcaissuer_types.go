@@ -35,7 +35,3 @@ func (i *EJBCAIssuer) GetSpec() *IssuerSpec { return &i.Spec }
 
 // GetStatus returns the shared issuer status.
 func (i *EJBCAIssuer) GetStatus() *IssuerStatus { return &i.Status }
-
-func init() {
-	SchemeBuilder.Register(&EJBCAIssuer{}, &EJBCAIssuerList{})
-}

@@ -5,8 +5,9 @@
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
@@ -14,9 +15,17 @@ var (
 	// is what CertificateRequests name in spec.issuerRef.group.
 	GroupVersion = schema.GroupVersion{Group: "ejbca-issuer.certctl.io", Version: "v1alpha1"}
 
-	// SchemeBuilder registers the issuer kinds with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// SchemeBuilder registers the issuer kinds with a runtime.Scheme, with
+	// apimachinery alone, so importing the API drags in no controller
+	// machinery.
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
 
 	// AddToScheme adds the issuer kinds to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &EJBCAIssuer{}, &EJBCAIssuerList{}, &EJBCAClusterIssuer{}, &EJBCAClusterIssuerList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}

@@ -194,7 +194,7 @@ func waitIssued(ctx context.Context, stack *devstack.Stack, crt *cmapi.Certifica
 			return &s, err
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("Certificate %s not issued after %s: Ready=%v Issuing=%v", crt.Name, timeout, ready, issuing)
+			return nil, fmt.Errorf("certificate %s not issued after %s: Ready=%v Issuing=%v", crt.Name, timeout, ready, issuing)
 		}
 		select {
 		case <-ctx.Done():

@@ -121,7 +121,7 @@ func waitRevision(ctx context.Context, stack *devstack.Stack, crt *cmapi.Certifi
 			return &s, err
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("Certificate %s not issued at revision %d after 60s", crt.Name, revision)
+			return nil, fmt.Errorf("certificate %s not issued at revision %d after 60s", crt.Name, revision)
 		}
 		select {
 		case <-ctx.Done():

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"k8s.io/utils/clock"
 	"mime"
 	"net"
 	"net/http"
@@ -25,6 +24,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // DefaultBasePath is appended to a URL that names only the server.

@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"k8s.io/utils/clock"
 	"mime"
 	"net/http"
 	"net/url"
@@ -22,6 +21,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"k8s.io/utils/clock"
 )
 
 // The fuzz targets below feed the client what an EJBCA, a proxy in front of

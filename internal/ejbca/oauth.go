@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"k8s.io/utils/clock"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"k8s.io/utils/clock"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"

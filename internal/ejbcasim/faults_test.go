@@ -118,6 +118,9 @@ func TestLatencyHonoursContextAndClose(t *testing.T) {
 	if _, err := h.anon.Do(req); err == nil {
 		t.Fatal("call under a 30s fault latency returned before the client's deadline")
 	}
+	if d := time.Since(begin); d > 15*time.Second {
+		t.Errorf("the client's 100ms deadline ended the call only after %v: the fault's latency ignored the context", d)
+	}
 
 	// A call sleeping in a fault must not hold Close up.
 	done := make(chan error, 1)

@@ -15,11 +15,12 @@ import (
 	"k8s.io/utils/clock"
 
 	"fmt"
-	"github.com/certctl-io/ejbca-issuer/internal/credentials"
-	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/certctl-io/ejbca-issuer/internal/credentials"
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"

@@ -44,8 +44,6 @@ const (
 	clusterResourceNamespace = "ejbca-issuer"
 	// namespace holds the issuers and the requests.
 	namespace = "failover"
-	// leaseName is the Lease the managers compete for (manager.LeaderElectionID).
-	leaseName = "ejbca-issuer.certctl.io"
 
 	// The managers' timing: a short lease so a standby takes over ~3.5 s
 	// after the leader stops renewing, and an EJBCA timeout of 1 s, so the
