@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -196,6 +197,9 @@ func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssu
 		return nil, err
 	}
 	defer mgr.stop()
+	tag := fmt.Sprintf("scale-%d-%s", n, v.Name)
+	profiled := b.scaleProfile(mgr, "/debug/pprof/profile?seconds=15", tag+".cpu.pprof")
+	defer profiled()
 	res := &scaleResult{Variant: v.Name, Finished: n, Ours: (n + 1) / 2, ForeignCSRs: n / 3}
 	synced, ready, err := waitReady(ctx, "http://"+health+"/readyz/signing", 5*time.Minute)
 	if err != nil {
@@ -208,7 +212,7 @@ func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssu
 		return nil, err
 	}
 	cr := &cmapi.CertificateRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("first-%d", n)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("first-%d-%s", n, v.Name)},
 		Spec: cmapi.CertificateRequestSpec{Request: requests[0], Usages: []cmapi.KeyUsage{cmapi.UsageServerAuth, cmapi.UsageDigitalSignature},
 			IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: iss.Name}},
 	}
@@ -235,6 +239,7 @@ func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssu
 	res.StartupCPUSeconds = cpu.Seconds()
 	time.Sleep(5 * time.Second) // settle: informers' initial work done, GC caught up
 	res.LiveHeapMiB = heapAfterGC(mgr) / (1 << 20)
+	b.scaleProfile(mgr, "/debug/pprof/heap", tag+".heap.pprof")()
 	cur, peak, _ := mgr.rss()
 	res.SettledRSSMiB, res.PeakRSSMiB = cur/(1<<20), peak/(1<<20)
 
@@ -507,4 +512,25 @@ func (f *finishedFiller) foreignCSR(ctx context.Context, i int) error {
 		return err
 	}
 	return nil
+}
+
+// scaleProfile saves one of the manager's pprof profiles under --profile
+// (none without it); the returned func waits for it.
+func (b *bench) scaleProfile(m *managerProcess, path, file string) func() {
+	if b.opts.profile == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		data, err := httpGet(strings.TrimSuffix(m.metricsURL, "/metrics") + path)
+		if err != nil {
+			progress("profile: %v", err)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(b.opts.profile, file), data, 0o644); err == nil {
+			progress("profile: %s", filepath.Join(b.opts.profile, file))
+		}
+	}()
+	return func() { <-done }
 }
