@@ -138,6 +138,12 @@ func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
 		}
 		fillSeconds := time.Since(filling).Seconds()
 		progress("scale: filled in %.0fs", fillSeconds)
+		if n > 0 {
+			// cert-manager's controllers in the stack work off the new
+			// requests for a while after the last create; a manager
+			// started meanwhile measures their backlog, not its own.
+			time.Sleep(20 * time.Second)
+		}
 		for _, v := range b.opts.scaleVariants {
 			progress("scale: a fresh manager (%s) with %d finished requests in the cluster", v.Name, n)
 			r, err := b.scaleRun(ctx, ns, iss, n, v, batch)

@@ -32,7 +32,7 @@ func writeScalePlot(path string, results []*scaleResult) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%.0f" y="18" font-size="14">ejbca-issuer: memory of a fresh manager against finished requests (half ours, N/3 foreign CSRs)</text>`+"\n", left)
+	fmt.Fprintf(&b, `<text x="%.0f" y="18" font-size="14">ejbca-issuer: a fresh manager's memory against finished requests (half ours, N/3 foreign CSRs; %s)</text>`+"\n", left-50, rs[0].Variant)
 	for i := 0; i <= 5; i++ {
 		v := maxX * float64(i) / 5
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="middle">%.0f</text>`+"\n",
