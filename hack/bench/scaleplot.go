@@ -32,7 +32,7 @@ func writeScalePlot(path string, results []*scaleResult) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%.0f" y="18" font-size="14">ejbca-issuer: a fresh manager's memory against finished requests (half ours, N/3 foreign CSRs; %s)</text>`+"\n", left-50, rs[0].Variant)
+	fmt.Fprintf(&b, `<text x="%.0f" y="18" font-size="14">ejbca-issuer at start: memory against finished requests (%s)</text>`+"\n", left, rs[0].Variant)
 	for i := 0; i <= 5; i++ {
 		v := maxX * float64(i) / 5
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="middle">%.0f</text>`+"\n",
@@ -42,7 +42,7 @@ func writeScalePlot(path string, results []*scaleResult) error {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="end">%.0f</text>`+"\n",
 			left, y(v), w-right, y(v), left-6, y(v)+4, v)
 	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">finished CertificateRequests in the cluster</text>`+"\n", (left+w-right)/2, h-12)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">finished CertificateRequests in the cluster (half ours; plus N/3 foreign CSRs)</text>`+"\n", (left+w-right)/2, h-12)
 	fmt.Fprintf(&b, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">MiB</text>`+"\n", (top+h-bottom)/2)
 	series := []struct {
 		name, color string
