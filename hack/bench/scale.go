@@ -140,8 +140,11 @@ func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
 		progress("scale: filled in %.0fs", fillSeconds)
 		if n > 0 {
 			// cert-manager's controllers in the stack work off the new
-			// requests for a while after the last create; a manager
-			// started meanwhile measures their backlog, not its own.
+			// requests for a while after the last create: let the API
+			// server settle before a manager is measured. (Under heavy
+			// machine load, the first manager at 30,000 still twice
+			// took 79 s from start to its first signature, once over
+			// 2 minutes, ready after 8 s; not seen in quiet windows.)
 			time.Sleep(20 * time.Second)
 		}
 		for _, v := range b.opts.scaleVariants {
