@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -92,6 +93,14 @@ func run(args []string) error {
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting ejbca-issuer", "version", version.Version, "commit", version.Commit, "clusterResourceNamespace", o.ClusterResourceNamespace,
 		"maxConcurrentReconciles", o.MaxConcurrentReconciles, "leaderElection", o.LeaderElection)
+	limit, ok, err := manager.SoftMemoryLimit(os.Getenv)
+	if err != nil {
+		return err
+	}
+	if ok {
+		debug.SetMemoryLimit(limit)
+		log.Info("Go memory limit set from the container's", "GOMEMLIMIT", limit)
+	}
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

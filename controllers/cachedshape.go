@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"strconv"
 	"strings"
 	"time"
+	"unique"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -56,12 +59,15 @@ const (
 const cacheAnnotationPrefix = "cache.ejbca-issuer.certctl.io/"
 
 const (
-	cacheShapeAnnotation     = cacheAnnotationPrefix + "shape"
-	cacheSerialAnnotation    = cacheAnnotationPrefix + "serial"
-	cacheIssuerDNAnnotation  = cacheAnnotationPrefix + "issuer"
-	cacheRawIssuerAnnotation = cacheAnnotationPrefix + "raw-issuer"
-	cacheNotAfterAnnotation  = cacheAnnotationPrefix + "not-after"
-	cacheSealAnnotation      = cacheAnnotationPrefix + "seal"
+	cacheShapeAnnotation = cacheAnnotationPrefix + "shape"
+	// cacheRecordAnnotation is a finished request's certificate: its
+	// serial and notAfter (Unix seconds), space-separated.
+	cacheRecordAnnotation = cacheAnnotationPrefix + "record"
+	// cacheIssuerAnnotation is the certificate's issuer: the name's DER in
+	// base64, a space, and its DN. Interned: every certificate of a CA
+	// shares one copy.
+	cacheIssuerAnnotation = cacheAnnotationPrefix + "issuer"
+	cacheSealAnnotation   = cacheAnnotationPrefix + "seal"
 )
 
 // cacheKey seals what the transforms write; made at start, never shown.
@@ -77,8 +83,7 @@ var cacheKey = func() []byte {
 func cacheSeal(o metav1.Object) string {
 	a := o.GetAnnotations()
 	m := hmac.New(sha256.New, cacheKey)
-	for _, v := range []string{string(o.GetUID()), o.GetResourceVersion(), a[cacheShapeAnnotation], a[cacheSerialAnnotation],
-		a[cacheIssuerDNAnnotation], a[cacheRawIssuerAnnotation], a[cacheNotAfterAnnotation]} {
+	for _, v := range []string{string(o.GetUID()), o.GetResourceVersion(), a[cacheShapeAnnotation], a[cacheRecordAnnotation], a[cacheIssuerAnnotation]} {
 		m.Write([]byte(v))
 		m.Write([]byte{0})
 	}
@@ -131,16 +136,14 @@ func (r IssuedRecord) Is(c *x509.Certificate) bool {
 // record or from status.certificate; false when it carries none that parses.
 func issuedRecord(cr *cmapi.CertificateRequest) (IssuedRecord, bool) {
 	if ShapeOf(cr) == ShapeFinished {
-		a := cr.Annotations
-		if a[cacheSerialAnnotation] == "" {
+		serial, notAfter, ok := strings.Cut(cr.Annotations[cacheRecordAnnotation], " ")
+		rawB64, dn, ok2 := strings.Cut(cr.Annotations[cacheIssuerAnnotation], " ")
+		raw, err := base64.StdEncoding.DecodeString(rawB64)
+		unix, err2 := strconv.ParseInt(notAfter, 10, 64)
+		if !ok || !ok2 || serial == "" || err != nil || err2 != nil {
 			return IssuedRecord{}, false
 		}
-		raw, err := base64.StdEncoding.DecodeString(a[cacheRawIssuerAnnotation])
-		if err != nil {
-			return IssuedRecord{}, false
-		}
-		notAfter, _ := time.Parse(time.RFC3339, a[cacheNotAfterAnnotation])
-		return IssuedRecord{Serial: a[cacheSerialAnnotation], IssuerDN: a[cacheIssuerDNAnnotation], RawIssuer: raw, NotAfter: notAfter}, true
+		return IssuedRecord{Serial: serial, IssuerDN: dn, RawIssuer: raw, NotAfter: time.Unix(unix, 0).UTC()}, true
 	}
 	leaf := leafOf(cr.Status.Certificate)
 	if leaf == nil {
@@ -153,7 +156,7 @@ func issuedRecord(cr *cmapi.CertificateRequest) (IssuedRecord, bool) {
 // without parsing it.
 func hasIssued(cr *cmapi.CertificateRequest) bool {
 	if ShapeOf(cr) == ShapeFinished {
-		return cr.Annotations[cacheSerialAnnotation] != ""
+		return cr.Annotations[cacheRecordAnnotation] != ""
 	}
 	return len(cr.Status.Certificate) > 0
 }
@@ -181,11 +184,10 @@ func TrimCertificateRequest(in any) (any, error) {
 		setAnnotation(&cr.ObjectMeta, cacheShapeAnnotation, string(ShapeFinished))
 		if leaf != nil {
 			rec := recordOf(leaf)
-			setAnnotation(&cr.ObjectMeta, cacheSerialAnnotation, rec.Serial)
-			setAnnotation(&cr.ObjectMeta, cacheIssuerDNAnnotation, rec.IssuerDN)
-			setAnnotation(&cr.ObjectMeta, cacheRawIssuerAnnotation, base64.StdEncoding.EncodeToString(rec.RawIssuer))
-			setAnnotation(&cr.ObjectMeta, cacheNotAfterAnnotation, rec.NotAfter.UTC().Format(time.RFC3339))
+			setAnnotation(&cr.ObjectMeta, cacheRecordAnnotation, rec.Serial+" "+strconv.FormatInt(rec.NotAfter.Unix(), 10))
+			setAnnotation(&cr.ObjectMeta, cacheIssuerAnnotation, unique.Make(base64.StdEncoding.EncodeToString(rec.RawIssuer)+" "+rec.IssuerDN).Value())
 		}
+		internConditions(cr.Status.Conditions)
 		setAnnotation(&cr.ObjectMeta, cacheSealAnnotation, cacheSeal(cr))
 	}
 	return cr, nil
@@ -259,6 +261,18 @@ func dropCacheAnnotations(m *metav1.ObjectMeta) {
 		if strings.HasPrefix(k, cacheAnnotationPrefix) {
 			delete(m.Annotations, k)
 		}
+	}
+}
+
+// internConditions shares the condition texts of finished requests, which
+// repeat from one request to the next (the same reasons and messages).
+func internConditions(conds []cmapi.CertificateRequestCondition) {
+	for i := range conds {
+		c := &conds[i]
+		c.Type = cmapi.CertificateRequestConditionType(unique.Make(string(c.Type)).Value())
+		c.Status = cmmeta.ConditionStatus(unique.Make(string(c.Status)).Value())
+		c.Reason = unique.Make(c.Reason).Value()
+		c.Message = unique.Make(c.Message).Value()
 	}
 }
 

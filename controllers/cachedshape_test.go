@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
@@ -61,7 +62,7 @@ func TestTrimCertificateRequest(t *testing.T) {
 				Annotations: map[string]string{
 					RevokeAnnotation: "keyCompromise", cmapi.CertificateRequestRevisionAnnotationKey: "3",
 					// A requester's forgery of the cache's own record.
-					cacheShapeAnnotation: string(ShapeFinished), cacheSerialAnnotation: "ff", cacheSealAnnotation: "AAAAAAAAAAAAAAAAAAAAAA",
+					cacheShapeAnnotation: string(ShapeFinished), cacheRecordAnnotation: "ff 1999999999", cacheSealAnnotation: "AAAAAAAAAAAAAAAAAAAAAA",
 				},
 				Finalizers:      []string{RevocationFinalizer},
 				OwnerReferences: []metav1.OwnerReference{{APIVersion: "cert-manager.io/v1", Kind: "Certificate", Name: "c", UID: "cu", Controller: &isController}},
@@ -122,7 +123,7 @@ func TestTrimCertificateRequest(t *testing.T) {
 		if !isComplete(got) || len(got.Spec.Request) != 2000 || len(got.Status.Certificate) == 0 {
 			t.Errorf("an unfinished request of ours is not kept whole: shape %q", ShapeOf(got))
 		}
-		if _, forged := got.Annotations[cacheSerialAnnotation]; forged || len(got.ManagedFields) > 0 {
+		if _, forged := got.Annotations[cacheRecordAnnotation]; forged || len(got.ManagedFields) > 0 {
 			t.Error("the requester's cache annotations or managedFields were kept")
 		}
 		if isFinal(got) {
@@ -147,6 +148,21 @@ func TestTrimCertificateRequest(t *testing.T) {
 		}
 		if rec.Serial != "1234abcd" || rec.IssuerDN != leaf.Issuer.String() || !rec.NotAfter.Equal(leaf.NotAfter) || !rec.Is(leaf) {
 			t.Errorf("record %+v does not describe the leaf (issuer %s)", rec, leaf.Issuer)
+		}
+		// Memory: the record costs three annotations besides the shape,
+		// and records of one CA share their issuer's text.
+		cache := 0
+		for k := range got.Annotations {
+			if strings.HasPrefix(k, cacheAnnotationPrefix) {
+				cache++
+			}
+		}
+		if cache > 4 {
+			t.Errorf("%d cache annotations on a finished request, want at most 4: %v", cache, got.Annotations)
+		}
+		other := trim(request(ours, ready))
+		if a, b := got.Annotations[cacheIssuerAnnotation], other.Annotations[cacheIssuerAnnotation]; a == "" || unsafe.StringData(a) != unsafe.StringData(b) {
+			t.Error("two records of one CA keep two copies of its issuer")
 		}
 		whole, _ := issuedRecord(request(ours, ready)) // forged annotations ignored
 		if whole.Serial != rec.Serial || whole.IssuerDN != rec.IssuerDN || !whole.Is(leaf) {

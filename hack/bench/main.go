@@ -43,6 +43,10 @@ type options struct {
 	profile   string
 	// scaleSizes are the scale scenario's counts of finished requests.
 	scaleSizes []int
+	// scaleVariants are the manager settings each scale point runs with.
+	scaleVariants []scaleVariant
+	// scalePlot is where the scale scenario's plot goes (SVG).
+	scalePlot string
 }
 
 func main() {
@@ -75,7 +79,11 @@ func run() error {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (manager logs, kubeconfig) and print its path")
 	var scaleSizes string
 	flag.StringVar(&scaleSizes, "scale-sizes", "", "comma-separated counts of finished requests for the scale scenario (default 0,2000,10000,30000; 0,600 with --quick)")
+	var scaleVariants string
+	flag.StringVar(&scaleVariants, "scale-variants", "default", `manager settings to compare at each scale point: "name=TOKEN ...;name2=..." where a token is a manager --flag or KEY=VALUE for its environment`)
+	flag.StringVar(&o.scalePlot, "scale-plot", "", "write the scale scenario's plot (SVG) here")
 	flag.Parse()
+	o.scaleVariants = parseScaleVariants(scaleVariants)
 	for _, f := range strings.Split(scaleSizes, ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
 			o.scaleSizes = append(o.scaleSizes, n)

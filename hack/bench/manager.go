@@ -52,6 +52,12 @@ func freePort() (string, error) {
 }
 
 func startManager(bin, kubeconfig, logPath string, workers int, extra ...string) (*managerProcess, error) {
+	return startManagerEnv(bin, kubeconfig, logPath, workers, nil, extra...)
+}
+
+// startManagerEnv is startManager with further environment variables
+// (KEY=VALUE) for the manager process.
+func startManagerEnv(bin, kubeconfig, logPath string, workers int, env []string, extra ...string) (*managerProcess, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -64,18 +70,27 @@ func startManager(bin, kubeconfig, logPath string, workers int, extra ...string)
 		"--enable-pprof",
 		"--log-level=0",
 	}, extra...)
-	return startProcess(bin, args, addr, kubeconfig, logPath)
+	return startProcess(bin, args, addr, kubeconfig, logPath, env...)
 }
 
 // startProcess runs bin with args (which make it serve Prometheus metrics on
-// addr) against kubeconfig and waits for its metrics endpoint.
-func startProcess(bin string, args []string, addr, kubeconfig, logPath string) (*managerProcess, error) {
+// addr) against kubeconfig and waits for its metrics endpoint. The process
+// gets client-go's defaults, not the benchmark's own client-go settings
+// (devstack turns streaming lists off for cert-manager's in-process
+// controllers), plus env.
+func startProcess(bin string, args []string, addr, kubeconfig, logPath string, env ...string) (*managerProcess, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "POD_NAMESPACE=ejbca-issuer")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KUBE_FEATURE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig, "POD_NAMESPACE=ejbca-issuer")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,6 +26,8 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -34,9 +37,11 @@ import (
 // cluster holding Finished CertificateRequests (half ours, half another
 // issuer's, all final) and ForeignCSRs Kubernetes CSRs of another signer.
 type scaleResult struct {
-	Finished    int `json:"finished_requests"`
-	Ours        int `json:"finished_requests_ours"`
-	ForeignCSRs int `json:"foreign_csrs"`
+	// Variant names the manager's settings for this run (scaleVariant).
+	Variant     string `json:"variant"`
+	Finished    int    `json:"finished_requests"`
+	Ours        int    `json:"finished_requests_ours"`
+	ForeignCSRs int    `json:"foreign_csrs"`
 	// RequestBytes is the mean size of a finished request as JSON.
 	RequestBytes int `json:"request_json_bytes"`
 	// CacheSyncSeconds: process start to the cache synced (readyz past
@@ -50,6 +55,50 @@ type scaleResult struct {
 	PeakRSSMiB            float64 `json:"peak_rss_mib"`
 	LiveHeapMiB           float64 `json:"live_heap_mib"`
 	StartupCPUSeconds     float64 `json:"startup_cpu_seconds"`
+	// NewPerSecond: certificates per second for afterStartBatch new
+	// requests created once settled (compare with the empty cluster's).
+	NewPerSecond float64 `json:"new_requests_per_second"`
+	FillSeconds  float64 `json:"fill_seconds,omitempty"`
+}
+
+// afterStartBatch is how many new requests each scale run signs once the
+// manager has settled, to compare throughput with an empty cluster's.
+const afterStartBatch = 200
+
+// scaleVariant is a way to run the manager in the scale scenario: extra
+// environment (KEY=VALUE) and flags, so that settings (streaming lists,
+// GOMEMLIMIT) can be compared against the same cluster in the same window.
+type scaleVariant struct {
+	Name  string
+	Env   []string
+	Flags []string
+}
+
+// parseScaleVariants reads "name=TOKEN TOKEN;name2=..." where a token
+// starting with "--" is a manager flag and any other is KEY=VALUE for its
+// environment; a bare name runs the defaults.
+func parseScaleVariants(spec string) []scaleVariant {
+	var out []scaleVariant
+	for _, part := range strings.Split(spec, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, rest, _ := strings.Cut(part, "=")
+		v := scaleVariant{Name: name}
+		for _, tok := range strings.Fields(rest) {
+			if strings.HasPrefix(tok, "--") {
+				v.Flags = append(v.Flags, tok)
+			} else {
+				v.Env = append(v.Env, tok)
+			}
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		out = []scaleVariant{{Name: "default"}}
+	}
+	return out
 }
 
 // scenarioScale measures start-up and memory against the number of finished
@@ -72,50 +121,95 @@ func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
 	if err != nil {
 		return err
 	}
-	fill, err := newFinishedFiller(b.stack.Client, ns, iss.Name)
+	fill, err := newFinishedFiller(b.stack.RESTConfig, b.stack.Client.Scheme(), ns, iss.Name)
+	if err != nil {
+		return err
+	}
+	batch, err := csrs(afterStartBatch, shapePlain)
 	if err != nil {
 		return err
 	}
 	var results []*scaleResult
 	for _, n := range sizes {
 		progress("scale: filling the cluster to %d finished requests and %d foreign CSRs", n, n/3)
+		filling := time.Now()
 		if err := fill.to(ctx, n); err != nil {
 			return err
 		}
-		progress("scale: a fresh manager with %d finished requests in the cluster", n)
-		r, err := b.scaleRun(ctx, ns, iss, n)
-		if err != nil {
-			return err
+		fillSeconds := time.Since(filling).Seconds()
+		progress("scale: filled in %.0fs", fillSeconds)
+		if n > 0 {
+			// cert-manager's controllers in the stack work off the new
+			// requests for a while after the last create: let the API
+			// server settle before a manager is measured. (Under heavy
+			// machine load, the first manager at 30,000 still twice
+			// took 79 s from start to its first signature, once over
+			// 2 minutes, ready after 8 s; not seen in quiet windows.)
+			time.Sleep(20 * time.Second)
 		}
-		r.RequestBytes = fill.meanBytes()
-		results = append(results, r)
-		rep.Results["scale"] = append(rep.Results["scale"], r)
+		for _, v := range b.opts.scaleVariants {
+			progress("scale: a fresh manager (%s) with %d finished requests in the cluster", v.Name, n)
+			r, err := b.scaleRun(ctx, ns, iss, n, v, batch)
+			if err != nil {
+				return err
+			}
+			r.RequestBytes, r.FillSeconds = fill.meanBytes(), fillSeconds
+			results = append(results, r)
+			rep.Results["scale"] = append(rep.Results["scale"], r)
+			progress("scale: %s", r.row())
+		}
 	}
 	fmt.Printf("\n### scale: a fresh manager against finished requests in the cluster (half ours), and N/3 foreign CSRs\n\n")
-	fmt.Println("| finished requests | foreign CSRs | request JSON bytes | cache synced s | ready s | first signature s | settled RSS MiB | peak RSS MiB | live heap MiB | start-up CPU s |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| variant | finished requests | foreign CSRs | request JSON bytes | cache synced s | ready s | first signature s | settled RSS MiB | peak RSS MiB | live heap MiB | start-up CPU s | new requests/s |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Printf("| %d | %d | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f |\n", r.Finished, r.ForeignCSRs, r.RequestBytes,
-			r.CacheSyncSeconds, r.ReadySeconds, r.FirstSignatureSeconds, r.SettledRSSMiB, r.PeakRSSMiB, r.LiveHeapMiB, r.StartupCPUSeconds)
+		fmt.Println(r.row())
+	}
+	if b.opts.scalePlot != "" {
+		if err := writeScalePlot(b.opts.scalePlot, results); err != nil {
+			return err
+		}
+		fmt.Printf("\nPlot: %s\n", b.opts.scalePlot)
 	}
 	return nil
 }
 
+func (r *scaleResult) row() string {
+	return fmt.Sprintf("| %s | %d | %d | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f | %.1f |", r.Variant, r.Finished, r.ForeignCSRs, r.RequestBytes,
+		r.CacheSyncSeconds, r.ReadySeconds, r.FirstSignatureSeconds, r.SettledRSSMiB, r.PeakRSSMiB, r.LiveHeapMiB, r.StartupCPUSeconds, r.NewPerSecond)
+}
+
 // scaleRun starts a manager, follows /readyz, signs one request as soon as
 // it is ready, and reads the manager's memory and CPU once settled.
-func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssuer, n int) (*scaleResult, error) {
+//
+// Then it signs batch new requests of an issuer in a namespace of the run's
+// own (removed afterwards, with the manager stopped, so the cluster stays
+// at n finished requests).
+func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssuer, n int, v scaleVariant, batch [][]byte) (*scaleResult, error) {
 	health, err := freePort()
 	if err != nil {
 		return nil, err
 	}
+	newNS, err := b.namespace("scale-new")
+	if err != nil {
+		return nil, err
+	}
+	newIss, err := b.issuer(ctx, newNS, "ejbca", "mtls")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = b.cleanup(context.Background(), newNS) }()
 	start := time.Now()
-	mgr, err := startManager(b.bin, b.stack.Kubeconfig, filepath.Join(b.work, fmt.Sprintf("scale-%d.log", n)), b.opts.workers,
-		append(b.managerFlags(), "--health-probe-bind-address="+health)...)
+	mgr, err := startManagerEnv(b.bin, b.stack.Kubeconfig, filepath.Join(b.work, fmt.Sprintf("scale-%d-%s.log", n, v.Name)), b.opts.workers, v.Env,
+		append(append(b.managerFlags(), "--health-probe-bind-address="+health), v.Flags...)...)
 	if err != nil {
 		return nil, err
 	}
 	defer mgr.stop()
-	res := &scaleResult{Finished: n, Ours: (n + 1) / 2, ForeignCSRs: n / 3}
+	tag := fmt.Sprintf("scale-%d-%s", n, v.Name)
+	profiled := b.scaleProfile(mgr, "/debug/pprof/profile?seconds=15", tag+".cpu.pprof")
+	defer profiled()
+	res := &scaleResult{Variant: v.Name, Finished: n, Ours: (n + 1) / 2, ForeignCSRs: n / 3}
 	synced, ready, err := waitReady(ctx, "http://"+health+"/readyz/signing", 5*time.Minute)
 	if err != nil {
 		return nil, err
@@ -127,7 +221,7 @@ func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssu
 		return nil, err
 	}
 	cr := &cmapi.CertificateRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("first-%d", n)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("first-%d-%s", n, v.Name)},
 		Spec: cmapi.CertificateRequestSpec{Request: requests[0], Usages: []cmapi.KeyUsage{cmapi.UsageServerAuth, cmapi.UsageDigitalSignature},
 			IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: iss.Name}},
 	}
@@ -154,9 +248,52 @@ func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssu
 	res.StartupCPUSeconds = cpu.Seconds()
 	time.Sleep(5 * time.Second) // settle: informers' initial work done, GC caught up
 	res.LiveHeapMiB = heapAfterGC(mgr) / (1 << 20)
+	b.scaleProfile(mgr, "/debug/pprof/heap", tag+".heap.pprof")()
 	cur, peak, _ := mgr.rss()
 	res.SettledRSSMiB, res.PeakRSSMiB = cur/(1<<20), peak/(1<<20)
+
+	if res.NewPerSecond, err = b.signBatch(ctx, newNS, newIss, batch); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// signBatch creates and approves a request per CSR for iss and returns
+// certificates per second from the first creation to the last Ready.
+func (b *bench) signBatch(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssuer, batch [][]byte) (float64, error) {
+	if err := b.stack.WaitIssuerReady(ctx, iss, 60*time.Second); err != nil {
+		return 0, err
+	}
+	rw, err := b.watchRequests(ctx, ns)
+	if err != nil {
+		return 0, err
+	}
+	defer rw.stop()
+	begin := time.Now()
+	if _, err := b.createRequests(ctx, ns, v1alpha1.IssuerKind, iss.Name, shapePlain, batch); err != nil {
+		return 0, err
+	}
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		ready, failed := rw.counts()
+		if failed > 0 {
+			return 0, fmt.Errorf("%d of the new requests failed", failed)
+		}
+		if ready == len(batch) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%d of %d new requests Ready after 3 minutes", ready, len(batch))
+		}
+	}
+	rw.mu.Lock()
+	var last time.Time
+	for _, t := range rw.ready {
+		if t.After(last) {
+			last = t
+		}
+	}
+	rw.mu.Unlock()
+	return float64(len(batch)) / last.Sub(begin).Seconds(), nil
 }
 
 func readyOf(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
@@ -208,9 +345,17 @@ type finishedFiller struct {
 	bytes, seen atomic.Int64
 }
 
-func newFinishedFiller(c client.Client, ns, issuer string) (*finishedFiller, error) {
+// The filler has a client of its own, limited only by the API server
+// (filling is setup, not measured; at 200 queries per second 30,000
+// requests took 8 minutes).
+func newFinishedFiller(cfg *rest.Config, scheme *runtime.Scheme, ns, issuer string) (*finishedFiller, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 5000, 10000
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
 	f := &finishedFiller{c: c, ns: ns, issuer: issuer}
-	var err error
 	if f.csrPEM, err = csrs(8, shapePlain); err != nil {
 		return nil, err
 	}
@@ -311,13 +456,21 @@ func (f *finishedFiller) request(ctx context.Context, i int) error {
 		Spec: cmapi.CertificateRequestSpec{Request: f.csrPEM[i%len(f.csrPEM)], IssuerRef: ref,
 			Duration: &metav1.Duration{Duration: 90 * 24 * time.Hour}, Usages: []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth}},
 	}
-	if err := f.c.Create(ctx, cr); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
+	if err := f.c.Create(ctx, cr); err != nil {
+		if !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		cr.ResourceVersion = ""
 	}
+	created := cr.ResourceVersion != ""
 	now := metav1.Now()
 	for attempt := 0; ; attempt++ {
-		if err := f.c.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
-			return err
+		// The created object's version is usually still current (one call
+		// fewer); cert-manager's approver may have written in between.
+		if !created || attempt > 0 {
+			if err := f.c.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+				return err
+			}
 		}
 		cr.Status = cmapi.CertificateRequestStatus{
 			Conditions: []cmapi.CertificateRequestCondition{
@@ -368,4 +521,25 @@ func (f *finishedFiller) foreignCSR(ctx context.Context, i int) error {
 		return err
 	}
 	return nil
+}
+
+// scaleProfile saves one of the manager's pprof profiles under --profile
+// (none without it); the returned func waits for it.
+func (b *bench) scaleProfile(m *managerProcess, path, file string) func() {
+	if b.opts.profile == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		data, err := httpGet(strings.TrimSuffix(m.metricsURL, "/metrics") + path)
+		if err != nil {
+			progress("profile: %v", err)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(b.opts.profile, file), data, 0o644); err == nil {
+			progress("profile: %s", filepath.Join(b.opts.profile, file))
+		}
+	}()
+	return func() { <-done }
 }

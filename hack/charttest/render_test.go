@@ -89,6 +89,7 @@ func TestRenderDefaults(t *testing.T) {
 		t.Errorf("args:\n  %s\nwant:\n  %s", strings.Join(c.Args, "\n  "), strings.Join(wantArgs, "\n  "))
 	}
 	checkPodNamespaceEnv(t, c)
+	checkMemoryLimitEnv(t, c)
 	checkProbes(t, c, 8081)
 	if *d.Spec.Replicas != 1 || d.Spec.Template.Spec.ServiceAccountName != "ejbca-issuer" {
 		t.Errorf("replicas %d, serviceAccountName %q", *d.Spec.Replicas, d.Spec.Template.Spec.ServiceAccountName)
@@ -180,6 +181,22 @@ func checkPodNamespaceEnv(t *testing.T, c corev1.Container) {
 		}
 	}
 	t.Errorf("no POD_NAMESPACE env: %+v", c.Env)
+}
+
+// checkMemoryLimitEnv: MEMORY_LIMIT is the container's memory limit in
+// bytes (the manager sets its Go memory limit from it).
+func checkMemoryLimitEnv(t *testing.T, c corev1.Container) {
+	t.Helper()
+	for _, e := range c.Env {
+		if e.Name == "MEMORY_LIMIT" {
+			if e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil || e.ValueFrom.ResourceFieldRef.Resource != "limits.memory" ||
+				(e.ValueFrom.ResourceFieldRef.Divisor.Value() != 0 && e.ValueFrom.ResourceFieldRef.Divisor.Value() != 1) {
+				t.Errorf("MEMORY_LIMIT is not the downward API's limits.memory in bytes: %+v", e)
+			}
+			return
+		}
+	}
+	t.Errorf("no MEMORY_LIMIT env: %+v", c.Env)
 }
 
 // checkProbes: liveness and readiness probes GET /healthz and /readyz on the
