@@ -13,12 +13,16 @@
 // bodies, a certificate for the wrong key), then assert on the per-endpoint
 // call counters.
 //
-// # Several nodes
+// # Several nodes (test-only)
 //
 // StartNode adds a listener over the same state, another node of one
-// EJBCA (its nodes share a database); each node can be taken down, frozen
-// or made to refuse credentials on its own. See Node for what is modelled
-// and the deliberate deviations.
+// EJBCA (its nodes share a database). Only the shared state stands for
+// EJBCA (EndEntityManagementSessionBean, ApprovalSessionBean and
+// CertificateStoreSessionBean read one database). Node.SetDown, SetFrozen
+// and SetRefuseCredentials, and Node.Calls, Dialed and Held, are test-only
+// stand-ins for faults of a multi-node deployment (a node unreachable, a
+// hung JVM, a node whose truststore or OAuth settings differ), not EJBCA
+// behaviour. See Node for the deviations.
 //
 // # Versions: presets and switches
 //
@@ -141,6 +145,8 @@
 // SearchCertificatesRestResponseV2UnitTest, CaRestResourceSystemTest,
 // ApprovalRestResourceSystemTest, ValidSearchCertificateMaxNumberOfResultsUnitTest)
 // for what the issuer's client relies on; docs/compatibility.md counts them.
+// Behaviours that no EJBCA REST test checks are listed there too ("Left
+// out"), with the source class they follow and the simulator's own test.
 //
 // # Deviations from EJBCA that remain, and why
 //
@@ -187,18 +193,24 @@
 //     credential and finalize enrolment.
 //   - The end entity's subject DN always wins over the CSR subject; its
 //     subject alternative name wins when it has one, else the CSR's is used.
+//   - The approvalID in "Approval request with approvalID N already exists."
+//     (revocations and end entity additions) is the simulator's hash of the
+//     same inputs, not EJBCA's value; clients must not compare it.
 //
 // Messages in the simulator's own wording, where no EJBCA source gave the
-// text: NOT_REVOKED on a certificate not on hold (ra.errorunrevokenotonhold,
-// whose text was not found), untrusted/expired/revoked client certificates ("Client certificate
+// text: NOT_REVOKED/REMOVE_FROM_CRL on a certificate not on hold (409, "...
+// is not on hold: only a certificate revoked with reason CERTIFICATE_HOLD
+// can be unrevoked."; ra.errorunrevokenotonhold, whose text was not found;
+// it replaced an earlier 400 of the simulator's), untrusted/expired/revoked client certificates ("Client certificate
 // ... is not trusted." / "has expired." / "has been revoked."), an invalid
 // CSR or CSR signature ("Invalid certificate request"), pkcs10enroll without
 // username or with an unknown response_format, invalid start_time/end_time,
 // /v1/endentity without password ("Password cannot be empty or null.") or
-// with an unparseable subject_alt_name, the uniqueness conflicts (409), a
-// hold that cannot be lifted, the CA chain download's unknown CA, a
+// with an unparseable subject_alt_name, the uniqueness conflicts (409), the CA chain download's unknown CA, a
 // non-numeric approval id (RESTEasy's parameter message), keystore formats in
-// finalize, and the HTML page of a disabled REST protocol.
+// finalize, the HTML page of a disabled REST protocol, and a node refusing
+// credentials (Node.SetRefuseCredentials: "Authentication failed: the client
+// certificate or OAuth bearer token is not trusted by this node.").
 //
 // The CA list's issuer_dn is each CA's direct issuer, as CaInfoRestResponse
 // gives it on the versions that report "external" (older versions gave the
@@ -208,8 +220,11 @@
 // Arrivals (call times), RevokeCalls (revoke calls per serial, for
 // exactly-once assertions), RevokeAsAdministrator (a revocation made in
 // EJBCA's admin web, outside the REST API, so not counted; it applies
-// RevocationReasons as the REST path does) and ParseEndEntityNames (the simulator's own DN and
-// SAN parsing, for the client's escaping fuzz test).
+// RevocationReasons as the REST path does), ParseEndEntityNames (the simulator's own DN and
+// SAN parsing, for the client's escaping fuzz test), and StartNode's
+// Node.SetDown/SetFrozen/SetRefuseCredentials (per-node faults of a
+// deployment; thawing a frozen node resets its held calls unhandled) and
+// Node.Calls/Dialed/Held (per-node counters).
 //
 // GET /v2/certificate/profile/{name} follows
 // CertificateRestResourceV2.getCertificateProfileInfo: the profile's id, key

@@ -1,6 +1,7 @@
 package ejbcasim
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -36,10 +37,10 @@ type Node struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
+	listener downSwitch
+
 	mu     sync.Mutex
-	down   bool
-	thaw   chan struct{} // non-nil while frozen; closed when thawed
-	conns  map[net.Conn]struct{}
+	thaw   chan struct{}  // non-nil while frozen; closed when thawed
 	calls  map[string]int // by path suffix after the REST prefix
 	frozen int            // calls held by the freeze
 	refuse bool           // refuse every authenticated call with 403
@@ -54,12 +55,12 @@ func (s *Sim) StartNode() (*Node, error) {
 		return nil, fmt.Errorf("ejbcasim: listen for a node: %w", err)
 	}
 	n := &Node{sim: s, url: "https://" + dialableAddr(ln.Addr()), serveDone: make(chan struct{}), closed: make(chan struct{}),
-		conns: map[net.Conn]struct{}{}, calls: map[string]int{}}
+		calls: map[string]int{}}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	n.srv = &http.Server{
 		Handler:           n.wrap(s.routes()),
-		ConnState:         n.trackConn,
+		ConnState:         n.listener.trackConn,
 		Protocols:         protocols,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
@@ -94,20 +95,7 @@ func (n *Node) Close() {
 // SetDown takes the node down (its connections and every new one are reset,
 // the port stays bound) or brings it back, as Sim.SetDown does for the
 // simulator's own listener.
-func (n *Node) SetDown(down bool) {
-	n.mu.Lock()
-	n.down = down
-	var open []net.Conn
-	if down {
-		for c := range n.conns {
-			open = append(open, c)
-		}
-	}
-	n.mu.Unlock()
-	for _, c := range open {
-		resetConn(c)
-	}
-}
+func (n *Node) SetDown(down bool) { n.listener.set(down) }
 
 // SetFrozen freezes the node (a hung JVM, a node stuck on its database):
 // it accepts connections and reads calls but neither handles nor answers
@@ -125,12 +113,15 @@ func (n *Node) SetFrozen(frozen bool) {
 	}
 }
 
-// SetRefuseCredentials makes the node answer every authenticated REST call
-// with EJBCA's 403, whatever the credentials, while the other nodes accept
+// SetRefuseCredentials makes the node answer every REST call that needs
+// credentials (not the status endpoints, which need none; after the
+// presets' absent endpoints and a disabled protocol, which answer as they
+// do on every node) with a 403, whatever the credentials, while the other nodes accept
 // them: a node whose own configuration differs (its application server's
 // truststore lacks the administrator CA, or its OAuth provider settings are
 // stale). EJBCA refuses credentials with 403 and its JSON error body
-// (ExceptionHandler for AuthenticationFailedException).
+// (ExceptionHandler for AuthenticationFailedException); the message is the
+// simulator's own (listed in the package doc).
 func (n *Node) SetRefuseCredentials(refuse bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -182,22 +173,18 @@ func (n *Node) Held() int {
 	return n.frozen
 }
 
-func (n *Node) isDown() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.down
-}
+func (n *Node) isDown() bool { return n.listener.isDown() }
 
 func (n *Node) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
 		n.calls[strings.TrimPrefix(r.URL.Path, restPrefix)]++
-		down, thaw, refuse := n.down, n.thaw, n.refuse
+		thaw, refuse := n.thaw, n.refuse
 		if thaw != nil {
 			n.frozen++
 		}
 		n.mu.Unlock()
-		if down {
+		if n.isDown() {
 			abortConnection(w)
 			return
 		}
@@ -213,21 +200,20 @@ func (n *Node) wrap(h http.Handler) http.Handler {
 			abortConnection(w)
 			return
 		}
-		if refuse && isRESTPath(r) && !strings.HasSuffix(r.URL.Path, "/status") {
-			writeError(w, http.StatusForbidden, "Authentication failed: the client certificate or OAuth bearer token is not trusted by this node.")
-			return
+		if refuse {
+			// The endpoint decides (Sim.serveEndpoint): only calls that
+			// need credentials are refused.
+			r = r.WithContext(context.WithValue(r.Context(), refusingNode{}, true))
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-func (n *Node) trackConn(c net.Conn, state http.ConnState) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	switch state {
-	case http.StateNew:
-		n.conns[c] = struct{}{}
-	case http.StateClosed, http.StateHijacked:
-		delete(n.conns, c)
-	}
+// refusingNode marks, in a request's context, a call that reached a node
+// refusing credentials (Node.SetRefuseCredentials).
+type refusingNode struct{}
+
+func refusedByNode(r *http.Request) bool {
+	v, _ := r.Context().Value(refusingNode{}).(bool)
+	return v
 }

@@ -80,6 +80,20 @@ func TestNodesShareOneState(t *testing.T) {
 		t.Errorf("node A back: %d %v", st, err)
 	}
 
+	// A node refusing credentials refuses every call that needs them, the
+	// approval status included, and still answers the status endpoint,
+	// which needs none.
+	a.SetRefuseCredentials(true)
+	if st, _, err := postTo(h, a, "/v1/certificate/search", search); err != nil || st != http.StatusForbidden {
+		t.Errorf("search through a refusing node: %d %v, want 403", st, err)
+	}
+	for path, want := range map[string]int{"/v1/approval/1/status": http.StatusForbidden, "/v1/certificate/status": http.StatusOK} {
+		if st, err := getFrom(h, a, path); err != nil || st != want {
+			t.Errorf("GET %s through a refusing node: %d %v, want %d", path, st, err, want)
+		}
+	}
+	a.SetRefuseCredentials(false)
+
 	before := h.sim.Counters().Enrollments
 	b.SetFrozen(true)
 	done := make(chan error, 1)
@@ -102,4 +116,13 @@ func TestNodesShareOneState(t *testing.T) {
 	if got := h.sim.Counters().Enrollments; got != before {
 		t.Errorf("a frozen node issued %d certificates, want none", got-before)
 	}
+}
+
+func getFrom(h *harness, node *ejbcasim.Node, path string) (int, error) {
+	resp, err := h.admin.Get(node.URL() + "/ejbca/ejbca-rest-api" + path)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, nil
 }

@@ -69,12 +69,13 @@ type Sim struct {
 	adminCert   []byte
 	adminKey    []byte
 
+	// listener: SetDown's state and the open connections it resets.
+	listener downSwitch
+
 	mu               sync.Mutex // guards everything below
 	closing          bool
 	latency          time.Duration
 	protocolDisabled bool
-	down             bool
-	conns            map[net.Conn]struct{}
 
 	cas          map[string]*certificateAuthority // by name
 	caOrder      []*certificateAuthority
@@ -131,7 +132,6 @@ func Start(cfg Config) (*Sim, error) {
 		closed:             make(chan struct{}),
 		serveDone:          make(chan struct{}),
 		latency:            cfg.Latency,
-		conns:              map[net.Conn]struct{}{},
 		cas:                map[string]*certificateAuthority{},
 		certProfiles:       map[string]*certificateProfile{},
 		eeProfiles:         map[string]*endEntityProfile{},
@@ -182,7 +182,7 @@ func Start(cfg Config) (*Sim, error) {
 	protocols.SetHTTP1(true)
 	s.srv = &http.Server{
 		Handler:           s.routes(),
-		ConnState:         s.trackConn,
+		ConnState:         s.listener.trackConn,
 		Protocols:         protocols,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
@@ -386,6 +386,11 @@ func (s *Sim) serveEndpoint(ep endpoint) http.Handler {
 			}
 			s.countCall(ep.name, resp.statusCode())
 			resp.flushTo(w)
+			return
+		}
+		if ep.auth && refusedByNode(r) {
+			s.countCall(ep.name, http.StatusForbidden)
+			writeError(w, http.StatusForbidden, "Authentication failed: the client certificate or OAuth bearer token is not trusted by this node.")
 			return
 		}
 		f, faulted := s.takeFault(ep.name)
