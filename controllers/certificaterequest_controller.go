@@ -86,6 +86,9 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	}
 	if !IsOurs(cr.Spec.IssuerRef) || isFinal(cr) {
 		// Final states never revert: nothing can be sent for it any more.
+		// (Made final by another writer, e.g. an approver, while it waited
+		// for EJBCA's approval: it waits no more.)
+		r.approvals.set(req.NamespacedName, false, time.Time{})
 		r.Signer.Attempts.Done(cr.UID)
 		r.Gate.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil

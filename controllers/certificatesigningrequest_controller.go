@@ -69,6 +69,10 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 	kind, ns, name, ours := SignerIssuer(csr.Spec.SignerName)
 	if !ours || csrIsFinal(csr) {
 		// Final states never revert: nothing can be sent for it any more.
+		// (Made final by another writer while it waited for EJBCA's
+		// approval: it waits no more.)
+		r.approvals.set(req.Name, false, time.Time{})
+		r.announced.Delete(req.Name)
 		r.Signer.Attempts.Done(csr.UID)
 		r.Gate.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil

@@ -433,6 +433,10 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 		r.Clients.Forget(rec.uid)
 	}
 	delete(r.checks, req.NamespacedName)
+	// A wake or fault left for the issuer just before its deletion must
+	// not carry over to one created again under its name.
+	delete(r.wake, req.NamespacedName)
+	delete(r.faults, req.NamespacedName)
 	r.mu.Unlock()
 	r.notices.forget(req.NamespacedName)
 	for _, cause := range []string{NoticeValidityFromProfile, NoticeUsageNotForKey} {

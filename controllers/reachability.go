@@ -64,16 +64,23 @@ const minProbeSpacing = 15 * time.Second
 func (r *Reachability) Unreachable(kind string, key types.NamespacedName, url string, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.watchLocked(kind, key, url, now)
+}
+
+// watchLocked moves an issuer's watch to url, whose entry, when new,
+// counts its last probe from lastProbe.
+func (r *Reachability) watchLocked(kind string, key types.NamespacedName, url string, lastProbe time.Time) *unreachableURL {
 	r.forgetLocked(kind, key)
 	if r.urls == nil {
 		r.urls = map[string]*unreachableURL{}
 	}
 	u := r.urls[url]
 	if u == nil {
-		u = &unreachableURL{issuers: map[issuerKey]bool{}, lastProbe: now}
+		u = &unreachableURL{issuers: map[issuerKey]bool{}, lastProbe: lastProbe}
 		r.urls[url] = u
 	}
 	u.issuers[issuerKey{kind, key}] = true
+	return u
 }
 
 // Suspected records that a request through an issuer got no answer from
@@ -84,17 +91,7 @@ func (r *Reachability) Unreachable(kind string, key types.NamespacedName, url st
 func (r *Reachability) Suspected(kind string, key types.NamespacedName, url string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.forgetLocked(kind, key)
-	if r.urls == nil {
-		r.urls = map[string]*unreachableURL{}
-	}
-	u := r.urls[url]
-	if u == nil {
-		u = &unreachableURL{issuers: map[issuerKey]bool{}, lastProbe: r.probed[url]}
-		r.urls[url] = u
-	}
-	u.soon = true
-	u.issuers[issuerKey{kind, key}] = true
+	r.watchLocked(kind, key, url, r.probed[url]).soon = true
 }
 
 // Forget drops an issuer that reached EJBCA, failed otherwise, or is gone.

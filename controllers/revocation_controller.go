@@ -411,7 +411,9 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 		if o.UID == cr.UID || revisionOf(o) <= ours || certificateOwner(o) == nil || certificateOwner(o).UID != crt.UID {
 			continue
 		}
-		if rec, ok := issuedRecord(o); ok && rec.Is(held) {
+		// The successor must hold what this manager issued for it: its
+		// status (approvers may write it) alone starts no grace period.
+		if rec, ok := issuedRecord(o); ok && rec.Is(held) && r.IssuanceKey.notIssuedHere(o, rec.Serial, rec.IssuerDN) == "" {
 			if c := readyCondition(o); c != nil && c.Status == cmmeta.ConditionTrue && c.LastTransitionTime != nil {
 				// The condition keeps whole seconds: the successor was
 				// issued within the second after it, so the grace period
