@@ -19,8 +19,22 @@ import (
 // for the settle time, no message claiming an enrolment may be in flight.
 func TestRollingRestartHandsOver(t *testing.T) {
 	t.Parallel()
+	// A clean handover needs a leader with nothing in flight: TestSlowEJBCA's
+	// requests (EJBCA B, slower than the managers' timeout) must be done
+	// too, not only EJBCA A's (waitLeader's quiet). Waited for before the
+	// turn, so the failover rounds go on meanwhile, and again with it (the
+	// slow test may create its requests only once it holds the turn).
+	settled := func() error {
+		return eventually(2*settleTime+120*time.Second, func() string { return pendingFor(issuerB) })
+	}
+	if err := settled(); err != nil {
+		t.Fatal(err)
+	}
 	turn.Lock()
 	defer turn.Unlock()
+	if err := settled(); err != nil {
+		t.Fatal(err)
+	}
 	old, err := waitLeader(true)
 	if err != nil {
 		t.Fatal(err)
