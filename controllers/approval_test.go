@@ -36,7 +36,7 @@ func approvalIssuer(t *testing.T, sim *ejbcasim.Sim, mutate ...func(*v1alpha1.Ap
 func waitForApproval(t *testing.T, cr *cmapi.CertificateRequest) int {
 	t.Helper()
 	waitRequest(t, cr, cmapi.CertificateRequestReasonPending, "waiting for EJBCA approval of request", 30*time.Second)
-	id, err := strconv.Atoi(cr.Annotations[controllers.AnnotationApprovalRequestID])
+	id, err := strconv.Atoi(cr.Annotations[v1alpha1.AnnotationApprovalRequestID])
 	if err != nil {
 		t.Fatalf("approval request id annotation: %v", err)
 	}

@@ -6,26 +6,8 @@ import (
 	"encoding/hex"
 	"strconv"
 	"time"
-)
 
-// Annotations that record a request's wait for EJBCA approval, so a restart
-// or a new leader resumes it. A requester can write a request's annotations
-// (and cert-manager copies a Certificate's annotations onto its requests),
-// so the record is sealed: AnnotationApprovalSeal is an HMAC over the
-// record, the request's UID, its end entity and its enrolment password,
-// keyed with the manager's key (IssuanceKey), which no tenant can read. (The
-// enrolment password alone is no key: the Secret holding it lives in the
-// request's namespace, readable by its tenants.) A record that does not
-// verify is ignored; the request then starts (or resumes, through EJBCA's
-// "already exists" answer) on its own, derived end entity.
-const (
-	// AnnotationApprovalRequestID is EJBCA's approval request id, 0 when
-	// EJBCA gave none (some versions' 202 carries no id).
-	AnnotationApprovalRequestID = "ejbca-issuer.certctl.io/approval-request-id"
-	// AnnotationApprovalRequestedAt is when the end entity was added for approval.
-	AnnotationApprovalRequestedAt = "ejbca-issuer.certctl.io/approval-requested-at"
-	// AnnotationApprovalSeal authenticates the two above.
-	AnnotationApprovalSeal = "ejbca-issuer.certctl.io/approval-seal"
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 )
 
 // approvalRecord is a request's verified wait for approval.
@@ -49,24 +31,24 @@ func (a approvalRecord) seal(key IssuanceKey, sr *SigningRequest, endEntity, pas
 // annotations are the record as the request's annotations.
 func (a approvalRecord) annotations(key IssuanceKey, sr *SigningRequest, endEntity, password string) map[string]*string {
 	id, since, seal := strconv.Itoa(a.RequestID), a.Since.UTC().Format(time.RFC3339), a.seal(key, sr, endEntity, password)
-	return map[string]*string{AnnotationApprovalRequestID: &id, AnnotationApprovalRequestedAt: &since, AnnotationApprovalSeal: &seal}
+	return map[string]*string{v1alpha1.AnnotationApprovalRequestID: &id, v1alpha1.AnnotationApprovalRequestedAt: &since, v1alpha1.AnnotationApprovalSeal: &seal}
 }
 
 // hasApprovalRecord reports whether the request claims to wait for approval;
 // whether the claim holds is for readApprovalRecord to say.
 func hasApprovalRecord(sr *SigningRequest) bool {
-	_, ok := sr.Annotations[AnnotationApprovalSeal]
+	_, ok := sr.Annotations[v1alpha1.AnnotationApprovalSeal]
 	return ok
 }
 
 // readApprovalRecord returns the request's approval record if the manager
 // wrote it for this request, end entity and enrolment password.
 func readApprovalRecord(key IssuanceKey, sr *SigningRequest, endEntity, password string) (approvalRecord, bool) {
-	id, err := strconv.Atoi(sr.Annotations[AnnotationApprovalRequestID])
+	id, err := strconv.Atoi(sr.Annotations[v1alpha1.AnnotationApprovalRequestID])
 	if err != nil || id < 0 {
 		return approvalRecord{}, false
 	}
-	since, err := time.Parse(time.RFC3339, sr.Annotations[AnnotationApprovalRequestedAt])
+	since, err := time.Parse(time.RFC3339, sr.Annotations[v1alpha1.AnnotationApprovalRequestedAt])
 	if err != nil {
 		return approvalRecord{}, false
 	}
@@ -75,7 +57,7 @@ func readApprovalRecord(key IssuanceKey, sr *SigningRequest, endEntity, password
 		return approvalRecord{}, false
 	}
 	want := rec.seal(key, sr, endEntity, password)
-	if !hmac.Equal([]byte(want), []byte(sr.Annotations[AnnotationApprovalSeal])) {
+	if !hmac.Equal([]byte(want), []byte(sr.Annotations[v1alpha1.AnnotationApprovalSeal])) {
 		return approvalRecord{}, false
 	}
 	return rec, true

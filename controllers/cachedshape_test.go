@@ -53,18 +53,18 @@ func TestTrimCertificateRequest(t *testing.T) {
 	ready := cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued}
 	pending := cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonPending}
 	denied := cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonDenied}
-	revoked := cmapi.CertificateRequestCondition{Type: ConditionRevoked, Status: cmmeta.ConditionTrue, Reason: "superseded"}
+	revoked := cmapi.CertificateRequestCondition{Type: v1alpha1.ConditionRevoked, Status: cmmeta.ConditionTrue, Reason: "superseded"}
 	isController := true
 	request := func(ref cmmeta.IssuerReference, conds ...cmapi.CertificateRequestCondition) *cmapi.CertificateRequest {
 		return &cmapi.CertificateRequest{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "r", UID: "uid", ResourceVersion: "42",
 				Labels: map[string]string{"big": strings.Repeat("l", 60)},
 				Annotations: map[string]string{
-					RevokeAnnotation: "keyCompromise", cmapi.CertificateRequestRevisionAnnotationKey: "3",
+					v1alpha1.RevokeAnnotation: "keyCompromise", cmapi.CertificateRequestRevisionAnnotationKey: "3",
 					// A requester's forgery of the cache's own record.
 					cacheShapeAnnotation: string(ShapeFinished), cacheRecordAnnotation: "ff 1999999999", cacheSealAnnotation: "AAAAAAAAAAAAAAAAAAAAAA",
 				},
-				Finalizers:      []string{RevocationFinalizer},
+				Finalizers:      []string{v1alpha1.RevocationFinalizer},
 				OwnerReferences: []metav1.OwnerReference{{APIVersion: "cert-manager.io/v1", Kind: "Certificate", Name: "c", UID: "cu", Controller: &isController}},
 				ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "m"}},
 			},
@@ -138,7 +138,7 @@ func TestTrimCertificateRequest(t *testing.T) {
 		if len(got.Spec.Request) > 0 || len(got.Status.Certificate) > 0 || len(got.Status.CA) > 0 || len(got.Spec.Usages) > 0 {
 			t.Error("the request, certificate or CA is still cached")
 		}
-		if got.Spec.IssuerRef != ours || len(got.Finalizers) != 1 || got.Annotations[RevokeAnnotation] != "keyCompromise" ||
+		if got.Spec.IssuerRef != ours || len(got.Finalizers) != 1 || got.Annotations[v1alpha1.RevokeAnnotation] != "keyCompromise" ||
 			revisionOf(got) != 3 || certificateOwner(got) == nil || revokedCondition(got) == nil {
 			t.Errorf("what revocation reads is lost: %+v", got)
 		}
@@ -186,7 +186,7 @@ func TestTrimCertificateRequest(t *testing.T) {
 // size; final ones of ours are finished stubs; unfinished ones of ours are
 // whole.
 func TestTrimCertificateSigningRequest(t *testing.T) {
-	ours := IssuerSignerName(v1alpha1.ClusterIssuerKind, "", "ejbca")
+	ours := v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", "ejbca")
 	csr := func(signer string, certificate []byte, conds ...certificatesv1.CertificateSigningRequestCondition) *certificatesv1.CertificateSigningRequest {
 		return &certificatesv1.CertificateSigningRequest{
 			ObjectMeta: metav1.ObjectMeta{Name: "c", UID: "u", Annotations: map[string]string{"big": strings.Repeat("a", 100000)}},

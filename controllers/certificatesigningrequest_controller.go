@@ -136,7 +136,7 @@ func (r *CertificateSigningRequestReconciler) mayReference(ctx context.Context, 
 	for k, v := range csr.Spec.Extra {
 		extra[k] = authorizationv1.ExtraValue(v)
 	}
-	for _, name := range []string{csr.Spec.SignerName, IssuerSignerPrefix + "*"} {
+	for _, name := range []string{csr.Spec.SignerName, v1alpha1.IssuerSignerPrefix + "*"} {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: csr.Spec.Username, Groups: csr.Spec.Groups, UID: csr.Spec.UID, Extra: extra,
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
@@ -248,7 +248,7 @@ func (r *CertificateSigningRequestReconciler) SetupWithManager(mgr ctrl.Manager)
 func (r *CertificateSigningRequestReconciler) csrsFor(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		var list certificatesv1.CertificateSigningRequestList
-		signer := IssuerSignerName(kind, o.GetNamespace(), o.GetName())
+		signer := v1alpha1.IssuerSignerName(kind, o.GetNamespace(), o.GetName())
 		if err := r.Client.List(ctx, &list, client.MatchingFields{csrSignerIndex: signer}, client.UnsafeDisableDeepCopy); err != nil {
 			logf.FromContext(ctx).Error(err, "listing the CertificateSigningRequests of an issuer", "signer", signer)
 			return nil
@@ -278,7 +278,7 @@ func csrApprovalChanged() predicate.Predicate {
 func othersCSRConditions(csr *certificatesv1.CertificateSigningRequest) string {
 	s := ""
 	for _, c := range csr.Status.Conditions {
-		if c.Type != CSRConditionEnrolment {
+		if c.Type != v1alpha1.CSRConditionEnrolment {
 			s += string(c.Type) + "=" + string(c.Status) + ";"
 		}
 	}

@@ -32,7 +32,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -133,7 +132,7 @@ func waitForApprovalWithoutID(t *testing.T, cr *cmapi.CertificateRequest) {
 	if !strings.HasSuffix(c.Message, " (EJBCA gave no approval request id)") {
 		t.Errorf("the message %q does not say that EJBCA gave no approval request id", c.Message)
 	}
-	if id := cr.Annotations[controllers.AnnotationApprovalRequestID]; id != "0" {
+	if id := cr.Annotations[v1alpha1.AnnotationApprovalRequestID]; id != "0" {
 		t.Errorf("approval request id annotation %q, want 0", id)
 	}
 }
@@ -180,9 +179,9 @@ func leafOf(t *testing.T, cr *cmapi.CertificateRequest) *x509.Certificate {
 // failed.
 func failedAfter(t *testing.T, cr *cmapi.CertificateRequest) time.Duration {
 	t.Helper()
-	since, err := time.Parse(time.RFC3339, cr.Annotations[controllers.AnnotationApprovalRequestedAt])
+	since, err := time.Parse(time.RFC3339, cr.Annotations[v1alpha1.AnnotationApprovalRequestedAt])
 	if err != nil || cr.Status.FailureTime == nil {
-		t.Fatalf("approval-requested-at %q (%v), failureTime %v", cr.Annotations[controllers.AnnotationApprovalRequestedAt], err, cr.Status.FailureTime)
+		t.Fatalf("approval-requested-at %q (%v), failureTime %v", cr.Annotations[v1alpha1.AnnotationApprovalRequestedAt], err, cr.Status.FailureTime)
 	}
 	return cr.Status.FailureTime.Sub(since)
 }

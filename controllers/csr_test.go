@@ -194,7 +194,7 @@ func TestCSRClusterIssuerSignsOnlyApproved(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	issuer := readyClusterIssuer(t, sim)
-	signer := controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
+	signer := v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
 	admin := clientsetAs(t, "")
 
 	unapproved := newCSR(t, admin, signer, "unapproved.example.com")
@@ -231,7 +231,7 @@ func TestCSRClusterIssuerSignsOnlyApproved(t *testing.T) {
 		if err := k8s.Get(context.Background(), client.ObjectKey{Name: c.Name}, &cur); err != nil {
 			t.Fatal(err)
 		}
-		if len(cur.Status.Certificate) > 0 || csrCond(&cur, certificatesv1.CertificateFailed) != nil || csrCond(&cur, controllers.CSRConditionEnrolment) != nil {
+		if len(cur.Status.Certificate) > 0 || csrCond(&cur, certificatesv1.CertificateFailed) != nil || csrCond(&cur, v1alpha1.CSRConditionEnrolment) != nil {
 			t.Errorf("%s (%s) was touched: %d bytes of certificate, conditions %+v", c.Name, c.Spec.SignerName, len(cur.Status.Certificate), cur.Status.Conditions)
 		}
 	}
@@ -241,10 +241,10 @@ func TestCSRNamespacedIssuerNeedsReference(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	ns, _ := readyIssuer(t, sim)
-	signer := controllers.IssuerSignerName(v1alpha1.IssuerKind, ns, "ejbca")
+	signer := v1alpha1.IssuerSignerName(v1alpha1.IssuerKind, ns, "ejbca")
 	alice, bob, carol := ns+"-alice", ns+"-bob", ns+"-carol"
 	allowReference(t, ns, alice, signer)
-	allowReference(t, ns, carol, controllers.IssuerSignerPrefix+"*")
+	allowReference(t, ns, carol, v1alpha1.IssuerSignerPrefix+"*")
 	// bob may reference signers, but only in another namespace.
 	allowReference(t, newNamespace(t), bob, signer)
 
@@ -254,7 +254,7 @@ func TestCSRNamespacedIssuerNeedsReference(t *testing.T) {
 	for _, c := range []*certificatesv1.CertificateSigningRequest{byAlice, byBob, byCarol} {
 		decideCSR(t, c, certificatesv1.CertificateApproved)
 	}
-	waitCSR(t, byBob, 30*time.Second, failedWith(controllers.CSRReasonReferenceDenied, fmt.Sprintf("%q may not reference the namespaced EJBCAIssuer %s/ejbca", bob, ns)))
+	waitCSR(t, byBob, 30*time.Second, failedWith(v1alpha1.CSRReasonReferenceDenied, fmt.Sprintf("%q may not reference the namespaced EJBCAIssuer %s/ejbca", bob, ns)))
 	csrChain(t, sim, waitCSR(t, byAlice, 30*time.Second, signed))
 	csrChain(t, sim, waitCSR(t, byCarol, 30*time.Second, signed))
 	if n := enrolments(sim, controllers.CSREndEntityName(byBob.Name, byBob.UID)); n != 0 {
@@ -271,10 +271,10 @@ func TestCSRRefusedProfileFails(t *testing.T) {
 	issuer := readyClusterIssuer(t, sim, func(s *v1alpha1.IssuerSpec) {
 		s.AllowedOverrides = []v1alpha1.Override{v1alpha1.OverrideCertificateProfileName}
 	})
-	signer := controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
+	signer := v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
 	c := newCSR(t, clientsetAs(t, ""), signer, "refused.example.com", csrAnnotation(v1alpha1.AnnotationCertificateProfileName, "NOPE"))
 	decideCSR(t, c, certificatesv1.CertificateApproved)
-	got := waitCSR(t, c, 30*time.Second, failedWith(controllers.CSRReasonSigningFailed, `"NOPE"`))
+	got := waitCSR(t, c, 30*time.Second, failedWith(v1alpha1.CSRReasonSigningFailed, `"NOPE"`))
 	waitEventReason(t, got, controllers.EventFailed)
 	if n := sim.Counters().Enrollments; n != 0 {
 		t.Errorf("%d certificates for a refused profile", n)
@@ -309,14 +309,14 @@ func TestCSRUsagesMustFitTheCSR(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	issuer := readyClusterIssuer(t, sim)
-	signer := controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
+	signer := v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
 	admin := clientsetAs(t, "")
 	// The CSR asks for client auth; spec.usages say server auth.
 	bad := newCSRFor(t, admin, signer, csrWithUsages(t, "bad.example.com", x509.KeyUsageDigitalSignature, x509.ExtKeyUsageClientAuth))
 	decideCSR(t, bad, certificatesv1.CertificateApproved)
 	good := newCSRFor(t, admin, signer, csrWithUsages(t, "good.example.com", x509.KeyUsageDigitalSignature, x509.ExtKeyUsageServerAuth))
 	decideCSR(t, good, certificatesv1.CertificateApproved)
-	waitCSR(t, bad, 30*time.Second, failedWith(controllers.CSRReasonBadRequest, "spec.usages do not fit the CSR"))
+	waitCSR(t, bad, 30*time.Second, failedWith(v1alpha1.CSRReasonBadRequest, "spec.usages do not fit the CSR"))
 	waitCSR(t, good, 30*time.Second, signed)
 	if n := sim.Counters().Enrollments; n != 1 {
 		t.Errorf("%d enrolments, want only the fitting CSR's", n)
@@ -342,7 +342,7 @@ func TestCSRExpirationSeconds(t *testing.T) {
 		{honours, []csrOption{csrAnnotation("experimental.cert-manager.io/request-duration", "1h")}, false},
 		{ignores, []csrOption{expiring(hour)}, false},
 	} {
-		c := newCSR(t, admin, controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", tc.issuer), "expiring.example.com", tc.opts...)
+		c := newCSR(t, admin, v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", tc.issuer), "expiring.example.com", tc.opts...)
 		decideCSR(t, c, certificatesv1.CertificateApproved)
 		got := waitCSR(t, c, 30*time.Second, signed)
 		leaf := csrChain(t, sim, got)[0]
@@ -368,7 +368,7 @@ func TestCSRLostAnswerRecoveredWithOneEnrolment(t *testing.T) {
 	sim := newSim(t, ejbcasim.Config{})
 	issuer := readyClusterIssuer(t, sim)
 	sim.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, ResetAfterIssuing: true})
-	c := newCSR(t, clientsetAs(t, ""), controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer), "lost.example.com")
+	c := newCSR(t, clientsetAs(t, ""), v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer), "lost.example.com")
 	decideCSR(t, c, certificatesv1.CertificateApproved)
 	got := waitCSR(t, c, 90*time.Second, signed)
 	csrChain(t, sim, got)
@@ -378,7 +378,7 @@ func TestCSRLostAnswerRecoveredWithOneEnrolment(t *testing.T) {
 	if n := sim.Counters().Get("search") + sim.Counters().Get("search-v2"); n < 1 {
 		t.Errorf("no recovery search")
 	}
-	if rec := csrCond(got, controllers.CSRConditionEnrolment); rec != nil {
+	if rec := csrCond(got, v1alpha1.CSRConditionEnrolment); rec != nil {
 		t.Errorf("a one-call enrolment wrote records on the CSR: %+v", rec)
 	}
 }
@@ -392,19 +392,19 @@ func approvalCSR(t *testing.T, sim *ejbcasim.Sim) (*certificatesv1.CertificateSi
 		s.CertificateProfileName = "APPROVAL"
 		s.Approval = &v1alpha1.ApprovalSpec{PollInterval: &metav1.Duration{Duration: time.Second}}
 	})
-	c := newCSR(t, clientsetAs(t, ""), controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer), "approval.example.com")
+	c := newCSR(t, clientsetAs(t, ""), v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer), "approval.example.com")
 	decideCSR(t, c, certificatesv1.CertificateApproved)
 	var id int
 	waiting := waitCSR(t, c, 30*time.Second, func(cur *certificatesv1.CertificateSigningRequest) string {
-		rec := csrCond(cur, controllers.CSRConditionEnrolment)
+		rec := csrCond(cur, v1alpha1.CSRConditionEnrolment)
 		if rec == nil {
 			return "no records yet"
 		}
 		var m map[string]string
-		if err := json.Unmarshal([]byte(rec.Message), &m); err != nil || m[controllers.AnnotationApprovalSeal] == "" {
+		if err := json.Unmarshal([]byte(rec.Message), &m); err != nil || m[v1alpha1.AnnotationApprovalSeal] == "" {
 			return "no sealed approval record: " + rec.Message
 		}
-		if _, err := fmt.Sscan(m[controllers.AnnotationApprovalRequestID], &id); err != nil {
+		if _, err := fmt.Sscan(m[v1alpha1.AnnotationApprovalRequestID], &id); err != nil {
 			return err.Error()
 		}
 		return ""
@@ -465,7 +465,7 @@ func TestCSRWaitsForItsIssuer(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	name := "late-" + newNamespace(t)
-	c := newCSR(t, clientsetAs(t, ""), controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", name), "late.example.com")
+	c := newCSR(t, clientsetAs(t, ""), v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", name), "late.example.com")
 	decideCSR(t, c, certificatesv1.CertificateApproved)
 	// The event says the CSR was decided on and waits; after it, the CSR is
 	// neither Failed nor signed.
@@ -491,7 +491,7 @@ func TestAttackCSREndEntityOverrideIgnored(t *testing.T) {
 	issuer := readyClusterIssuer(t, sim, func(s *v1alpha1.IssuerSpec) {
 		s.AllowedOverrides = []v1alpha1.Override{v1alpha1.OverrideEndEntityName}
 	})
-	signer := controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
+	signer := v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
 	victim := newCSR(t, clientsetAs(t, ""), signer, "victim.example.com")
 	decideCSR(t, victim, certificatesv1.CertificateApproved)
 	waitCSR(t, victim, 30*time.Second, signed)

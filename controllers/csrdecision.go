@@ -16,22 +16,6 @@ import (
 // namespaced issuer, then decide again with its answer.
 const ActionCheckReference = ActionUpdate + 1
 
-// Reasons of the Failed condition ejbca-issuer sets on a
-// CertificateSigningRequest.
-const (
-	// CSRReasonBadRequest: the CSR or its spec.usages cannot be signed as
-	// asked (usages that do not fit the CSR, unknown usages, a CSR that
-	// does not parse).
-	CSRReasonBadRequest = "BadRequest"
-	// CSRReasonReferenceDenied: the requester may not use the namespaced
-	// EJBCAIssuer (no `reference` on its signer name).
-	CSRReasonReferenceDenied = "ReferenceDenied"
-	// CSRReasonSigningFailed: EJBCA refused for good, or retryable errors
-	// lasted past the retry deadline, or the certificate lacks what was
-	// asked for under the issuer's unmetRequest: Fail.
-	CSRReasonSigningFailed = "SigningFailed"
-)
-
 // CSRInput is everything a CertificateSigningRequest's decision depends on.
 type CSRInput struct {
 	CSR    *certificatesv1.CertificateSigningRequest
@@ -82,16 +66,16 @@ func DecideCSR(in CSRInput) CSRDecision {
 		return CSRDecision{Action: ActionIgnore}
 	}
 	if msg := csrUsageProblem(csr); msg != "" {
-		return csrFailed(CSRReasonBadRequest, msg)
+		return csrFailed(v1alpha1.CSRReasonBadRequest, msg)
 	}
 	if kind == v1alpha1.IssuerKind {
 		if in.ReferenceAllowed == nil {
 			return CSRDecision{Action: ActionCheckReference}
 		}
 		if !*in.ReferenceAllowed {
-			return csrFailed(CSRReasonReferenceDenied, fmt.Sprintf(
+			return csrFailed(v1alpha1.CSRReasonReferenceDenied, fmt.Sprintf(
 				"The requester %q may not reference the namespaced EJBCAIssuer %s/%s: it needs the verb reference on signers (group certificates.k8s.io) named %q or %q in namespace %s",
-				csr.Spec.Username, ns, name, csr.Spec.SignerName, IssuerSignerPrefix+"*", ns))
+				csr.Spec.Username, ns, name, csr.Spec.SignerName, v1alpha1.IssuerSignerPrefix+"*", ns))
 		}
 	}
 	if !in.Issuer.Found || !in.Issuer.Ready {
@@ -118,14 +102,14 @@ func decideCSRResult(in CSRInput) CSRDecision {
 		}
 		s := decideSigned(cert, usageDifferences(false, usages, cert.Leaf), v, in.Issuer.UseRequestedDuration, in.Issuer.FailUnmet)
 		if s.FailedMessage != "" {
-			return csrFailed(CSRReasonSigningFailed, s.FailedMessage)
+			return csrFailed(v1alpha1.CSRReasonSigningFailed, s.FailedMessage)
 		}
 		return CSRDecision{Action: ActionUpdate, Certificate: cert.ChainPEM, Outcome: "issued", Event: &s.Event, Warnings: s.Warnings, Notices: s.Notices}
 	}
 	u := decideUnsigned(unsignedInput{Result: r, Issuer: in.Issuer, Now: in.Now, Created: csr.CreationTimestamp.Time,
 		RetryWindow: in.RetryWindow, ApprovalMaxWait: in.ApprovalMaxWait, Request: "CertificateSigningRequest " + csr.Name})
 	if u.Failed {
-		return csrFailed(CSRReasonSigningFailed, u.Message)
+		return csrFailed(v1alpha1.CSRReasonSigningFailed, u.Message)
 	}
 	return csrWaiting(u)
 }

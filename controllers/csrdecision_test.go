@@ -77,16 +77,16 @@ func TestSignerIssuer(t *testing.T) {
 		if ok != tc.ok || (ok && (kind != tc.kind || ns != tc.ns || name != tc.name)) {
 			t.Errorf("%s: %s %q %q %v", tc.signer, kind, ns, name, ok)
 		}
-		if ok && IssuerSignerName(kind, ns, name) != tc.signer {
-			t.Errorf("%s does not round-trip: %s", tc.signer, IssuerSignerName(kind, ns, name))
+		if ok && v1alpha1.IssuerSignerName(kind, ns, name) != tc.signer {
+			t.Errorf("%s does not round-trip: %s", tc.signer, v1alpha1.IssuerSignerName(kind, ns, name))
 		}
 	}
 }
 
 func TestDecideCSR(t *testing.T) {
 	req := testCSRPEM(t)
-	cluster := ClusterIssuerSignerPrefix + "ejbca"
-	namespaced := IssuerSignerPrefix + "team-a.ejbca"
+	cluster := v1alpha1.ClusterIssuerSignerPrefix + "ejbca"
+	namespaced := v1alpha1.IssuerSignerPrefix + "team-a.ejbca"
 	yes, no := true, false
 	clientAuth := func(c *certificatesv1.CertificateSigningRequest) {
 		c.Spec.Usages = []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
@@ -118,12 +118,12 @@ func TestDecideCSR(t *testing.T) {
 		{name: "failed is never signed", csr: kubeCSR(req, cluster, approved, csrWith(certificatesv1.CertificateFailed)), issuer: readyIssuer, action: ActionIgnore},
 		{name: "signed is never signed again", csr: kubeCSR(req, cluster, approved, withCert), issuer: readyIssuer, action: ActionIgnore},
 		{name: "usages that do not fit the CSR fail", csr: kubeCSR(req, cluster, approved, clientAuth), issuer: readyIssuer,
-			action: ActionUpdate, failed: true, reason: CSRReasonBadRequest, message: "spec.usages do not fit the CSR", event: EventFailed, outcome: "failed"},
+			action: ActionUpdate, failed: true, reason: v1alpha1.CSRReasonBadRequest, message: "spec.usages do not fit the CSR", event: EventFailed, outcome: "failed"},
 		{name: "cluster issuer needs no reference check", csr: kubeCSR(req, cluster, approved), issuer: readyIssuer, action: ActionSign},
 		{name: "namespaced issuer asks for the reference check first", csr: kubeCSR(req, namespaced, approved), issuer: readyIssuer, action: ActionCheckReference},
 		{name: "the reference check is asked before the issuer is looked at", csr: kubeCSR(req, namespaced, approved), action: ActionCheckReference},
 		{name: "reference refused fails", csr: kubeCSR(req, namespaced, approved), issuer: readyIssuer, reference: &no,
-			action: ActionUpdate, failed: true, reason: CSRReasonReferenceDenied, message: `"alice" may not reference the namespaced EJBCAIssuer team-a/ejbca`, event: EventFailed, outcome: "failed"},
+			action: ActionUpdate, failed: true, reason: v1alpha1.CSRReasonReferenceDenied, message: `"alice" may not reference the namespaced EJBCAIssuer team-a/ejbca`, event: EventFailed, outcome: "failed"},
 		{name: "reference allowed signs", csr: kubeCSR(req, namespaced, approved), issuer: readyIssuer, reference: &yes, action: ActionSign},
 		{name: "issuer missing waits without failing", csr: kubeCSR(req, cluster, approved), issuer: IssuerState{Ref: `EJBCAClusterIssuer "ejbca"`},
 			now: t0.Add(48 * time.Hour), action: ActionUpdate, message: "not found", event: EventIssuerNotReady, outcome: "issuer_not_ready"},
@@ -131,13 +131,13 @@ func TestDecideCSR(t *testing.T) {
 			action: ActionUpdate, cert: true, event: EventIssued, outcome: "issued"},
 		{name: "issued without the asked usages under unmetRequest Fail fails", csr: kubeCSR(req, cluster, approved),
 			issuer: IssuerState{Ref: readyIssuer.Ref, Found: true, Ready: true, FailUnmet: true}, result: &SignResult{Certificate: issued()},
-			action: ActionUpdate, failed: true, reason: CSRReasonSigningFailed, message: "lacks usage digital signature", event: EventFailed, outcome: "failed"},
+			action: ActionUpdate, failed: true, reason: v1alpha1.CSRReasonSigningFailed, message: "lacks usage digital signature", event: EventFailed, outcome: "failed"},
 		{name: "EJBCA's permanent refusal fails with its message", csr: kubeCSR(req, cluster, approved), issuer: readyIssuer, result: refused,
-			action: ActionUpdate, failed: true, reason: CSRReasonSigningFailed, message: `"NOPE" doesn't exist`, event: EventFailed, outcome: "failed"},
+			action: ActionUpdate, failed: true, reason: v1alpha1.CSRReasonSigningFailed, message: `"NOPE" doesn't exist`, event: EventFailed, outcome: "failed"},
 		{name: "retryable error leaves it unsigned and requeues", csr: kubeCSR(req, cluster, approved), issuer: readyIssuer, now: t0.Add(10 * time.Second), result: busy,
 			action: ActionUpdate, message: "will retry: ", requeue: 5 * time.Second, event: EventRetrying, outcome: "pending"},
 		{name: "retryable error past the retry window fails", csr: kubeCSR(req, cluster, approved), issuer: readyIssuer, now: t0.Add(2 * time.Hour), result: busy,
-			action: ActionUpdate, failed: true, reason: CSRReasonSigningFailed, message: "Giving up", event: EventFailed, outcome: "failed"},
+			action: ActionUpdate, failed: true, reason: v1alpha1.CSRReasonSigningFailed, message: "Giving up", event: EventFailed, outcome: "failed"},
 		{name: "waiting for approval requeues at the poll", csr: kubeCSR(req, cluster, approved), issuer: readyIssuer,
 			result: &SignResult{WaitingForApproval: &Approval{RequestID: 7, Since: t0, PollAfter: 15 * time.Second}},
 			action: ActionUpdate, message: "waiting for EJBCA approval of request 7", requeue: 15 * time.Second, event: EventWaitingForApproval, outcome: "waiting_for_approval"},

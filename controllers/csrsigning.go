@@ -18,40 +18,17 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 )
 
-// Signer name prefixes of Kubernetes CertificateSigningRequests this
-// manager signs, after cert-manager's convention:
-// ejbcaclusterissuers.ejbca-issuer.certctl.io/<name> and
-// ejbcaissuers.ejbca-issuer.certctl.io/<namespace>.<name>.
-const (
-	ClusterIssuerSignerPrefix = "ejbcaclusterissuers.ejbca-issuer.certctl.io/"
-	IssuerSignerPrefix        = "ejbcaissuers.ejbca-issuer.certctl.io/"
-)
-
-// CSREndEntityScope qualifies the end entity names derived from a
-// CertificateSigningRequest (certificates.k8s.io/<csr name>/<csr uid>, see
-// CSREndEntityName). A
-// CertificateRequest's are <namespace>/<name>, and no namespace has a dot in
-// its name, so the two kinds never share an end entity.
-const CSREndEntityScope = "certificates.k8s.io"
-
-// CSRConditionEnrolment is the condition in which the signer keeps its
-// records on a CertificateSigningRequest (the sealed approval record), as
-// JSON in its message. It is written through the status subresource, so the
-// manager needs no right to update CSRs themselves; a record written by
-// anyone else is ignored (it is sealed).
-const CSRConditionEnrolment certificatesv1.RequestConditionType = "ejbca-issuer.certctl.io/Enrolment"
-
 // signerRecordKeys are the signer's own records: on a CSR they are read only
-// from CSRConditionEnrolment, never from its annotations.
-var signerRecordKeys = []string{AnnotationApprovalRequestID, AnnotationApprovalRequestedAt, AnnotationApprovalSeal}
+// from v1alpha1.CSRConditionEnrolment, never from its annotations.
+var signerRecordKeys = []string{v1alpha1.AnnotationApprovalRequestID, v1alpha1.AnnotationApprovalRequestedAt, v1alpha1.AnnotationApprovalSeal}
 
 // SignerIssuer names the issuer a signer name of ours refers to; ok is false
 // for any other signer name (or a malformed one of ours).
 func SignerIssuer(signerName string) (kind, namespace, name string, ok bool) {
-	if n, found := strings.CutPrefix(signerName, ClusterIssuerSignerPrefix); found {
+	if n, found := strings.CutPrefix(signerName, v1alpha1.ClusterIssuerSignerPrefix); found {
 		return v1alpha1.ClusterIssuerKind, "", n, n != "" && !strings.Contains(n, "/")
 	}
-	if rest, found := strings.CutPrefix(signerName, IssuerSignerPrefix); found {
+	if rest, found := strings.CutPrefix(signerName, v1alpha1.IssuerSignerPrefix); found {
 		// A namespace is a DNS label (no dot); the issuer's name may have dots.
 		ns, n, cut := strings.Cut(rest, ".")
 		return v1alpha1.IssuerKind, ns, n, cut && ns != "" && n != "" && !strings.Contains(rest, "/")
@@ -59,21 +36,13 @@ func SignerIssuer(signerName string) (kind, namespace, name string, ok bool) {
 	return "", "", "", false
 }
 
-// IssuerSignerName is the signer name of an issuer of ours.
-func IssuerSignerName(kind, namespace, name string) string {
-	if kind == v1alpha1.ClusterIssuerKind {
-		return ClusterIssuerSignerPrefix + name
-	}
-	return IssuerSignerPrefix + namespace + "." + name
-}
-
 // isOurSigner is the watch's cheap filter: a prefix test, nothing decoded.
 func isOurSigner(signerName string) bool {
-	return strings.HasPrefix(signerName, ClusterIssuerSignerPrefix) || strings.HasPrefix(signerName, IssuerSignerPrefix)
+	return strings.HasPrefix(signerName, v1alpha1.ClusterIssuerSignerPrefix) || strings.HasPrefix(signerName, v1alpha1.IssuerSignerPrefix)
 }
 
 // csrSigning adapts a Kubernetes CertificateSigningRequest. It is
-// cluster-scoped: its end entities are scoped by CSREndEntityScope and its
+// cluster-scoped: its end entities are scoped by v1alpha1.CSREndEntityScope and its
 // enrolment Secret lives in the cluster resource namespace, named after
 // its UID and owned by it, so garbage collection removes it with the CSR.
 // The requested duration is spec.expirationSeconds and nothing else
@@ -81,7 +50,7 @@ func isOurSigner(signerName string) bool {
 func csrSigning(c client.Client, csr *certificatesv1.CertificateSigningRequest, clusterResourceNamespace string, clk clock.PassiveClock) *SigningRequest {
 	sr := &SigningRequest{
 		Object: csr, Name: csr.Name, UID: csr.UID, Created: csr.CreationTimestamp.Time, CSR: csr.Spec.Request,
-		EndEntityScope:  CSREndEntityScope,
+		EndEntityScope:  v1alpha1.CSREndEntityScope,
 		EnrolmentSecret: client.ObjectKey{Namespace: clusterResourceNamespace, Name: "csr-" + string(csr.UID) + "-ejbca-enrolment"},
 	}
 	if s := csr.Spec.ExpirationSeconds; s != nil && *s > 0 {
@@ -94,7 +63,7 @@ func csrSigning(c client.Client, csr *certificatesv1.CertificateSigningRequest, 
 }
 
 // csrStatusRecords keeps the signer's records in the CSR's
-// CSRConditionEnrolment condition.
+// v1alpha1.CSRConditionEnrolment condition.
 type csrStatusRecords struct {
 	client client.Client
 	clock  clock.PassiveClock
@@ -106,7 +75,7 @@ type csrStatusRecords struct {
 // parse counts as none.
 func (s *csrStatusRecords) records() map[string]string {
 	recs := map[string]string{}
-	if c := csrCondition(s.csr, CSRConditionEnrolment); c != nil {
+	if c := csrCondition(s.csr, v1alpha1.CSRConditionEnrolment); c != nil {
 		_ = json.Unmarshal([]byte(c.Message), &recs)
 	}
 	return recs
@@ -149,7 +118,7 @@ func (s *csrStatusRecords) Set(ctx context.Context, set map[string]*string) erro
 	}
 	updated := s.csr.DeepCopy()
 	setCSRCondition(updated, certificatesv1.CertificateSigningRequestCondition{
-		Type: CSRConditionEnrolment, Status: corev1.ConditionTrue, Reason: "Recorded", Message: string(msg),
+		Type: v1alpha1.CSRConditionEnrolment, Status: corev1.ConditionTrue, Reason: "Recorded", Message: string(msg),
 	}, metav1.NewTime(s.clock.Now()))
 	if err := s.client.Status().Update(ctx, updated); err != nil {
 		return fmt.Errorf("recording enrolment state on the CertificateSigningRequest: %w", err)

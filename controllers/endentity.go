@@ -150,12 +150,12 @@ func ownEndEntityName(sr *SigningRequest) string {
 // later, by anyone, off the earlier CSR's end entity; a long name is
 // shortened (with a hash of it) to fit EJBCA's 250 characters.
 func CSREndEntityName(name string, uid types.UID) string {
-	room := maxEndEntityName - len(CSREndEntityScope) - len(uid) - 2
+	room := maxEndEntityName - len(v1alpha1.CSREndEntityScope) - len(uid) - 2
 	if len(name) > room {
 		sum := sha256.Sum256([]byte(name))
 		name = name[:room-9] + "-" + hex.EncodeToString(sum[:4])
 	}
-	return CSREndEntityScope + "/" + name + "/" + string(uid)
+	return v1alpha1.CSREndEntityScope + "/" + name + "/" + string(uid)
 }
 
 // endEntityScope is what qualifies names derived from the request: its

@@ -68,7 +68,7 @@ func TestAttackReusedCSRNameGetsItsOwnEndEntity(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	issuer := readyClusterIssuer(t, sim)
-	signer := controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
+	signer := v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
 	name := "reused-" + newNamespace(t)
 	named := func(c *certificatesv1.CertificateSigningRequest) { c.GenerateName, c.Name = "", name }
 

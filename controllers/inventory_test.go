@@ -33,7 +33,7 @@ func TestInventoryListsBothKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	issuer := readyClusterIssuer(t, sim)
-	csr := newCSR(t, clientsetAs(t, ""), controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer), "inventoried.example.com")
+	csr := newCSR(t, clientsetAs(t, ""), v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer), "inventoried.example.com")
 
 	list := controllers.Inventories(
 		controllers.CertificateRequestInventory(controllers.InventoryReaders{API: k8s}),

@@ -14,7 +14,6 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -70,7 +69,7 @@ func TestMonitoringSelectorsMatchExportedSeries(t *testing.T) {
 	waitRequest(t, issued, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
 	sim.InjectFault("revoke", ejbcasim.Fault{Count: 1, Status: 503})
 	update(t, issued, func(cr *cmapi.CertificateRequest) {
-		cr.Annotations[controllers.RevokeAnnotation] = "keyCompromise"
+		cr.Annotations[v1alpha1.RevokeAnnotation] = "keyCompromise"
 	})
 	// A refusal by EJBCA, and a denial by an approver.
 	refused, _ := requestFor(t, ns, "ejbca", "refused", annotate(v1alpha1.AnnotationCertificateProfileName, "NOPE"))

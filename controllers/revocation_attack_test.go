@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -42,7 +41,7 @@ func TestAttackRevokingAnotherTenantsCertificate(t *testing.T) {
 			waitRequest(t, own, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
 			ownSerial := serialOfRequest(t, own)
 			forgeCertificate(t, own, v.Status.Certificate)
-			c := waitRevoked(t, own, controllers.RevokedReasonNotIssuedHere)
+			c := waitRevoked(t, own, v1alpha1.RevokedReasonNotIssuedHere)
 			wantIn(t, c.Message, "serial "+victimSerial, "issued serial "+ownSerial)
 			waitEvent(t, own, corev1.EventTypeWarning, "RevocationRefused", "issued serial "+ownSerial)
 
@@ -50,7 +49,7 @@ func TestAttackRevokingAnotherTenantsCertificate(t *testing.T) {
 			_, csr := csrFor(t, "never.example.com", "never.example.com")
 			never := newRequest(t, attacker.ns, attacker.issuer, "never", csr, attacker.opts...)
 			forgeCertificate(t, never, v.Status.Certificate)
-			c = waitRevoked(t, never, controllers.RevokedReasonNotIssuedHere)
+			c = waitRevoked(t, never, v1alpha1.RevokedReasonNotIssuedHere)
 			wantIn(t, c.Message, "carries no", "serial "+victimSerial)
 			waitEvent(t, never, corev1.EventTypeWarning, "RevocationRefused", "serial "+victimSerial)
 
@@ -63,7 +62,7 @@ func TestAttackRevokingAnotherTenantsCertificate(t *testing.T) {
 			// revokes its own certificate.
 			legit := attacker.request(t, "legit")
 			waitRequest(t, legit, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
-			update(t, legit, func(cr *cmapi.CertificateRequest) { cr.Annotations[controllers.RevokeAnnotation] = "keyCompromise" })
+			update(t, legit, func(cr *cmapi.CertificateRequest) { cr.Annotations[v1alpha1.RevokeAnnotation] = "keyCompromise" })
 			waitRevoked(t, legit, "KEY_COMPROMISE")
 			if n := sim.RevokeCalls(serialOfRequest(t, legit)); n != 1 {
 				t.Errorf("%d revoke calls for the attacker's own certificate, want 1", n)
@@ -90,7 +89,7 @@ func forgeCertificate(t *testing.T, cr *cmapi.CertificateRequest, cert []byte) {
 		if cr.Annotations == nil {
 			cr.Annotations = map[string]string{}
 		}
-		cr.Annotations[controllers.RevokeAnnotation] = "keyCompromise"
+		cr.Annotations[v1alpha1.RevokeAnnotation] = "keyCompromise"
 	})
 }
 
@@ -102,7 +101,7 @@ func waitRevoked(t *testing.T, cr *cmapi.CertificateRequest, reason string) *cma
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
 			return err.Error()
 		}
-		got = apiutil.GetCertificateRequestCondition(cr, controllers.ConditionRevoked)
+		got = apiutil.GetCertificateRequestCondition(cr, v1alpha1.ConditionRevoked)
 		if got == nil {
 			return "no Revoked condition"
 		}

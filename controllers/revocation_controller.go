@@ -113,7 +113,7 @@ func (r *RevocationReconciler) reconcile(ctx context.Context, req reconcile.Requ
 	}
 	if r.done.recent(cr.UID, r.Clock.Now()) && !revocationFinal(in.Recorded) {
 		// Recorded by this process, not yet in the cache: never again.
-		in.Recorded = &cmapi.CertificateRequestCondition{Type: ConditionRevoked, Reason: RevokedReasonAlready}
+		in.Recorded = &cmapi.CertificateRequestCondition{Type: v1alpha1.ConditionRevoked, Reason: v1alpha1.RevokedReasonAlready}
 	}
 	d := RevocationDecide(in)
 	logf.FromContext(ctx).V(1).Info("revocation decided", "action", d.Action, "reason", d.Reason, "trigger", d.Trigger, "message", d.Message)
@@ -132,7 +132,7 @@ func (r *RevocationReconciler) reconcile(ctx context.Context, req reconcile.Requ
 		}
 		return reconcile.Result{}, r.release(ctx, cr)
 	case RevocationAbandon:
-		if err := r.record(ctx, cr, cmmeta.ConditionFalse, RevokedReasonAbandoned, d.Message); err != nil {
+		if err := r.record(ctx, cr, cmmeta.ConditionFalse, v1alpha1.RevokedReasonAbandoned, d.Message); err != nil {
 			return reconcile.Result{}, err
 		}
 		r.event(cr, crt, corev1.EventTypeWarning, "RevocationAbandoned", d.Message)
@@ -236,12 +236,12 @@ func orUnknown(s string) string {
 	return s
 }
 
-// record writes ConditionRevoked with our own field manager.
+// record writes v1alpha1.ConditionRevoked with our own field manager.
 func (r *RevocationReconciler) record(ctx context.Context, cr *cmapi.CertificateRequest, status cmmeta.ConditionStatus, reason, message string) error {
 	if !r.Lease.Holds() {
 		return ErrNotLeader
 	}
-	cond := cmac.CertificateRequestCondition().WithType(ConditionRevoked).WithStatus(status).
+	cond := cmac.CertificateRequestCondition().WithType(v1alpha1.ConditionRevoked).WithStatus(status).
 		WithReason(reason).WithMessage(message).WithLastTransitionTime(metav1.NewTime(r.Clock.Now()))
 	if err := r.Client.Status().Apply(ctx, cmac.CertificateRequest(cr.Name, cr.Namespace).WithStatus(cmac.CertificateRequestStatus().WithConditions(cond)),
 		client.FieldOwner(RevocationFieldOwner), client.ForceOwnership); err != nil {
@@ -258,7 +258,7 @@ func (r *RevocationReconciler) record(ctx context.Context, cr *cmapi.Certificate
 // other finalizers are kept, and the status just written (which changed
 // the resourceVersion of this copy) is no conflict.
 func (r *RevocationReconciler) release(ctx context.Context, cr *cmapi.CertificateRequest) error {
-	i := slices.Index(cr.Finalizers, RevocationFinalizer)
+	i := slices.Index(cr.Finalizers, v1alpha1.RevocationFinalizer)
 	if i < 0 {
 		return nil
 	}
@@ -266,7 +266,7 @@ func (r *RevocationReconciler) release(ctx context.Context, cr *cmapi.Certificat
 		return ErrNotLeader
 	}
 	patch, err := json.Marshal([]map[string]any{
-		{"op": "test", "path": fmt.Sprintf("/metadata/finalizers/%d", i), "value": RevocationFinalizer},
+		{"op": "test", "path": fmt.Sprintf("/metadata/finalizers/%d", i), "value": v1alpha1.RevocationFinalizer},
 		{"op": "remove", "path": fmt.Sprintf("/metadata/finalizers/%d", i)},
 	})
 	if err != nil {
@@ -295,7 +295,7 @@ func (r *RevocationReconciler) event(cr *cmapi.CertificateRequest, crt *cmapi.Ce
 func (r *RevocationReconciler) input(ctx context.Context, cr *cmapi.CertificateRequest) (RevocationInput, v1alpha1.Issuer, *cmapi.Certificate, error) {
 	in := RevocationInput{
 		Now:          r.Clock.Now(),
-		HasFinalizer: controllerutil.ContainsFinalizer(cr, RevocationFinalizer),
+		HasFinalizer: controllerutil.ContainsFinalizer(cr, v1alpha1.RevocationFinalizer),
 		Recorded:     revokedCondition(cr),
 		AbandonAfter: r.AbandonAfter,
 	}
@@ -305,8 +305,8 @@ func (r *RevocationReconciler) input(ctx context.Context, cr *cmapi.CertificateR
 	if revocationFinal(in.Recorded) {
 		return in, nil, nil, nil // decided once and for all: nothing to read
 	}
-	in.Annotation, in.HasAnnotation = cr.Annotations[RevokeAnnotation]
-	if c := conditionOf(cr, ConditionIssuedWithRevokeAnnotation); c != nil && c.Status == cmmeta.ConditionTrue {
+	in.Annotation, in.HasAnnotation = cr.Annotations[v1alpha1.RevokeAnnotation]
+	if c := conditionOf(cr, v1alpha1.ConditionIssuedWithRevokeAnnotation); c != nil && c.Status == cmmeta.ConditionTrue {
 		in.AtIssuance, in.HadAtIssuance = atIssuanceValue(c.Message), true
 	}
 	if v, ok := r.failures.Load(cr.UID); ok {
@@ -459,7 +459,7 @@ func leafOf(pemChain []byte) *x509.Certificate {
 func serialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
 
 func revokedCondition(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
-	return conditionOf(cr, ConditionRevoked)
+	return conditionOf(cr, v1alpha1.ConditionRevoked)
 }
 
 // SetupWithManager watches our CertificateRequests (every change: issuance,

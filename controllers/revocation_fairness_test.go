@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -62,7 +61,7 @@ func TestBystanderIsSignedWhileAnotherTenantRevokes(t *testing.T) {
 
 	// All 20 asked for at once (merge patches, in parallel), then the
 	// bystander's request.
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{controllers.RevokeAnnotation: "superseded"}}})
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1alpha1.RevokeAnnotation: "superseded"}}})
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for _, cr := range crs {

@@ -54,7 +54,7 @@ func TestRevocationWaitsForTheLease(t *testing.T) {
 	deleted := metav1.NewTime(now.Add(-time.Minute))
 	cr := &cmapi.CertificateRequest{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web-1", UID: types.UID("uid-1"),
-			Finalizers: []string{RevocationFinalizer}, DeletionTimestamp: &deleted},
+			Finalizers: []string{v1alpha1.RevocationFinalizer}, DeletionTimestamp: &deleted},
 		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
 		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
 	}
@@ -94,7 +94,7 @@ func TestRevocationWaitsForTheLease(t *testing.T) {
 			if err := c.Get(context.Background(), client.ObjectKeyFromObject(cr), got); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Contains(got.Finalizers, RevocationFinalizer) {
+			if !slices.Contains(got.Finalizers, v1alpha1.RevocationFinalizer) {
 				t.Error("the finalizer was removed by a process that does not hold the lease")
 			}
 			if revokedCondition(got) != nil {
@@ -166,7 +166,7 @@ func TestRevocationDeposedDuringTheCall(t *testing.T) {
 	deleted := metav1.NewTime(now.Add(-time.Minute))
 	cr := &cmapi.CertificateRequest{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web-1", UID: types.UID("uid-1"),
-			Finalizers: []string{RevocationFinalizer}, DeletionTimestamp: &deleted},
+			Finalizers: []string{v1alpha1.RevocationFinalizer}, DeletionTimestamp: &deleted},
 		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
 		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
 	}
@@ -201,7 +201,7 @@ func TestRevocationDeposedDuringTheCall(t *testing.T) {
 	if revokedCondition(got) != nil {
 		t.Errorf("a deposed process recorded %+v", revokedCondition(got))
 	}
-	if !slices.Contains(got.Finalizers, RevocationFinalizer) {
+	if !slices.Contains(got.Finalizers, v1alpha1.RevocationFinalizer) {
 		t.Error("a deposed process removed the finalizer")
 	}
 	if len(recorder.Events) != 0 {

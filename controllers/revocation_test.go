@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -42,7 +41,7 @@ func TestRevocationAfterRestartBetweenDeletionAndRevocation(t *testing.T) {
 			Name: crt.Name, UID: crt.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
 	})
 	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
-	if !slices.Contains(cr.Finalizers, controllers.RevocationFinalizer) {
+	if !slices.Contains(cr.Finalizers, v1alpha1.RevocationFinalizer) {
 		t.Fatalf("issued under deleted: true without the finalizer: %v", cr.Finalizers)
 	}
 	leaf, err := pki.DecodeX509CertificateBytes(cr.Status.Certificate)
@@ -116,7 +115,7 @@ func TestRevocationAskedAgainWhileWaitingForApproval(t *testing.T) {
 	sim.SetApprovalRequired("SERVER", true)                                      // the issuer's certificate profile
 	sim.InjectFault("revoke", ejbcasim.Fault{Count: 1, ResetAfterIssuing: true}) // handled, the 202 lost
 
-	patch := client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"annotations":{"`+controllers.RevokeAnnotation+`":"keyCompromise"}}}`))
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"annotations":{"`+v1alpha1.RevokeAnnotation+`":"keyCompromise"}}}`))
 	if err := k8s.Patch(context.Background(), cr, patch); err != nil {
 		t.Fatal(err)
 	}
@@ -126,14 +125,14 @@ func TestRevocationAskedAgainWhileWaitingForApproval(t *testing.T) {
 			return err.Error()
 		}
 		for i, c := range cr.Status.Conditions {
-			if c.Type == controllers.ConditionRevoked {
+			if c.Type == v1alpha1.ConditionRevoked {
 				recorded = &cr.Status.Conditions[i]
-				if c.Reason == controllers.RevokedReasonPending {
+				if c.Reason == v1alpha1.RevokedReasonPending {
 					return ""
 				}
 			}
 		}
-		return fmt.Sprintf("no Revoked/%s condition (revoke calls %d, events %v)", controllers.RevokedReasonPending, sim.RevokeCalls(serial), events(t, cr))
+		return fmt.Sprintf("no Revoked/%s condition (revoke calls %d, events %v)", v1alpha1.RevokedReasonPending, sim.RevokeCalls(serial), events(t, cr))
 	})
 	if recorded.Status != cmmeta.ConditionUnknown {
 		t.Errorf("Revoked condition %+v, want Unknown", recorded)

@@ -9,44 +9,12 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 )
 
-// Names the revocation controller reads and writes on CertificateRequests.
+// Metric labels of revocation triggers and outcomes.
 const (
-	// RevokeAnnotation asks for the request's certificate to be revoked,
-	// with a camelCase reason (RevocationReasons).
-	RevokeAnnotation = "ejbca-issuer.certctl.io/revoke"
-	// RevocationFinalizer holds a request issued under revocation.deleted
-	// (or superseded) until its revocation is decided, so a deletion the
-	// manager did not see is still handled after a restart.
-	RevocationFinalizer = "ejbca-issuer.certctl.io/revocation"
-	// ConditionRevoked records the revocation of the request's certificate,
-	// once: True (reason: EJBCA's reason, or AlreadyRevoked), Unknown
-	// (PendingApproval) or False (Abandoned, NotFoundInEJBCA,
-	// NotIssuedForThisRequest, or a refused annotation: InvalidReason,
-	// RevocationNotEnabled, AnnotationAtIssuance).
-	ConditionRevoked cmapi.CertificateRequestConditionType = "ejbca-issuer.certctl.io/Revoked"
-	// ConditionIssuedWithRevokeAnnotation is written with the certificate
-	// (in the same status write) when the request already carried
-	// RevokeAnnotation at issuance, as cert-manager copies a Certificate's
-	// annotations onto each new request. Its message holds the value: that
-	// value never revokes this request. An approver of the namespace can
-	// write request status and so drop this record: that only lets them
-	// revoke their own request's certificate, which they may anyway.
-	ConditionIssuedWithRevokeAnnotation cmapi.CertificateRequestConditionType = "ejbca-issuer.certctl.io/IssuedWithRevokeAnnotation"
-)
-
-// Reasons of ConditionRevoked that are not EJBCA's.
-const (
-	RevokedReasonAlready         = "AlreadyRevoked"
-	RevokedReasonPending         = "PendingApproval"
-	RevokedReasonAbandoned       = "Abandoned"
-	RevokedReasonNotFound        = "NotFoundInEJBCA"
-	RevokedReasonInvalid         = "InvalidReason"
-	RevokedReasonNotEnabled      = "RevocationNotEnabled"
-	RevokedReasonAtIssuance      = "AnnotationAtIssuance"
-	RevokedReasonNotIssuedHere   = "NotIssuedForThisRequest"
 	revocationTriggerSuperseded  = "superseded"
 	revocationTriggerDeleted     = "deleted"
 	revocationTriggerExplicit    = "explicit"
@@ -114,14 +82,14 @@ type RevocationInput struct {
 	// Deleting: the request has a deletionTimestamp (DeletedAt).
 	Deleting  bool
 	DeletedAt time.Time
-	// HasFinalizer: the request carries RevocationFinalizer.
+	// HasFinalizer: the request carries v1alpha1.RevocationFinalizer.
 	HasFinalizer bool
-	// Recorded is the request's ConditionRevoked, if any.
+	// Recorded is the request's v1alpha1.ConditionRevoked, if any.
 	Recorded *cmapi.CertificateRequestCondition
-	// Annotation is RevokeAnnotation's value; HasAnnotation says it is set.
+	// Annotation is v1alpha1.RevokeAnnotation's value; HasAnnotation says it is set.
 	Annotation    string
 	HasAnnotation bool
-	// AtIssuance is the value ConditionIssuedWithRevokeAnnotation recorded;
+	// AtIssuance is the value v1alpha1.ConditionIssuedWithRevokeAnnotation recorded;
 	// HadAtIssuance says there is one.
 	AtIssuance    string
 	HadAtIssuance bool
@@ -194,7 +162,7 @@ func revocationFinal(c *cmapi.CertificateRequestCondition) bool {
 		return false
 	}
 	switch c.Reason {
-	case RevokedReasonInvalid, RevokedReasonNotEnabled, RevokedReasonAtIssuance:
+	case v1alpha1.RevokedReasonInvalid, v1alpha1.RevokedReasonNotEnabled, v1alpha1.RevokedReasonAtIssuance:
 		return false
 	}
 	return true
@@ -203,7 +171,7 @@ func revocationFinal(c *cmapi.CertificateRequestCondition) bool {
 // RevocationDecide decides, as a pure function of the request, its issuer
 // and its Certificate, whether the request's certificate is revoked now,
 // later or never. The rules (docs/revocation.md):
-//   - a certificate is revoked at most once: a final ConditionRevoked ends it;
+//   - a certificate is revoked at most once: a final v1alpha1.ConditionRevoked ends it;
 //   - only a certificate this manager issued for the request (a verified
 //     issuance record names it) is revoked; any other is refused, once;
 //   - an explicit annotation revokes, unless revocation is off for the
@@ -250,7 +218,7 @@ func RevocationDecide(in RevocationInput) RevocationDecision {
 		// status.certificate is writable by approvers: revoking what it
 		// names would revoke any certificate the issuer's role may revoke.
 		d = RevocationDecision{Action: RevocationNothing, Message: in.NotIssuedHere}
-		note = &RevocationNote{Reason: RevokedReasonNotIssuedHere, Outcome: revocationOutcomeRefused, Message: in.NotIssuedHere}
+		note = &RevocationNote{Reason: v1alpha1.RevokedReasonNotIssuedHere, Outcome: revocationOutcomeRefused, Message: in.NotIssuedHere}
 	}
 	d.Note = note
 
@@ -300,17 +268,17 @@ func decideTrigger(in RevocationInput) (RevocationDecision, *RevocationNote) {
 		reason, known := RevocationReasons[in.Annotation]
 		switch {
 		case !in.Enabled:
-			note = &RevocationNote{Reason: RevokedReasonNotEnabled, Outcome: revocationOutcomeRefused,
-				Message: fmt.Sprintf("%s=%q is ignored: the issuer does not set spec.revocation, so nothing it issued is revoked", RevokeAnnotation, in.Annotation)}
+			note = &RevocationNote{Reason: v1alpha1.RevokedReasonNotEnabled, Outcome: revocationOutcomeRefused,
+				Message: fmt.Sprintf("%s=%q is ignored: the issuer does not set spec.revocation, so nothing it issued is revoked", v1alpha1.RevokeAnnotation, in.Annotation)}
 		case in.HadAtIssuance && in.AtIssuance == in.Annotation:
-			note = &RevocationNote{Reason: RevokedReasonAtIssuance, Outcome: revocationOutcomeRefused,
-				Message: fmt.Sprintf("%s=%q is not honoured: the request already carried it when it was issued (cert-manager copies a Certificate's annotations onto every new request); remove it from the Certificate, and annotate the request itself with a different reason to revoke it", RevokeAnnotation, in.Annotation)}
+			note = &RevocationNote{Reason: v1alpha1.RevokedReasonAtIssuance, Outcome: revocationOutcomeRefused,
+				Message: fmt.Sprintf("%s=%q is not honoured: the request already carried it when it was issued (cert-manager copies a Certificate's annotations onto every new request); remove it from the Certificate, and annotate the request itself with a different reason to revoke it", v1alpha1.RevokeAnnotation, in.Annotation)}
 		case !known:
-			note = &RevocationNote{Reason: RevokedReasonInvalid, Outcome: revocationOutcomeInvalid,
-				Message: fmt.Sprintf("%s=%q is not a revocation reason; nothing is revoked. Use one of: %s", RevokeAnnotation, in.Annotation, revocationReasonNames())}
+			note = &RevocationNote{Reason: v1alpha1.RevokedReasonInvalid, Outcome: revocationOutcomeInvalid,
+				Message: fmt.Sprintf("%s=%q is not a revocation reason; nothing is revoked. Use one of: %s", v1alpha1.RevokeAnnotation, in.Annotation, revocationReasonNames())}
 		default:
 			return RevocationDecision{Action: RevocationRevoke, Reason: reason, Trigger: revocationTriggerExplicit,
-				Message: fmt.Sprintf("revocation asked for by %s=%s", RevokeAnnotation, in.Annotation)}, nil
+				Message: fmt.Sprintf("revocation asked for by %s=%s", v1alpha1.RevokeAnnotation, in.Annotation)}, nil
 		}
 	}
 	gone := in.Certificate == CertificateGone || (in.Certificate == NoCertificate && in.Deleting)
@@ -380,18 +348,18 @@ func RevocationResultOf(reason, serial string, err error) revocationResult {
 		return revocationResult{Done: true, Status: cmmeta.ConditionTrue, Reason: reason, Outcome: revocationOutcomeRevoked,
 			Message: fmt.Sprintf("certificate serial %s revoked in EJBCA with reason %s", serial, reason)}
 	case ejbca.IsConflict(err):
-		return revocationResult{Done: true, Status: cmmeta.ConditionTrue, Reason: RevokedReasonAlready, Outcome: revocationOutcomeAlready,
+		return revocationResult{Done: true, Status: cmmeta.ConditionTrue, Reason: v1alpha1.RevokedReasonAlready, Outcome: revocationOutcomeAlready,
 			Message: fmt.Sprintf("certificate serial %s was already revoked in EJBCA (409): %s", serial, ejbca.Message(err))}
 	case ejbca.IsApprovalAlreadyExists(err):
 		// EJBCA's "approval already exists": an earlier call (whose answer
 		// was lost, or whose record failed) made the approval request.
-		return revocationResult{Done: true, Status: cmmeta.ConditionUnknown, Reason: RevokedReasonPending, Outcome: revocationOutcomePending,
+		return revocationResult{Done: true, Status: cmmeta.ConditionUnknown, Reason: v1alpha1.RevokedReasonPending, Outcome: revocationOutcomePending,
 			Message: fmt.Sprintf("revocation of serial %s with reason %s already waits for an administrator's approval in EJBCA (%s); it is not asked again", serial, reason, ejbca.Message(err))}
 	case ejbca.IsPending(err):
-		return revocationResult{Done: true, Status: cmmeta.ConditionUnknown, Reason: RevokedReasonPending, Outcome: revocationOutcomePending,
+		return revocationResult{Done: true, Status: cmmeta.ConditionUnknown, Reason: v1alpha1.RevokedReasonPending, Outcome: revocationOutcomePending,
 			Message: fmt.Sprintf("revocation of serial %s with reason %s waits for an administrator's approval in EJBCA; it is not asked again", serial, reason)}
 	case ejbca.IsNotFound(err):
-		return revocationResult{Done: true, Status: cmmeta.ConditionFalse, Reason: RevokedReasonNotFound, Outcome: revocationOutcomeNotFound, Warning: true,
+		return revocationResult{Done: true, Status: cmmeta.ConditionFalse, Reason: v1alpha1.RevokedReasonNotFound, Outcome: revocationOutcomeNotFound, Warning: true,
 			Message: fmt.Sprintf("EJBCA does not know certificate serial %s (404): %s", serial, ejbca.Message(err))}
 	}
 	return revocationResult{Retry: true, Outcome: revocationOutcomeFailed, Warning: true,

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 )
 
@@ -67,13 +68,13 @@ func TestRevocationDecide(t *testing.T) {
 			mutate: func(in *RevocationInput) {
 				in.Annotation, in.HasAnnotation, in.NotIssuedHere = "keyCompromise", true, "status.certificate holds serial 1, but ejbca-issuer issued serial 2"
 			},
-			action: RevocationNothing, note: RevokedReasonNotIssuedHere, message: "issued serial 2"},
+			action: RevocationNothing, note: v1alpha1.RevokedReasonNotIssuedHere, message: "issued serial 2"},
 		{name: "a deleted request whose certificate no record names is released unrevoked",
 			mutate: func(in *RevocationInput) {
 				in.Certificate, in.Deleting, in.HasFinalizer, in.DeletedAt = CertificateGone, true, true, now
 				in.NotIssuedHere = "the request carries no record"
 			},
-			action: RevocationRelease, note: RevokedReasonNotIssuedHere},
+			action: RevocationRelease, note: v1alpha1.RevokedReasonNotIssuedHere},
 		{name: "Certificate deleted: revoke CESSATION_OF_OPERATION, the Secret's copy notwithstanding",
 			mutate: func(in *RevocationInput) { in.Certificate = CertificateGone },
 			action: RevocationRevoke, reason: ejbca.ReasonCessationOfOperation},
@@ -118,13 +119,13 @@ func TestRevocationDecide(t *testing.T) {
 			mutate: func(in *RevocationInput) {
 				in.Annotation, in.HasAnnotation, in.AtIssuance, in.HadAtIssuance = "keyCompromise", true, "keyCompromise", true
 			},
-			action: RevocationNothing, note: RevokedReasonAtIssuance},
+			action: RevocationNothing, note: v1alpha1.RevokedReasonAtIssuance},
 		{name: "annotation copied at issuance does not stop the superseded rule",
 			mutate: func(in *RevocationInput) {
 				in.Annotation, in.HasAnnotation, in.AtIssuance, in.HadAtIssuance = "keyCompromise", true, "keyCompromise", true
 				in.Current, in.SuccessorIssuedAt, in.Now = false, successor, successor.Add(2*time.Hour)
 			},
-			action: RevocationRevoke, reason: ejbca.ReasonSuperseded, note: RevokedReasonAtIssuance},
+			action: RevocationRevoke, reason: ejbca.ReasonSuperseded, note: v1alpha1.RevokedReasonAtIssuance},
 		{name: "a different value than at issuance is a new, explicit ask",
 			mutate: func(in *RevocationInput) {
 				in.Annotation, in.HasAnnotation, in.AtIssuance, in.HadAtIssuance = "superseded", true, "keyCompromise", true
@@ -132,13 +133,13 @@ func TestRevocationDecide(t *testing.T) {
 			action: RevocationRevoke, reason: ejbca.ReasonSuperseded},
 		{name: "unknown reason: refused, nothing revoked",
 			mutate: func(in *RevocationInput) { in.Annotation, in.HasAnnotation = "KEY_COMPROMISE", true },
-			action: RevocationNothing, note: RevokedReasonInvalid},
+			action: RevocationNothing, note: v1alpha1.RevokedReasonInvalid},
 		{name: "revocation off: the annotation is refused",
 			mutate: func(in *RevocationInput) {
 				in.Enabled, in.Superseded, in.Deleted = false, false, false
 				in.Annotation, in.HasAnnotation = "keyCompromise", true
 			},
-			action: RevocationNothing, note: RevokedReasonNotEnabled},
+			action: RevocationNothing, note: v1alpha1.RevokedReasonNotEnabled},
 		{name: "revocation off: a deleted Certificate is not revoked",
 			mutate: func(in *RevocationInput) {
 				in.Enabled, in.Superseded, in.Deleted = false, false, false
@@ -147,14 +148,14 @@ func TestRevocationDecide(t *testing.T) {
 			action: RevocationNothing},
 		{name: "already revoked (recorded): never again, finalizer released",
 			mutate: func(in *RevocationInput) {
-				in.Recorded = &cmapi.CertificateRequestCondition{Type: ConditionRevoked, Status: cmmeta.ConditionTrue, Reason: ejbca.ReasonKeyCompromise}
+				in.Recorded = &cmapi.CertificateRequestCondition{Type: v1alpha1.ConditionRevoked, Status: cmmeta.ConditionTrue, Reason: ejbca.ReasonKeyCompromise}
 				in.Annotation, in.HasAnnotation = "keyCompromise", true
 				in.Deleting, in.DeletedAt, in.HasFinalizer, in.Certificate = true, now, true, CertificateGone
 			},
 			action: RevocationRelease},
 		{name: "a refused annotation recorded is not final: a fixed value revokes",
 			mutate: func(in *RevocationInput) {
-				in.Recorded = &cmapi.CertificateRequestCondition{Type: ConditionRevoked, Status: cmmeta.ConditionFalse, Reason: RevokedReasonInvalid}
+				in.Recorded = &cmapi.CertificateRequestCondition{Type: v1alpha1.ConditionRevoked, Status: cmmeta.ConditionFalse, Reason: v1alpha1.RevokedReasonInvalid}
 				in.Annotation, in.HasAnnotation = "keyCompromise", true
 			},
 			action: RevocationRevoke, reason: ejbca.ReasonKeyCompromise},
@@ -275,11 +276,11 @@ func TestRevocationResultOf(t *testing.T) {
 		outcome string
 	}{
 		{"revoked", nil, true, ejbca.ReasonSuperseded, revocationOutcomeRevoked},
-		{"409 already revoked is done", &ejbca.Error{Kind: ejbca.KindConflict, StatusCode: 409}, true, RevokedReasonAlready, revocationOutcomeAlready},
-		{"202 waits for approval, not asked again", &ejbca.Error{Kind: ejbca.KindPending, StatusCode: 202}, true, RevokedReasonPending, revocationOutcomePending},
+		{"409 already revoked is done", &ejbca.Error{Kind: ejbca.KindConflict, StatusCode: 409}, true, v1alpha1.RevokedReasonAlready, revocationOutcomeAlready},
+		{"202 waits for approval, not asked again", &ejbca.Error{Kind: ejbca.KindPending, StatusCode: 202}, true, v1alpha1.RevokedReasonPending, revocationOutcomePending},
 		{"400 approval already exists waits too", &ejbca.Error{Kind: ejbca.KindPending, StatusCode: 400,
-			Message: "Approval request with approvalID 1869448106 already exists."}, true, RevokedReasonPending, revocationOutcomePending},
-		{"404 unknown to EJBCA", &ejbca.Error{Kind: ejbca.KindNotFound, StatusCode: 404}, true, RevokedReasonNotFound, revocationOutcomeNotFound},
+			Message: "Approval request with approvalID 1869448106 already exists."}, true, v1alpha1.RevokedReasonPending, revocationOutcomePending},
+		{"404 unknown to EJBCA", &ejbca.Error{Kind: ejbca.KindNotFound, StatusCode: 404}, true, v1alpha1.RevokedReasonNotFound, revocationOutcomeNotFound},
 		{"unreachable: retry", &ejbca.Error{Kind: ejbca.KindRetryable, Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}, false, "", revocationOutcomeFailed},
 		{"403 no revoke rights: retry", &ejbca.Error{Kind: ejbca.KindUnauthorized, StatusCode: 403}, false, "", revocationOutcomeFailed},
 	}
@@ -295,7 +296,7 @@ func TestAtIssuanceValueRoundTrips(t *testing.T) {
 	t.Parallel()
 	for _, v := range []string{"keyCompromise", "", `we"ird value`} {
 		cr := &cmapi.CertificateRequest{}
-		cr.Annotations = map[string]string{RevokeAnnotation: v}
+		cr.Annotations = map[string]string{v1alpha1.RevokeAnnotation: v}
 		c := revokeAnnotationAtIssuance(cr, metav1.Now())
 		if got := atIssuanceValue(*c.Message); got != v {
 			t.Errorf("%q came back as %q", v, got)

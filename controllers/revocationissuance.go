@@ -16,7 +16,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 )
 
-// holdForRevocation adds RevocationFinalizer to a request about to be
+// holdForRevocation adds v1alpha1.RevocationFinalizer to a request about to be
 // issued by an issuer that revokes deleted or superseded certificates, so
 // that its deletion waits for the revocation controller even if the
 // manager is not running when it happens (a request already being deleted
@@ -26,7 +26,7 @@ import (
 // the request's resourceVersion and updates cr, so the status write that
 // follows keeps its own precondition.
 func holdForRevocation(ctx context.Context, c client.Client, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer) error {
-	if issuer == nil || cr.DeletionTimestamp != nil || controllerutil.ContainsFinalizer(cr, RevocationFinalizer) {
+	if issuer == nil || cr.DeletionTimestamp != nil || controllerutil.ContainsFinalizer(cr, v1alpha1.RevocationFinalizer) {
 		return nil
 	}
 	spec := issuer.GetSpec()
@@ -34,26 +34,26 @@ func holdForRevocation(ctx context.Context, c client.Client, cr *cmapi.Certifica
 		return nil
 	}
 	orig := cr.DeepCopy()
-	controllerutil.AddFinalizer(cr, RevocationFinalizer)
+	controllerutil.AddFinalizer(cr, v1alpha1.RevocationFinalizer)
 	if err := c.Patch(ctx, cr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("adding the revocation finalizer: %w", err)
 	}
 	return nil
 }
 
-// atIssuancePrefix starts ConditionIssuedWithRevokeAnnotation's message,
+// atIssuancePrefix starts v1alpha1.ConditionIssuedWithRevokeAnnotation's message,
 // followed by the quoted value.
-const atIssuancePrefix = RevokeAnnotation + "="
+const atIssuancePrefix = v1alpha1.RevokeAnnotation + "="
 
 // revokeAnnotationAtIssuance is the condition recording, in the status write
 // that stores the certificate, that the request already carried the revoke
 // annotation (nil when it did not).
 func revokeAnnotationAtIssuance(cr *cmapi.CertificateRequest, at metav1.Time) *cmac.CertificateRequestConditionApplyConfiguration {
-	v, ok := cr.Annotations[RevokeAnnotation]
+	v, ok := cr.Annotations[v1alpha1.RevokeAnnotation]
 	if !ok {
 		return nil
 	}
-	return cmac.CertificateRequestCondition().WithType(ConditionIssuedWithRevokeAnnotation).WithStatus(cmmeta.ConditionTrue).
+	return cmac.CertificateRequestCondition().WithType(v1alpha1.ConditionIssuedWithRevokeAnnotation).WithStatus(cmmeta.ConditionTrue).
 		WithReason("CopiedAtIssuance").WithLastTransitionTime(at).
 		WithMessage(atIssuancePrefix + strconv.Quote(v) + " was on the request when it was issued (cert-manager copies a Certificate's annotations onto new requests): that value never revokes this request")
 }

@@ -133,7 +133,7 @@ func TestRevocationAfterRestartWithManyFinishedRequests(t *testing.T) {
 		if cr.Annotations == nil {
 			cr.Annotations = map[string]string{}
 		}
-		cr.Annotations[controllers.RevokeAnnotation] = "keyCompromise"
+		cr.Annotations[v1alpha1.RevokeAnnotation] = "keyCompromise"
 	})
 	eventually(t, 60*time.Second, func() string {
 		for _, c := range sim.Issued() {

@@ -318,8 +318,8 @@ func TestAttackForgingTheApprovalStartWithTheEnrolmentPassword(t *testing.T) {
 				m.Write([]byte{0})
 			}
 			update(t, cr, func(cr *cmapi.CertificateRequest) {
-				cr.Annotations[controllers.AnnotationApprovalRequestedAt] = future.Format(time.RFC3339)
-				cr.Annotations[controllers.AnnotationApprovalSeal] = hex.EncodeToString(m.Sum(nil))
+				cr.Annotations[v1alpha1.AnnotationApprovalRequestedAt] = future.Format(time.RFC3339)
+				cr.Annotations[v1alpha1.AnnotationApprovalSeal] = hex.EncodeToString(m.Sum(nil))
 			})
 			waitRequest(t, cr, cmapi.CertificateRequestReasonFailed, "was not approved within the issuer's approval.maxWait", 60*time.Second)
 			waitEventReason(t, cr, controllers.EventIgnoredAnnotations)
@@ -346,9 +346,9 @@ func TestAttackBorrowingAnotherTenantsApproval(t *testing.T) {
 			victimID := waitForApproval(t, victimCR)
 
 			forged := []crOption{
-				annotate(controllers.AnnotationApprovalRequestID, strconv.Itoa(victimID)),
-				annotate(controllers.AnnotationApprovalRequestedAt, "2001-01-01T00:00:00Z"),
-				annotate(controllers.AnnotationApprovalSeal, strings.Repeat("ab", 32)),
+				annotate(v1alpha1.AnnotationApprovalRequestID, strconv.Itoa(victimID)),
+				annotate(v1alpha1.AnnotationApprovalRequestedAt, "2001-01-01T00:00:00Z"),
+				annotate(v1alpha1.AnnotationApprovalSeal, strings.Repeat("ab", 32)),
 			}
 			cr := attacker.request(t, "web", forged...)
 			ownID := waitForApproval(t, cr)

@@ -99,7 +99,7 @@ func TestCSRIssuedAfterItsDeletion(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	issuer := readyClusterIssuer(t, sim, func(s *v1alpha1.IssuerSpec) { s.Revocation = &v1alpha1.RevocationSpec{Deleted: true} })
-	signer := controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
+	signer := v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer)
 	sim.InjectFault("pkcs10enroll", enrolmentHeld)
 	csr := newCSR(t, clientsetAs(t, ""), signer, "gone-csr.example.com")
 	decideCSR(t, csr, "Approved")

@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/devstack"
 )
 
@@ -39,7 +38,7 @@ func csrDemo(ctx context.Context, stack *devstack.Stack, clusterIssuer string) e
 	if err != nil {
 		return err
 	}
-	signer := controllers.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", clusterIssuer)
+	signer := v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", clusterIssuer)
 	fmt.Println()
 	say("creating CertificateSigningRequest csr-demo (certificates.k8s.io) for csr-demo.example.com, signer %s", signer)
 	csrs := cs.CertificatesV1().CertificateSigningRequests()
@@ -88,6 +87,6 @@ func csrDemo(ctx context.Context, stack *devstack.Stack, clusterIssuer string) e
 	fmt.Printf("    Subject:    %s\n", leaf.Subject)
 	fmt.Printf("    Issuer:     %s\n", leaf.Issuer)
 	fmt.Printf("    Serial:     %X\n", leaf.SerialNumber)
-	fmt.Printf("    End entity: %s/%s in EJBCA\n", controllers.CSREndEntityScope, csr.Name)
+	fmt.Printf("    End entity: %s/%s in EJBCA\n", v1alpha1.CSREndEntityScope, csr.Name)
 	return nil
 }

@@ -35,7 +35,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/devstack"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 	"github.com/certctl-io/ejbca-issuer/internal/manager"
@@ -382,7 +381,7 @@ func waitForApproval(ctx context.Context, stack *devstack.Stack, crt *cmapi.Cert
 				!strings.Contains(c.Message, "waiting for EJBCA approval") {
 				continue
 			}
-			id, err := strconv.Atoi(cr.Annotations[controllers.AnnotationApprovalRequestID])
+			id, err := strconv.Atoi(cr.Annotations[v1alpha1.AnnotationApprovalRequestID])
 			return id, cr, err
 		}
 		select {

@@ -24,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 )
 
 func TestCertificateBecomesASecretSignedByEJBCA(t *testing.T) {
@@ -166,7 +165,7 @@ func approvalID(t *testing.T, crt *cmapi.Certificate) int {
 			for _, c := range cr.Status.Conditions {
 				if c.Type == cmapi.CertificateRequestConditionReady && c.Reason == cmapi.CertificateRequestReasonPending &&
 					strings.Contains(c.Message, "waiting for EJBCA approval of request") {
-					id, err := strconv.Atoi(cr.Annotations[controllers.AnnotationApprovalRequestID])
+					id, err := strconv.Atoi(cr.Annotations[v1alpha1.AnnotationApprovalRequestID])
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -107,7 +106,7 @@ func waitRevokedCondition(t *testing.T, cr *cmapi.CertificateRequest, reason str
 		}
 		for i := range cr.Status.Conditions {
 			c := &cr.Status.Conditions[i]
-			if c.Type == controllers.ConditionRevoked && c.Reason == reason {
+			if c.Type == v1alpha1.ConditionRevoked && c.Reason == reason {
 				return c
 			}
 		}
@@ -185,7 +184,7 @@ func TestRevocationOfSupersededAfterGracePeriod(t *testing.T) {
 	first, _, _ := parseSecret(t, waitIssued(t, crt, 1, 60*time.Second))
 	old := requestWithSerial(t, crt, first.SerialNumber)
 	if !hasFinalizer(old) {
-		t.Errorf("request %s issued under superseded: true carries no %s finalizer: %v", old.Name, controllers.RevocationFinalizer, old.Finalizers)
+		t.Errorf("request %s issued under superseded: true carries no %s finalizer: %v", old.Name, v1alpha1.RevocationFinalizer, old.Finalizers)
 	}
 	renew(t, crt)
 	second, _, _ := parseSecret(t, waitIssued(t, crt, 2, 60*time.Second))
@@ -226,7 +225,7 @@ func TestRevocationOfSupersededAfterGracePeriod(t *testing.T) {
 
 func hasFinalizer(cr *cmapi.CertificateRequest) bool {
 	for _, f := range cr.Finalizers {
-		if f == controllers.RevocationFinalizer {
+		if f == v1alpha1.RevocationFinalizer {
 			return true
 		}
 	}
@@ -287,7 +286,7 @@ func TestRevocationByAnnotation(t *testing.T) {
 
 	// An unknown reason: an event, and nothing revoked.
 	annotateRequest(t, cr, "KEY_COMPROMISE")
-	waitRevokedCondition(t, cr, controllers.RevokedReasonInvalid, 10*time.Second)
+	waitRevokedCondition(t, cr, v1alpha1.RevokedReasonInvalid, 10*time.Second)
 	eventFor(t, ns, cr.Name, "RevocationRefused", "not a revocation reason", 10*time.Second)
 	if n := stack.Sim.RevokeCalls(leaf.SerialNumber.Text(16)); n != 0 {
 		t.Fatalf("%d revoke calls for an unknown reason, want 0", n)
@@ -310,7 +309,7 @@ func TestRevocationByAnnotation(t *testing.T) {
 
 func annotateRequest(t *testing.T, cr *cmapi.CertificateRequest, value string) {
 	t.Helper()
-	patch := client.RawPatch("application/merge-patch+json", []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, controllers.RevokeAnnotation, value)))
+	patch := client.RawPatch("application/merge-patch+json", []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.RevokeAnnotation, value)))
 	if err := k8s.Patch(context.Background(), cr, patch); err != nil {
 		t.Fatal(err)
 	}
@@ -320,14 +319,14 @@ func TestRevocationAnnotationCopiedFromCertificateDoesNotRevoke(t *testing.T) {
 	t.Parallel()
 	ns := revokingIssuer(t, &v1alpha1.RevocationSpec{})
 	crt := newCertificate(t, ns, "copied", namespacedIssuer(), func(c *cmapi.Certificate) {
-		c.Annotations = map[string]string{controllers.RevokeAnnotation: "keyCompromise"}
+		c.Annotations = map[string]string{v1alpha1.RevokeAnnotation: "keyCompromise"}
 	})
 	leaf, _, _ := parseSecret(t, waitIssued(t, crt, 1, 60*time.Second))
 	cr := requestWithSerial(t, crt, leaf.SerialNumber)
-	if cr.Annotations[controllers.RevokeAnnotation] != "keyCompromise" {
+	if cr.Annotations[v1alpha1.RevokeAnnotation] != "keyCompromise" {
 		t.Fatalf("cert-manager did not copy the annotation: %v", cr.Annotations)
 	}
-	waitRevokedCondition(t, cr, controllers.RevokedReasonAtIssuance, 10*time.Second)
+	waitRevokedCondition(t, cr, v1alpha1.RevokedReasonAtIssuance, 10*time.Second)
 	e := eventFor(t, ns, cr.Name, "RevocationRefused", "already carried it when it was issued", 10*time.Second)
 	if e.Type != corev1.EventTypeWarning {
 		t.Errorf("event type %s, want Warning", e.Type)
@@ -355,7 +354,7 @@ func TestRevocationOffRevokesNothing(t *testing.T) {
 		t.Errorf("request issued with revocation off carries the finalizer")
 	}
 	annotateRequest(t, cr, "keyCompromise")
-	waitRevokedCondition(t, cr, controllers.RevokedReasonNotEnabled, 10*time.Second)
+	waitRevokedCondition(t, cr, v1alpha1.RevokedReasonNotEnabled, 10*time.Second)
 	deleteCertificateAndRequests(t, crt)
 	waitGone(t, cr, 10*time.Second)
 	// A negative, bounded: renewal, the annotation and the deletion are
