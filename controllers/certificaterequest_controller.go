@@ -27,15 +27,6 @@ import (
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
-// IssuerFault is an issuer's fault that a request found: EJBCA refused the
-// issuer's credentials (Unauthorized) or its CA or profiles (ProfileNotFound).
-type IssuerFault struct {
-	Reason, Message string
-}
-
-// FieldOwner is the field manager of every write the controllers make.
-const FieldOwner = "ejbca-issuer"
-
 // requestIssuerIndex indexes CertificateRequests by the issuer they name, so
 // an issuer becoming Ready wakes exactly its waiting requests.
 const requestIssuerIndex = "ejbca-issuer.certctl.io/issuer"
@@ -188,7 +179,7 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		// The resourceVersion makes a write decided from a stale copy fail
 		// with a conflict; the request is then decided again from a fresh one.
 		cmac.CertificateRequest(cr.Name, cr.Namespace).WithResourceVersion(cr.ResourceVersion).WithStatus(status),
-		client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
 		if apierrors.IsNotFound(err) && len(d.Certificate) > 0 {
 			return r.issuedForDeleted(ctx, cr, issuer, d)
 		}

@@ -25,6 +25,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -355,7 +356,7 @@ func TestCSRExpirationSeconds(t *testing.T) {
 			// A year where an hour was asked for: the issuer's profile,
 			// reported on the issuer, not on each CSR.
 			waitEvent(t, &v1alpha1.EJBCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: ignores}}, corev1.EventTypeNormal,
-				controllers.NoticeValidityFromProfile, "longer than the 1h0m0s requested")
+				signing.NoticeValidityFromProfile, "longer than the 1h0m0s requested")
 		}
 	}
 }

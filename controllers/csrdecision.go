@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 )
 
 // ActionCheckReference: run the requester's SubjectAccessReview for the
@@ -50,8 +51,8 @@ type CSRDecision struct {
 	CallAfter   time.Duration
 	Event       *Event
 	Warnings    []Event
-	Notices     []IssuerNotice
-	IssuerFault *IssuerFault
+	Notices     []signing.IssuerNotice
+	IssuerFault *signing.IssuerFault
 	Outcome     string
 }
 

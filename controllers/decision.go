@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 )
 
@@ -109,11 +110,11 @@ type Decision struct {
 	Warnings []Event
 	// Notices are differences the issuer's configuration made, reported
 	// on the issuer (through the issuer controller), not on the request.
-	Notices []IssuerNotice
-	// IssuerFault, when set, is reported to the issuer controller (the
+	Notices []signing.IssuerNotice
+	// signing.IssuerFault, when set, is reported to the issuer controller (the
 	// only writer of issuers), which marks the issuer not Ready with it:
 	// EJBCA refused the issuer's credentials or configuration.
-	IssuerFault *IssuerFault
+	IssuerFault *signing.IssuerFault
 	// Outcome labels the request metric.
 	Outcome string
 	// ApprovalSince is when the wait for an EJBCA administrator began

@@ -16,6 +16,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -93,11 +94,11 @@ func TestConfigurationDifferencesAreReportedOnTheIssuer(t *testing.T) {
 		waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
 		waitEvent(t, cr, corev1.EventTypeNormal, controllers.EventIssued, "valid for 8760h10m0s, not the requested 2h0m0s (the issuer's configuration decides: see its ValidityFromProfile events)")
 	}
-	waitEvent(t, iss, corev1.EventTypeNormal, controllers.NoticeValidityFromProfile, "longer than the 2h0m0s requested: the issuer's useRequestedDuration is off")
-	waitEvent(t, iss, corev1.EventTypeNormal, controllers.NoticeUsageNotForKey, "certificates for ECDSA keys lack usage key encipherment")
+	waitEvent(t, iss, corev1.EventTypeNormal, signing.NoticeValidityFromProfile, "longer than the 2h0m0s requested: the issuer's useRequestedDuration is off")
+	waitEvent(t, iss, corev1.EventTypeNormal, signing.NoticeUsageNotForKey, "certificates for ECDSA keys lack usage key encipherment")
 	eventually(t, 30*time.Second, func() string {
 		for _, s := range scrapeMetrics(t) {
-			if s.name == "ejbca_issuer_profile_differences_total" && s.labels["namespace"] == ns && s.labels["cause"] == controllers.NoticeValidityFromProfile {
+			if s.name == "ejbca_issuer_profile_differences_total" && s.labels["namespace"] == ns && s.labels["cause"] == signing.NoticeValidityFromProfile {
 				if s.value == n {
 					return ""
 				}
@@ -120,7 +121,7 @@ func TestConfigurationDifferencesAreReportedOnTheIssuer(t *testing.T) {
 		case "CertificateRequest":
 			perRequest[e.InvolvedObject.Name] = append(perRequest[e.InvolvedObject.Name], e.Type+"/"+e.Reason)
 		case v1alpha1.IssuerKind:
-			if e.Reason == controllers.NoticeValidityFromProfile || e.Reason == controllers.NoticeUsageNotForKey {
+			if e.Reason == signing.NoticeValidityFromProfile || e.Reason == signing.NoticeUsageNotForKey {
 				onIssuer = append(onIssuer, e.Reason+": "+e.Message)
 			}
 		}

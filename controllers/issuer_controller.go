@@ -26,8 +26,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/credentials"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
@@ -36,11 +38,6 @@ import (
 // ("Secret/<namespace>/<name>"), so a change to one re-checks exactly the
 // issuers that use it.
 const issuerRefIndex = "ejbca-issuer.certctl.io/references"
-
-// MinHealthCheckSpacing is the least time between two health checks of one
-// issuer that the issuer's own state triggers (failures, backoff); only a
-// change the user makes (spec, a referenced Secret) checks sooner.
-const MinHealthCheckSpacing = time.Minute
 
 // IssuerReconciler checks that an issuer can reach and authenticate to EJBCA
 // and that its CA exists, and says so in its Ready condition. One type serves
@@ -72,7 +69,7 @@ type IssuerReconciler struct {
 	// wake holds why an issuer was woken between checks.
 	wake map[types.NamespacedName]wakeReason
 	// faults hold what requests reported, until the issuer is next woken.
-	faults map[types.NamespacedName]IssuerFault
+	faults map[types.NamespacedName]signing.IssuerFault
 	// notices tally what the issuer's configuration changed in requests'
 	// certificates, until reported on the issuer.
 	notices issuerNotices
@@ -85,7 +82,7 @@ type wakeReason int
 
 const (
 	// wakeSuspect: a request could not reach EJBCA through this issuer;
-	// check again, but not sooner than MinHealthCheckSpacing after the last.
+	// check again, but not sooner than signing.MinHealthCheckSpacing after the last.
 	wakeSuspect wakeReason = iota + 1
 	// wakeEJBCABack: EJBCA answers again; check now.
 	wakeEJBCABack
@@ -98,10 +95,10 @@ const (
 // refused its credentials, CA or profile). The issuer is checked again on
 // the failing schedule (1 min at the soonest), so a fix made in EJBCA alone
 // is noticed too.
-func (r *IssuerReconciler) report(key types.NamespacedName, fault IssuerFault) {
+func (r *IssuerReconciler) report(key types.NamespacedName, fault signing.IssuerFault) {
 	r.mu.Lock()
 	if r.faults == nil {
-		r.faults = map[types.NamespacedName]IssuerFault{}
+		r.faults = map[types.NamespacedName]signing.IssuerFault{}
 	}
 	r.faults[key] = fault
 	r.mu.Unlock()
@@ -111,7 +108,7 @@ func (r *IssuerReconciler) report(key types.NamespacedName, fault IssuerFault) {
 // notice counts a request's notice and, for the first since the last
 // report, wakes the issuer (without a reason: no check) to report it or
 // schedule its report.
-func (r *IssuerReconciler) notice(key types.NamespacedName, n IssuerNotice) {
+func (r *IssuerReconciler) notice(key types.NamespacedName, n signing.IssuerNotice) {
 	metrics.ProfileDifferences.WithLabelValues(r.Kind, key.Namespace, key.Name, n.Reason).Inc()
 	if r.notices.add(key, n, r.Clock.Now()) {
 		r.enqueue(key)
@@ -180,7 +177,7 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 func (r *IssuerReconciler) reportNotices(iss v1alpha1.Issuer, now time.Time) time.Time {
 	due, next := r.notices.take(client.ObjectKeyFromObject(iss), now)
 	for _, n := range due {
-		recordEvent(r.Recorder, iss, nil, n.Type, n.Reason, ActionSigning, n.Note())
+		eventrecord.Record(r.Recorder, iss, nil, n.Type, n.Reason, eventrecord.ActionSigning, n.Note())
 	}
 	return next
 }
@@ -220,7 +217,7 @@ func (r *IssuerReconciler) reconcile(ctx context.Context, req ctrl.Request, iss 
 			// A request could not reach EJBCA, or the condition is not what
 			// this process last wrote (another replica led before): check
 			// again, but not sooner than the spacing allows.
-			if spaced := last.at.Add(MinHealthCheckSpacing); spaced.Before(due) {
+			if spaced := last.at.Add(signing.MinHealthCheckSpacing); spaced.Before(due) {
 				due = spaced
 			}
 		}
@@ -301,7 +298,7 @@ func (r *IssuerReconciler) nextCheck(rec *healthRecord) time.Time {
 	}
 	due := IssuerCheckDue(rec.at, rec.status == metav1.ConditionTrue, rec.reason, rec.failures, r.Interval, r.Reachability != nil, j)
 	if rec.degraded {
-		if soon := rec.at.Add(MinHealthCheckSpacing); soon.Before(due) {
+		if soon := rec.at.Add(signing.MinHealthCheckSpacing); soon.Before(due) {
 			return soon
 		}
 	}
@@ -319,15 +316,15 @@ func (r *IssuerReconciler) nextCheck(rec *healthRecord) time.Time {
 func IssuerCheckDue(at time.Time, ready bool, reason string, failures int, interval time.Duration, probed bool, jitter float64) time.Time {
 	wait := interval
 	if !ready && !(reason == v1alpha1.ReasonUnreachable && probed) {
-		wait = MinHealthCheckSpacing << min(max(failures, 1)-1, 5)
+		wait = signing.MinHealthCheckSpacing << min(max(failures, 1)-1, 5)
 		if wait > interval {
 			wait = interval
 		}
-		if wait < MinHealthCheckSpacing {
-			wait = MinHealthCheckSpacing
+		if wait < signing.MinHealthCheckSpacing {
+			wait = signing.MinHealthCheckSpacing
 		}
 	}
-	if j := time.Duration(float64(wait) * jitter); j >= MinHealthCheckSpacing || ready {
+	if j := time.Duration(float64(wait) * jitter); j >= signing.MinHealthCheckSpacing || ready {
 		wait = j
 	}
 	return at.Add(wait)
@@ -439,7 +436,7 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 	delete(r.faults, req.NamespacedName)
 	r.mu.Unlock()
 	r.notices.forget(req.NamespacedName)
-	for _, cause := range []string{NoticeValidityFromProfile, NoticeUsageNotForKey} {
+	for _, cause := range []string{signing.NoticeValidityFromProfile, signing.NoticeUsageNotForKey} {
 		metrics.ProfileDifferences.DeleteLabelValues(r.Kind, req.Namespace, req.Name, cause)
 	}
 	if r.Reachability != nil {
@@ -503,7 +500,7 @@ func setIssuerStatus(ctx context.Context, c client.Client, rec events.EventRecor
 	if !changed && !caChanged {
 		return nil
 	}
-	if err := c.Status().Patch(ctx, iss, client.MergeFrom(base), client.FieldOwner(FieldOwner)); err != nil {
+	if err := c.Status().Patch(ctx, iss, client.MergeFrom(base), client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -516,7 +513,7 @@ func setIssuerStatus(ctx context.Context, c client.Client, rec events.EventRecor
 		if status == metav1.ConditionTrue {
 			typ = corev1.EventTypeNormal
 		}
-		recordEvent(rec, iss, nil, typ, reason, ActionCheckingIssuer, message)
+		eventrecord.Record(rec, iss, nil, typ, reason, eventrecord.ActionCheckingIssuer, message)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -140,7 +140,7 @@ func TestIssuerRecoversWhenTheSecretAppearsAndFollowsSpecChanges(t *testing.T) {
 	// schedule's next check (a minute at the soonest): noticed before then,
 	// whatever the machine's pace.
 	create(t, tlsSecret(ns, "ejbca-client", sim.ClientCertPEM(), sim.ClientKeyPEM()))
-	waitIssuerFor(t, iss, v1alpha1.ReasonChecked, controllers.MinHealthCheckSpacing-5*time.Second)
+	waitIssuerFor(t, iss, v1alpha1.ReasonChecked, signing.MinHealthCheckSpacing-5*time.Second)
 
 	// A spec change is checked and observedGeneration follows it.
 	update(t, iss, func(i *v1alpha1.EJBCAIssuer) { i.Spec.CAName = "ManagementCA" })

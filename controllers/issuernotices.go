@@ -7,17 +7,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-)
 
-// Reasons of the events on an issuer that report a difference its
-// configuration makes for every request (see IssuerNotice).
-const (
-	// NoticeValidityFromProfile: certificates are valid longer than
-	// requested, because the certificate profile decides the validity.
-	NoticeValidityFromProfile = "ValidityFromProfile"
-	// NoticeUsageNotForKey: certificates lack a requested key usage their
-	// key type cannot have (key encipherment for EC keys).
-	NoticeUsageNotForKey = "UsageNotForKey"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 )
 
 // NoticeInterval is the least time between two reports of one cause on one
@@ -25,17 +16,9 @@ const (
 // makes one event an hour on the issuer, not one per certificate.
 const NoticeInterval = time.Hour
 
-// IssuerNotice is a difference between what a request asked for and what it
-// got that comes from the issuer's configuration and does not hurt the
-// request. It is counted in the profile differences metric and reported on
-// the issuer by the issuer controller, once per NoticeInterval per Reason.
-type IssuerNotice struct {
-	Type, Reason, Message string
-}
-
 // noticeReport is one event due on an issuer: Count requests since Since.
 type noticeReport struct {
-	IssuerNotice
+	signing.IssuerNotice
 	Count int
 	Since time.Time
 }
@@ -60,7 +43,7 @@ type noticeKey struct {
 }
 
 type noticeTally struct {
-	latest   IssuerNotice
+	latest   signing.IssuerNotice
 	pending  int
 	since    time.Time // the first pending one
 	reported time.Time // the last report; zero: never
@@ -78,7 +61,7 @@ func noticeDue(reported time.Time) time.Time {
 // add counts one request's notice. wake says the issuer controller should
 // look at the issuer: the tally was empty, so no report or requeue for it is
 // on its way yet.
-func (n *issuerNotices) add(issuer types.NamespacedName, notice IssuerNotice, now time.Time) (wake bool) {
+func (n *issuerNotices) add(issuer types.NamespacedName, notice signing.IssuerNotice, now time.Time) (wake bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.m == nil {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 )
 
 // The issuer's notices are reported at once the first time, then at most
@@ -13,12 +15,12 @@ import (
 func TestIssuerNoticesReportOncePerHourWithACount(t *testing.T) {
 	a := types.NamespacedName{Namespace: "team-a", Name: "ejbca"}
 	b := types.NamespacedName{Namespace: "team-b", Name: "ejbca"}
-	validity := IssuerNotice{Type: "Normal", Reason: NoticeValidityFromProfile, Message: "one year"}
-	usage := IssuerNotice{Type: "Normal", Reason: NoticeUsageNotForKey, Message: "no key encipherment"}
+	validity := signing.IssuerNotice{Type: "Normal", Reason: signing.NoticeValidityFromProfile, Message: "one year"}
+	usage := signing.IssuerNotice{Type: "Normal", Reason: signing.NoticeUsageNotForKey, Message: "no key encipherment"}
 	var n issuerNotices
 	type step struct {
 		at      time.Duration // after t0
-		add     []IssuerNotice
+		add     []signing.IssuerNotice
 		issuer  types.NamespacedName
 		wake    []bool // of each add
 		reports []string
@@ -26,15 +28,15 @@ func TestIssuerNoticesReportOncePerHourWithACount(t *testing.T) {
 		next    time.Duration // -1: none pending
 	}
 	for i, s := range []step{
-		{at: 0, add: []IssuerNotice{validity, usage}, issuer: a, wake: []bool{true, true},
-			reports: []string{NoticeUsageNotForKey, NoticeValidityFromProfile}, counts: []int{1, 1}, next: -1},
-		{at: time.Second, add: []IssuerNotice{validity, validity, validity}, issuer: a, wake: []bool{true, false, false}, next: NoticeInterval},
-		{at: 30 * time.Minute, add: []IssuerNotice{validity}, issuer: a, wake: []bool{false}, next: NoticeInterval},
-		{at: 30 * time.Minute, add: []IssuerNotice{validity}, issuer: b, wake: []bool{true}, reports: []string{NoticeValidityFromProfile}, counts: []int{1}, next: -1},
+		{at: 0, add: []signing.IssuerNotice{validity, usage}, issuer: a, wake: []bool{true, true},
+			reports: []string{signing.NoticeUsageNotForKey, signing.NoticeValidityFromProfile}, counts: []int{1, 1}, next: -1},
+		{at: time.Second, add: []signing.IssuerNotice{validity, validity, validity}, issuer: a, wake: []bool{true, false, false}, next: NoticeInterval},
+		{at: 30 * time.Minute, add: []signing.IssuerNotice{validity}, issuer: a, wake: []bool{false}, next: NoticeInterval},
+		{at: 30 * time.Minute, add: []signing.IssuerNotice{validity}, issuer: b, wake: []bool{true}, reports: []string{signing.NoticeValidityFromProfile}, counts: []int{1}, next: -1},
 		{at: NoticeInterval - time.Nanosecond, issuer: a, next: NoticeInterval},
-		{at: NoticeInterval, issuer: a, reports: []string{NoticeValidityFromProfile}, counts: []int{4}, next: -1},
+		{at: NoticeInterval, issuer: a, reports: []string{signing.NoticeValidityFromProfile}, counts: []int{4}, next: -1},
 		{at: NoticeInterval + time.Minute, issuer: a, next: -1},
-		{at: 3 * NoticeInterval, add: []IssuerNotice{usage}, issuer: a, wake: []bool{true}, reports: []string{NoticeUsageNotForKey}, counts: []int{1}, next: -1},
+		{at: 3 * NoticeInterval, add: []signing.IssuerNotice{usage}, issuer: a, wake: []bool{true}, reports: []string{signing.NoticeUsageNotForKey}, counts: []int{1}, next: -1},
 	} {
 		now := t0.Add(s.at)
 		for j, x := range s.add {
@@ -71,7 +73,7 @@ func TestIssuerNoticesReportOncePerHourWithACount(t *testing.T) {
 }
 
 func TestNoticeNoteSaysTheCountAndSince(t *testing.T) {
-	r := noticeReport{IssuerNotice: IssuerNotice{Message: "certificates are valid for 8760h0m0s"}, Count: 42, Since: t0}
+	r := noticeReport{IssuerNotice: signing.IssuerNotice{Message: "certificates are valid for 8760h0m0s"}, Count: 42, Since: t0}
 	if got, want := r.Note(), "42 certificate(s) issued through this issuer since 2026-11-27T12:00:00Z: certificates are valid for 8760h0m0s"; got != want {
 		t.Errorf("note %q, want %q", got, want)
 	}

@@ -1,13 +1,13 @@
 package controllers
 
 import (
-	"fmt"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 )
 
 // IssuerWakes is the issuer controllers' inbox: the one way anything else
@@ -132,7 +132,7 @@ func (w *IssuerWakes) Recheck(kind string, key types.NamespacedName) {
 }
 
 // Report: a request found the issuer at fault.
-func (w *IssuerWakes) Report(kind string, key types.NamespacedName, fault IssuerFault) {
+func (w *IssuerWakes) Report(kind string, key types.NamespacedName, fault signing.IssuerFault) {
 	if r := w.byKind[kind]; r != nil {
 		r.report(key, fault)
 	}
@@ -141,25 +141,8 @@ func (w *IssuerWakes) Report(kind string, key types.NamespacedName, fault Issuer
 // Notice: a request got a certificate that differs from what it asked for
 // because of the issuer's configuration; the issuer controller reports it
 // on the issuer once per NoticeInterval with a count.
-func (w *IssuerWakes) Notice(kind string, key types.NamespacedName, n IssuerNotice) {
+func (w *IssuerWakes) Notice(kind string, key types.NamespacedName, n signing.IssuerNotice) {
 	if r := w.byKind[kind]; r != nil {
 		r.notice(key, n)
 	}
 }
-
-// IssuerUnansweredError: a request got no answer from EJBCA through its
-// issuer (Err), or did not call because another one just did (Err nil).
-// It waits for the issuer's re-check instead of retrying on its own.
-type IssuerUnansweredError struct {
-	Issuer string
-	Err    error
-}
-
-func (e *IssuerUnansweredError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("Waiting for %s to be re-checked: a request through it got no answer from EJBCA, so no call is made until the issuer's check or EJBCA's status probe finds EJBCA answering", e.Issuer)
-	}
-	return fmt.Sprintf("Waiting for %s to be re-checked: EJBCA gave no answer (%v); the request is tried again when the issuer's check or EJBCA's status probe finds EJBCA answering", e.Issuer, e.Err)
-}
-
-func (e *IssuerUnansweredError) Unwrap() error { return e.Err }

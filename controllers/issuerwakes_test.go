@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 )
 
@@ -59,7 +60,7 @@ func TestIssuerInboxLosesNoWake(t *testing.T) {
 		case 0:
 			wakes.Recheck(v1alpha1.IssuerKind, key(i))
 		case 1:
-			wakes.Report(v1alpha1.IssuerKind, key(i), IssuerFault{Reason: v1alpha1.ReasonUnauthorized, Message: "refused"})
+			wakes.Report(v1alpha1.IssuerKind, key(i), signing.IssuerFault{Reason: v1alpha1.ReasonUnauthorized, Message: "refused"})
 		}
 	}
 	// Another kind's wakes are not this controller's.
@@ -186,7 +187,7 @@ func TestIssuerWakeFaultAndSchedule(t *testing.T) {
 	failing := healthRecord{status: metav1.ConditionFalse, reason: v1alpha1.ReasonSecretNotFound, failures: 3}
 	readyCond := metav1.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonChecked, Message: "checked"}
 	failingCond := metav1.Condition{Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonSecretNotFound, Message: "absent"}
-	fault := IssuerFault{Reason: v1alpha1.ReasonUnauthorized, Message: "EJBCA refused the credentials when signing CertificateRequest team-a/web-1: 403"}
+	fault := signing.IssuerFault{Reason: v1alpha1.ReasonUnauthorized, Message: "EJBCA refused the credentials when signing CertificateRequest team-a/web-1: 403"}
 	suspect := func(w *wakeTest) { w.r.wakeUp(w.key, wakeSuspect) }
 	back := func(w *wakeTest) { w.r.wakeUp(w.key, wakeEJBCABack) }
 	report := func(w *wakeTest) { w.r.report(w.key, fault) }
@@ -208,23 +209,23 @@ func TestIssuerWakeFaultAndSchedule(t *testing.T) {
 		{name: "not due, not woken: nothing checked", last: ready, cond: readyCond, at: 30 * time.Second,
 			wantReason: v1alpha1.ReasonChecked, requeue: wakeTestInterval - 30*time.Second},
 		{name: "due: checked", last: ready, cond: readyCond, at: wakeTestInterval,
-			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: MinHealthCheckSpacing},
+			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: signing.MinHealthCheckSpacing},
 		{name: "a suspicion within the spacing waits for it and is kept", last: ready, cond: readyCond, wake: []func(*wakeTest){suspect}, at: 20 * time.Second,
 			wantReason: v1alpha1.ReasonChecked, requeue: 40 * time.Second, kept: true},
-		{name: "a suspicion past the spacing checks", last: ready, cond: readyCond, wake: []func(*wakeTest){suspect}, at: MinHealthCheckSpacing,
-			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: MinHealthCheckSpacing},
+		{name: "a suspicion past the spacing checks", last: ready, cond: readyCond, wake: []func(*wakeTest){suspect}, at: signing.MinHealthCheckSpacing,
+			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: signing.MinHealthCheckSpacing},
 		{name: "EJBCA back checks at once", last: ready, cond: readyCond, wake: []func(*wakeTest){back}, at: 5 * time.Second,
-			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: MinHealthCheckSpacing},
+			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: signing.MinHealthCheckSpacing},
 		{name: "a reported fault is the result, without a check", last: ready, cond: readyCond, wake: []func(*wakeTest){report}, at: 5 * time.Second,
-			recorded: true, wantReason: v1alpha1.ReasonUnauthorized, wantMsg: fault.Message, requeue: MinHealthCheckSpacing},
+			recorded: true, wantReason: v1alpha1.ReasonUnauthorized, wantMsg: fault.Message, requeue: signing.MinHealthCheckSpacing},
 		{name: "suspicion and fault coalesce: the fault wins", last: ready, cond: readyCond, wake: []func(*wakeTest){suspect, report, suspect}, at: 5 * time.Second,
-			recorded: true, wantReason: v1alpha1.ReasonUnauthorized, wantMsg: fault.Message, requeue: MinHealthCheckSpacing},
+			recorded: true, wantReason: v1alpha1.ReasonUnauthorized, wantMsg: fault.Message, requeue: signing.MinHealthCheckSpacing},
 		{name: "EJBCA back and fault coalesce: the fault wins", last: ready, cond: readyCond, wake: []func(*wakeTest){report, back}, at: 5 * time.Second,
-			recorded: true, wantReason: v1alpha1.ReasonUnauthorized, wantMsg: fault.Message, requeue: MinHealthCheckSpacing},
+			recorded: true, wantReason: v1alpha1.ReasonUnauthorized, wantMsg: fault.Message, requeue: signing.MinHealthCheckSpacing},
 		{name: "a fault reported against an older spec is checked instead", last: ready, cond: readyCond, generation: 2, wake: []func(*wakeTest){report}, at: 5 * time.Second,
-			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: MinHealthCheckSpacing},
+			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: signing.MinHealthCheckSpacing},
 		{name: "a changed spec checks at once, unwoken", last: ready, cond: readyCond, generation: 2, at: 5 * time.Second,
-			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: MinHealthCheckSpacing},
+			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: signing.MinHealthCheckSpacing},
 		{name: "a failing issuer backs off: the 4th check 4m after the 3rd", last: failing, cond: failingCond, at: time.Minute,
 			wantReason: v1alpha1.ReasonSecretNotFound, requeue: 3 * time.Minute},
 		{name: "a failing issuer is checked when its backoff ends", last: failing, cond: failingCond, at: 4 * time.Minute,
@@ -235,8 +236,8 @@ func TestIssuerWakeFaultAndSchedule(t *testing.T) {
 			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: 8 * time.Minute},
 		{name: "a condition this process did not write waits for the spacing", last: ready, cond: failingCond, at: 30 * time.Second,
 			wantReason: v1alpha1.ReasonSecretNotFound, requeue: 30 * time.Second},
-		{name: "a condition this process did not write is checked past the spacing", last: ready, cond: failingCond, at: MinHealthCheckSpacing,
-			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: MinHealthCheckSpacing},
+		{name: "a condition this process did not write is checked past the spacing", last: ready, cond: failingCond, at: signing.MinHealthCheckSpacing,
+			recorded: true, wantReason: v1alpha1.ReasonSecretNotFound, requeue: signing.MinHealthCheckSpacing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gen := tc.generation
@@ -287,13 +288,13 @@ func TestIssuerSuspicionDeferredThenChecked(t *testing.T) {
 	if res.RequeueAfter != 45*time.Second || cond.Reason != v1alpha1.ReasonChecked {
 		t.Fatalf("woken at 15s: requeue %v, reason %s; want 45s and no check", res.RequeueAfter, cond.Reason)
 	}
-	res, cond = w.reconcileAt(t, MinHealthCheckSpacing)
-	if cond.Reason != v1alpha1.ReasonSecretNotFound || res.RequeueAfter != MinHealthCheckSpacing {
+	res, cond = w.reconcileAt(t, signing.MinHealthCheckSpacing)
+	if cond.Reason != v1alpha1.ReasonSecretNotFound || res.RequeueAfter != signing.MinHealthCheckSpacing {
 		t.Fatalf("at the deferred time: requeue %v, reason %s; want a check", res.RequeueAfter, cond.Reason)
 	}
 	// The next reconcile, unwoken and before the failing schedule, checks nothing.
-	res, cond = w.reconcileAt(t, MinHealthCheckSpacing+10*time.Second)
-	if res.RequeueAfter != 50*time.Second || cond.Reason != v1alpha1.ReasonSecretNotFound || !cond.LastTransitionTime.Time.Equal(w.t0.Add(MinHealthCheckSpacing)) {
+	res, cond = w.reconcileAt(t, signing.MinHealthCheckSpacing+10*time.Second)
+	if res.RequeueAfter != 50*time.Second || cond.Reason != v1alpha1.ReasonSecretNotFound || !cond.LastTransitionTime.Time.Equal(w.t0.Add(signing.MinHealthCheckSpacing)) {
 		t.Errorf("after the check: requeue %v, condition %+v; want 50s and the check's condition", res.RequeueAfter, cond)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 )
@@ -112,7 +113,7 @@ func (r *Reachability) forgetLocked(kind string, key types.NamespacedName) {
 
 // spacing is the time between probes of a URL shared by n issuers.
 func spacing(n int) time.Duration {
-	return max(minProbeSpacing, MinHealthCheckSpacing/time.Duration(max(n, 1)))
+	return max(minProbeSpacing, signing.MinHealthCheckSpacing/time.Duration(max(n, 1)))
 }
 
 // ProbeSpacingFor is the least spacing of probes for an EJBCA timeout: twice

@@ -20,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
+	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
@@ -112,7 +114,7 @@ func signThrough(ctx context.Context, clients *issuerclients.Cache, signer *Sign
 	if wakes.Suspected(kind, key) && signer.Attempts.Held(sr) == nil {
 		// Another request just got no answer through this issuer: wait for
 		// its re-check rather than add a call to an EJBCA that may be down.
-		return &SignResult{Err: &IssuerUnansweredError{Issuer: state.Ref}}
+		return &SignResult{Err: &signing.IssuerUnansweredError{Issuer: state.Ref}}
 	}
 	res := signer.Sign(ctx, sr, issuer, cl)
 	// After the call: no answer from EJBCA makes the issuer suspected
@@ -126,7 +128,7 @@ func signThrough(ctx context.Context, clients *issuerclients.Cache, signer *Sign
 	case wakes == nil || errors.Is(res.Err, ErrNotLeader):
 	case noResponse(res.Err):
 		wakes.Suspect(kind, key)
-		res.Err = &IssuerUnansweredError{Issuer: state.Ref, Err: res.Err}
+		res.Err = &signing.IssuerUnansweredError{Issuer: state.Ref, Err: res.Err}
 	case suspectsIssuer(res.Err) || lost:
 		wakes.Doubt(kind, key)
 	}
@@ -155,12 +157,12 @@ type requestReport struct {
 	Warnings    []Event
 	// Notices go to the issuer controller, which reports them on the
 	// issuer.
-	Notices []IssuerNotice
+	Notices []signing.IssuerNotice
 	Outcome string
 	// Issued observes the time from Created to now.
 	Issued      bool
 	Created     time.Time
-	IssuerFault *IssuerFault
+	IssuerFault *signing.IssuerFault
 }
 
 // reportDecision records a decision's events and metrics on obj, and hands
@@ -169,10 +171,10 @@ type requestReport struct {
 func reportDecision(rec events.EventRecorder, clients *issuerclients.Cache, wakes *IssuerWakes,
 	obj client.Object, issuer v1alpha1.Issuer, now time.Time, r requestReport) {
 	if r.Event != nil {
-		recordEvent(rec, obj, nil, r.Event.Type, r.Event.Reason, ActionSigning, r.Event.Message)
+		eventrecord.Record(rec, obj, nil, r.Event.Type, r.Event.Reason, eventrecord.ActionSigning, r.Event.Message)
 	}
 	for _, w := range r.Warnings {
-		recordEvent(rec, obj, nil, w.Type, w.Reason, ActionSigning, w.Message)
+		eventrecord.Record(rec, obj, nil, w.Type, w.Reason, eventrecord.ActionSigning, w.Message)
 	}
 	if issuer != nil && wakes != nil {
 		for _, n := range r.Notices {

@@ -33,13 +33,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
 // RevocationFieldOwner is the field manager of the revocation controller's
-// status writes, apart from FieldOwner so that neither controller's apply
+// status writes, apart from v1alpha1.FieldOwner so that neither controller's apply
 // removes the other's conditions.
 const RevocationFieldOwner = "ejbca-issuer-revocation"
 
@@ -283,11 +284,11 @@ func (r *RevocationReconciler) event(cr *cmapi.CertificateRequest, crt *cmapi.Ce
 	if crt == nil {
 		// No typed nil as the related object: the recorder would drop the
 		// event, failing to reference it.
-		recordEvent(r.Recorder, cr, nil, typ, reason, ActionRevoking, message)
+		eventrecord.Record(r.Recorder, cr, nil, typ, reason, eventrecord.ActionRevoking, message)
 		return
 	}
-	recordEvent(r.Recorder, cr, crt, typ, reason, ActionRevoking, message)
-	recordEvent(r.Recorder, crt, cr, typ, reason, ActionRevoking, "CertificateRequest "+cr.Name+": "+message)
+	eventrecord.Record(r.Recorder, cr, crt, typ, reason, eventrecord.ActionRevoking, message)
+	eventrecord.Record(r.Recorder, crt, cr, typ, reason, eventrecord.ActionRevoking, "CertificateRequest "+cr.Name+": "+message)
 }
 
 // input gathers what RevocationDecide needs; the Certificate is returned

@@ -31,6 +31,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 )
@@ -183,7 +184,7 @@ func TestRevocationDeposedDuringTheCall(t *testing.T) {
 		}
 	})
 	recorder := events.NewFakeRecorder(10)
-	r := &RevocationReconciler{Client: c, Reader: c, Clients: clients, Recorder: LeaderOnly(recorder, lease), Clock: clk, AbandonAfter: time.Hour, Lease: lease, IssuanceKey: key}
+	r := &RevocationReconciler{Client: c, Reader: c, Clients: clients, Recorder: eventrecord.LeaderOnly(recorder, lease), Clock: clk, AbandonAfter: time.Hour, Lease: lease, IssuanceKey: key}
 	res, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(cr)})
 	if err != nil {
 		t.Fatal(err)

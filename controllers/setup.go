@@ -10,6 +10,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
@@ -81,7 +82,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(reach); err != nil {
 		return err
 	}
-	recorder := LeaderOnly(mgr.GetEventRecorder("ejbca-issuer"), o.Lease)
+	recorder := eventrecord.LeaderOnly(mgr.GetEventRecorder("ejbca-issuer"), o.Lease)
 	for _, kind := range []string{v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind} {
 		r := &IssuerReconciler{
 			Kind: kind, Client: mgr.GetClient(), Clients: clients, ClusterResourceNamespace: o.ClusterResourceNamespace,

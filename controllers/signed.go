@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 )
 
@@ -18,13 +19,13 @@ import (
 // and the issuer says unmetRequest: Fail, else stored with the Issued event.
 // A difference that can hurt the request is a Warning on it; one that comes
 // from the issuer's configuration, the same for every request, is an
-// IssuerNotice, reported on the issuer once an hour with a count.
+// signing.IssuerNotice, reported on the issuer once an hour with a count.
 type signed struct {
 	// FailedMessage, when set, fails the request instead of storing it.
 	FailedMessage string
 	Event         Event
 	Warnings      []Event
-	Notices       []IssuerNotice
+	Notices       []signing.IssuerNotice
 }
 
 // decideSigned takes what the certificate lacks of the request (u) and how
@@ -51,13 +52,13 @@ func decideSigned(cert *ejbca.Certificate, u usages, v validity, useRequested, f
 			// EJBCA does not apply it: not what the operator configured.
 			typ = corev1.EventTypeWarning
 		}
-		s.Notices = append(s.Notices, IssuerNotice{Type: typ, Reason: NoticeValidityFromProfile, Message: v.Longer})
+		s.Notices = append(s.Notices, signing.IssuerNotice{Type: typ, Reason: signing.NoticeValidityFromProfile, Message: v.Longer})
 		msg += fmt.Sprintf("; valid for %s, not the requested %s (the issuer's configuration decides: see its %s events)",
-			v.Issued.Round(time.Minute), v.Requested, NoticeValidityFromProfile)
+			v.Issued.Round(time.Minute), v.Requested, signing.NoticeValidityFromProfile)
 	}
 	if len(u.NotForKey) > 0 {
 		alg := keyAlgorithm(cert.Leaf.PublicKey)
-		s.Notices = append(s.Notices, IssuerNotice{Type: corev1.EventTypeNormal, Reason: NoticeUsageNotForKey,
+		s.Notices = append(s.Notices, signing.IssuerNotice{Type: corev1.EventTypeNormal, Reason: signing.NoticeUsageNotForKey,
 			Message: fmt.Sprintf("certificates for %s keys lack %s, which such keys cannot have (cert-manager asks for key encipherment by default, whatever the key); the certificate profile rightly leaves it out",
 				alg, strings.Join(u.NotForKey, ", "))})
 	}

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 )
 
@@ -71,14 +72,14 @@ func TestSignedWarnsOnlyWhatHurtsTheRequest(t *testing.T) {
 	}{
 		{name: "cert-manager's EC request on a one-year profile without key encipherment for EC",
 			cr: request(approved, certManager), cert: issuedFor(t, &ec.PublicKey, year, sig, server), issuer: readyIssuer,
-			notices: []string{NoticeValidityFromProfile, NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal,
+			notices: []string{signing.NoticeValidityFromProfile, signing.NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal,
 			issuedMsg: "valid for 8760h10m0s, not the requested 2h0m0s (the issuer's configuration decides: see its ValidityFromProfile events)"},
 		{name: "the same under unmetRequest: Fail is still stored",
 			cr: request(approved, certManager), cert: issuedFor(t, &ec.PublicKey, year, sig, server), issuer: IssuerState{Found: true, Ready: true, FailUnmet: true},
-			notices: []string{NoticeValidityFromProfile, NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal},
+			notices: []string{signing.NoticeValidityFromProfile, signing.NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal},
 		{name: "the issuer asks for the requested end time and EJBCA gives its own: a Warning on the issuer",
 			cr: request(approved, certManager), cert: issuedFor(t, &ec.PublicKey, year, sig, server), issuer: IssuerState{Found: true, Ready: true, UseRequestedDuration: true},
-			notices: []string{NoticeValidityFromProfile, NoticeUsageNotForKey}, noticeType: corev1.EventTypeWarning},
+			notices: []string{signing.NoticeValidityFromProfile, signing.NoticeUsageNotForKey}, noticeType: corev1.EventTypeWarning},
 		{name: "cert-manager's RSA request, everything given",
 			cr: request(approved, certManager), cert: issuedFor(t, &rsaKey.PublicKey, 2*time.Hour, sig|enc, server), issuer: readyIssuer},
 		{name: "RSA without key encipherment: it needs it",
@@ -89,16 +90,16 @@ func TestSignedWarnsOnlyWhatHurtsTheRequest(t *testing.T) {
 			failed: "it lacks usage key encipherment"},
 		{name: "key agreement for RSA is the key's, not the request's",
 			cr:   request(approved, func(cr *cmapi.CertificateRequest) { cr.Spec.Usages = []cmapi.KeyUsage{cmapi.UsageKeyAgreement} }),
-			cert: issuedFor(t, &rsaKey.PublicKey, 90*24*time.Hour, sig), issuer: readyIssuer, notices: []string{NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal},
+			cert: issuedFor(t, &rsaKey.PublicKey, 90*24*time.Hour, sig), issuer: readyIssuer, notices: []string{signing.NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal},
 		{name: "Ed25519 without key encipherment",
 			cr: request(approved, certManager), cert: issuedFor(t, edPub, 2*time.Hour, sig, server), issuer: readyIssuer,
-			notices: []string{NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal},
+			notices: []string{signing.NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal},
 		{name: "EC without server auth: it needs it",
 			cr: request(approved, certManager), cert: issuedFor(t, &ec.PublicKey, 2*time.Hour, sig, x509.ExtKeyUsageClientAuth), issuer: readyIssuer,
-			warnings: []string{EventUnmetRequest}, notices: []string{NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal},
+			warnings: []string{EventUnmetRequest}, notices: []string{signing.NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal},
 		{name: "EC without digital signature: it needs it",
 			cr: request(approved, certManager), cert: issuedFor(t, &ec.PublicKey, 2*time.Hour, 0, server), issuer: readyIssuer,
-			warnings: []string{EventUnmetRequest}, notices: []string{NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal},
+			warnings: []string{EventUnmetRequest}, notices: []string{signing.NoticeUsageNotForKey}, noticeType: corev1.EventTypeNormal},
 		{name: "isCA not given",
 			cr: request(approved, func(cr *cmapi.CertificateRequest) { cr.Spec.IsCA = true }), cert: issuedFor(t, &ec.PublicKey, 90*24*time.Hour, sig), issuer: readyIssuer,
 			warnings: []string{EventUnmetRequest}},

@@ -14,6 +14,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
@@ -68,7 +69,7 @@ func (s *RequestSigning) unclaimed(ctx context.Context, req client.Object, issue
 	}
 	if !issuer.GetSpec().RevokesDeleted() {
 		metrics.UnclaimedCertificates.WithLabelValues(kind, requestKind, unclaimedKept).Inc()
-		recordEvent(s.Recorder, regarding, nil, corev1.EventTypeWarning, EventUnclaimed, ActionSigning,
+		eventrecord.Record(s.Recorder, regarding, nil, corev1.EventTypeWarning, EventUnclaimed, eventrecord.ActionSigning,
 			what+"; the issuer does not revoke deleted certificates (spec.revocation.deleted), so it stays valid: revoke it in EJBCA if it must not")
 		log.Info("certificate issued for a deleted request kept valid (the issuer does not revoke deleted certificates)", "serial", serial)
 		return
@@ -86,13 +87,13 @@ func (s *RequestSigning) unclaimed(ctx context.Context, req client.Object, issue
 	metrics.Revocations.WithLabelValues(kind, reason, res.Outcome).Inc()
 	if res.Retry {
 		metrics.UnclaimedCertificates.WithLabelValues(kind, requestKind, unclaimedRevokeFailed).Inc()
-		recordEvent(s.Recorder, regarding, nil, corev1.EventTypeWarning, EventUnclaimedNotRevoked, ActionRevoking,
+		eventrecord.Record(s.Recorder, regarding, nil, corev1.EventTypeWarning, EventUnclaimedNotRevoked, eventrecord.ActionRevoking,
 			what+"; the issuer revokes deleted certificates, but "+res.Message+": revoke it in EJBCA")
 		log.Info("could not revoke a certificate issued for a deleted request", "serial", serial, "error", res.Message)
 		return
 	}
 	metrics.UnclaimedCertificates.WithLabelValues(kind, requestKind, unclaimedRevoked).Inc()
-	recordEvent(s.Recorder, regarding, nil, corev1.EventTypeNormal, EventUnclaimedRevoked, ActionRevoking,
+	eventrecord.Record(s.Recorder, regarding, nil, corev1.EventTypeNormal, EventUnclaimedRevoked, eventrecord.ActionRevoking,
 		what+"; the issuer revokes deleted certificates: "+res.Message)
 	log.Info("revoked a certificate issued for a deleted request", "serial", serial)
 }

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 )
 
@@ -41,7 +42,7 @@ type unsigned struct {
 	EventReason, EventType string
 	// Outcome labels the request metric.
 	Outcome     string
-	IssuerFault *IssuerFault
+	IssuerFault *signing.IssuerFault
 	// ApprovalSince is when the wait for an EJBCA administrator began.
 	ApprovalSince time.Time
 }
@@ -85,11 +86,11 @@ func decideUnsigned(in unsignedInput) unsigned {
 		// is signed within seconds of the fix.
 		u := waiting(fmt.Sprintf("Waiting for %s: EJBCA refused its configuration: %s", in.Issuer.Ref, msg),
 			0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
-		u.IssuerFault = &IssuerFault{Reason: v1alpha1.ReasonProfileNotFound,
+		u.IssuerFault = &signing.IssuerFault{Reason: v1alpha1.ReasonProfileNotFound,
 			Message: fmt.Sprintf("EJBCA refused the issuer's configuration when signing %s: %s", in.Request, msg)}
 		return u
 	}
-	var unanswered *IssuerUnansweredError
+	var unanswered *signing.IssuerUnansweredError
 	if errors.As(r.Err, &unanswered) {
 		// EJBCA may be down: the request waits for its issuer's re-check,
 		// which wakes it, and calls again no sooner than its backoff (an
@@ -99,7 +100,7 @@ func decideUnsigned(in unsignedInput) unsigned {
 			return unsigned{Failed: true, Outcome: "failed", Message: fmt.Sprintf("Giving up: still failing at the retry deadline %s: %s",
 				deadline.UTC().Format(time.RFC3339), msg)}
 		}
-		u := waiting(msg, MinHealthCheckSpacing, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
+		u := waiting(msg, signing.MinHealthCheckSpacing, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
 		if unanswered.Err != nil {
 			u.CallAfter = RetryBackoff(in.Now.Sub(in.Created), unanswered.Err)
 		}
@@ -128,7 +129,7 @@ func decideUnsigned(in unsignedInput) unsigned {
 	if unauthorized {
 		u := waiting(fmt.Sprintf("EJBCA refused %s's credentials; waiting for the issuer to be Ready again: %s", in.Issuer.Ref, msg),
 			0, EventIssuerNotReady, corev1.EventTypeWarning, "issuer_not_ready")
-		u.IssuerFault = &IssuerFault{Reason: v1alpha1.ReasonUnauthorized,
+		u.IssuerFault = &signing.IssuerFault{Reason: v1alpha1.ReasonUnauthorized,
 			Message: fmt.Sprintf("EJBCA refused the credentials when signing %s: %s", in.Request, msg)}
 		return u
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 )
 
@@ -24,9 +25,9 @@ func TestNoAnswerWaitsForTheIssuer(t *testing.T) {
 		wantFailed    bool
 		wantCallAfter time.Duration
 	}{
-		{"no answer: waits for the issuer, calls again no sooner than its backoff", &IssuerUnansweredError{Issuer: iss.Ref, Err: reset}, 10 * time.Second, false, 5 * time.Second},
-		{"issuer suspected, nothing sent: any wake may call", &IssuerUnansweredError{Issuer: iss.Ref}, 10 * time.Second, false, 0},
-		{"past the retry window: Failed", &IssuerUnansweredError{Issuer: iss.Ref, Err: reset}, 2 * time.Hour, true, 0},
+		{"no answer: waits for the issuer, calls again no sooner than its backoff", &signing.IssuerUnansweredError{Issuer: iss.Ref, Err: reset}, 10 * time.Second, false, 5 * time.Second},
+		{"issuer suspected, nothing sent: any wake may call", &signing.IssuerUnansweredError{Issuer: iss.Ref}, 10 * time.Second, false, 0},
+		{"past the retry window: Failed", &signing.IssuerUnansweredError{Issuer: iss.Ref, Err: reset}, 2 * time.Hour, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := decideUnsigned(unsignedInput{Result: &SignResult{Err: tc.err}, Issuer: iss, Now: created.Add(tc.age), Created: created, RetryWindow: time.Hour})
@@ -36,8 +37,8 @@ func TestNoAnswerWaitsForTheIssuer(t *testing.T) {
 			if tc.wantFailed {
 				return
 			}
-			if u.Outcome != "issuer_not_ready" || u.EventReason != EventIssuerNotReady || u.RequeueAfter != MinHealthCheckSpacing {
-				t.Errorf("got %+v, want a wait for the issuer (requeue %s only against a lost wake)", u, MinHealthCheckSpacing)
+			if u.Outcome != "issuer_not_ready" || u.EventReason != EventIssuerNotReady || u.RequeueAfter != signing.MinHealthCheckSpacing {
+				t.Errorf("got %+v, want a wait for the issuer (requeue %s only against a lost wake)", u, signing.MinHealthCheckSpacing)
 			}
 			if u.CallAfter != tc.wantCallAfter {
 				t.Errorf("CallAfter = %s, want %s", u.CallAfter, tc.wantCallAfter)

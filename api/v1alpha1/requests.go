@@ -9,6 +9,9 @@ import (
 // (CertificateRequests and CertificateSigningRequests). They are part of the
 // user-visible interface: requesters, approvers, tests and tools use them.
 
+// FieldOwner is the field manager of every write the controllers make.
+const FieldOwner = "ejbca-issuer"
+
 // Names the revocation controller reads and writes on CertificateRequests.
 const (
 	// RevokeAnnotation asks for the request's certificate to be revoked,

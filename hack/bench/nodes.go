@@ -17,6 +17,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -348,7 +349,7 @@ func (b *bench) nodesFailover(ctx context.Context, sim *ejbcasim.Sim, a, bn *ejb
 	// in a full run only, the smoke run is shorter than that spacing.
 	limit := time.Now()
 	if !b.opts.quick {
-		limit = killAt.Add(controllers.MinHealthCheckSpacing + time.Minute)
+		limit = killAt.Add(signing.MinHealthCheckSpacing + time.Minute)
 	}
 	for {
 		if err := b.stack.Client.Get(ctx, client.ObjectKeyFromObject(two), two); err != nil {

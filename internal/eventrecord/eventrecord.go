@@ -1,4 +1,7 @@
-package controllers
+// Package eventrecord records the controllers' events through the
+// events.k8s.io API: notes cut to what the API takes, and a recorder that
+// stays silent while this process does not lead.
+package eventrecord
 
 import (
 	"unicode/utf8"
@@ -21,10 +24,10 @@ const (
 // one is refused, and the event lost.
 const noteLimit = 1024
 
-// recordEvent records an event through the events.k8s.io API, its note cut
+// Record records an event through the events.k8s.io API, its note cut
 // to what the API takes. regarding is the object the event is about,
 // related another one it concerns (or nil).
-func recordEvent(rec events.EventRecorder, regarding, related runtime.Object, eventType, reason, action, note string) {
+func Record(rec events.EventRecorder, regarding, related runtime.Object, eventType, reason, action, note string) {
 	if rec == nil {
 		return
 	}

@@ -1,0 +1,61 @@
+// Package signing is the kind-neutral core that signs a request with EJBCA:
+// the request seen apart from its kind, the signer and its exactly-once
+// memory, the decisions, and the errors they return. It knows nothing of
+// watches or controller wiring (controller-runtime's builder, handler and
+// predicate packages), and it writes no issuer: what the request side learns
+// about an issuer reaches the issuer controllers through Issuers.
+package signing
+
+import (
+	"fmt"
+	"time"
+)
+
+// What the request side tells the issuer controllers, and what it waits on.
+
+// MinHealthCheckSpacing is the least time between two health checks of one
+// issuer that the issuer's own state triggers (failures, backoff); only a
+// change the user makes (spec, a referenced Secret) checks sooner.
+const MinHealthCheckSpacing = time.Minute
+
+// IssuerFault is an issuer's fault that a request found: EJBCA refused the
+// issuer's credentials (Unauthorized) or its CA or profiles (ProfileNotFound).
+type IssuerFault struct {
+	Reason, Message string
+}
+
+// Reasons of the events on an issuer that report a difference its
+// configuration makes for every request (see IssuerNotice).
+const (
+	// NoticeValidityFromProfile: certificates are valid longer than
+	// requested, because the certificate profile decides the validity.
+	NoticeValidityFromProfile = "ValidityFromProfile"
+	// NoticeUsageNotForKey: certificates lack a requested key usage their
+	// key type cannot have (key encipherment for EC keys).
+	NoticeUsageNotForKey = "UsageNotForKey"
+)
+
+// IssuerNotice is a difference between what a request asked for and what it
+// got that comes from the issuer's configuration and does not hurt the
+// request. It is counted in the profile differences metric and reported on
+// the issuer by the issuer controller, once per NoticeInterval per Reason.
+type IssuerNotice struct {
+	Type, Reason, Message string
+}
+
+// IssuerUnansweredError: a request got no answer from EJBCA through its
+// issuer (Err), or did not call because another one just did (Err nil).
+// It waits for the issuer's re-check instead of retrying on its own.
+type IssuerUnansweredError struct {
+	Issuer string
+	Err    error
+}
+
+func (e *IssuerUnansweredError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("Waiting for %s to be re-checked: a request through it got no answer from EJBCA, so no call is made until the issuer's check or EJBCA's status probe finds EJBCA answering", e.Issuer)
+	}
+	return fmt.Sprintf("Waiting for %s to be re-checked: EJBCA gave no answer (%v); the request is tried again when the issuer's check or EJBCA's status probe finds EJBCA answering", e.Issuer, e.Err)
+}
+
+func (e *IssuerUnansweredError) Unwrap() error { return e.Err }
