@@ -132,7 +132,7 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 
 // apply writes a decision: the request's status (only our fields, by
 // server-side apply), events and metrics; an issuer fault EJBCA's answer
-// showed goes to the issuer controller through IssuerWakes (only it writes
+// showed goes to the issuer controller through issuers.IssuerWakes (only it writes
 // issuers).
 func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d Decision) (ctrl.Result, error) {
 	now := r.Clock.Now()

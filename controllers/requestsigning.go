@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/issuers"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
@@ -59,7 +60,7 @@ type RequestSigning struct {
 	// issuer (it is re-checked, and its requests wait for it) or found the
 	// issuer at fault: the issuer controller, not the request controllers,
 	// writes issuers.
-	Issuers *IssuerWakes
+	Issuers *issuers.IssuerWakes
 }
 
 // loadIssuer loads an issuer of ours and what the decisions need of it.
@@ -101,7 +102,7 @@ func loadIssuer(ctx context.Context, c client.Reader, kind, namespace, name stri
 // returns nil when the issuer's credentials no longer load (state then says
 // why the request waits), and ErrNotLeader as the result's error when this
 // process was deposed.
-func signThrough(ctx context.Context, clients *issuerclients.Cache, signer *Signer, wakes *IssuerWakes,
+func signThrough(ctx context.Context, clients *issuerclients.Cache, signer *Signer, wakes *issuers.IssuerWakes,
 	issuer v1alpha1.Issuer, state *IssuerState, sr *SigningRequest) *SignResult {
 	cl, err := clients.Client(ctx, issuer)
 	if err != nil {
@@ -168,7 +169,7 @@ type requestReport struct {
 // reportDecision records a decision's events and metrics on obj, and hands
 // an issuer fault to the issuer controller (dropping a client EJBCA
 // refused).
-func reportDecision(rec events.EventRecorder, clients *issuerclients.Cache, wakes *IssuerWakes,
+func reportDecision(rec events.EventRecorder, clients *issuerclients.Cache, wakes *issuers.IssuerWakes,
 	obj client.Object, issuer v1alpha1.Issuer, now time.Time, r requestReport) {
 	if r.Event != nil {
 		eventrecord.Record(rec, obj, nil, r.Event.Type, r.Event.Reason, eventrecord.ActionSigning, r.Event.Message)
@@ -262,11 +263,11 @@ func requestKind(obj client.Object) string {
 }
 
 // wakeOnIssuers makes a change of an issuer's readiness, or the end of its
-// suspicion (IssuerWakes), wake the requests waiting for it, as
+// suspicion (issuers.IssuerWakes), wake the requests waiting for it, as
 // requestsOf(kind) finds them.
-func wakeOnIssuers(b *builder.Builder, wakes *IssuerWakes, requestsOf func(kind string) handler.MapFunc) *builder.Builder {
+func wakeOnIssuers(b *builder.Builder, wakes *issuers.IssuerWakes, requestsOf func(kind string) handler.MapFunc) *builder.Builder {
 	if wakes != nil {
-		b = b.WatchesRawSource(source.Channel(wakes.requestInbox(), handler.EnqueueRequestsFromMapFunc(
+		b = b.WatchesRawSource(source.Channel(wakes.RequestInbox(), handler.EnqueueRequestsFromMapFunc(
 			func(ctx context.Context, o client.Object) []reconcile.Request {
 				iss, ok := o.(v1alpha1.Issuer)
 				if !ok {

@@ -9,6 +9,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/issuers"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
@@ -77,14 +78,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		kind, ns, name := v1alpha1.KindOf(iss), iss.GetNamespace(), iss.GetName()
 		opts.OnThrottle = func(d time.Duration) { metrics.Throttled.WithLabelValues(kind, ns, name).Add(d.Seconds()) }
 	})
-	wakes := NewIssuerWakes()
-	reach := &Reachability{Client: mgr.GetClient(), Clients: clients, Clock: clk, Wakes: wakes, MinSpacing: ProbeSpacingFor(o.EJBCATimeout)}
+	wakes := issuers.NewIssuerWakes()
+	reach := &issuers.Reachability{Client: mgr.GetClient(), Clients: clients, Clock: clk, Wakes: wakes, MinSpacing: issuers.ProbeSpacingFor(o.EJBCATimeout)}
 	if err := mgr.Add(reach); err != nil {
 		return err
 	}
 	recorder := eventrecord.LeaderOnly(mgr.GetEventRecorder("ejbca-issuer"), o.Lease)
 	for _, kind := range []string{v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind} {
-		r := &IssuerReconciler{
+		r := &issuers.IssuerReconciler{
 			Kind: kind, Client: mgr.GetClient(), Clients: clients, ClusterResourceNamespace: o.ClusterResourceNamespace,
 			Interval: o.HealthCheckInterval, Clock: clk, Jitter: jitter, Reachability: reach, SecretsNamespaceOnly: o.SecretsNamespaceOnly,
 			Recorder: recorder,
@@ -92,7 +93,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}
-		wakes.register(kind, r)
+		wakes.Register(kind, r)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

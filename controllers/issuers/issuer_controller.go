@@ -1,4 +1,4 @@
-package controllers
+package issuers
 
 import (
 	"context"
@@ -193,7 +193,7 @@ func (r *IssuerReconciler) reconcile(ctx context.Context, req ctrl.Request, iss 
 			return ctrl.Result{}, nil
 		}
 		metrics.HealthChecks.WithLabelValues(r.Kind, v1alpha1.ReasonSecretsNotAccessible).Inc()
-		return ctrl.Result{}, SetIssuerReady(ctx, r.Client, r.Recorder, iss, metav1.ConditionFalse, v1alpha1.ReasonSecretsNotAccessible, msg, now)
+		return ctrl.Result{}, setIssuerReady(ctx, r.Client, r.Recorder, iss, metav1.ConditionFalse, v1alpha1.ReasonSecretsNotAccessible, msg, now)
 	}
 	refs, err := r.Clients.Fingerprint(ctx, iss)
 	if err != nil {
@@ -449,9 +449,9 @@ func (r *IssuerReconciler) forget(req ctrl.Request) {
 	metrics.ForgetNodes(r.Kind, req.Namespace, req.Name)
 }
 
-// SetIssuerReady writes the issuer's Ready condition for its current
+// setIssuerReady writes the issuer's Ready condition for its current
 // generation; lastTransitionTime moves only when the status does.
-func SetIssuerReady(ctx context.Context, c client.Client, rec events.EventRecorder, iss v1alpha1.Issuer, status metav1.ConditionStatus, reason, message string, now time.Time) error {
+func setIssuerReady(ctx context.Context, c client.Client, rec events.EventRecorder, iss v1alpha1.Issuer, status metav1.ConditionStatus, reason, message string, now time.Time) error {
 	return setIssuerStatus(ctx, c, rec, iss, status, reason, message, now, caExpiryUpdate{})
 }
 
@@ -473,7 +473,7 @@ func caExpiryNote(chain []metrics.CAValidity) string {
 	return fmt.Sprintf("; the first CA certificate of its chain to expire is %q's (%s), on %s", first.Name, first.Role, first.NotAfter.UTC().Format(time.RFC3339))
 }
 
-// setIssuerStatus is SetIssuerReady that also writes status.caNotAfter, in
+// setIssuerStatus is setIssuerReady that also writes status.caNotAfter, in
 // the same patch.
 func setIssuerStatus(ctx context.Context, c client.Client, rec events.EventRecorder, iss v1alpha1.Issuer, status metav1.ConditionStatus, reason, message string, now time.Time, ca caExpiryUpdate) error {
 	metrics.SetIssuerReady(v1alpha1.KindOf(iss), iss.GetNamespace(), iss.GetName(), status == metav1.ConditionTrue, reason)

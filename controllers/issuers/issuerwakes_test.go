@@ -1,4 +1,4 @@
-package controllers
+package issuers
 
 import (
 	"context"
@@ -48,7 +48,7 @@ func drain(q workqueue.TypedRateLimitingInterface[reconcile.Request]) map[types.
 func TestIssuerInboxLosesNoWake(t *testing.T) {
 	r := &IssuerReconciler{Kind: v1alpha1.IssuerKind, Clock: clocktesting.NewFakePassiveClock(time.Now())}
 	wakes := NewIssuerWakes()
-	wakes.register(v1alpha1.IssuerKind, r)
+	wakes.Register(v1alpha1.IssuerKind, r)
 	key := func(i int) types.NamespacedName {
 		return types.NamespacedName{Namespace: fmt.Sprintf("team-%d", i%7), Name: fmt.Sprintf("issuer-%d", i)}
 	}

@@ -1,4 +1,4 @@
-package controllers
+package issuers
 
 import (
 	"sync"
@@ -41,15 +41,15 @@ func NewIssuerWakes() *IssuerWakes {
 	return &IssuerWakes{byKind: map[string]*IssuerReconciler{}, suspected: map[issuerKey]bool{}}
 }
 
-func (w *IssuerWakes) register(kind string, r *IssuerReconciler) {
+func (w *IssuerWakes) Register(kind string, r *IssuerReconciler) {
 	w.byKind[kind] = r
 	r.wakes = w
 }
 
-// requestInbox is a channel on which the issuers whose waiting requests
+// RequestInbox is a channel on which the issuers whose waiting requests
 // should be woken arrive; one per request controller, made before the
 // manager starts.
-func (w *IssuerWakes) requestInbox() <-chan event.GenericEvent {
+func (w *IssuerWakes) RequestInbox() <-chan event.GenericEvent {
 	ch := make(chan event.GenericEvent, 1024)
 	w.requests = append(w.requests, ch)
 	return ch

@@ -1,4 +1,4 @@
-package controllers
+package issuers
 
 import (
 	"testing"
@@ -8,6 +8,9 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 )
+
+// t0 is the tests' fake clock start.
+var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 // TestIssuerCheckDue walks an issuer's checks on a fake clock: a Ready
 // issuer every interval; a failing one after 1m, 2m, 4m... up to the
@@ -38,30 +41,6 @@ func TestIssuerCheckDue(t *testing.T) {
 		due := IssuerCheckDue(clock.Now(), tc.ready, tc.reason, tc.failures, interval, tc.probed, tc.jitter)
 		if got := due.Sub(clock.Now()); got != tc.want {
 			t.Errorf("%s: next check after %s, want %s", tc.name, got, tc.want)
-		}
-	}
-}
-
-// TestApprovalPollAfter: about 5s, 15s, 45s, 2m, then every 5m, capped by
-// pollInterval, jittered.
-func TestApprovalPollAfter(t *testing.T) {
-	for _, tc := range []struct {
-		waited, pollInterval time.Duration
-		jitter               float64
-		want                 time.Duration
-	}{
-		{0, 5 * time.Minute, 1, 5 * time.Second},
-		{5 * time.Second, 5 * time.Minute, 1, 10 * time.Second},
-		{15 * time.Second, 5 * time.Minute, 1, 30 * time.Second},
-		{time.Minute, 5 * time.Minute, 1, 2 * time.Minute},
-		{time.Hour, 5 * time.Minute, 1, 5 * time.Minute},
-		{time.Hour, time.Hour, 1, 5 * time.Minute},
-		{time.Minute, 30 * time.Second, 1, 30 * time.Second},
-		{0, time.Second, 1, time.Second},
-		{time.Hour, 5 * time.Minute, 1.1, 330 * time.Second},
-	} {
-		if got := ApprovalPollAfter(tc.waited, tc.pollInterval, tc.jitter); got != tc.want {
-			t.Errorf("waited %s, pollInterval %s, jitter %v: %s, want %s", tc.waited, tc.pollInterval, tc.jitter, got, tc.want)
 		}
 	}
 }
