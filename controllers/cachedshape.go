@@ -13,6 +13,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -282,3 +283,27 @@ func setAnnotation(m *metav1.ObjectMeta, k, v string) {
 	}
 	m.Annotations[k] = v
 }
+
+// certificateOwner is the request's controller reference to a Certificate.
+func certificateOwner(cr *cmapi.CertificateRequest) *metav1.OwnerReference {
+	ref := metav1.GetControllerOf(cr)
+	if ref == nil || ref.Kind != cmapi.CertificateKind || ref.APIVersion != cmapi.SchemeGroupVersion.String() {
+		return nil
+	}
+	return ref
+}
+
+// leafOf parses the first certificate of a PEM chain; nil if none parses.
+func leafOf(pemChain []byte) *x509.Certificate {
+	if len(pemChain) == 0 {
+		return nil
+	}
+	chain, err := pki.DecodeX509CertificateChainBytes(pemChain)
+	if err != nil || len(chain) == 0 {
+		return nil
+	}
+	return chain[0]
+}
+
+// serialOf is the serial as EJBCA's REST API takes it: hex.
+func serialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }

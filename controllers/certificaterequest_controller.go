@@ -23,21 +23,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
+	"github.com/certctl-io/ejbca-issuer/internal/reconcilelog"
 )
 
 // requestIssuerIndex indexes CertificateRequests by the issuer they name, so
 // an issuer becoming Ready wakes exactly its waiting requests.
 const requestIssuerIndex = "ejbca-issuer.certctl.io/issuer"
-
-// notLeaderRequeue is how soon a request is looked at again by a process
-// that found it no longer leads (if it does again by then).
-const notLeaderRequeue = 5 * time.Second
-
-// finishedMemory is how long a request finished by this process is skipped
-// without a look, covering a cache that has not yet seen the final status.
-const finishedMemory = 10 * time.Minute
 
 // CertificateRequestReconciler signs the CertificateRequests that name an
 // EJBCAIssuer or EJBCAClusterIssuer, following cert-manager's contract.
@@ -250,7 +242,7 @@ func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error 
 		Named("certificaterequest").
 		For(&cmapi.CertificateRequest{}, builder.WithPredicates(ours, approvalChanged()))
 	return wakeOnIssuers(b, r.Issuers, r.requestsFor).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, LogConstructor: reconcileLog(mgr.GetLogger(), "certificaterequest")}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, LogConstructor: reconcilelog.For(mgr.GetLogger(), "certificaterequest")}).
 		Complete(r)
 }
 
@@ -311,33 +303,4 @@ func othersConditions(cr *cmapi.CertificateRequest) string {
 		}
 	}
 	return s
-}
-
-// issuerReadinessChanged passes issuer updates that change its Ready
-// condition's status or reason, so waiting requests say the current reason.
-func issuerReadinessChanged() predicate.Predicate {
-	return predicate.Funcs{
-		CreateFunc: func(event.CreateEvent) bool { return true },
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(v1alpha1.Issuer)
-			n, ok2 := e.ObjectNew.(v1alpha1.Issuer)
-			return !ok1 || !ok2 || v1alpha1.IsReady(o) != v1alpha1.IsReady(n) || readyReason(o) != readyReason(n)
-		},
-		DeleteFunc:  func(event.DeleteEvent) bool { return false },
-		GenericFunc: func(event.GenericEvent) bool { return false },
-	}
-}
-
-func readyReason(i v1alpha1.Issuer) string {
-	if c := i.GetStatus().ReadyCondition(); c != nil {
-		return c.Reason
-	}
-	return ""
-}
-
-// noResponse reports an EJBCA call that got no HTTP answer at all (refused,
-// reset, timed out): EJBCA may be down, which the issuer's check confirms.
-// The token endpoint is the identity provider's, not EJBCA's.
-func noResponse(err error) bool {
-	return ejbca.NoAnswer(err) && !ejbca.IsTokenEndpoint(err)
 }

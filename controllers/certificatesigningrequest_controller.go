@@ -25,6 +25,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
+	"github.com/certctl-io/ejbca-issuer/internal/reconcilelog"
 )
 
 // csrSignerIndex indexes CertificateSigningRequests by their signer name
@@ -240,7 +241,7 @@ func (r *CertificateSigningRequestReconciler) SetupWithManager(mgr ctrl.Manager)
 		Named("certificatesigningrequest").
 		For(&certificatesv1.CertificateSigningRequest{}, builder.WithPredicates(ours, csrApprovalChanged()))
 	return wakeOnIssuers(b, r.Issuers, r.csrsFor).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, LogConstructor: reconcileLog(mgr.GetLogger(), "certificatesigningrequest")}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, LogConstructor: reconcilelog.For(mgr.GetLogger(), "certificatesigningrequest")}).
 		Complete(r)
 }
 

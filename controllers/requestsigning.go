@@ -13,15 +13,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/issuers"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
+	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
@@ -262,23 +259,17 @@ func requestKind(obj client.Object) string {
 	return metrics.RequestKindCertificateRequest
 }
 
-// wakeOnIssuers makes a change of an issuer's readiness, or the end of its
-// suspicion (issuers.IssuerWakes), wake the requests waiting for it, as
-// requestsOf(kind) finds them.
-func wakeOnIssuers(b *builder.Builder, wakes *issuers.IssuerWakes, requestsOf func(kind string) handler.MapFunc) *builder.Builder {
-	if wakes != nil {
-		b = b.WatchesRawSource(source.Channel(wakes.RequestInbox(), handler.EnqueueRequestsFromMapFunc(
-			func(ctx context.Context, o client.Object) []reconcile.Request {
-				iss, ok := o.(v1alpha1.Issuer)
-				if !ok {
-					return nil
-				}
-				return requestsOf(v1alpha1.KindOf(iss))(ctx, o)
-			})))
-	}
-	return b.
-		Watches(&v1alpha1.EJBCAIssuer{}, handler.EnqueueRequestsFromMapFunc(requestsOf(v1alpha1.IssuerKind)),
-			builder.WithPredicates(issuerReadinessChanged())).
-		Watches(&v1alpha1.EJBCAClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(requestsOf(v1alpha1.ClusterIssuerKind)),
-			builder.WithPredicates(issuerReadinessChanged()))
+// notLeaderRequeue is how soon a request is looked at again by a process
+// that found it no longer leads (if it does again by then).
+const notLeaderRequeue = 5 * time.Second
+
+// finishedMemory is how long a request finished by this process is skipped
+// without a look, covering a cache that has not yet seen the final status.
+const finishedMemory = 10 * time.Minute
+
+// noResponse reports an EJBCA call that got no HTTP answer at all (refused,
+// reset, timed out): EJBCA may be down, which the issuer's check confirms.
+// The token endpoint is the identity provider's, not EJBCA's.
+func noResponse(err error) bool {
+	return ejbca.NoAnswer(err) && !ejbca.IsTokenEndpoint(err)
 }

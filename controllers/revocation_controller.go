@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	cmac "github.com/cert-manager/cert-manager/pkg/client/applyconfigurations/certmanager/v1"
-	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,6 +35,7 @@ import (
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
+	"github.com/certctl-io/ejbca-issuer/internal/reconcilelog"
 )
 
 // RevocationFieldOwner is the field manager of the revocation controller's
@@ -435,30 +434,6 @@ func revisionOf(cr *cmapi.CertificateRequest) int {
 	return n
 }
 
-// certificateOwner is the request's controller reference to a Certificate.
-func certificateOwner(cr *cmapi.CertificateRequest) *metav1.OwnerReference {
-	ref := metav1.GetControllerOf(cr)
-	if ref == nil || ref.Kind != cmapi.CertificateKind || ref.APIVersion != cmapi.SchemeGroupVersion.String() {
-		return nil
-	}
-	return ref
-}
-
-// leafOf parses the first certificate of a PEM chain; nil if none parses.
-func leafOf(pemChain []byte) *x509.Certificate {
-	if len(pemChain) == 0 {
-		return nil
-	}
-	chain, err := pki.DecodeX509CertificateChainBytes(pemChain)
-	if err != nil || len(chain) == 0 {
-		return nil
-	}
-	return chain[0]
-}
-
-// serialOf is the serial as EJBCA's REST API takes it: hex.
-func serialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
-
 func revokedCondition(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
 	return conditionOf(cr, v1alpha1.ConditionRevoked)
 }
@@ -483,7 +458,7 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 	})
 	return ctrl.ControllerManagedBy(mgr).
 		Named("revocation").
-		WithOptions(controller.Options{LogConstructor: reconcileLog(mgr.GetLogger(), "revocation")}).
+		WithOptions(controller.Options{LogConstructor: reconcilelog.For(mgr.GetLogger(), "revocation")}).
 		For(&cmapi.CertificateRequest{}, ctrl.WithPredicates(ours)).
 		Watches(&cmapi.Certificate{}, handler.EnqueueRequestsFromMapFunc(r.requestsOf)).
 		// A request's issuance can supersede its siblings: the Certificate's

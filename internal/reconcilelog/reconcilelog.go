@@ -1,16 +1,18 @@
-package controllers
+// Package reconcilelog gives controllers a logger per reconcile that costs
+// nothing until a line is written.
+package reconcilelog
 
 import (
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
-// reconcileLog is a controller's LogConstructor. controller-runtime's own
+// For is a controller's LogConstructor. controller-runtime's own
 // encodes the request's name into a new logger for every reconcile, which
 // at start-up (a reconcile per request in the cluster, most logging
 // nothing) was a tenth of what the manager allocated; here the values are
 // attached only when a line is actually written.
-func reconcileLog(base logr.Logger, controller string) func(*reconcile.Request) logr.Logger {
+func For(base logr.Logger, controller string) func(*reconcile.Request) logr.Logger {
 	base = base.WithValues("controller", controller)
 	return func(req *reconcile.Request) logr.Logger {
 		if req == nil {
