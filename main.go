@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/manager"
 	"github.com/certctl-io/ejbca-issuer/internal/version"
 )
@@ -66,8 +67,8 @@ func run(args []string) error {
 	fs.IntVar(&o.DefaultRateLimit.Burst, "ejbca-burst", 0, "Burst of --ejbca-qps (default: the qps).")
 	fs.IntVar(&o.DefaultRateLimit.MaxConcurrent, "ejbca-max-concurrent", 0, "Default bound on each issuer's EJBCA calls in flight at once, for issuers without spec.rateLimit; 0: no bound.")
 	fs.DurationVar(&o.RevocationAbandonAfter, "revocation-abandon-after", controllers.DefaultRevocationAbandonAfter, "How long a deleted CertificateRequest whose certificate must be revoked (issuer spec.revocation) waits for EJBCA before its finalizer is removed without revoking (Warning event, ejbca_issuer_revocations_total{outcome=\"abandoned\"}).")
-	fs.IntVar(&o.RequestLimits.MaxCSRBytes, "max-csr-bytes", controllers.DefaultMaxCSRBytes, "Largest CSR (PEM bytes of spec.request) sent to EJBCA; larger requests are Failed before EJBCA is called. 0: no limit.")
-	fs.IntVar(&o.RequestLimits.MaxSANs, "max-csr-sans", controllers.DefaultMaxSANs, "Most subject alternative names a CSR may carry; requests with more are Failed before EJBCA is called. 0: no limit.")
+	fs.IntVar(&o.RequestLimits.MaxCSRBytes, "max-csr-bytes", signing.DefaultMaxCSRBytes, "Largest CSR (PEM bytes of spec.request) sent to EJBCA; larger requests are Failed before EJBCA is called. 0: no limit.")
+	fs.IntVar(&o.RequestLimits.MaxSANs, "max-csr-sans", signing.DefaultMaxSANs, "Most subject alternative names a CSR may carry; requests with more are Failed before EJBCA is called. 0: no limit.")
 	var qps float64
 	fs.Float64Var(&qps, "kube-api-qps", manager.DefaultKubeAPIQPS, "Queries per second to the Kubernetes API server, per client: the manager writes each certificate's status and its event through two clients, one write each, so this is roughly the most certificates per second it signs. The default does not bind below EJBCA's pace at the default workers (16 workers with EJBCA answering in 50 ms or more); the API server's priority and fairness protects it beyond that (see docs/performance.md).")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", manager.DefaultKubeAPIBurst, "Burst of queries to the Kubernetes API server, per client: roughly the certificates signed at once before --kube-api-qps paces them.")

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -53,7 +53,7 @@ func TestApprovalFlowApproved(t *testing.T) {
 	cr, _ := requestFor(t, ns, "ejbca", "needs-approval")
 	id := waitForApproval(t, cr)
 
-	secretName := controllers.EnrolmentSecretName(cr.Name)
+	secretName := signing.EnrolmentSecretName(cr.Name)
 	var secret corev1.Secret
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secretName}, &secret); err != nil {
 		t.Fatalf("enrolment Secret: %v", err)
@@ -80,7 +80,7 @@ func TestApprovalFlowApproved(t *testing.T) {
 		t.Errorf("calls: pkcs10enroll=%d (the refused one-call enrolment) endentity=%d certificaterequest=%d enrolments=%d; want 1 each",
 			c.Get("pkcs10enroll"), c.Get("endentity"), c.Get("certificaterequest"), c.Enrollments)
 	}
-	waitEventReason(t, cr, controllers.EventWaitingForApproval)
+	waitEventReason(t, cr, signing.EventWaitingForApproval)
 	// The manager never deletes Secrets: the used enrolment Secret stays,
 	// owned by the request, until garbage collection removes it with it.
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secretName}, &secret); err != nil || !metav1.IsControlledBy(&secret, cr) {

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 	"github.com/certctl-io/ejbca-issuer/internal/reconcilelog"
 )
@@ -34,13 +35,13 @@ const requestIssuerIndex = "ejbca-issuer.certctl.io/issuer"
 // CertificateRequestReconciler signs the CertificateRequests that name an
 // EJBCAIssuer or EJBCAClusterIssuer, following cert-manager's contract.
 type CertificateRequestReconciler struct {
-	RequestSigning
+	signing.RequestSigning
 	// IssuanceKey seals the issuance record written with each certificate,
 	// which the revocation controller verifies.
-	IssuanceKey IssuanceKey
+	IssuanceKey signing.IssuanceKey
 
-	finished  finishedRequests
-	approvals pendingApprovals
+	finished  signing.FinishedRequests
+	approvals signing.PendingApprovals
 }
 
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests,verbs=get;list;watch;patch
@@ -57,67 +58,67 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	cr := &cmapi.CertificateRequest{}
 	if err := r.Client.Get(ctx, req.NamespacedName, cr); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.approvals.set(req.NamespacedName, false, time.Time{})
+			r.approvals.Set(req.NamespacedName, false, time.Time{})
 			r.Signer.Attempts.Deleted(req.Namespace, req.Name)
 			r.Gate.Forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
-	if r.finished.recent(cr.UID, r.Clock.Now()) {
+	if r.finished.Recent(cr.UID, r.Clock.Now()) {
 		return ctrl.Result{}, nil
 	}
-	if !IsOurs(cr.Spec.IssuerRef) || isFinal(cr) {
+	if !signing.IsOurs(cr.Spec.IssuerRef) || signing.IsFinal(cr) {
 		// Final states never revert: nothing can be sent for it any more.
 		// (Made final by another writer, e.g. an approver, while it waited
 		// for EJBCA's approval: it waits no more.)
-		r.approvals.set(req.NamespacedName, false, time.Time{})
+		r.approvals.Set(req.NamespacedName, false, time.Time{})
 		r.Signer.Attempts.Done(cr.UID)
 		r.Gate.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if !r.Lease.Holds() {
 		// Deposed (frozen past the lease, say): the new leader acts.
-		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
 	}
-	if !isComplete(cr) {
+	if !signing.IsComplete(cr) {
 		// The cache reduces only foreign and final requests, handled above;
 		// signing never works from a reduced copy.
-		return ctrl.Result{}, fmt.Errorf("the cache holds CertificateRequest %s as %q, not whole", req.NamespacedName, ShapeOf(cr))
+		return ctrl.Result{}, fmt.Errorf("the cache holds CertificateRequest %s as %q, not whole", req.NamespacedName, signing.ShapeOf(cr))
 	}
 
-	issuer, state, err := loadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
+	issuer, state, err := signing.LoadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	in := Input{Request: cr, Issuer: state, Now: r.Clock.Now(), RetryWindow: r.RetryWindow}
+	in := signing.Input{Request: cr, Issuer: state, Now: r.Clock.Now(), RetryWindow: r.RetryWindow}
 	if issuer != nil {
 		in.ApprovalMaxWait = issuer.GetSpec().ApprovalMaxWait()
 	}
-	d := Decide(in)
-	if d.Action == ActionIgnore {
+	d := signing.Decide(in)
+	if d.Action == signing.ActionIgnore {
 		return ctrl.Result{}, nil
 	}
-	if d.Action == ActionSign {
+	if d.Action == signing.ActionSign {
 		if wait := r.Gate.Wait(req.NamespacedName, cr.UID, in.Now); wait > 0 {
 			// Woken before the time its last answer set (by its issuer,
 			// say): back to sleep, no call, no write.
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
-		if res := signThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, certificateRequestSigning(r.Client, cr)); res != nil {
-			if errors.Is(res.Err, ErrNotLeader) {
-				return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+		if res := signing.SignThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, signing.CertificateRequestSigning(r.Client, cr)); res != nil {
+			if errors.Is(res.Err, signing.ErrNotLeader) {
+				return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
 			}
 			in.Result = res
 			in.Now = r.Clock.Now()
 		}
-		d = Decide(in)
+		d = signing.Decide(in)
 	}
 	log.V(1).Info("decided", "status", d.Status, "reason", d.Reason, "message", d.Message, "requeueAfter", d.RequeueAfter)
 	if !r.Lease.Holds() {
 		// Deposed while deciding (frozen in the EJBCA call, say): the new
 		// leader writes; a write from here could only be stale.
-		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
 	}
 	return r.apply(ctx, cr, issuer, d)
 }
@@ -126,10 +127,10 @@ func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 // server-side apply), events and metrics; an issuer fault EJBCA's answer
 // showed goes to the issuer controller through issuers.IssuerWakes (only it writes
 // issuers).
-func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d Decision) (ctrl.Result, error) {
+func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d signing.Decision) (ctrl.Result, error) {
 	now := r.Clock.Now()
 	ltt := metav1.NewTime(now)
-	if c := readyCondition(cr); c != nil && c.Status == d.Status && c.LastTransitionTime != nil {
+	if c := signing.ReadyCondition(cr); c != nil && c.Status == d.Status && c.LastTransitionTime != nil {
 		ltt = *c.LastTransitionTime
 	}
 	cond := cmac.CertificateRequestCondition().WithType(cmapi.CertificateRequestConditionReady).
@@ -138,17 +139,17 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	if !r.Lease.Holds() {
 		// Checked again right before the writes: a deposed leader's write
 		// could only be stale.
-		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
 	}
 	if len(d.Certificate) > 0 {
 		status.WithCertificate(d.Certificate...)
-		leaf := leafOf(d.Certificate)
+		leaf := signing.LeafOf(d.Certificate)
 		if leaf == nil {
 			return ctrl.Result{}, fmt.Errorf("the certificate EJBCA issued does not parse as PEM")
 		}
 		// In the same write as the certificate: no request ever carries
 		// our certificate without its record.
-		status.WithConditions(r.IssuanceKey.issuanceRecordCondition(cr.UID, leaf, metav1.NewTime(now)))
+		status.WithConditions(r.IssuanceKey.IssuanceRecordCondition(cr.UID, leaf, metav1.NewTime(now)))
 		if err := holdForRevocation(ctx, r.Client, cr, issuer); err != nil {
 			if apierrors.IsNotFound(err) {
 				return r.issuedForDeleted(ctx, cr, issuer, d)
@@ -178,16 +179,16 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		return ctrl.Result{}, fmt.Errorf("writing the CertificateRequest status: %w", err)
 	}
 
-	reportDecision(r.Recorder, r.Clients, r.Issuers, cr, issuer, now, requestReport{
+	signing.ReportDecision(r.Recorder, r.Clients, r.Issuers, cr, issuer, now, signing.RequestReport{
 		RequestKind: metrics.RequestKindCertificateRequest, IssuerKind: cr.Spec.IssuerRef.Kind,
 		Event: d.Event, Warnings: d.Warnings, Notices: d.Notices, Outcome: d.Outcome, IssuerFault: d.IssuerFault,
 		Issued: d.Status == cmmeta.ConditionTrue, Created: cr.CreationTimestamp.Time,
 	})
-	r.approvals.set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, d.Outcome == "waiting_for_approval", d.ApprovalSince)
+	r.approvals.Set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, d.Outcome == "waiting_for_approval", d.ApprovalSince)
 	if d.Status == cmmeta.ConditionTrue || d.Failed {
 		// A request's enrolment Secret, if any, is garbage-collected with
 		// the request: the manager never deletes Secrets.
-		r.finished.remember(cr.UID, now)
+		r.finished.Remember(cr.UID, now)
 		r.Signer.Attempts.Done(cr.UID)
 		r.Gate.Forget(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name})
 		return ctrl.Result{}, nil
@@ -196,7 +197,7 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		r.Gate.Hold(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, cr.UID, now.Add(d.CallAfter))
 	}
 	if d.RequeueAfter > 0 {
-		return ctrl.Result{RequeueAfter: requeueNoSooner(d.RequeueAfter, r.Jitter)}, nil
+		return ctrl.Result{RequeueAfter: signing.RequeueNoSooner(d.RequeueAfter, r.Jitter)}, nil
 	}
 	return ctrl.Result{}, nil
 }
@@ -204,18 +205,18 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 // issuedForDeleted: EJBCA issued the request's certificate, but the request
 // was deleted before its status could store it. The certificate is
 // revoked or recorded (unclaimed), once: the request is done.
-func (r *CertificateRequestReconciler) issuedForDeleted(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d Decision) (ctrl.Result, error) {
-	r.unclaimed(ctx, cr, issuer, d.Certificate)
-	r.approvals.set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, false, time.Time{})
-	r.finished.remember(cr.UID, r.Clock.Now())
+func (r *CertificateRequestReconciler) issuedForDeleted(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d signing.Decision) (ctrl.Result, error) {
+	unclaimed(ctx, &r.RequestSigning, cr, issuer, d.Certificate)
+	r.approvals.Set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, false, time.Time{})
+	r.finished.Remember(cr.UID, r.Clock.Now())
 	r.Signer.Attempts.Done(cr.UID)
 	r.Gate.Forget(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name})
 	return ctrl.Result{}, nil
 }
 
 // unchanged reports a Pending decision identical to the current condition.
-func unchanged(cr *cmapi.CertificateRequest, d Decision) bool {
-	c := readyCondition(cr)
+func unchanged(cr *cmapi.CertificateRequest, d signing.Decision) bool {
+	c := signing.ReadyCondition(cr)
 	return c != nil && !d.Failed && len(d.Certificate) == 0 &&
 		c.Status == d.Status && c.Reason == d.Reason && c.Message == d.Message
 }
@@ -227,7 +228,7 @@ func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error 
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &cmapi.CertificateRequest{}, requestIssuerIndex,
 		func(o client.Object) []string {
 			cr := o.(*cmapi.CertificateRequest)
-			if !IsOurs(cr.Spec.IssuerRef) {
+			if !signing.IsOurs(cr.Spec.IssuerRef) {
 				return nil
 			}
 			return []string{issuerIndexKey(cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)}
@@ -236,7 +237,7 @@ func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error 
 	}
 	ours := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		cr, ok := o.(*cmapi.CertificateRequest)
-		return ok && IsOurs(cr.Spec.IssuerRef)
+		return ok && signing.IsOurs(cr.Spec.IssuerRef)
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("certificaterequest").
@@ -269,7 +270,7 @@ func (r *CertificateRequestReconciler) requestsFor(kind string) handler.MapFunc 
 		}
 		out := make([]reconcile.Request, 0, len(list.Items))
 		for i := range list.Items {
-			if isFinal(&list.Items[i]) {
+			if signing.IsFinal(&list.Items[i]) {
 				continue
 			}
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})

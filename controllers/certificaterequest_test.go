@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -81,7 +81,7 @@ func TestIssuesAnApprovedRequest(t *testing.T) {
 		t.Error("the Approved condition was lost")
 	}
 	eventually(t, 10*time.Second, func() string {
-		if !slices.Contains(events(t, cr), controllers.EventIssued) {
+		if !slices.Contains(events(t, cr), signing.EventIssued) {
 			return "no Issued event"
 		}
 		return ""
@@ -150,7 +150,7 @@ func TestWaitsForTheIssuerAndIsWokenByIt(t *testing.T) {
 	simSecrets(t, sim, ns)
 	waitIssuer(t, iss, v1alpha1.ReasonChecked)
 	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 20*time.Second)
-	waitEventReason(t, cr, controllers.EventIssuerNotReady)
+	waitEventReason(t, cr, signing.EventIssuerNotReady)
 }
 
 func TestClusterIssuerSignsRequestsInAnyNamespace(t *testing.T) {
@@ -197,7 +197,7 @@ func TestRefusedRequestsFailWithEJBCAsMessage(t *testing.T) {
 	if cr.Status.FailureTime == nil || c.Status != cmmeta.ConditionFalse {
 		t.Errorf("failed request without failureTime: %+v", cr.Status)
 	}
-	waitEventReason(t, cr, controllers.EventFailed)
+	waitEventReason(t, cr, signing.EventFailed)
 
 	sim.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, MismatchedKey: true})
 	mismatch, _ := requestFor(t, ns, "ejbca", "mismatch")
@@ -285,7 +285,7 @@ func TestForbiddenEnrolmentIsRetriedWithoutMarkingTheIssuer(t *testing.T) {
 	if c := waitIssuer(t, iss, v1alpha1.ReasonChecked); c.Reason != v1alpha1.ReasonChecked {
 		t.Errorf("issuer %s: %s", c.Reason, c.Message)
 	}
-	if !slices.Contains(events(t, cr), controllers.EventRetrying) {
+	if !slices.Contains(events(t, cr), signing.EventRetrying) {
 		t.Errorf("no Retrying event on the request: %v", events(t, cr))
 	}
 }

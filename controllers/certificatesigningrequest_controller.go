@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 	"github.com/certctl-io/ejbca-issuer/internal/reconcilelog"
 )
@@ -36,10 +37,10 @@ const csrSignerIndex = "ejbca-issuer.certctl.io/signer"
 // CertificateSigningRequests whose signer name is one of our issuers',
 // through the same Signer as CertificateRequests.
 type CertificateSigningRequestReconciler struct {
-	RequestSigning
+	signing.RequestSigning
 
-	finished  finishedRequests
-	approvals pendingApprovals
+	finished  signing.FinishedRequests
+	approvals signing.PendingApprovals
 	// announced is the last waiting message recorded as an event per CSR,
 	// so a request polled for approval does not repeat it at every poll.
 	announced sync.Map // CSR name -> string
@@ -56,7 +57,7 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 	csr := &certificatesv1.CertificateSigningRequest{}
 	if err := r.Client.Get(ctx, req.NamespacedName, csr); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.approvals.set(req.Name, false, time.Time{})
+			r.approvals.Set(req.Name, false, time.Time{})
 			r.announced.Delete(req.Name)
 			r.Signer.Attempts.Deleted("", req.Name)
 			r.Gate.Forget(req.NamespacedName)
@@ -64,65 +65,65 @@ func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req
 		}
 		return ctrl.Result{}, err
 	}
-	if r.finished.recent(csr.UID, r.Clock.Now()) {
+	if r.finished.Recent(csr.UID, r.Clock.Now()) {
 		return ctrl.Result{}, nil
 	}
-	kind, ns, name, ours := SignerIssuer(csr.Spec.SignerName)
-	if !ours || csrIsFinal(csr) {
+	kind, ns, name, ours := signing.SignerIssuer(csr.Spec.SignerName)
+	if !ours || signing.CSRIsFinal(csr) {
 		// Final states never revert: nothing can be sent for it any more.
 		// (Made final by another writer while it waited for EJBCA's
 		// approval: it waits no more.)
-		r.approvals.set(req.Name, false, time.Time{})
+		r.approvals.Set(req.Name, false, time.Time{})
 		r.announced.Delete(req.Name)
 		r.Signer.Attempts.Done(csr.UID)
 		r.Gate.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if !r.Lease.Holds() {
-		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
 	}
-	if !isComplete(csr) {
+	if !signing.IsComplete(csr) {
 		// The cache reduces only foreign and final CSRs, handled above;
 		// signing never works from a reduced copy.
-		return ctrl.Result{}, fmt.Errorf("the cache holds CertificateSigningRequest %s as %q, not whole", req.Name, ShapeOf(csr))
+		return ctrl.Result{}, fmt.Errorf("the cache holds CertificateSigningRequest %s as %q, not whole", req.Name, signing.ShapeOf(csr))
 	}
-	issuer, state, err := loadIssuer(ctx, r.Client, kind, ns, name)
+	issuer, state, err := signing.LoadIssuer(ctx, r.Client, kind, ns, name)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	in := CSRInput{CSR: csr, Issuer: state, Now: r.Clock.Now(), RetryWindow: r.RetryWindow}
+	in := signing.CSRInput{CSR: csr, Issuer: state, Now: r.Clock.Now(), RetryWindow: r.RetryWindow}
 	if issuer != nil {
 		in.ApprovalMaxWait = issuer.GetSpec().ApprovalMaxWait()
 	}
-	d := DecideCSR(in)
-	if d.Action == ActionCheckReference {
+	d := signing.DecideCSR(in)
+	if d.Action == signing.ActionCheckReference {
 		allowed, err := r.mayReference(ctx, csr, ns)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
 		in.ReferenceAllowed = &allowed
-		d = DecideCSR(in)
+		d = signing.DecideCSR(in)
 	}
-	if d.Action == ActionIgnore {
+	if d.Action == signing.ActionIgnore {
 		return ctrl.Result{}, nil
 	}
-	if d.Action == ActionSign {
+	if d.Action == signing.ActionSign {
 		if wait := r.Gate.Wait(req.NamespacedName, csr.UID, in.Now); wait > 0 {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
-		sr := csrSigning(r.Client, csr, r.ClusterResourceNamespace, r.Clock)
-		if res := signThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, sr); res != nil {
-			if errors.Is(res.Err, ErrNotLeader) {
-				return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+		sr := signing.CSRSigning(r.Client, csr, r.ClusterResourceNamespace, r.Clock)
+		if res := signing.SignThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, sr); res != nil {
+			if errors.Is(res.Err, signing.ErrNotLeader) {
+				return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
 			}
 			in.Result = res
 			in.Now = r.Clock.Now()
 		}
-		d = DecideCSR(in)
+		d = signing.DecideCSR(in)
 	}
 	logf.FromContext(ctx).V(1).Info("decided", "failed", d.Failed, "reason", d.Reason, "message", d.Message, "requeueAfter", d.RequeueAfter)
 	if !r.Lease.Holds() {
-		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
 	}
 	return r.apply(ctx, csr, issuer, d)
 }
@@ -157,18 +158,18 @@ func (r *CertificateSigningRequestReconciler) mayReference(ctx context.Context, 
 // apply writes a decision: status.certificate or the Failed condition
 // (through the status subresource, conditional on the CSR's
 // resourceVersion), events and metrics.
-func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, issuer v1alpha1.Issuer, d CSRDecision) (ctrl.Result, error) {
+func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, issuer v1alpha1.Issuer, d signing.CSRDecision) (ctrl.Result, error) {
 	now := r.Clock.Now()
 	final := d.Failed || len(d.Certificate) > 0
 	if !r.Lease.Holds() {
 		// Checked again right before the write: a deposed leader's write
 		// could only be stale.
-		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
+		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
 	}
 	if final {
 		updated := csr.DeepCopy()
 		if d.Failed {
-			setCSRCondition(updated, certificatesv1.CertificateSigningRequestCondition{
+			signing.SetCSRCondition(updated, certificatesv1.CertificateSigningRequestCondition{
 				Type: certificatesv1.CertificateFailed, Status: corev1.ConditionTrue, Reason: d.Reason, Message: d.Message,
 			}, metav1.NewTime(now))
 		} else {
@@ -177,10 +178,10 @@ func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *ce
 		if err := r.Client.Status().Update(ctx, updated); err != nil {
 			if apierrors.IsNotFound(err) && len(d.Certificate) > 0 {
 				// Deleted while EJBCA issued: revoked or recorded, once.
-				r.unclaimed(ctx, csr, issuer, d.Certificate)
-				r.approvals.set(csr.Name, false, time.Time{})
+				unclaimed(ctx, &r.RequestSigning, csr, issuer, d.Certificate)
+				r.approvals.Set(csr.Name, false, time.Time{})
 				r.announced.Delete(csr.Name)
-				r.finished.remember(csr.UID, now)
+				r.finished.Remember(csr.UID, now)
 				r.Signer.Attempts.Done(csr.UID)
 				r.Gate.Forget(types.NamespacedName{Name: csr.Name})
 				return ctrl.Result{}, nil
@@ -196,16 +197,16 @@ func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *ce
 			r.announced.Store(csr.Name, ev.Message)
 		}
 	}
-	kind, _, _, _ := SignerIssuer(csr.Spec.SignerName)
-	reportDecision(r.Recorder, r.Clients, r.Issuers, csr, issuer, now, requestReport{
+	kind, _, _, _ := signing.SignerIssuer(csr.Spec.SignerName)
+	signing.ReportDecision(r.Recorder, r.Clients, r.Issuers, csr, issuer, now, signing.RequestReport{
 		RequestKind: metrics.RequestKindCertificateSigningRequest, IssuerKind: kind,
 		Event: ev, Warnings: d.Warnings, Notices: d.Notices, Outcome: d.Outcome, IssuerFault: d.IssuerFault,
 		Issued: len(d.Certificate) > 0, Created: csr.CreationTimestamp.Time,
 	})
-	r.approvals.set(csr.Name, d.Outcome == "waiting_for_approval", d.ApprovalSince)
+	r.approvals.Set(csr.Name, d.Outcome == "waiting_for_approval", d.ApprovalSince)
 	if final {
 		r.announced.Delete(csr.Name)
-		r.finished.remember(csr.UID, now)
+		r.finished.Remember(csr.UID, now)
 		r.Signer.Attempts.Done(csr.UID)
 		r.Gate.Forget(types.NamespacedName{Name: csr.Name})
 		return ctrl.Result{}, nil
@@ -214,7 +215,7 @@ func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *ce
 		r.Gate.Hold(types.NamespacedName{Name: csr.Name}, csr.UID, now.Add(d.CallAfter))
 	}
 	if d.RequeueAfter > 0 {
-		return ctrl.Result{RequeueAfter: requeueNoSooner(d.RequeueAfter, r.Jitter)}, nil
+		return ctrl.Result{RequeueAfter: signing.RequeueNoSooner(d.RequeueAfter, r.Jitter)}, nil
 	}
 	return ctrl.Result{}, nil
 }
@@ -226,7 +227,7 @@ func (r *CertificateSigningRequestReconciler) SetupWithManager(mgr ctrl.Manager)
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &certificatesv1.CertificateSigningRequest{}, csrSignerIndex,
 		func(o client.Object) []string {
 			csr := o.(*certificatesv1.CertificateSigningRequest)
-			if !isOurSigner(csr.Spec.SignerName) {
+			if !signing.IsOurSigner(csr.Spec.SignerName) {
 				return nil
 			}
 			return []string{csr.Spec.SignerName}
@@ -235,7 +236,7 @@ func (r *CertificateSigningRequestReconciler) SetupWithManager(mgr ctrl.Manager)
 	}
 	ours := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		csr, ok := o.(*certificatesv1.CertificateSigningRequest)
-		return ok && isOurSigner(csr.Spec.SignerName)
+		return ok && signing.IsOurSigner(csr.Spec.SignerName)
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("certificatesigningrequest").
@@ -256,7 +257,7 @@ func (r *CertificateSigningRequestReconciler) csrsFor(kind string) handler.MapFu
 		}
 		var out []reconcile.Request
 		for i := range list.Items {
-			if !csrIsFinal(&list.Items[i]) {
+			if !signing.CSRIsFinal(&list.Items[i]) {
 				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
 			}
 		}

@@ -24,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
@@ -213,10 +212,10 @@ func TestCSRClusterIssuerSignsOnlyApproved(t *testing.T) {
 	if leaf.Subject.CommonName != "control.example.com" {
 		t.Errorf("leaf subject %q", leaf.Subject)
 	}
-	if n := enrolments(sim, controllers.CSREndEntityName(control.Name, control.UID)); n != 1 {
-		t.Errorf("%d enrolments for end entity %s, want 1", n, controllers.CSREndEntityName(control.Name, control.UID))
+	if n := enrolments(sim, signing.CSREndEntityName(control.Name, control.UID)); n != 1 {
+		t.Errorf("%d enrolments for end entity %s, want 1", n, signing.CSREndEntityName(control.Name, control.UID))
 	}
-	waitEventReason(t, got, controllers.EventIssued)
+	waitEventReason(t, got, signing.EventIssued)
 	eventually(t, 10*time.Second, func() string {
 		labels := map[string]string{"issuer_kind": v1alpha1.ClusterIssuerKind, "request_kind": "CertificateSigningRequest", "outcome": "issued"}
 		if got := find(scrapeMetrics(t), "ejbca_issuer_certificaterequests_total", labels); len(got) == 0 || got[0].value < 1 {
@@ -258,7 +257,7 @@ func TestCSRNamespacedIssuerNeedsReference(t *testing.T) {
 	waitCSR(t, byBob, 30*time.Second, failedWith(v1alpha1.CSRReasonReferenceDenied, fmt.Sprintf("%q may not reference the namespaced EJBCAIssuer %s/ejbca", bob, ns)))
 	csrChain(t, sim, waitCSR(t, byAlice, 30*time.Second, signed))
 	csrChain(t, sim, waitCSR(t, byCarol, 30*time.Second, signed))
-	if n := enrolments(sim, controllers.CSREndEntityName(byBob.Name, byBob.UID)); n != 0 {
+	if n := enrolments(sim, signing.CSREndEntityName(byBob.Name, byBob.UID)); n != 0 {
 		t.Errorf("bob's CSR reached EJBCA (%d enrolments)", n)
 	}
 	if n := sim.Counters().Enrollments; n != 2 {
@@ -276,7 +275,7 @@ func TestCSRRefusedProfileFails(t *testing.T) {
 	c := newCSR(t, clientsetAs(t, ""), signer, "refused.example.com", csrAnnotation(v1alpha1.AnnotationCertificateProfileName, "NOPE"))
 	decideCSR(t, c, certificatesv1.CertificateApproved)
 	got := waitCSR(t, c, 30*time.Second, failedWith(v1alpha1.CSRReasonSigningFailed, `"NOPE"`))
-	waitEventReason(t, got, controllers.EventFailed)
+	waitEventReason(t, got, signing.EventFailed)
 	if n := sim.Counters().Enrollments; n != 0 {
 		t.Errorf("%d certificates for a refused profile", n)
 	}
@@ -373,7 +372,7 @@ func TestCSRLostAnswerRecoveredWithOneEnrolment(t *testing.T) {
 	decideCSR(t, c, certificatesv1.CertificateApproved)
 	got := waitCSR(t, c, 90*time.Second, signed)
 	csrChain(t, sim, got)
-	if n := enrolments(sim, controllers.CSREndEntityName(c.Name, c.UID)); n != 1 {
+	if n := enrolments(sim, signing.CSREndEntityName(c.Name, c.UID)); n != 1 {
 		t.Errorf("%d certificates from EJBCA, want 1", n)
 	}
 	if n := sim.Counters().Get("search") + sim.Counters().Get("search-v2"); n < 1 {
@@ -418,7 +417,7 @@ func approvalCSR(t *testing.T, sim *ejbcasim.Sim) (*certificatesv1.CertificateSi
 func checkOneApprovalEnrolment(t *testing.T, sim *ejbcasim.Sim, c *certificatesv1.CertificateSigningRequest) {
 	t.Helper()
 	cnt := sim.Counters()
-	if cnt.Get("endentity") != 1 || cnt.Enrollments != 1 || enrolments(sim, controllers.CSREndEntityName(c.Name, c.UID)) != 1 {
+	if cnt.Get("endentity") != 1 || cnt.Enrollments != 1 || enrolments(sim, signing.CSREndEntityName(c.Name, c.UID)) != 1 {
 		t.Errorf("endentity=%d enrolments=%d; want the end entity added once and one certificate", cnt.Get("endentity"), cnt.Enrollments)
 	}
 }
@@ -427,7 +426,7 @@ func TestCSRApprovalFlow(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	c, id := approvalCSR(t, sim)
-	waitEventReason(t, c, controllers.EventWaitingForApproval)
+	waitEventReason(t, c, signing.EventWaitingForApproval)
 	var secret corev1.Secret
 	key := client.ObjectKey{Namespace: clusterResourceNamespace, Name: "csr-" + string(c.UID) + "-ejbca-enrolment"}
 	if err := k8s.Get(context.Background(), key, &secret); err != nil {
@@ -470,7 +469,7 @@ func TestCSRWaitsForItsIssuer(t *testing.T) {
 	decideCSR(t, c, certificatesv1.CertificateApproved)
 	// The event says the CSR was decided on and waits; after it, the CSR is
 	// neither Failed nor signed.
-	waitEventReason(t, c, controllers.EventIssuerNotReady)
+	waitEventReason(t, c, signing.EventIssuerNotReady)
 	waiting, err := clientsetAs(t, "").CertificatesV1().CertificateSigningRequests().Get(context.Background(), c.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -496,7 +495,7 @@ func TestAttackCSREndEntityOverrideIgnored(t *testing.T) {
 	victim := newCSR(t, clientsetAs(t, ""), signer, "victim.example.com")
 	decideCSR(t, victim, certificatesv1.CertificateApproved)
 	waitCSR(t, victim, 30*time.Second, signed)
-	victimEntity := controllers.CSREndEntityName(victim.Name, victim.UID)
+	victimEntity := signing.CSREndEntityName(victim.Name, victim.UID)
 
 	c := newCSR(t, clientsetAs(t, ""), signer, "attacker.example.com", csrAnnotation(v1alpha1.AnnotationEndEntityName, victim.Name))
 	decideCSR(t, c, certificatesv1.CertificateApproved)
@@ -504,7 +503,7 @@ func TestAttackCSREndEntityOverrideIgnored(t *testing.T) {
 	if n := enrolments(sim, victimEntity); n != 1 {
 		t.Errorf("%d certificates for the victim's end entity %s, want its own 1", n, victimEntity)
 	}
-	if n := enrolments(sim, controllers.CSREndEntityName(c.Name, c.UID)); n != 1 {
+	if n := enrolments(sim, signing.CSREndEntityName(c.Name, c.UID)); n != 1 {
 		t.Errorf("%d certificates for the attacker's own end entity, want 1", n)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -75,9 +75,9 @@ func TestAttackReusedCSRNameGetsItsOwnEndEntity(t *testing.T) {
 	first := newCSR(t, clientsetAs(t, ""), signer, "first.example.com", named)
 	decideCSR(t, first, certificatesv1.CertificateApproved)
 	waitCSR(t, first, 30*time.Second, signed)
-	firstEntity, ok := sim.EndEntity(controllers.CSREndEntityName(first.Name, first.UID))
+	firstEntity, ok := sim.EndEntity(signing.CSREndEntityName(first.Name, first.UID))
 	if !ok {
-		t.Fatalf("no end entity %s", controllers.CSREndEntityName(first.Name, first.UID))
+		t.Fatalf("no end entity %s", signing.CSREndEntityName(first.Name, first.UID))
 	}
 	if err := clientsetAs(t, "").CertificatesV1().CertificateSigningRequests().Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -92,13 +92,13 @@ func TestAttackReusedCSRNameGetsItsOwnEndEntity(t *testing.T) {
 	second := newCSR(t, clientsetAs(t, ""), signer, "second.example.com", named)
 	decideCSR(t, second, certificatesv1.CertificateApproved)
 	waitCSR(t, second, 30*time.Second, signed)
-	if after, _ := sim.EndEntity(controllers.CSREndEntityName(first.Name, first.UID)); after != firstEntity {
+	if after, _ := sim.EndEntity(signing.CSREndEntityName(first.Name, first.UID)); after != firstEntity {
 		t.Errorf("the first CSR's end entity changed:\n  before %+v\n  after  %+v", firstEntity, after)
 	}
-	if n := enrolments(sim, controllers.CSREndEntityName(first.Name, first.UID)); n != 1 {
+	if n := enrolments(sim, signing.CSREndEntityName(first.Name, first.UID)); n != 1 {
 		t.Errorf("%d certificates for the first CSR's end entity, want its own 1", n)
 	}
-	if n := enrolments(sim, controllers.CSREndEntityName(second.Name, second.UID)); n != 1 {
+	if n := enrolments(sim, signing.CSREndEntityName(second.Name, second.UID)); n != 1 {
 		t.Errorf("%d certificates for the second CSR's own end entity, want 1", n)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
@@ -71,7 +70,7 @@ func TestShorterValidityIsAWarning(t *testing.T) {
 		cr.Spec.Duration = &metav1.Duration{Duration: 2 * 8760 * time.Hour}
 	})
 	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
-	waitEvent(t, cr, corev1.EventTypeWarning, controllers.EventDurationMismatch, "shorter than the requested 17520h0m0s: the issuer's useRequestedDuration is off")
+	waitEvent(t, cr, corev1.EventTypeWarning, signing.EventDurationMismatch, "shorter than the requested 17520h0m0s: the issuer's useRequestedDuration is off")
 }
 
 // cert-manager asks for spec.duration on every request and for key
@@ -92,7 +91,7 @@ func TestConfigurationDifferencesAreReportedOnTheIssuer(t *testing.T) {
 	}
 	for _, cr := range crs {
 		waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
-		waitEvent(t, cr, corev1.EventTypeNormal, controllers.EventIssued, "valid for 8760h10m0s, not the requested 2h0m0s (the issuer's configuration decides: see its ValidityFromProfile events)")
+		waitEvent(t, cr, corev1.EventTypeNormal, signing.EventIssued, "valid for 8760h10m0s, not the requested 2h0m0s (the issuer's configuration decides: see its ValidityFromProfile events)")
 	}
 	waitEvent(t, iss, corev1.EventTypeNormal, signing.NoticeValidityFromProfile, "longer than the 2h0m0s requested: the issuer's useRequestedDuration is off")
 	waitEvent(t, iss, corev1.EventTypeNormal, signing.NoticeUsageNotForKey, "certificates for ECDSA keys lack usage key encipherment")
@@ -127,7 +126,7 @@ func TestConfigurationDifferencesAreReportedOnTheIssuer(t *testing.T) {
 		}
 	}
 	for _, cr := range crs {
-		if got := perRequest[cr.Name]; len(got) != 1 || got[0] != corev1.EventTypeNormal+"/"+controllers.EventIssued {
+		if got := perRequest[cr.Name]; len(got) != 1 || got[0] != corev1.EventTypeNormal+"/"+signing.EventIssued {
 			t.Errorf("request %s has events %v, want one Normal Issued", cr.Name, got)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -35,9 +35,9 @@ func TestInventoryListsBothKinds(t *testing.T) {
 	issuer := readyClusterIssuer(t, sim)
 	csr := newCSR(t, clientsetAs(t, ""), v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", issuer), "inventoried.example.com")
 
-	list := controllers.Inventories(
-		controllers.CertificateRequestInventory(controllers.InventoryReaders{API: k8s}),
-		controllers.CertificateSigningRequestInventory(controllers.InventoryReaders{API: k8s}),
+	list := signing.Inventories(
+		signing.CertificateRequestInventory(signing.InventoryReaders{API: k8s}),
+		signing.CertificateSigningRequestInventory(signing.InventoryReaders{API: k8s}),
 	)
 	found, err := list(context.Background())
 	if err != nil {

@@ -13,14 +13,15 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/issuers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 )
 
 // wakeOnIssuers makes a change of an issuer's readiness, or the end of its
 // suspicion (issuers.IssuerWakes), wake the requests waiting for it, as
 // requestsOf(kind) finds them.
-func wakeOnIssuers(b *builder.Builder, wakes *issuers.IssuerWakes, requestsOf func(kind string) handler.MapFunc) *builder.Builder {
-	if wakes != nil {
-		b = b.WatchesRawSource(source.Channel(wakes.RequestInbox(), handler.EnqueueRequestsFromMapFunc(
+func wakeOnIssuers(b *builder.Builder, wakes signing.Issuers, requestsOf func(kind string) handler.MapFunc) *builder.Builder {
+	if inbox, ok := wakes.(*issuers.IssuerWakes); ok && inbox != nil {
+		b = b.WatchesRawSource(source.Channel(inbox.RequestInbox(), handler.EnqueueRequestsFromMapFunc(
 			func(ctx context.Context, o client.Object) []reconcile.Request {
 				iss, ok := o.(v1alpha1.Issuer)
 				if !ok {

@@ -1,13 +1,12 @@
 package controllers_test
 
 import (
-	"maps"
-
 	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -239,7 +238,7 @@ func TestNoSecretMaterialInLogs(t *testing.T) {
 	}
 	waitRequest(t, cr, cmapi.CertificateRequestReasonPending, "waiting for EJBCA approval", 30*time.Second)
 	var enrolment corev1.Secret
-	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: controllers.EnrolmentSecretName(cr.Name)}, &enrolment); err != nil {
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: signing.EnrolmentSecretName(cr.Name)}, &enrolment); err != nil {
 		t.Fatal(err)
 	}
 	password := string(enrolment.Data["password"])

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -96,7 +96,7 @@ func TestRateLimitProtectsEJBCA(t *testing.T) {
 		}
 		// Failed is final, so an Issued request was never Failed; a
 		// Failed event would still show a request that went that way.
-		if e.Reason == controllers.EventFailed {
+		if e.Reason == signing.EventFailed {
 			t.Errorf("%s: a request was Failed on the way: %s", e.InvolvedObject.Name, e.Message)
 		}
 	}

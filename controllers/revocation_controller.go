@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
@@ -67,10 +68,10 @@ type RevocationReconciler struct {
 	AbandonAfter time.Duration
 	// IssuanceKey verifies the issuance records the request controller
 	// writes: only a certificate one names is revoked.
-	IssuanceKey IssuanceKey
+	IssuanceKey signing.IssuanceKey
 
 	failures sync.Map // types.UID -> revocationFailures
-	done     finishedRequests
+	done     signing.FinishedRequests
 }
 
 type revocationFailures struct {
@@ -90,8 +91,8 @@ type revocationFailures struct {
 // later.
 func (r *RevocationReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	res, err := r.reconcile(ctx, req)
-	if errors.Is(err, ErrNotLeader) {
-		return reconcile.Result{RequeueAfter: notLeaderRequeue}, nil
+	if errors.Is(err, signing.ErrNotLeader) {
+		return reconcile.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
 	}
 	return res, err
 }
@@ -104,14 +105,14 @@ func (r *RevocationReconciler) reconcile(ctx context.Context, req reconcile.Requ
 		}
 		return reconcile.Result{}, err
 	}
-	if !IsOurs(cr.Spec.IssuerRef) {
+	if !signing.IsOurs(cr.Spec.IssuerRef) {
 		return reconcile.Result{}, nil
 	}
 	in, issuer, crt, err := r.input(ctx, cr)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if r.done.recent(cr.UID, r.Clock.Now()) && !revocationFinal(in.Recorded) {
+	if r.done.Recent(cr.UID, r.Clock.Now()) && !revocationFinal(in.Recorded) {
 		// Recorded by this process, not yet in the cache: never again.
 		in.Recorded = &cmapi.CertificateRequestCondition{Type: v1alpha1.ConditionRevoked, Reason: v1alpha1.RevokedReasonAlready}
 	}
@@ -149,7 +150,7 @@ func (r *RevocationReconciler) reconcile(ctx context.Context, req reconcile.Requ
 func (r *RevocationReconciler) revoke(ctx context.Context, cr *cmapi.CertificateRequest, crt *cmapi.Certificate, issuer v1alpha1.Issuer,
 	in RevocationInput, d RevocationDecision) (reconcile.Result, error) {
 	if !r.Lease.Holds() {
-		return reconcile.Result{RequeueAfter: notLeaderRequeue}, nil
+		return reconcile.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
 	}
 	kind := cr.Spec.IssuerRef.Kind
 	cl, err := r.Clients.Client(ctx, issuer)
@@ -203,11 +204,11 @@ func (r *RevocationReconciler) revoke(ctx context.Context, cr *cmapi.Certificate
 // record of those forgets old ones, failures of requests not seen for as
 // long are forgotten too, so the maps stay small.
 func (r *RevocationReconciler) rememberDone(uid types.UID, now time.Time) {
-	if !r.done.remember(uid, now) {
+	if !r.done.Remember(uid, now) {
 		return
 	}
 	r.failures.Range(func(k, v any) bool {
-		if now.Sub(v.(revocationFailures).last) > finishedMemory+RevocationBackoff(1000) {
+		if now.Sub(v.(revocationFailures).last) > signing.FinishedMemory+RevocationBackoff(1000) {
 			r.failures.Delete(k)
 		}
 		return true
@@ -239,7 +240,7 @@ func orUnknown(s string) string {
 // record writes v1alpha1.ConditionRevoked with our own field manager.
 func (r *RevocationReconciler) record(ctx context.Context, cr *cmapi.CertificateRequest, status cmmeta.ConditionStatus, reason, message string) error {
 	if !r.Lease.Holds() {
-		return ErrNotLeader
+		return signing.ErrNotLeader
 	}
 	cond := cmac.CertificateRequestCondition().WithType(v1alpha1.ConditionRevoked).WithStatus(status).
 		WithReason(reason).WithMessage(message).WithLastTransitionTime(metav1.NewTime(r.Clock.Now()))
@@ -263,7 +264,7 @@ func (r *RevocationReconciler) release(ctx context.Context, cr *cmapi.Certificat
 		return nil
 	}
 	if !r.Lease.Holds() {
-		return ErrNotLeader
+		return signing.ErrNotLeader
 	}
 	patch, err := json.Marshal([]map[string]any{
 		{"op": "test", "path": fmt.Sprintf("/metadata/finalizers/%d", i), "value": v1alpha1.RevocationFinalizer},
@@ -306,21 +307,21 @@ func (r *RevocationReconciler) input(ctx context.Context, cr *cmapi.CertificateR
 		return in, nil, nil, nil // decided once and for all: nothing to read
 	}
 	in.Annotation, in.HasAnnotation = cr.Annotations[v1alpha1.RevokeAnnotation]
-	if c := conditionOf(cr, v1alpha1.ConditionIssuedWithRevokeAnnotation); c != nil && c.Status == cmmeta.ConditionTrue {
+	if c := signing.ConditionOf(cr, v1alpha1.ConditionIssuedWithRevokeAnnotation); c != nil && c.Status == cmmeta.ConditionTrue {
 		in.AtIssuance, in.HadAtIssuance = atIssuanceValue(c.Message), true
 	}
 	if v, ok := r.failures.Load(cr.UID); ok {
 		f := v.(revocationFailures)
 		in.Failures, in.LastFailure, in.LastError = f.n, f.last, f.err
 	}
-	issued, ok := issuedRecord(cr)
+	issued, ok := signing.IssuedRecordOf(cr)
 	if !ok {
 		return in, nil, nil, nil
 	}
 	in.Serial, in.IssuerDN = issued.Serial, issued.IssuerDN
-	in.NotIssuedHere = r.IssuanceKey.notIssuedHere(cr, in.Serial, in.IssuerDN)
+	in.NotIssuedHere = r.IssuanceKey.NotIssuedHere(cr, in.Serial, in.IssuerDN)
 
-	iss, _, err := loadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
+	iss, _, err := signing.LoadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
 	if err != nil {
 		return in, nil, nil, err
 	}
@@ -349,7 +350,7 @@ func (r *RevocationReconciler) input(ctx context.Context, cr *cmapi.CertificateR
 // reference (name and UID): a Certificate of that name with another UID is
 // a new one, and the request's own is gone.
 func (r *RevocationReconciler) certificate(ctx context.Context, cr *cmapi.CertificateRequest) (*cmapi.Certificate, CertificateState, error) {
-	ref := certificateOwner(cr)
+	ref := signing.CertificateOwner(cr)
 	if ref == nil {
 		return nil, NoCertificate, nil
 	}
@@ -363,7 +364,7 @@ func (r *RevocationReconciler) certificate(ctx context.Context, cr *cmapi.Certif
 	if crt.UID != ref.UID {
 		return nil, CertificateGone, nil
 	}
-	if !isComplete(crt) {
+	if !signing.IsComplete(crt) {
 		// Cached as a stub: it names another issuer now. Its Secret is
 		// still what decides whether this request's certificate is current.
 		if err := r.Reader.Get(ctx, client.ObjectKeyFromObject(crt), crt); err != nil {
@@ -385,7 +386,7 @@ func (r *RevocationReconciler) certificate(ctx context.Context, cr *cmapi.Certif
 // currentAndSuccessor reads the Certificate's Secret (from the API server:
 // Secrets are cached as metadata only): whether it holds the request's
 // certificate, and if it holds a newer revision's, when that was issued.
-func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmapi.CertificateRequest, crt *cmapi.Certificate, issued IssuedRecord) (bool, time.Time, error) {
+func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmapi.CertificateRequest, crt *cmapi.Certificate, issued signing.IssuedRecord) (bool, time.Time, error) {
 	var s corev1.Secret
 	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: cr.Namespace, Name: crt.Spec.SecretName}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -393,7 +394,7 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 		}
 		return false, time.Time{}, err
 	}
-	held := leafOf(s.Data[corev1.TLSCertKey])
+	held := signing.LeafOf(s.Data[corev1.TLSCertKey])
 	if held == nil {
 		return false, time.Time{}, nil
 	}
@@ -402,19 +403,19 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 	}
 	ours := revisionOf(cr)
 	var list cmapi.CertificateRequestList
-	// Read only (issuedRecord, conditions): the cache's own copies.
+	// Read only (issuedRecordOf, conditions): the cache's own copies.
 	if err := r.Client.List(ctx, &list, client.InNamespace(cr.Namespace), client.MatchingFields{requestOwnerIndex: crt.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return false, time.Time{}, err
 	}
 	for i := range list.Items {
 		o := &list.Items[i]
-		if o.UID == cr.UID || revisionOf(o) <= ours || certificateOwner(o) == nil || certificateOwner(o).UID != crt.UID {
+		if o.UID == cr.UID || revisionOf(o) <= ours || signing.CertificateOwner(o) == nil || signing.CertificateOwner(o).UID != crt.UID {
 			continue
 		}
 		// The successor must hold what this manager issued for it: its
 		// status (approvers may write it) alone starts no grace period.
-		if rec, ok := issuedRecord(o); ok && rec.Is(held) && r.IssuanceKey.notIssuedHere(o, rec.Serial, rec.IssuerDN) == "" {
-			if c := readyCondition(o); c != nil && c.Status == cmmeta.ConditionTrue && c.LastTransitionTime != nil {
+		if rec, ok := signing.IssuedRecordOf(o); ok && rec.Is(held) && r.IssuanceKey.NotIssuedHere(o, rec.Serial, rec.IssuerDN) == "" {
+			if c := signing.ReadyCondition(o); c != nil && c.Status == cmmeta.ConditionTrue && c.LastTransitionTime != nil {
 				// The condition keeps whole seconds: the successor was
 				// issued within the second after it, so the grace period
 				// counts from the end of that second, never early.
@@ -435,7 +436,7 @@ func revisionOf(cr *cmapi.CertificateRequest) int {
 }
 
 func revokedCondition(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
-	return conditionOf(cr, v1alpha1.ConditionRevoked)
+	return signing.ConditionOf(cr, v1alpha1.ConditionRevoked)
 }
 
 // SetupWithManager watches our CertificateRequests (every change: issuance,
@@ -445,7 +446,7 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &cmapi.CertificateRequest{}, requestOwnerIndex,
 		func(o client.Object) []string {
 			cr := o.(*cmapi.CertificateRequest)
-			if ref := certificateOwner(cr); ref != nil && IsOurs(cr.Spec.IssuerRef) {
+			if ref := signing.CertificateOwner(cr); ref != nil && signing.IsOurs(cr.Spec.IssuerRef) {
 				return []string{ref.Name}
 			}
 			return nil
@@ -454,7 +455,7 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 	}
 	ours := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		cr, ok := o.(*cmapi.CertificateRequest)
-		return ok && IsOurs(cr.Spec.IssuerRef)
+		return ok && signing.IsOurs(cr.Spec.IssuerRef)
 	})
 	return ctrl.ControllerManagedBy(mgr).
 		Named("revocation").
@@ -474,7 +475,7 @@ func (r *RevocationReconciler) siblingsOf(ctx context.Context, o client.Object) 
 	if !ok {
 		return nil
 	}
-	ref := certificateOwner(cr)
+	ref := signing.CertificateOwner(cr)
 	if ref == nil {
 		return nil
 	}
@@ -492,7 +493,7 @@ func issuedNow() predicate.Predicate {
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, ok1 := e.ObjectOld.(*cmapi.CertificateRequest)
 			n, ok2 := e.ObjectNew.(*cmapi.CertificateRequest)
-			return ok1 && ok2 && !hasIssued(o) && hasIssued(n)
+			return ok1 && ok2 && !signing.HasIssued(o) && signing.HasIssued(n)
 		},
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
@@ -60,8 +61,8 @@ func TestRevocationWaitsForTheLease(t *testing.T) {
 		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
 	}
 	// Issued by this manager: its sealed record names the certificate.
-	key := IssuanceKey("an issuance key of 32 bytes.....")
-	rec := key.issuanceRecordCondition(cr.UID, leafOf(cr.Status.Certificate), metav1.NewTime(now))
+	key := signing.IssuanceKey("an issuance key of 32 bytes.....")
+	rec := key.IssuanceRecordCondition(cr.UID, signing.LeafOf(cr.Status.Certificate), metav1.NewTime(now))
 	cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: *rec.Type, Status: *rec.Status, Reason: *rec.Reason, Message: *rec.Message}}
 	for _, tc := range []struct {
 		name  string
@@ -88,8 +89,8 @@ func TestRevocationWaitsForTheLease(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.RequeueAfter != notLeaderRequeue {
-				t.Errorf("requeue after %s, want %s", res.RequeueAfter, notLeaderRequeue)
+			if res.RequeueAfter != signing.NotLeaderRequeue {
+				t.Errorf("requeue after %s, want %s", res.RequeueAfter, signing.NotLeaderRequeue)
 			}
 			got := &cmapi.CertificateRequest{}
 			if err := c.Get(context.Background(), client.ObjectKeyFromObject(cr), got); err != nil {
@@ -172,8 +173,8 @@ func TestRevocationDeposedDuringTheCall(t *testing.T) {
 		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
 	}
 	// Issued by this manager: its sealed record names the certificate.
-	key := IssuanceKey("an issuance key of 32 bytes.....")
-	rec := key.issuanceRecordCondition(cr.UID, leafOf(cr.Status.Certificate), metav1.NewTime(now))
+	key := signing.IssuanceKey("an issuance key of 32 bytes.....")
+	rec := key.IssuanceRecordCondition(cr.UID, signing.LeafOf(cr.Status.Certificate), metav1.NewTime(now))
 	cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: *rec.Type, Status: *rec.Status, Reason: *rec.Reason, Message: *rec.Message}}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(objs, cr.DeepCopy())...).WithStatusSubresource(cr).Build()
 	clients := issuerclients.New(c, c, "ejbca-issuer", clk.Now, func(_ v1alpha1.Issuer, o *ejbca.Options) {
@@ -192,8 +193,8 @@ func TestRevocationDeposedDuringTheCall(t *testing.T) {
 	if sim.Counters().Get("revoke") != 1 {
 		t.Fatalf("revoke calls: %+v; the test needs the one made while the lease held (result %+v)", sim.Counters().Calls, res)
 	}
-	if res.RequeueAfter != notLeaderRequeue {
-		t.Errorf("requeue after %s, want %s", res.RequeueAfter, notLeaderRequeue)
+	if res.RequeueAfter != signing.NotLeaderRequeue {
+		t.Errorf("requeue after %s, want %s", res.RequeueAfter, signing.NotLeaderRequeue)
 	}
 	got := &cmapi.CertificateRequest{}
 	if err := c.Get(context.Background(), client.ObjectKeyFromObject(cr), got); err != nil {

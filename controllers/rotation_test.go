@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -208,7 +208,7 @@ func TestEJBCADownRequestWaitsAndIssuesAfterRecovery(t *testing.T) {
 	eventually(t, 10*time.Second, func() string {
 		reasons := events(t, cr)
 		// No answer, then Unreachable: both are waits for the issuer.
-		for _, want := range []string{controllers.EventIssuerNotReady, controllers.EventIssued} {
+		for _, want := range []string{signing.EventIssuerNotReady, signing.EventIssued} {
 			if !slices.Contains(reasons, want) {
 				return "no " + want + " event; events: " + strings.Join(reasons, ", ")
 			}

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -61,8 +61,8 @@ func TestForeignCSRsDoNotGrowTheCache(t *testing.T) {
 			if err := mgrCache.Get(context.Background(), client.ObjectKey{Name: name}, cached); err != nil {
 				return "not in the cache yet: " + err.Error()
 			}
-			if controllers.ShapeOf(cached) != controllers.ShapeStub || len(cached.Spec.Request) > 0 || cached.Spec.SignerName == "" {
-				return fmt.Sprintf("the cache holds foreign CSR %s as %q with %d request bytes", name, controllers.ShapeOf(cached), len(cached.Spec.Request))
+			if signing.ShapeOf(cached) != signing.ShapeStub || len(cached.Spec.Request) > 0 || cached.Spec.SignerName == "" {
+				return fmt.Sprintf("the cache holds foreign CSR %s as %q with %d request bytes", name, signing.ShapeOf(cached), len(cached.Spec.Request))
 			}
 			return ""
 		})
@@ -124,8 +124,8 @@ func TestRevocationAfterRestartWithManyFinishedRequests(t *testing.T) {
 		if err := mgrCache.Get(context.Background(), client.ObjectKeyFromObject(cr), cached); err != nil {
 			return err.Error()
 		}
-		if controllers.ShapeOf(cached) != controllers.ShapeFinished || len(cached.Status.Certificate) > 0 || len(cached.Spec.Request) > 0 {
-			return fmt.Sprintf("the cache holds the issued request as %q with %d certificate bytes", controllers.ShapeOf(cached), len(cached.Status.Certificate))
+		if signing.ShapeOf(cached) != signing.ShapeFinished || len(cached.Status.Certificate) > 0 || len(cached.Spec.Request) > 0 {
+			return fmt.Sprintf("the cache holds the issued request as %q with %d certificate bytes", signing.ShapeOf(cached), len(cached.Status.Certificate))
 		}
 		return ""
 	})

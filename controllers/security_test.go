@@ -39,7 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -232,8 +232,8 @@ func TestAttackPlantingTheEnrolmentSecret(t *testing.T) {
 	sim := newSim(t, ejbcasim.Config{})
 	ns := approvalIssuer(t, sim)
 	const name = "planted"
-	planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controllers.EnrolmentSecretName(name),
-		Labels: map[string]string{controllers.LabelEnrolmentSecret: "true"}},
+	planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: signing.EnrolmentSecretName(name),
+		Labels: map[string]string{signing.LabelEnrolmentSecret: "true"}},
 		Data: map[string][]byte{"password": []byte("chosen-by-the-attacker")}}
 	create(t, planted)
 	_, csr := csrFor(t, "planted.example.com", "planted.example.com")
@@ -272,8 +272,8 @@ func TestAttackPlantingAnOwnedEnrolmentSecret(t *testing.T) {
 			})[0]
 			_, csr := csrFor(t, "owned.example.com", "owned.example.com")
 			cr := newRequest(t, attacker.ns, attacker.issuer, "owned", csr, attacker.opts...)
-			planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: attacker.ns, Name: controllers.EnrolmentSecretName(cr.Name),
-				Labels: map[string]string{controllers.LabelEnrolmentSecret: "true"},
+			planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: attacker.ns, Name: signing.EnrolmentSecretName(cr.Name),
+				Labels: map[string]string{signing.LabelEnrolmentSecret: "true"},
 				OwnerReferences: []metav1.OwnerReference{{APIVersion: cmapi.SchemeGroupVersion.String(), Kind: cmapi.CertificateRequestKind,
 					Name: cr.Name, UID: cr.UID, Controller: ptr.To(true)}}},
 				Data: map[string][]byte{"password": []byte("chosen-by-the-attacker")}}
@@ -307,7 +307,7 @@ func TestAttackForgingTheApprovalStartWithTheEnrolmentPassword(t *testing.T) {
 			cr := attacker.request(t, "patient")
 			id := waitForApproval(t, cr)
 			var secret corev1.Secret
-			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: cr.Namespace, Name: controllers.EnrolmentSecretName(cr.Name)}, &secret); err != nil {
+			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: cr.Namespace, Name: signing.EnrolmentSecretName(cr.Name)}, &secret); err != nil {
 				t.Fatal(err)
 			}
 			password := string(secret.Data["password"])
@@ -322,7 +322,7 @@ func TestAttackForgingTheApprovalStartWithTheEnrolmentPassword(t *testing.T) {
 				cr.Annotations[v1alpha1.AnnotationApprovalSeal] = hex.EncodeToString(m.Sum(nil))
 			})
 			waitRequest(t, cr, cmapi.CertificateRequestReasonFailed, "was not approved within the issuer's approval.maxWait", 60*time.Second)
-			waitEventReason(t, cr, controllers.EventIgnoredAnnotations)
+			waitEventReason(t, cr, signing.EventIgnoredAnnotations)
 		})
 	}
 }
@@ -355,7 +355,7 @@ func TestAttackBorrowingAnotherTenantsApproval(t *testing.T) {
 			if ownID == victimID {
 				t.Fatalf("the attacker's request waits on the victim's approval %d", victimID)
 			}
-			waitEventReason(t, cr, controllers.EventIgnoredAnnotations)
+			waitEventReason(t, cr, signing.EventIgnoredAnnotations)
 			if err := sim.Approve(victimID); err != nil {
 				t.Fatal(err)
 			}
@@ -437,7 +437,7 @@ func TestAttackOversizedCSRs(t *testing.T) {
 		count int
 		want  string
 	}{
-		{"too many names", func(i int) string { return fmt.Sprintf("n%d.example.com", i) }, controllers.DefaultMaxSANs + 1, "--max-csr-sans=1000"},
+		{"too many names", func(i int) string { return fmt.Sprintf("n%d.example.com", i) }, signing.DefaultMaxSANs + 1, "--max-csr-sans=1000"},
 		{"too many bytes", func(i int) string { return fmt.Sprintf("%s-%d.example.com", strings.Repeat("x", 150), i) }, 500, "--max-csr-bytes=65536"},
 	} {
 		dns := make([]string, tc.count)
@@ -481,7 +481,7 @@ func TestUnmetRequestsWarnOrFail(t *testing.T) {
 	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
 	eventually(t, 10*time.Second, func() string {
 		for _, e := range eventsOf(t, cr) {
-			if e.Reason == controllers.EventUnmetRequest && e.Type == corev1.EventTypeWarning &&
+			if e.Reason == signing.EventUnmetRequest && e.Type == corev1.EventTypeWarning &&
 				strings.Contains(e.Message, "isCA") && strings.Contains(e.Message, "usage code signing") {
 				return ""
 			}

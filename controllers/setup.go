@@ -10,6 +10,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/issuers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
@@ -30,7 +31,7 @@ type Options struct {
 	// EJBCATimeout bounds each call to EJBCA.
 	EJBCATimeout time.Duration
 	// RequestLimits refuse oversized requests before EJBCA is called.
-	RequestLimits RequestLimits
+	RequestLimits signing.RequestLimits
 	// DefaultRateLimit bounds the EJBCA calls of issuers that set no
 	// rateLimit (zero QPS and MaxConcurrent: no bound).
 	DefaultRateLimit ejbca.Limit
@@ -97,7 +98,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	key, err := LoadIssuanceKey(ctx, mgr.GetAPIReader(), mgr.GetClient(), o.ClusterResourceNamespace)
+	key, err := signing.LoadIssuanceKey(ctx, mgr.GetAPIReader(), mgr.GetClient(), o.ClusterResourceNamespace)
 	if err != nil {
 		return err
 	}
@@ -112,8 +113,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	// Begun on election: unless the Lease says there was no predecessor,
 	// or it handed over with nothing in flight, requests of either kind
 	// that exist then may have been sent by it.
-	readers := InventoryReaders{API: mgr.GetAPIReader(), Cache: mgr.GetCache(), SelectByIssuerGroup: o.SelectByIssuerGroup}
-	attempts := NewAttempts(clk, Inventories(CertificateRequestInventory(readers), CertificateSigningRequestInventory(readers)))
+	readers := signing.InventoryReaders{API: mgr.GetAPIReader(), Cache: mgr.GetCache(), SelectByIssuerGroup: o.SelectByIssuerGroup}
+	attempts := signing.NewAttempts(clk, signing.Inventories(signing.CertificateRequestInventory(readers), signing.CertificateSigningRequestInventory(readers)))
 	if o.Lease != nil {
 		attempts.WithPredecessor(o.Lease.Predecessor)
 		o.Lease.Drains(attempts.Drained)
@@ -121,19 +122,19 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(attempts); err != nil {
 		return err
 	}
-	ready := &Readiness{Cache: mgr.GetCache(), Elected: mgr.Elected(), Attempts: attempts}
+	ready := &signing.Readiness{Cache: mgr.GetCache(), Elected: mgr.Elected(), Attempts: attempts}
 	if err := mgr.Add(ready); err != nil {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("signing", ready.Check); err != nil {
 		return err
 	}
-	signer := &Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,
-		Lease: o.Lease, Settle: SettleTime(o.EJBCATimeout), Attempts: attempts, Key: key}
-	signing := RequestSigning{
+	signer := &signing.Signer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: clk, Jitter: jitter, Limits: o.RequestLimits,
+		Lease: o.Lease, Settle: signing.SettleTime(o.EJBCATimeout), Attempts: attempts, Key: key}
+	signing := signing.RequestSigning{
 		Client: mgr.GetClient(), Clients: clients, Signer: signer, Recorder: recorder,
 		ClusterResourceNamespace: o.ClusterResourceNamespace, RetryWindow: o.RetryWindow, Clock: clk, Jitter: jitter,
-		MaxConcurrentReconciles: workers, Lease: o.Lease, Issuers: wakes, Gate: &CallGate{},
+		MaxConcurrentReconciles: workers, Lease: o.Lease, Issuers: wakes, Gate: &signing.CallGate{},
 	}
 	if err := (&CertificateSigningRequestReconciler{RequestSigning: signing}).SetupWithManager(mgr); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 )
@@ -49,14 +50,14 @@ func TestStaleReadNeverActs(t *testing.T) {
 	c := staleReader{Client: k8s, old: stale}
 	// A second process (or one restarted) that began after the request
 	// existed: it inherits the request and searches before enrolling.
-	attempts := controllers.NewAttempts(clock.RealClock{}, controllers.CertificateRequestInventory(controllers.InventoryReaders{API: k8s}))
+	attempts := signing.NewAttempts(clock.RealClock{}, signing.CertificateRequestInventory(signing.InventoryReaders{API: k8s}))
 	if err := attempts.Begin(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r := &controllers.CertificateRequestReconciler{RequestSigning: controllers.RequestSigning{
+	r := &controllers.CertificateRequestReconciler{RequestSigning: signing.RequestSigning{
 		Client:  c,
 		Clients: issuerclients.New(k8s, k8s, clusterResourceNamespace, nil, nil),
-		Signer: &controllers.Signer{Client: c, Reader: k8s, Clock: clock.RealClock{}, Settle: controllers.SettleTime(5 * time.Second),
+		Signer: &signing.Signer{Client: c, Reader: k8s, Clock: clock.RealClock{}, Settle: signing.SettleTime(5 * time.Second),
 			Attempts: attempts},
 		Recorder: clientevents.NewFakeRecorder(10), ClusterResourceNamespace: clusterResourceNamespace,
 		RetryWindow: time.Hour, Clock: clock.RealClock{},

@@ -32,6 +32,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 	"github.com/certctl-io/ejbca-issuer/internal/manager"
 	"github.com/certctl-io/ejbca-issuer/internal/testenv"
@@ -127,7 +128,7 @@ func managerOptions() manager.Options {
 			RetryWindow:              retryWindow,
 			HealthCheckInterval:      5 * time.Minute,
 			EJBCATimeout:             5 * time.Second,
-			RequestLimits:            controllers.RequestLimits{MaxCSRBytes: controllers.DefaultMaxCSRBytes, MaxSANs: controllers.DefaultMaxSANs},
+			RequestLimits:            signing.RequestLimits{MaxCSRBytes: signing.DefaultMaxCSRBytes, MaxSANs: signing.DefaultMaxSANs},
 		},
 		MetricsBindAddress:     metricsAddr,
 		HealthProbeBindAddress: "0",

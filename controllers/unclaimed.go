@@ -13,6 +13,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
@@ -42,14 +43,14 @@ const (
 // on the Certificate that owned the request if it still exists (else on
 // the request, found by name in its namespace's events), and the metric
 // counts it, so an operator can find the serial.
-func (s *RequestSigning) unclaimed(ctx context.Context, req client.Object, issuer v1alpha1.Issuer, chainPEM []byte) {
+func unclaimed(ctx context.Context, s *signing.RequestSigning, req client.Object, issuer v1alpha1.Issuer, chainPEM []byte) {
 	log := logf.FromContext(ctx)
-	leaf := leafOf(chainPEM)
+	leaf := signing.LeafOf(chainPEM)
 	if leaf == nil || issuer == nil {
 		return
 	}
-	serial, issuerDN := serialOf(leaf), leaf.Issuer.String()
-	kind, requestKind := v1alpha1.KindOf(issuer), requestKind(req)
+	serial, issuerDN := signing.SerialOf(leaf), leaf.Issuer.String()
+	kind, requestKind := v1alpha1.KindOf(issuer), signing.RequestKind(req)
 	what := fmt.Sprintf("EJBCA issued certificate serial %s (issuer %s) for %s %s after the request was deleted: no one holds it",
 		serial, issuerDN, requestKind, client.ObjectKeyFromObject(req))
 	if !s.Lease.Holds() {
@@ -60,7 +61,7 @@ func (s *RequestSigning) unclaimed(ctx context.Context, req client.Object, issue
 	}
 	var regarding runtime.Object = req
 	if cr, ok := req.(*cmapi.CertificateRequest); ok {
-		if ref := certificateOwner(cr); ref != nil {
+		if ref := signing.CertificateOwner(cr); ref != nil {
 			crt := &cmapi.Certificate{}
 			if err := s.Client.Get(ctx, types.NamespacedName{Namespace: cr.Namespace, Name: ref.Name}, crt); err == nil && crt.UID == ref.UID {
 				regarding = crt

@@ -9,6 +9,8 @@ package signing
 import (
 	"fmt"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // What the request side tells the issuer controllers, and what it waits on.
@@ -59,3 +61,22 @@ func (e *IssuerUnansweredError) Error() string {
 }
 
 func (e *IssuerUnansweredError) Unwrap() error { return e.Err }
+
+// Issuers is what the request side may say to the issuer controllers
+// (controllers/issuers.IssuerWakes); it writes no issuer itself.
+type Issuers interface {
+	// Suspected: a request through the issuer got no answer from EJBCA
+	// since the issuer's last check.
+	Suspected(kind string, key types.NamespacedName) bool
+	// Suspect: a request got no answer from EJBCA through the issuer;
+	// requests through it wait for its re-check.
+	Suspect(kind string, key types.NamespacedName)
+	// Doubt: EJBCA refused a request through the issuer (403), or a node
+	// was set aside; the issuer's check, at its usual spacing, tells.
+	Doubt(kind string, key types.NamespacedName)
+	// Report: a request found the issuer at fault.
+	Report(kind string, key types.NamespacedName, fault IssuerFault)
+	// Notice: a request's certificate differs from what it asked for
+	// because of the issuer's configuration.
+	Notice(kind string, key types.NamespacedName, n IssuerNotice)
+}

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
@@ -149,7 +148,7 @@ func (b *bench) scenarioNodes(ctx context.Context, rep *report) error {
 		}
 	}
 	res := &nodesResult{Workers: b.opts.workers, LatencyMs: float64(b.opts.latency.Milliseconds()), EJBCATimeoutS: timeout.Seconds(),
-		SettleSeconds: controllers.SettleTime(timeout).Seconds(), WindowSeconds: window.Seconds(), OneNodeCount: oneCount, Requests: count, ToReadyNames: -1}
+		SettleSeconds: signing.SettleTime(timeout).Seconds(), WindowSeconds: window.Seconds(), OneNodeCount: oneCount, Requests: count, ToReadyNames: -1}
 
 	progress("nodes: baseline, %d requests through an issuer of one node", oneCount)
 	if err := b.nodesBaseline(ctx, nsOne, oneCount, held[nsOne], res); err != nil {
@@ -170,7 +169,7 @@ func (b *bench) scenarioNodes(ctx context.Context, rep *report) error {
 	}
 	rep.Results["nodes"] = []any{res}
 	fmt.Printf("\n### nodes: an issuer of two EJBCA nodes loses the first after %d of %d enrolments; %d workers, %s per EJBCA call, EJBCA timeout %s (settle %s)\n\n",
-		res.KilledAfter, count, b.opts.workers, b.opts.latency, timeout, controllers.SettleTime(timeout))
+		res.KilledAfter, count, b.opts.workers, b.opts.latency, timeout, signing.SettleTime(timeout))
 	fmt.Println("| one node certs/s (before, after) | two nodes: before the kill certs/s | after certs/s | after ÷ one node | s kill → first cert through the other node | s kill → steady (≥ 80% of one node) | enrolments cut off by the kill | searches after the kill | s kill → all issued | enrolments/request (max) | Failed | enrolments node 1 / node 2 | connections to the dead node after the kill | s kill → Ready names it |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	fmt.Printf("| %.1f (%.1f, %.1f) | %.1f | %.1f | %.0f%% | %.2f | %s | %d | %d | %.1f | %.2f (%d) | %d | %d / %d | %d | %s |\n",

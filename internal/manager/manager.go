@@ -38,6 +38,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
@@ -161,7 +162,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		lock = held.Watch(l)
 	}
 	o.Options.Lease = held
-	selectByGroup, err := controllers.IssuerGroupSelectable(cfg)
+	selectByGroup, err := signing.IssuerGroupSelectable(cfg)
 	if err != nil {
 		ctrl.Log.WithName("setup").Info("CertificateRequests of other issuers are cached as stubs: the API server does not select them by issuer group", "reason", err.Error())
 	}
@@ -267,22 +268,22 @@ func leaderElectionLock(cfg *rest.Config, namespace string, renew time.Duration)
 // +kubebuilder:rbac:groups="",namespace=ejbca-issuer,resources=events,verbs=create;patch
 
 // cacheOptions strips managedFields from everything cached, keeps requests
-// and Certificates in the shape the controllers need (controllers.ShapeOf:
+// and Certificates in the shape the controllers need (signing.ShapeOf:
 // other issuers' and signers' as stubs, final ones of ours as a record),
 // watches only CertificateRequests of our API group when the API server can
 // select them by spec.issuerRef.group, and, when asked, limits the Secret
 // and ConfigMap metadata watches to the cluster resource namespace.
 func cacheOptions(o Options, selectByGroup bool) cache.Options {
-	requests := cache.ByObject{Transform: controllers.TrimCertificateRequest}
+	requests := cache.ByObject{Transform: signing.TrimCertificateRequest}
 	if selectByGroup {
-		requests.Field = fields.OneTermEqualSelector(controllers.IssuerGroupField, v1alpha1.GroupVersion.Group)
+		requests.Field = fields.OneTermEqualSelector(signing.IssuerGroupField, v1alpha1.GroupVersion.Group)
 	}
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&cmapi.CertificateRequest{}:                 requests,
-			&certificatesv1.CertificateSigningRequest{}: {Transform: controllers.TrimCertificateSigningRequest},
-			&cmapi.Certificate{}:                        {Transform: controllers.TrimCertificate},
+			&certificatesv1.CertificateSigningRequest{}: {Transform: signing.TrimCertificateSigningRequest},
+			&cmapi.Certificate{}:                        {Transform: signing.TrimCertificate},
 		},
 	}
 	if o.SecretsInClusterResourceNamespaceOnly {

@@ -1,0 +1,309 @@
+package signing
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"time"
+	"unique"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/cert-manager/cert-manager/pkg/util/pki"
+	certificatesv1 "k8s.io/api/certificates/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The manager's cache keeps each CertificateRequest and
+// CertificateSigningRequest in the shape the controllers need of it, so that
+// memory grows with the issuer's own unfinished work, not with the cluster:
+//
+//   - another issuer's or signer's request: a stub of its identity and its
+//     issuerRef or signerName (ShapeStub);
+//   - a final request of ours: its metadata and conditions, its certificate
+//     reduced to the record revocation needs, parsed once here
+//     (ShapeFinished; a final request never changes back);
+//   - an unfinished request of ours: whole (ShapeFull).
+//
+// The shape is marked on the cached copy under cacheAnnotationPrefix and
+// sealed with a key that never leaves the process (cacheSeal): anything the
+// API server sends under that prefix is a requester's and is ignored, so a
+// record cannot be forged (say, to have another certificate revoked), and
+// the transforms, which client-go may run again on their own output,
+// recognise what they made. Code that reads requests from the
+// cache goes through the accessors here (isFinal, csrIsFinal, issuedRecordOf,
+// hasIssued, isComplete), never through spec.request, status.certificate or
+// status.ca of a cached object directly; what needs those reads through the
+// API reader when isComplete says no.
+
+// CachedShape is how much of a request the cache keeps.
+type CachedShape string
+
+const (
+	// ShapeFull: the object as the API server has it (managedFields aside).
+	ShapeFull CachedShape = ""
+	// ShapeStub: identity (name, namespace, UID, resourceVersion, creation
+	// and deletion times) and spec.issuerRef or spec.signerName, nothing else.
+	ShapeStub CachedShape = "stub"
+	// ShapeFinished: a final request of ours: metadata and status
+	// conditions; spec.request, status.certificate and status.ca dropped,
+	// the certificate's identity kept as an IssuedRecord.
+	ShapeFinished CachedShape = "finished"
+)
+
+// cacheAnnotationPrefix marks what the transforms write on cached copies;
+// it is never written to the API server.
+const cacheAnnotationPrefix = "cache.ejbca-issuer.certctl.io/"
+
+const (
+	cacheShapeAnnotation = cacheAnnotationPrefix + "shape"
+	// cacheRecordAnnotation is a finished request's certificate: its
+	// serial and notAfter (Unix seconds), space-separated.
+	cacheRecordAnnotation = cacheAnnotationPrefix + "record"
+	// cacheIssuerAnnotation is the certificate's issuer: the name's DER in
+	// base64, a space, and its DN. Interned: every certificate of a CA
+	// shares one copy.
+	cacheIssuerAnnotation = cacheAnnotationPrefix + "issuer"
+	cacheSealAnnotation   = cacheAnnotationPrefix + "seal"
+)
+
+// cacheKey seals what the transforms write; made at start, never shown.
+var cacheKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// cacheSeal authenticates the cache annotations of o's version.
+func cacheSeal(o metav1.Object) string {
+	a := o.GetAnnotations()
+	m := hmac.New(sha256.New, cacheKey)
+	for _, v := range []string{string(o.GetUID()), o.GetResourceVersion(), a[cacheShapeAnnotation], a[cacheRecordAnnotation], a[cacheIssuerAnnotation]} {
+		m.Write([]byte(v))
+		m.Write([]byte{0})
+	}
+	return base64.RawStdEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// sealed: o's cache annotations were written by this process's transforms.
+func sealed(o metav1.Object) bool {
+	got := o.GetAnnotations()[cacheSealAnnotation]
+	return got != "" && hmac.Equal([]byte(got), []byte(cacheSeal(o)))
+}
+
+// ShapeOf is the shape the cache keeps o in; ShapeFull for anything read
+// from the API server (whatever annotations a requester wrote).
+func ShapeOf(o metav1.Object) CachedShape {
+	s := CachedShape(o.GetAnnotations()[cacheShapeAnnotation])
+	if s == ShapeFull || !sealed(o) {
+		return ShapeFull
+	}
+	return s
+}
+
+// isComplete: o carries every field the API server has (it was not reduced
+// by the cache).
+func IsComplete(o metav1.Object) bool { return ShapeOf(o) == ShapeFull }
+
+// IssuedRecord is what revocation needs of a request's certificate: its
+// identity in EJBCA and its expiry.
+type IssuedRecord struct {
+	// Serial is hex, as EJBCA's REST API takes it.
+	Serial string
+	// IssuerDN is the issuer's DN as EJBCA's REST API takes it.
+	IssuerDN string
+	// RawIssuer is the issuer name's DER, to compare with another
+	// certificate exactly.
+	RawIssuer []byte
+	NotAfter  time.Time
+}
+
+func recordOf(leaf *x509.Certificate) IssuedRecord {
+	return IssuedRecord{Serial: SerialOf(leaf), IssuerDN: leaf.Issuer.String(), RawIssuer: leaf.RawIssuer, NotAfter: leaf.NotAfter}
+}
+
+// Is reports whether c is the certificate this record describes.
+func (r IssuedRecord) Is(c *x509.Certificate) bool {
+	return r.Serial == SerialOf(c) && string(r.RawIssuer) == string(c.RawIssuer)
+}
+
+// issuedRecordOf is the request's certificate's record, from the cached
+// record or from status.certificate; false when it carries none that parses.
+func IssuedRecordOf(cr *cmapi.CertificateRequest) (IssuedRecord, bool) {
+	if ShapeOf(cr) == ShapeFinished {
+		serial, notAfter, ok := strings.Cut(cr.Annotations[cacheRecordAnnotation], " ")
+		rawB64, dn, ok2 := strings.Cut(cr.Annotations[cacheIssuerAnnotation], " ")
+		raw, err := base64.StdEncoding.DecodeString(rawB64)
+		unix, err2 := strconv.ParseInt(notAfter, 10, 64)
+		if !ok || !ok2 || serial == "" || err != nil || err2 != nil {
+			return IssuedRecord{}, false
+		}
+		return IssuedRecord{Serial: serial, IssuerDN: dn, RawIssuer: raw, NotAfter: time.Unix(unix, 0).UTC()}, true
+	}
+	leaf := LeafOf(cr.Status.Certificate)
+	if leaf == nil {
+		return IssuedRecord{}, false
+	}
+	return recordOf(leaf), true
+}
+
+// hasIssued: the request carries a certificate (whole or as a record),
+// without parsing it.
+func HasIssued(cr *cmapi.CertificateRequest) bool {
+	if ShapeOf(cr) == ShapeFinished {
+		return cr.Annotations[cacheRecordAnnotation] != ""
+	}
+	return len(cr.Status.Certificate) > 0
+}
+
+// TrimCertificateRequest is the cache transform of CertificateRequests.
+func TrimCertificateRequest(in any) (any, error) {
+	cr, ok := in.(*cmapi.CertificateRequest)
+	if !ok {
+		return in, nil
+	}
+	if ShapeOf(cr) != ShapeFull {
+		return cr, nil // already reduced by this transform
+	}
+	cr.ManagedFields = nil
+	dropCacheAnnotations(&cr.ObjectMeta)
+	switch {
+	case !IsOurs(cr.Spec.IssuerRef):
+		stub := &cmapi.CertificateRequest{TypeMeta: cr.TypeMeta, ObjectMeta: stubMeta(&cr.ObjectMeta)}
+		stub.Spec.IssuerRef = cr.Spec.IssuerRef
+		return stub, nil
+	case IsFinal(cr):
+		leaf := LeafOf(cr.Status.Certificate)
+		cr.Spec = cmapi.CertificateRequestSpec{IssuerRef: cr.Spec.IssuerRef}
+		cr.Status.Certificate, cr.Status.CA = nil, nil
+		setAnnotation(&cr.ObjectMeta, cacheShapeAnnotation, string(ShapeFinished))
+		if leaf != nil {
+			rec := recordOf(leaf)
+			setAnnotation(&cr.ObjectMeta, cacheRecordAnnotation, rec.Serial+" "+strconv.FormatInt(rec.NotAfter.Unix(), 10))
+			setAnnotation(&cr.ObjectMeta, cacheIssuerAnnotation, unique.Make(base64.StdEncoding.EncodeToString(rec.RawIssuer)+" "+rec.IssuerDN).Value())
+		}
+		internConditions(cr.Status.Conditions)
+		setAnnotation(&cr.ObjectMeta, cacheSealAnnotation, cacheSeal(cr))
+	}
+	return cr, nil
+}
+
+// TrimCertificateSigningRequest is the cache transform of Kubernetes CSRs.
+// A final CSR of ours needs nothing beyond being final: the CSR
+// reconciler forgets it, and revocation serves CertificateRequests only.
+func TrimCertificateSigningRequest(in any) (any, error) {
+	csr, ok := in.(*certificatesv1.CertificateSigningRequest)
+	if !ok {
+		return in, nil
+	}
+	if ShapeOf(csr) != ShapeFull {
+		return csr, nil
+	}
+	csr.ManagedFields = nil
+	dropCacheAnnotations(&csr.ObjectMeta)
+	var shape CachedShape
+	switch {
+	case !IsOurSigner(csr.Spec.SignerName):
+		shape = ShapeStub
+	case CSRIsFinal(csr):
+		shape = ShapeFinished
+	default:
+		return csr, nil
+	}
+	stub := &certificatesv1.CertificateSigningRequest{TypeMeta: csr.TypeMeta, ObjectMeta: stubMeta(&csr.ObjectMeta)}
+	stub.Spec.SignerName = csr.Spec.SignerName
+	if shape == ShapeFinished {
+		setAnnotation(&stub.ObjectMeta, cacheShapeAnnotation, string(ShapeFinished))
+		setAnnotation(&stub.ObjectMeta, cacheSealAnnotation, cacheSeal(stub))
+	}
+	return stub, nil
+}
+
+// TrimCertificate is the cache transform of cert-manager Certificates:
+// those of other issuers are stubs (the revocation controller looks only at
+// the Certificates that own requests of ours).
+func TrimCertificate(in any) (any, error) {
+	crt, ok := in.(*cmapi.Certificate)
+	if !ok {
+		return in, nil
+	}
+	if ShapeOf(crt) != ShapeFull {
+		return crt, nil
+	}
+	crt.ManagedFields = nil
+	dropCacheAnnotations(&crt.ObjectMeta)
+	if IsOurs(crt.Spec.IssuerRef) {
+		return crt, nil
+	}
+	stub := &cmapi.Certificate{TypeMeta: crt.TypeMeta, ObjectMeta: stubMeta(&crt.ObjectMeta)}
+	stub.Spec.IssuerRef = crt.Spec.IssuerRef
+	return stub, nil
+}
+
+// stubMeta is an object's identity, marked ShapeStub.
+func stubMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	out := metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion, Generation: m.Generation,
+		CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp,
+		Annotations: map[string]string{cacheShapeAnnotation: string(ShapeStub)},
+	}
+	out.Annotations[cacheSealAnnotation] = cacheSeal(&out)
+	return out
+}
+
+func dropCacheAnnotations(m *metav1.ObjectMeta) {
+	for k := range m.Annotations {
+		if strings.HasPrefix(k, cacheAnnotationPrefix) {
+			delete(m.Annotations, k)
+		}
+	}
+}
+
+// internConditions shares the condition texts of finished requests, which
+// repeat from one request to the next (the same reasons and messages).
+func internConditions(conds []cmapi.CertificateRequestCondition) {
+	for i := range conds {
+		c := &conds[i]
+		c.Type = cmapi.CertificateRequestConditionType(unique.Make(string(c.Type)).Value())
+		c.Status = cmmeta.ConditionStatus(unique.Make(string(c.Status)).Value())
+		c.Reason = unique.Make(c.Reason).Value()
+		c.Message = unique.Make(c.Message).Value()
+	}
+}
+
+func setAnnotation(m *metav1.ObjectMeta, k, v string) {
+	if m.Annotations == nil {
+		m.Annotations = map[string]string{}
+	}
+	m.Annotations[k] = v
+}
+
+// certificateOwner is the request's controller reference to a Certificate.
+func CertificateOwner(cr *cmapi.CertificateRequest) *metav1.OwnerReference {
+	ref := metav1.GetControllerOf(cr)
+	if ref == nil || ref.Kind != cmapi.CertificateKind || ref.APIVersion != cmapi.SchemeGroupVersion.String() {
+		return nil
+	}
+	return ref
+}
+
+// leafOf parses the first certificate of a PEM chain; nil if none parses.
+func LeafOf(pemChain []byte) *x509.Certificate {
+	if len(pemChain) == 0 {
+		return nil
+	}
+	chain, err := pki.DecodeX509CertificateChainBytes(pemChain)
+	if err != nil || len(chain) == 0 {
+		return nil
+	}
+	return chain[0]
+}
+
+// serialOf is the serial as EJBCA's REST API takes it: hex.
+func SerialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }

@@ -1,0 +1,229 @@
+package signing
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+)
+
+func testChain(t *testing.T) (leaf *x509.Certificate, chain []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Test CA", Organization: []string{"Test"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(0x1234abcd), Subject: pkix.Name{CommonName: "leaf"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err = x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestTrimCertificateRequest: what the cache keeps of each kind of
+// CertificateRequest, and what the accessors read back from it.
+func TestTrimCertificateRequest(t *testing.T) {
+	leaf, chain := testChain(t)
+	ours := cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}
+	foreign := cmmeta.IssuerReference{Group: "cert-manager.io", Kind: "ClusterIssuer", Name: "ca"}
+	ready := cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued}
+	pending := cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonPending}
+	denied := cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonDenied}
+	revoked := cmapi.CertificateRequestCondition{Type: v1alpha1.ConditionRevoked, Status: cmmeta.ConditionTrue, Reason: "superseded"}
+	isController := true
+	request := func(ref cmmeta.IssuerReference, conds ...cmapi.CertificateRequestCondition) *cmapi.CertificateRequest {
+		return &cmapi.CertificateRequest{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "r", UID: "uid", ResourceVersion: "42",
+				Labels: map[string]string{"big": strings.Repeat("l", 60)},
+				Annotations: map[string]string{
+					v1alpha1.RevokeAnnotation: "keyCompromise", cmapi.CertificateRequestRevisionAnnotationKey: "3",
+					// A requester's forgery of the cache's own record.
+					cacheShapeAnnotation: string(ShapeFinished), cacheRecordAnnotation: "ff 1999999999", cacheSealAnnotation: "AAAAAAAAAAAAAAAAAAAAAA",
+				},
+				Finalizers:      []string{v1alpha1.RevocationFinalizer},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "cert-manager.io/v1", Kind: "Certificate", Name: "c", UID: "cu", Controller: &isController}},
+				ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "m"}},
+			},
+			Spec:   cmapi.CertificateRequestSpec{IssuerRef: ref, Request: []byte(strings.Repeat("r", 2000)), Usages: []cmapi.KeyUsage{cmapi.UsageServerAuth}},
+			Status: cmapi.CertificateRequestStatus{Conditions: conds, Certificate: chain, CA: chain},
+		}
+	}
+	trim := func(cr *cmapi.CertificateRequest) *cmapi.CertificateRequest {
+		out, err := TrimCertificateRequest(cr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		once := out.(*cmapi.CertificateRequest)
+		// client-go may run a transform again on its own output.
+		again, err := TrimCertificateRequest(once.DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equality.Semantic.DeepEqual(again, once) {
+			t.Fatalf("the transform is not idempotent:\n%+v\n%+v", once, again)
+		}
+		return once
+	}
+
+	t.Run("a forged record on an object from the API server is not believed", func(t *testing.T) {
+		cr := request(ours, pending)
+		if ShapeOf(cr) != ShapeFull || IsFinal(cr) {
+			t.Errorf("forged annotations make a request read as %q", ShapeOf(cr))
+		}
+		cr.Status.Certificate = nil
+		if _, ok := IssuedRecordOf(cr); ok {
+			t.Error("a forged serial reads as the request's certificate")
+		}
+	})
+
+	t.Run("another issuer's, final or not: a stub of its identity and issuerRef", func(t *testing.T) {
+		for _, conds := range [][]cmapi.CertificateRequestCondition{nil, {ready}} {
+			got := trim(request(foreign, conds...))
+			if ShapeOf(got) != ShapeStub || IsComplete(got) {
+				t.Errorf("shape %q, want stub", ShapeOf(got))
+			}
+			if got.UID != "uid" || got.Name != "r" || got.Namespace != "ns" || got.ResourceVersion != "42" || got.Spec.IssuerRef != foreign {
+				t.Errorf("identity lost: %+v", got.ObjectMeta)
+			}
+			if len(got.Spec.Request) > 0 || len(got.Status.Certificate) > 0 || len(got.Status.CA) > 0 || len(got.Status.Conditions) > 0 ||
+				len(got.Labels) > 0 || len(got.Annotations) != 2 || len(got.ManagedFields) > 0 || len(got.OwnerReferences) > 0 || len(got.Finalizers) > 0 {
+				t.Errorf("a foreign request keeps more than its identity: %+v", got)
+			}
+			if _, ok := IssuedRecordOf(got); ok || HasIssued(got) {
+				t.Error("a stub reads as issued")
+			}
+		}
+	})
+	t.Run("ours, unfinished: whole, the forged record dropped", func(t *testing.T) {
+		got := trim(request(ours, pending))
+		if !IsComplete(got) || len(got.Spec.Request) != 2000 || len(got.Status.Certificate) == 0 {
+			t.Errorf("an unfinished request of ours is not kept whole: shape %q", ShapeOf(got))
+		}
+		if _, forged := got.Annotations[cacheRecordAnnotation]; forged || len(got.ManagedFields) > 0 {
+			t.Error("the requester's cache annotations or managedFields were kept")
+		}
+		if IsFinal(got) {
+			t.Error("a forged shape annotation made a pending request final")
+		}
+	})
+	t.Run("ours, issued: metadata, conditions and the parsed record", func(t *testing.T) {
+		got := trim(request(ours, ready, revoked))
+		if ShapeOf(got) != ShapeFinished || IsComplete(got) || !IsFinal(got) {
+			t.Fatalf("shape %q, want finished", ShapeOf(got))
+		}
+		if len(got.Spec.Request) > 0 || len(got.Status.Certificate) > 0 || len(got.Status.CA) > 0 || len(got.Spec.Usages) > 0 {
+			t.Error("the request, certificate or CA is still cached")
+		}
+		if got.Spec.IssuerRef != ours || len(got.Finalizers) != 1 || got.Annotations[v1alpha1.RevokeAnnotation] != "keyCompromise" ||
+			got.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] != "3" || CertificateOwner(got) == nil || ConditionOf(got, v1alpha1.ConditionRevoked) == nil {
+			t.Errorf("what revocation reads is lost: %+v", got)
+		}
+		rec, ok := IssuedRecordOf(got)
+		if !ok || !HasIssued(got) {
+			t.Fatal("no issued record")
+		}
+		if rec.Serial != "1234abcd" || rec.IssuerDN != leaf.Issuer.String() || !rec.NotAfter.Equal(leaf.NotAfter) || !rec.Is(leaf) {
+			t.Errorf("record %+v does not describe the leaf (issuer %s)", rec, leaf.Issuer)
+		}
+		// Memory: the record costs three annotations besides the shape,
+		// and records of one CA share their issuer's text.
+		cache := 0
+		for k := range got.Annotations {
+			if strings.HasPrefix(k, cacheAnnotationPrefix) {
+				cache++
+			}
+		}
+		if cache > 4 {
+			t.Errorf("%d cache annotations on a finished request, want at most 4: %v", cache, got.Annotations)
+		}
+		other := trim(request(ours, ready))
+		if a, b := got.Annotations[cacheIssuerAnnotation], other.Annotations[cacheIssuerAnnotation]; a == "" || unsafe.StringData(a) != unsafe.StringData(b) {
+			t.Error("two records of one CA keep two copies of its issuer")
+		}
+		whole, _ := IssuedRecordOf(request(ours, ready)) // forged annotations ignored
+		if whole.Serial != rec.Serial || whole.IssuerDN != rec.IssuerDN || !whole.Is(leaf) {
+			t.Errorf("the record read from a whole request %+v differs from the cached one %+v", whole, rec)
+		}
+	})
+	t.Run("ours, denied without a certificate: finished, no record", func(t *testing.T) {
+		cr := request(ours, denied)
+		cr.Status.Certificate = nil
+		got := trim(cr)
+		if ShapeOf(got) != ShapeFinished || !IsFinal(got) {
+			t.Fatalf("shape %q, want finished", ShapeOf(got))
+		}
+		if _, ok := IssuedRecordOf(got); ok || HasIssued(got) {
+			t.Error("a request with no certificate has a record")
+		}
+	})
+}
+
+// TestTrimCertificateSigningRequest: foreign CSRs are stubs whatever their
+// size; final ones of ours are finished stubs; unfinished ones of ours are
+// whole.
+func TestTrimCertificateSigningRequest(t *testing.T) {
+	ours := v1alpha1.IssuerSignerName(v1alpha1.ClusterIssuerKind, "", "ejbca")
+	csr := func(signer string, certificate []byte, conds ...certificatesv1.CertificateSigningRequestCondition) *certificatesv1.CertificateSigningRequest {
+		return &certificatesv1.CertificateSigningRequest{
+			ObjectMeta: metav1.ObjectMeta{Name: "c", UID: "u", Annotations: map[string]string{"big": strings.Repeat("a", 100000)}},
+			Spec: certificatesv1.CertificateSigningRequestSpec{SignerName: signer, Request: []byte(strings.Repeat("r", 1<<20)),
+				Extra: map[string]certificatesv1.ExtraValue{"x": {strings.Repeat("e", 1000)}}},
+			Status: certificatesv1.CertificateSigningRequestStatus{Certificate: certificate, Conditions: conds},
+		}
+	}
+	trim := func(in *certificatesv1.CertificateSigningRequest) *certificatesv1.CertificateSigningRequest {
+		out, err := TrimCertificateSigningRequest(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := TrimCertificateSigningRequest(out.(*certificatesv1.CertificateSigningRequest).DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equality.Semantic.DeepEqual(again, out) {
+			t.Fatal("the transform is not idempotent")
+		}
+		return out.(*certificatesv1.CertificateSigningRequest)
+	}
+	approved := certificatesv1.CertificateSigningRequestCondition{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue}
+	denied := certificatesv1.CertificateSigningRequestCondition{Type: certificatesv1.CertificateDenied, Status: corev1.ConditionTrue}
+	small := func(got *certificatesv1.CertificateSigningRequest) bool {
+		return len(got.Spec.Request) == 0 && len(got.Status.Certificate) == 0 && len(got.Spec.Extra) == 0 && len(got.Annotations) == 2
+	}
+	if got := trim(csr("kubernetes.io/kubelet-serving", nil, approved)); ShapeOf(got) != ShapeStub || !small(got) || got.Spec.SignerName != "kubernetes.io/kubelet-serving" || got.UID != "u" {
+		t.Errorf("a foreign CSR is cached as %q with %d request bytes", ShapeOf(got), len(got.Spec.Request))
+	}
+	for _, final := range []*certificatesv1.CertificateSigningRequest{csr(ours, []byte("cert"), approved), csr(ours, nil, denied)} {
+		got := trim(final)
+		if ShapeOf(got) != ShapeFinished || !small(got) || !CSRIsFinal(got) {
+			t.Errorf("a final CSR of ours is cached as %q (final: %v)", ShapeOf(got), CSRIsFinal(got))
+		}
+	}
+	if got := trim(csr(ours, nil, approved)); !IsComplete(got) || len(got.Spec.Request) != 1<<20 || CSRIsFinal(got) {
+		t.Errorf("an unfinished CSR of ours is cached as %q", ShapeOf(got))
+	}
+}

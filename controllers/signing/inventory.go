@@ -1,0 +1,180 @@
+package signing
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+)
+
+// IssuerGroupField is the CertificateRequest field cert-manager's CRD
+// declares selectable from v1.21 (selectableFields; Kubernetes 1.31+).
+const IssuerGroupField = "spec.issuerRef.group"
+
+// issuerKindField is selectable alongside it.
+const issuerKindField = "spec.issuerRef.kind"
+
+// inventoryPage is how many objects' metadata one inventory LIST returns.
+const inventoryPage = 500
+
+// IssuerGroupSelectable asks the API server once whether it selects
+// CertificateRequests by IssuerGroupField (cert-manager's CRD before v1.21,
+// or an API server without CRD field selectors, refuses the selector); an
+// error says why not.
+func IssuerGroupSelectable(cfg *rest.Config) (bool, error) {
+	mc, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = mc.Resource(cmapi.SchemeGroupVersion.WithResource("certificaterequests")).List(ctx, metav1.ListOptions{
+		Limit: 1, FieldSelector: fields.OneTermEqualSelector(IssuerGroupField, v1alpha1.GroupVersion.Group).String()})
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// InventoryReaders are where an inventory reads.
+type InventoryReaders struct {
+	// API lists the requests that exist (the API server, not a cache, so
+	// that none created before the call is missing). Only metadata is
+	// listed: a page costs what the requests' metadata does.
+	API client.Reader
+	// Cache tells a listed request's issuer or signer (the manager's cache
+	// keeps every request, foreign ones as stubs); a request it does not
+	// hold yet is read from API. Nil: API.
+	Cache client.Reader
+	// SelectByIssuerGroup: the API server selects CertificateRequests by
+	// IssuerGroupField, so only ours are listed at all.
+	SelectByIssuerGroup bool
+}
+
+func (r InventoryReaders) cache() client.Reader {
+	if r.Cache == nil {
+		return r.API
+	}
+	return r.Cache
+}
+
+// CertificateRequestInventory lists the CertificateRequests for our
+// issuers. Final ones are kept: this process's cache may still show one
+// unfinished, and must then search before it signs; the reconciler forgets
+// them as it sees them final (Attempts.Done). Those for other issuers are
+// left out (spec.issuerRef is immutable): they would never be reconciled,
+// and so never forgotten.
+func CertificateRequestInventory(r InventoryReaders) Inventory {
+	gvk := cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")
+	if r.SelectByIssuerGroup {
+		return func(ctx context.Context) ([]Existing, error) {
+			var found []Existing
+			for _, kind := range []string{v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind} {
+				sel := fields.AndSelectors(fields.OneTermEqualSelector(IssuerGroupField, v1alpha1.GroupVersion.Group),
+					fields.OneTermEqualSelector(issuerKindField, kind))
+				err := listMetadata(ctx, r.API, gvk, []client.ListOption{client.MatchingFieldsSelector{Selector: sel}}, func(m *metav1.PartialObjectMetadata) error {
+					found = append(found, Existing{UID: m.UID, Namespace: m.Namespace, Name: m.Name})
+					return nil
+				})
+				if err != nil {
+					return nil, err
+				}
+			}
+			return found, nil
+		}
+	}
+	return func(ctx context.Context) ([]Existing, error) {
+		var found []Existing
+		err := listMetadata(ctx, r.API, gvk, nil, func(m *metav1.PartialObjectMetadata) error {
+			cr := &cmapi.CertificateRequest{}
+			if err := readListed(ctx, r, m, cr); err != nil || cr.UID != m.UID {
+				return err // gone meanwhile: nothing to inherit
+			}
+			if IsOurs(cr.Spec.IssuerRef) {
+				found = append(found, Existing{UID: m.UID, Namespace: m.Namespace, Name: m.Name})
+			}
+			return nil
+		})
+		return found, err
+	}
+}
+
+// CertificateSigningRequestInventory is CertificateRequestInventory for
+// Kubernetes CSRs of our signers (a signer name cannot be selected by
+// prefix: every CSR's metadata is listed, its signer read from the cache).
+func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
+	gvk := certificatesv1.SchemeGroupVersion.WithKind("CertificateSigningRequestList")
+	return func(ctx context.Context) ([]Existing, error) {
+		var found []Existing
+		err := listMetadata(ctx, r.API, gvk, nil, func(m *metav1.PartialObjectMetadata) error {
+			csr := &certificatesv1.CertificateSigningRequest{}
+			if err := readListed(ctx, r, m, csr); err != nil || csr.UID != m.UID {
+				return err
+			}
+			if IsOurSigner(csr.Spec.SignerName) {
+				found = append(found, Existing{UID: m.UID, Name: m.Name})
+			}
+			return nil
+		})
+		return found, err
+	}
+}
+
+// readListed reads a listed object from the cache, or from the API server
+// when the cache does not hold that object (created since it synced); an
+// object deleted meanwhile is left with an empty UID.
+func readListed(ctx context.Context, r InventoryReaders, m *metav1.PartialObjectMetadata, into client.Object) error {
+	key := client.ObjectKeyFromObject(m)
+	err := r.cache().Get(ctx, key, into)
+	if err == nil && into.GetUID() == m.UID {
+		return nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if err := r.API.Get(ctx, key, into); err != nil {
+		if apierrors.IsNotFound(err) {
+			into.SetUID("")
+			return nil
+		}
+		return fmt.Errorf("reading %s: %w", key, err)
+	}
+	return nil
+}
+
+// listMetadata lists the metadata of every object of a kind (gvk names its
+// list kind) in pages, handing each item to take; only one page is held.
+func listMetadata(ctx context.Context, reader client.Reader, gvk schema.GroupVersionKind, opts []client.ListOption,
+	take func(*metav1.PartialObjectMetadata) error) error {
+	cont := ""
+	for {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk)
+		page := append([]client.ListOption{client.Limit(inventoryPage)}, opts...)
+		if cont != "" {
+			page = append(page, client.Continue(cont))
+		}
+		if err := reader.List(ctx, list, page...); err != nil {
+			return err
+		}
+		for i := range list.Items {
+			if err := take(&list.Items[i]); err != nil {
+				return err
+			}
+		}
+		if cont = list.GetContinue(); cont == "" {
+			return nil
+		}
+	}
+}
