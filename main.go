@@ -14,7 +14,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/revocation"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/manager"
 	"github.com/certctl-io/ejbca-issuer/internal/version"
@@ -66,7 +66,7 @@ func run(args []string) error {
 	fs.Float64Var(&o.DefaultRateLimit.QPS, "ejbca-qps", 0, "Default rate limit on each issuer's EJBCA calls, in calls per second, for issuers without spec.rateLimit; 0: no limit.")
 	fs.IntVar(&o.DefaultRateLimit.Burst, "ejbca-burst", 0, "Burst of --ejbca-qps (default: the qps).")
 	fs.IntVar(&o.DefaultRateLimit.MaxConcurrent, "ejbca-max-concurrent", 0, "Default bound on each issuer's EJBCA calls in flight at once, for issuers without spec.rateLimit; 0: no bound.")
-	fs.DurationVar(&o.RevocationAbandonAfter, "revocation-abandon-after", controllers.DefaultRevocationAbandonAfter, "How long a deleted CertificateRequest whose certificate must be revoked (issuer spec.revocation) waits for EJBCA before its finalizer is removed without revoking (Warning event, ejbca_issuer_revocations_total{outcome=\"abandoned\"}).")
+	fs.DurationVar(&o.RevocationAbandonAfter, "revocation-abandon-after", revocation.DefaultRevocationAbandonAfter, "How long a deleted CertificateRequest whose certificate must be revoked (issuer spec.revocation) waits for EJBCA before its finalizer is removed without revoking (Warning event, ejbca_issuer_revocations_total{outcome=\"abandoned\"}).")
 	fs.IntVar(&o.RequestLimits.MaxCSRBytes, "max-csr-bytes", signing.DefaultMaxCSRBytes, "Largest CSR (PEM bytes of spec.request) sent to EJBCA; larger requests are Failed before EJBCA is called. 0: no limit.")
 	fs.IntVar(&o.RequestLimits.MaxSANs, "max-csr-sans", signing.DefaultMaxSANs, "Most subject alternative names a CSR may carry; requests with more are Failed before EJBCA is called. 0: no limit.")
 	var qps float64

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/revocation"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 	"github.com/certctl-io/ejbca-issuer/internal/reconcilelog"
@@ -150,13 +151,13 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		// In the same write as the certificate: no request ever carries
 		// our certificate without its record.
 		status.WithConditions(r.IssuanceKey.IssuanceRecordCondition(cr.UID, leaf, metav1.NewTime(now)))
-		if err := holdForRevocation(ctx, r.Client, cr, issuer); err != nil {
+		if err := revocation.HoldForRevocation(ctx, r.Client, cr, issuer); err != nil {
 			if apierrors.IsNotFound(err) {
 				return r.issuedForDeleted(ctx, cr, issuer, d)
 			}
 			return ctrl.Result{}, err
 		}
-		if c := revokeAnnotationAtIssuance(cr, metav1.NewTime(now)); c != nil {
+		if c := revocation.RevokeAnnotationAtIssuance(cr, metav1.NewTime(now)); c != nil {
 			status.WithConditions(c)
 		}
 	}
@@ -206,7 +207,7 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 // was deleted before its status could store it. The certificate is
 // revoked or recorded (unclaimed), once: the request is done.
 func (r *CertificateRequestReconciler) issuedForDeleted(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d signing.Decision) (ctrl.Result, error) {
-	unclaimed(ctx, &r.RequestSigning, cr, issuer, d.Certificate)
+	revocation.Unclaimed(ctx, &r.RequestSigning, cr, issuer, d.Certificate)
 	r.approvals.Set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, false, time.Time{})
 	r.finished.Remember(cr.UID, r.Clock.Now())
 	r.Signer.Attempts.Done(cr.UID)

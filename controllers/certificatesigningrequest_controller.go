@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/revocation"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 	"github.com/certctl-io/ejbca-issuer/internal/reconcilelog"
@@ -178,7 +179,7 @@ func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *ce
 		if err := r.Client.Status().Update(ctx, updated); err != nil {
 			if apierrors.IsNotFound(err) && len(d.Certificate) > 0 {
 				// Deleted while EJBCA issued: revoked or recorded, once.
-				unclaimed(ctx, &r.RequestSigning, csr, issuer, d.Certificate)
+				revocation.Unclaimed(ctx, &r.RequestSigning, csr, issuer, d.Certificate)
 				r.approvals.Set(csr.Name, false, time.Time{})
 				r.announced.Delete(csr.Name)
 				r.finished.Remember(csr.UID, now)

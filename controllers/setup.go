@@ -10,6 +10,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/issuers"
+	"github.com/certctl-io/ejbca-issuer/controllers/revocation"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
@@ -104,9 +105,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	abandon := o.RevocationAbandonAfter
 	if abandon <= 0 {
-		abandon = DefaultRevocationAbandonAfter
+		abandon = revocation.DefaultRevocationAbandonAfter
 	}
-	if err := (&RevocationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clients: clients, Recorder: recorder,
+	if err := (&revocation.RevocationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clients: clients, Recorder: recorder,
 		Clock: clk, Lease: o.Lease, AbandonAfter: abandon, IssuanceKey: key}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers"
+	"github.com/certctl-io/ejbca-issuer/controllers/revocation"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 )
 
@@ -48,8 +48,8 @@ func TestCertificateIssuedForADeletedRequest(t *testing.T) {
 		event      string
 		revokes    int
 	}{
-		{"revoke-deleted", &v1alpha1.RevocationSpec{Deleted: true}, controllers.EventUnclaimedRevoked, 1},
-		{"no revocation", nil, controllers.EventUnclaimed, 0},
+		{"revoke-deleted", &v1alpha1.RevocationSpec{Deleted: true}, revocation.EventUnclaimedRevoked, 1},
+		{"no revocation", nil, revocation.EventUnclaimed, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -107,7 +107,7 @@ func TestCSRIssuedAfterItsDeletion(t *testing.T) {
 	if err := k8s.Delete(context.Background(), csr); err != nil {
 		t.Fatal(err)
 	}
-	waitEventOn(t, csr, controllers.EventUnclaimedRevoked)
+	waitEventOn(t, csr, revocation.EventUnclaimedRevoked)
 	issued := sim.Issued()
 	if len(issued) != 1 {
 		t.Fatalf("%d certificates issued, want 1", len(issued))
@@ -166,7 +166,7 @@ func TestApprovedRequestIssuedAfterItsDeletion(t *testing.T) {
 	if err := k8s.Delete(context.Background(), cr); err != nil {
 		t.Fatal(err)
 	}
-	waitEventOn(t, cr, controllers.EventUnclaimedRevoked)
+	waitEventOn(t, cr, revocation.EventUnclaimedRevoked)
 	issued := sim.Issued()
 	if len(issued) != 1 {
 		t.Fatalf("%d certificates issued, want 1", len(issued))

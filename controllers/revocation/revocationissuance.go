@@ -1,4 +1,4 @@
-package controllers
+package revocation
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 // be issued is released by the revocation controller); the patch carries
 // the request's resourceVersion and updates cr, so the status write that
 // follows keeps its own precondition.
-func holdForRevocation(ctx context.Context, c client.Client, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer) error {
+func HoldForRevocation(ctx context.Context, c client.Client, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer) error {
 	if issuer == nil || cr.DeletionTimestamp != nil || controllerutil.ContainsFinalizer(cr, v1alpha1.RevocationFinalizer) {
 		return nil
 	}
@@ -48,7 +48,7 @@ const atIssuancePrefix = v1alpha1.RevokeAnnotation + "="
 // revokeAnnotationAtIssuance is the condition recording, in the status write
 // that stores the certificate, that the request already carried the revoke
 // annotation (nil when it did not).
-func revokeAnnotationAtIssuance(cr *cmapi.CertificateRequest, at metav1.Time) *cmac.CertificateRequestConditionApplyConfiguration {
+func RevokeAnnotationAtIssuance(cr *cmapi.CertificateRequest, at metav1.Time) *cmac.CertificateRequestConditionApplyConfiguration {
 	v, ok := cr.Annotations[v1alpha1.RevokeAnnotation]
 	if !ok {
 		return nil

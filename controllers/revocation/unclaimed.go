@@ -1,4 +1,4 @@
-package controllers
+package revocation
 
 import (
 	"context"
@@ -43,7 +43,7 @@ const (
 // on the Certificate that owned the request if it still exists (else on
 // the request, found by name in its namespace's events), and the metric
 // counts it, so an operator can find the serial.
-func unclaimed(ctx context.Context, s *signing.RequestSigning, req client.Object, issuer v1alpha1.Issuer, chainPEM []byte) {
+func Unclaimed(ctx context.Context, s *signing.RequestSigning, req client.Object, issuer v1alpha1.Issuer, chainPEM []byte) {
 	log := logf.FromContext(ctx)
 	leaf := signing.LeafOf(chainPEM)
 	if leaf == nil || issuer == nil {

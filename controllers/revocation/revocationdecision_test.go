@@ -1,4 +1,4 @@
-package controllers
+package revocation
 
 import (
 	"errors"
@@ -297,7 +297,7 @@ func TestAtIssuanceValueRoundTrips(t *testing.T) {
 	for _, v := range []string{"keyCompromise", "", `we"ird value`} {
 		cr := &cmapi.CertificateRequest{}
 		cr.Annotations = map[string]string{v1alpha1.RevokeAnnotation: v}
-		c := revokeAnnotationAtIssuance(cr, metav1.Now())
+		c := RevokeAnnotationAtIssuance(cr, metav1.Now())
 		if got := atIssuanceValue(*c.Message); got != v {
 			t.Errorf("%q came back as %q", v, got)
 		}

@@ -1,4 +1,4 @@
-package controllers
+package revocation
 
 import (
 	"fmt"
