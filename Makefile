@@ -31,7 +31,7 @@ GO_TEST_PARALLEL ?= -parallel 8
 # The packages of GO_TEST_PKGS that make test runs with the race detector, in a
 # second go test alongside the first (the others run without, and none runs
 # twice): the controllers and the EJBCA client, where the concurrency is.
-RACE_PKGS ?= ./controllers ./internal/ejbca
+RACE_PKGS ?= ./controllers ./controllers/signing ./controllers/issuers ./controllers/revocation ./internal/ejbca
 # make test-fuzz (and make soak) runs every fuzz target of FUZZ_PKGS for
 # FUZZTIME; make test runs each target's seed corpus as a plain test. FUZZMINIMIZETIME bounds the minimisation of each new
 # input, whose default (60s) would eat a short run.

@@ -80,3 +80,21 @@ type Issuers interface {
 	// because of the issuer's configuration.
 	Notice(kind string, key types.NamespacedName, n IssuerNotice)
 }
+
+// noIssuers is the Issuers of a request side wired to no issuer controller
+// (tests that run one reconciler alone): nothing is suspected, and what it
+// is told goes nowhere.
+type noIssuers struct{}
+
+func (noIssuers) Suspected(string, types.NamespacedName) bool       { return false }
+func (noIssuers) Suspect(string, types.NamespacedName)              {}
+func (noIssuers) Doubt(string, types.NamespacedName)                {}
+func (noIssuers) Report(string, types.NamespacedName, IssuerFault)  {}
+func (noIssuers) Notice(string, types.NamespacedName, IssuerNotice) {}
+
+func orNoIssuers(i Issuers) Issuers {
+	if i == nil {
+		return noIssuers{}
+	}
+	return i
+}

@@ -99,6 +99,7 @@ func LoadIssuer(ctx context.Context, c client.Reader, kind, namespace, name stri
 // process was deposed.
 func SignThrough(ctx context.Context, clients *issuerclients.Cache, signer *Signer, wakes Issuers,
 	issuer v1alpha1.Issuer, state *IssuerState, sr *SigningRequest) *SignResult {
+	wakes = orNoIssuers(wakes)
 	cl, err := clients.Client(ctx, issuer)
 	if err != nil {
 		// The issuer was Ready, but its credentials no longer load (a
@@ -166,6 +167,7 @@ type RequestReport struct {
 // refused).
 func ReportDecision(rec events.EventRecorder, clients *issuerclients.Cache, wakes Issuers,
 	obj client.Object, issuer v1alpha1.Issuer, now time.Time, r RequestReport) {
+	wakes = orNoIssuers(wakes)
 	if r.Event != nil {
 		eventrecord.Record(rec, obj, nil, r.Event.Type, r.Event.Reason, eventrecord.ActionSigning, r.Event.Message)
 	}
