@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -25,7 +24,6 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/revocation"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
-	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 	"github.com/certctl-io/ejbca-issuer/internal/reconcilelog"
 )
 
@@ -41,8 +39,7 @@ type CertificateRequestReconciler struct {
 	// which the revocation controller verifies.
 	IssuanceKey signing.IssuanceKey
 
-	finished  signing.FinishedRequests
-	approvals signing.PendingApprovals
+	memory requestMemory
 }
 
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests,verbs=get;list;watch;patch
@@ -55,81 +52,49 @@ type CertificateRequestReconciler struct {
 
 // Reconcile decides a request's status, asking EJBCA when the decision needs it.
 func (r *CertificateRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-	cr := &cmapi.CertificateRequest{}
-	if err := r.Client.Get(ctx, req.NamespacedName, cr); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.approvals.Set(req.NamespacedName, false, time.Time{})
-			r.Signer.Attempts.Deleted(req.Namespace, req.Name)
-			r.Gate.Forget(req.NamespacedName)
-			return ctrl.Result{}, nil
-		}
-		return ctrl.Result{}, err
-	}
-	if r.finished.Recent(cr.UID, r.Clock.Now()) {
-		return ctrl.Result{}, nil
-	}
-	if !signing.IsOurs(cr.Spec.IssuerRef) || signing.IsFinal(cr) {
-		// Final states never revert: nothing can be sent for it any more.
-		// (Made final by another writer, e.g. an approver, while it waited
-		// for EJBCA's approval: it waits no more.)
-		r.approvals.Set(req.NamespacedName, false, time.Time{})
-		r.Signer.Attempts.Done(cr.UID)
-		r.Gate.Forget(req.NamespacedName)
-		return ctrl.Result{}, nil
-	}
-	if !r.Lease.Holds() {
-		// Deposed (frozen past the lease, say): the new leader acts.
-		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
-	}
-	if !signing.IsComplete(cr) {
-		// The cache reduces only foreign and final requests, handled above;
-		// signing never works from a reduced copy.
-		return ctrl.Result{}, fmt.Errorf("the cache holds CertificateRequest %s as %q, not whole", req.NamespacedName, signing.ShapeOf(cr))
-	}
-
-	issuer, state, err := signing.LoadIssuer(ctx, r.Client, cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	in := signing.Input{Request: cr, Issuer: state, Now: r.Clock.Now(), RetryWindow: r.RetryWindow}
-	if issuer != nil {
-		in.ApprovalMaxWait = issuer.GetSpec().ApprovalMaxWait()
-	}
-	d := signing.Decide(in)
-	if d.Action == signing.ActionIgnore {
-		return ctrl.Result{}, nil
-	}
-	if d.Action == signing.ActionSign {
-		if wait := r.Gate.Wait(req.NamespacedName, cr.UID, in.Now); wait > 0 {
-			// Woken before the time its last answer set (by its issuer,
-			// say): back to sleep, no call, no write.
-			return ctrl.Result{RequeueAfter: wait}, nil
-		}
-		if res := signing.SignThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, signing.CertificateRequestSigning(r.Client, cr)); res != nil {
-			if errors.Is(res.Err, signing.ErrNotLeader) {
-				return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
-			}
-			in.Result = res
-			in.Now = r.Clock.Now()
-		}
-		d = signing.Decide(in)
-	}
-	log.V(1).Info("decided", "status", d.Status, "reason", d.Reason, "message", d.Message, "requeueAfter", d.RequeueAfter)
-	if !r.Lease.Holds() {
-		// Deposed while deciding (frozen in the EJBCA call, say): the new
-		// leader writes; a write from here could only be stale.
-		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
-	}
-	return r.apply(ctx, cr, issuer, d)
+	return reconcileRequest(ctx, &r.RequestSigning, &r.memory, certificateRequests{r}, req.NamespacedName)
 }
 
-// apply writes a decision: the request's status (only our fields, by
-// server-side apply), events and metrics; an issuer fault EJBCA's answer
-// showed goes to the issuer controller through issuers.IssuerWakes (only it writes
-// issuers).
-func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d signing.Decision) (ctrl.Result, error) {
-	now := r.Clock.Now()
+// certificateRequests is the CertificateRequest kind of the request
+// reconciler: cert-manager's contract (signing.Decide) and its status,
+// written by server-side apply.
+type certificateRequests struct{ r *CertificateRequestReconciler }
+
+func (certificateRequests) newRequest() *cmapi.CertificateRequest { return &cmapi.CertificateRequest{} }
+
+func (certificateRequests) issuerOf(cr *cmapi.CertificateRequest) (kind, namespace, name string, ours bool) {
+	return cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name, signing.IsOurs(cr.Spec.IssuerRef)
+}
+
+func (certificateRequests) isFinal(cr *cmapi.CertificateRequest) bool { return signing.IsFinal(cr) }
+
+func (k certificateRequests) signingRequest(cr *cmapi.CertificateRequest) *signing.SigningRequest {
+	return signing.CertificateRequestSigning(k.r.Client, cr)
+}
+
+func (certificateRequests) forget(types.NamespacedName) {}
+
+func (certificateRequests) announce(_ *cmapi.CertificateRequest, d decision) *signing.Event {
+	return d.event
+}
+
+func (certificateRequests) decide(_ context.Context, cr *cmapi.CertificateRequest, a *attempt) (decision, error) {
+	d := signing.Decide(signing.Input{Request: cr, Issuer: a.Issuer, Now: a.Now, RetryWindow: a.RetryWindow,
+		ApprovalMaxWait: a.ApprovalMaxWait, Result: a.Result})
+	return decision{
+		action: d.Action, final: d.Status == cmmeta.ConditionTrue || d.Failed, issued: d.Status == cmmeta.ConditionTrue,
+		certificate: d.Certificate, event: d.Event, warnings: d.Warnings, notices: d.Notices, issuerFault: d.IssuerFault,
+		outcome: d.Outcome, approvalSince: d.ApprovalSince, callAfter: d.CallAfter, requeueAfter: d.RequeueAfter,
+		logValues: []any{"status", d.Status, "reason", d.Reason, "message", d.Message, "requeueAfter", d.RequeueAfter},
+		own:       d,
+	}, nil
+}
+
+// write writes the request's status (only our fields, by server-side
+// apply): the Ready condition and, once issued, the certificate with its
+// sealed issuance record, in one write.
+func (k certificateRequests) write(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, dec decision, now time.Time) (bool, error) {
+	r, d := k.r, dec.own.(signing.Decision)
 	ltt := metav1.NewTime(now)
 	if c := signing.ReadyCondition(cr); c != nil && c.Status == d.Status && c.LastTransitionTime != nil {
 		ltt = *c.LastTransitionTime
@@ -137,25 +102,20 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	cond := cmac.CertificateRequestCondition().WithType(cmapi.CertificateRequestConditionReady).
 		WithStatus(d.Status).WithReason(d.Reason).WithMessage(d.Message).WithLastTransitionTime(ltt)
 	status := cmac.CertificateRequestStatus().WithConditions(cond)
-	if !r.Lease.Holds() {
-		// Checked again right before the writes: a deposed leader's write
-		// could only be stale.
-		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
-	}
 	if len(d.Certificate) > 0 {
 		status.WithCertificate(d.Certificate...)
 		leaf := signing.LeafOf(d.Certificate)
 		if leaf == nil {
-			return ctrl.Result{}, fmt.Errorf("the certificate EJBCA issued does not parse as PEM")
+			return false, fmt.Errorf("the certificate EJBCA issued does not parse as PEM")
 		}
 		// In the same write as the certificate: no request ever carries
 		// our certificate without its record.
 		status.WithConditions(r.IssuanceKey.IssuanceRecordCondition(cr.UID, leaf, metav1.NewTime(now)))
 		if err := revocation.HoldForRevocation(ctx, r.Client, cr, issuer); err != nil {
 			if apierrors.IsNotFound(err) {
-				return r.issuedForDeleted(ctx, cr, issuer, d)
+				return true, nil
 			}
-			return ctrl.Result{}, err
+			return false, err
 		}
 		if c := revocation.RevokeAnnotationAtIssuance(cr, metav1.NewTime(now)); c != nil {
 			status.WithConditions(c)
@@ -169,50 +129,19 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 	}
 	if unchanged(cr, d) {
 		// Nothing to write: the same Pending message as before.
-	} else if err := r.Client.Status().Apply(ctx,
+		return false, nil
+	}
+	if err := r.Client.Status().Apply(ctx,
 		// The resourceVersion makes a write decided from a stale copy fail
 		// with a conflict; the request is then decided again from a fresh one.
 		cmac.CertificateRequest(cr.Name, cr.Namespace).WithResourceVersion(cr.ResourceVersion).WithStatus(status),
 		client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
 		if apierrors.IsNotFound(err) && len(d.Certificate) > 0 {
-			return r.issuedForDeleted(ctx, cr, issuer, d)
+			return true, nil
 		}
-		return ctrl.Result{}, fmt.Errorf("writing the CertificateRequest status: %w", err)
+		return false, fmt.Errorf("writing the CertificateRequest status: %w", err)
 	}
-
-	signing.ReportDecision(r.Recorder, r.Clients, r.Issuers, cr, issuer, now, signing.RequestReport{
-		RequestKind: metrics.RequestKindCertificateRequest, IssuerKind: cr.Spec.IssuerRef.Kind,
-		Event: d.Event, Warnings: d.Warnings, Notices: d.Notices, Outcome: d.Outcome, IssuerFault: d.IssuerFault,
-		Issued: d.Status == cmmeta.ConditionTrue, Created: cr.CreationTimestamp.Time,
-	})
-	r.approvals.Set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, d.Outcome == "waiting_for_approval", d.ApprovalSince)
-	if d.Status == cmmeta.ConditionTrue || d.Failed {
-		// A request's enrolment Secret, if any, is garbage-collected with
-		// the request: the manager never deletes Secrets.
-		r.finished.Remember(cr.UID, now)
-		r.Signer.Attempts.Done(cr.UID)
-		r.Gate.Forget(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name})
-		return ctrl.Result{}, nil
-	}
-	if d.CallAfter > 0 {
-		r.Gate.Hold(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, cr.UID, now.Add(d.CallAfter))
-	}
-	if d.RequeueAfter > 0 {
-		return ctrl.Result{RequeueAfter: signing.RequeueNoSooner(d.RequeueAfter, r.Jitter)}, nil
-	}
-	return ctrl.Result{}, nil
-}
-
-// issuedForDeleted: EJBCA issued the request's certificate, but the request
-// was deleted before its status could store it. The certificate is
-// revoked or recorded (unclaimed), once: the request is done.
-func (r *CertificateRequestReconciler) issuedForDeleted(ctx context.Context, cr *cmapi.CertificateRequest, issuer v1alpha1.Issuer, d signing.Decision) (ctrl.Result, error) {
-	revocation.Unclaimed(ctx, &r.RequestSigning, cr, issuer, d.Certificate)
-	r.approvals.Set(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name}, false, time.Time{})
-	r.finished.Remember(cr.UID, r.Clock.Now())
-	r.Signer.Attempts.Done(cr.UID)
-	r.Gate.Forget(types.NamespacedName{Namespace: cr.Namespace, Name: cr.Name})
-	return ctrl.Result{}, nil
+	return false, nil
 }
 
 // unchanged reports a Pending decision identical to the current condition.

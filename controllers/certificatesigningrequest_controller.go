@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -24,9 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/controllers/revocation"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
-	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 	"github.com/certctl-io/ejbca-issuer/internal/reconcilelog"
 )
 
@@ -40,8 +37,7 @@ const csrSignerIndex = "ejbca-issuer.certctl.io/signer"
 type CertificateSigningRequestReconciler struct {
 	signing.RequestSigning
 
-	finished  signing.FinishedRequests
-	approvals signing.PendingApprovals
+	memory requestMemory
 	// announced is the last waiting message recorded as an event per CSR,
 	// so a request polled for approval does not repeat it at every poll.
 	announced sync.Map // CSR name -> string
@@ -55,78 +51,96 @@ type CertificateSigningRequestReconciler struct {
 // Reconcile decides a CSR, asking the API server (the requester's right to
 // a namespaced issuer) and EJBCA when the decision needs them.
 func (r *CertificateSigningRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	csr := &certificatesv1.CertificateSigningRequest{}
-	if err := r.Client.Get(ctx, req.NamespacedName, csr); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.approvals.Set(req.Name, false, time.Time{})
-			r.announced.Delete(req.Name)
-			r.Signer.Attempts.Deleted("", req.Name)
-			r.Gate.Forget(req.NamespacedName)
-			return ctrl.Result{}, nil
+	return reconcileRequest(ctx, &r.RequestSigning, &r.memory, certificateSigningRequests{r}, req.NamespacedName)
+}
+
+// certificateSigningRequests is the CertificateSigningRequest kind of the
+// request reconciler: the CSR contract (signing.DecideCSR, with the
+// requester's SubjectAccessReview for a namespaced issuer) and its status,
+// written through the status subresource.
+type certificateSigningRequests struct {
+	r *CertificateSigningRequestReconciler
+}
+
+func (certificateSigningRequests) newRequest() *certificatesv1.CertificateSigningRequest {
+	return &certificatesv1.CertificateSigningRequest{}
+}
+
+func (certificateSigningRequests) issuerOf(csr *certificatesv1.CertificateSigningRequest) (kind, namespace, name string, ours bool) {
+	return signing.SignerIssuer(csr.Spec.SignerName)
+}
+
+func (certificateSigningRequests) isFinal(csr *certificatesv1.CertificateSigningRequest) bool {
+	return signing.CSRIsFinal(csr)
+}
+
+func (k certificateSigningRequests) signingRequest(csr *certificatesv1.CertificateSigningRequest) *signing.SigningRequest {
+	return signing.CSRSigning(k.r.Client, csr, k.r.ClusterResourceNamespace, k.r.Clock)
+}
+
+func (k certificateSigningRequests) forget(key types.NamespacedName) { k.r.announced.Delete(key.Name) }
+
+// announce records a waiting message once per CSR, so a request polled for
+// approval does not repeat it at every poll.
+func (k certificateSigningRequests) announce(csr *certificatesv1.CertificateSigningRequest, d decision) *signing.Event {
+	ev := d.event
+	if !d.final && ev != nil {
+		if last, ok := k.r.announced.Load(csr.Name); ok && last == ev.Message {
+			ev = nil
+		} else {
+			k.r.announced.Store(csr.Name, ev.Message)
 		}
-		return ctrl.Result{}, err
 	}
-	if r.finished.Recent(csr.UID, r.Clock.Now()) {
-		return ctrl.Result{}, nil
-	}
-	kind, ns, name, ours := signing.SignerIssuer(csr.Spec.SignerName)
-	if !ours || signing.CSRIsFinal(csr) {
-		// Final states never revert: nothing can be sent for it any more.
-		// (Made final by another writer while it waited for EJBCA's
-		// approval: it waits no more.)
-		r.approvals.Set(req.Name, false, time.Time{})
-		r.announced.Delete(req.Name)
-		r.Signer.Attempts.Done(csr.UID)
-		r.Gate.Forget(req.NamespacedName)
-		return ctrl.Result{}, nil
-	}
-	if !r.Lease.Holds() {
-		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
-	}
-	if !signing.IsComplete(csr) {
-		// The cache reduces only foreign and final CSRs, handled above;
-		// signing never works from a reduced copy.
-		return ctrl.Result{}, fmt.Errorf("the cache holds CertificateSigningRequest %s as %q, not whole", req.Name, signing.ShapeOf(csr))
-	}
-	issuer, state, err := signing.LoadIssuer(ctx, r.Client, kind, ns, name)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	in := signing.CSRInput{CSR: csr, Issuer: state, Now: r.Clock.Now(), RetryWindow: r.RetryWindow}
-	if issuer != nil {
-		in.ApprovalMaxWait = issuer.GetSpec().ApprovalMaxWait()
-	}
+	return ev
+}
+
+func (k certificateSigningRequests) decide(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, a *attempt) (decision, error) {
+	in := signing.CSRInput{CSR: csr, Issuer: a.Issuer, Now: a.Now, RetryWindow: a.RetryWindow, ApprovalMaxWait: a.ApprovalMaxWait,
+		Result: a.Result, ReferenceAllowed: a.ReferenceAllowed}
 	d := signing.DecideCSR(in)
 	if d.Action == signing.ActionCheckReference {
-		allowed, err := r.mayReference(ctx, csr, ns)
+		_, ns, _, _ := signing.SignerIssuer(csr.Spec.SignerName)
+		allowed, err := k.r.mayReference(ctx, csr, ns)
 		if err != nil {
-			return ctrl.Result{}, err
+			return decision{}, err
 		}
+		a.ReferenceAllowed = &allowed
 		in.ReferenceAllowed = &allowed
 		d = signing.DecideCSR(in)
 	}
-	if d.Action == signing.ActionIgnore {
-		return ctrl.Result{}, nil
+	return decision{
+		action: d.Action, final: d.Failed || len(d.Certificate) > 0, issued: len(d.Certificate) > 0,
+		certificate: d.Certificate, event: d.Event, warnings: d.Warnings, notices: d.Notices, issuerFault: d.IssuerFault,
+		outcome: d.Outcome, approvalSince: d.ApprovalSince, callAfter: d.CallAfter, requeueAfter: d.RequeueAfter,
+		logValues: []any{"failed", d.Failed, "reason", d.Reason, "message", d.Message, "requeueAfter", d.RequeueAfter},
+		own:       d,
+	}, nil
+}
+
+// write writes status.certificate or the Failed condition (through the
+// status subresource, conditional on the CSR's resourceVersion); a CSR not
+// yet final has nothing written.
+func (k certificateSigningRequests) write(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, _ v1alpha1.Issuer, dec decision, now time.Time) (bool, error) {
+	d := dec.own.(signing.CSRDecision)
+	if !dec.final {
+		return false, nil
 	}
-	if d.Action == signing.ActionSign {
-		if wait := r.Gate.Wait(req.NamespacedName, csr.UID, in.Now); wait > 0 {
-			return ctrl.Result{RequeueAfter: wait}, nil
+	updated := csr.DeepCopy()
+	if d.Failed {
+		signing.SetCSRCondition(updated, certificatesv1.CertificateSigningRequestCondition{
+			Type: certificatesv1.CertificateFailed, Status: corev1.ConditionTrue, Reason: d.Reason, Message: d.Message,
+		}, metav1.NewTime(now))
+	} else {
+		updated.Status.Certificate = d.Certificate
+	}
+	if err := k.r.Client.Status().Update(ctx, updated); err != nil {
+		if apierrors.IsNotFound(err) && len(d.Certificate) > 0 {
+			// Deleted while EJBCA issued: revoked or recorded, once.
+			return true, nil
 		}
-		sr := signing.CSRSigning(r.Client, csr, r.ClusterResourceNamespace, r.Clock)
-		if res := signing.SignThrough(ctx, r.Clients, r.Signer, r.Issuers, issuer, &in.Issuer, sr); res != nil {
-			if errors.Is(res.Err, signing.ErrNotLeader) {
-				return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
-			}
-			in.Result = res
-			in.Now = r.Clock.Now()
-		}
-		d = signing.DecideCSR(in)
+		return false, fmt.Errorf("writing the CertificateSigningRequest status: %w", err)
 	}
-	logf.FromContext(ctx).V(1).Info("decided", "failed", d.Failed, "reason", d.Reason, "message", d.Message, "requeueAfter", d.RequeueAfter)
-	if !r.Lease.Holds() {
-		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
-	}
-	return r.apply(ctx, csr, issuer, d)
+	return false, nil
 }
 
 // mayReference runs cert-manager's rule for namespaced issuers in CSR mode:
@@ -154,71 +168,6 @@ func (r *CertificateSigningRequestReconciler) mayReference(ctx context.Context, 
 		}
 	}
 	return false, nil
-}
-
-// apply writes a decision: status.certificate or the Failed condition
-// (through the status subresource, conditional on the CSR's
-// resourceVersion), events and metrics.
-func (r *CertificateSigningRequestReconciler) apply(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, issuer v1alpha1.Issuer, d signing.CSRDecision) (ctrl.Result, error) {
-	now := r.Clock.Now()
-	final := d.Failed || len(d.Certificate) > 0
-	if !r.Lease.Holds() {
-		// Checked again right before the write: a deposed leader's write
-		// could only be stale.
-		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
-	}
-	if final {
-		updated := csr.DeepCopy()
-		if d.Failed {
-			signing.SetCSRCondition(updated, certificatesv1.CertificateSigningRequestCondition{
-				Type: certificatesv1.CertificateFailed, Status: corev1.ConditionTrue, Reason: d.Reason, Message: d.Message,
-			}, metav1.NewTime(now))
-		} else {
-			updated.Status.Certificate = d.Certificate
-		}
-		if err := r.Client.Status().Update(ctx, updated); err != nil {
-			if apierrors.IsNotFound(err) && len(d.Certificate) > 0 {
-				// Deleted while EJBCA issued: revoked or recorded, once.
-				revocation.Unclaimed(ctx, &r.RequestSigning, csr, issuer, d.Certificate)
-				r.approvals.Set(csr.Name, false, time.Time{})
-				r.announced.Delete(csr.Name)
-				r.finished.Remember(csr.UID, now)
-				r.Signer.Attempts.Done(csr.UID)
-				r.Gate.Forget(types.NamespacedName{Name: csr.Name})
-				return ctrl.Result{}, nil
-			}
-			return ctrl.Result{}, fmt.Errorf("writing the CertificateSigningRequest status: %w", err)
-		}
-	}
-	ev := d.Event
-	if !final && ev != nil {
-		if last, ok := r.announced.Load(csr.Name); ok && last == ev.Message {
-			ev = nil
-		} else {
-			r.announced.Store(csr.Name, ev.Message)
-		}
-	}
-	kind, _, _, _ := signing.SignerIssuer(csr.Spec.SignerName)
-	signing.ReportDecision(r.Recorder, r.Clients, r.Issuers, csr, issuer, now, signing.RequestReport{
-		RequestKind: metrics.RequestKindCertificateSigningRequest, IssuerKind: kind,
-		Event: ev, Warnings: d.Warnings, Notices: d.Notices, Outcome: d.Outcome, IssuerFault: d.IssuerFault,
-		Issued: len(d.Certificate) > 0, Created: csr.CreationTimestamp.Time,
-	})
-	r.approvals.Set(csr.Name, d.Outcome == "waiting_for_approval", d.ApprovalSince)
-	if final {
-		r.announced.Delete(csr.Name)
-		r.finished.Remember(csr.UID, now)
-		r.Signer.Attempts.Done(csr.UID)
-		r.Gate.Forget(types.NamespacedName{Name: csr.Name})
-		return ctrl.Result{}, nil
-	}
-	if d.CallAfter > 0 {
-		r.Gate.Hold(types.NamespacedName{Name: csr.Name}, csr.UID, now.Add(d.CallAfter))
-	}
-	if d.RequeueAfter > 0 {
-		return ctrl.Result{RequeueAfter: signing.RequeueNoSooner(d.RequeueAfter, r.Jitter)}, nil
-	}
-	return ctrl.Result{}, nil
 }
 
 // SetupWithManager watches the CSRs of our signers (creations and changes

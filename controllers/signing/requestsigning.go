@@ -58,6 +58,19 @@ type RequestSigning struct {
 	Issuers Issuers
 }
 
+// ForgetFinal forgets a request that is final: its exactly-once memory and
+// its call gate.
+func (s *RequestSigning) ForgetFinal(key types.NamespacedName, uid types.UID) {
+	s.Signer.Forget(uid)
+	s.Gate.Forget(key)
+}
+
+// ForgetDeleted forgets a request that no longer exists.
+func (s *RequestSigning) ForgetDeleted(key types.NamespacedName) {
+	s.Signer.ForgetDeleted(key.Namespace, key.Name)
+	s.Gate.Forget(key)
+}
+
 // loadIssuer loads an issuer of ours and what the decisions need of it.
 // namespace is the request's (ignored for cluster issuers); a missing
 // issuer is no error: its state says not Found.
@@ -108,7 +121,7 @@ func SignThrough(ctx context.Context, clients *issuerclients.Cache, signer *Sign
 		return nil
 	}
 	kind, key := v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer)
-	if wakes.Suspected(kind, key) && signer.Attempts.Held(sr) == nil {
+	if wakes.Suspected(kind, key) && !signer.HoldsCertificate(sr) {
 		// Another request just got no answer through this issuer: wait for
 		// its re-check rather than add a call to an EJBCA that may be down.
 		return &SignResult{Err: &IssuerUnansweredError{Issuer: state.Ref}}

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -86,6 +87,20 @@ func issuersOwn(spec *v1alpha1.IssuerSpec, sr *SigningRequest) ownNames {
 // mayCall reports whether this process may start an EJBCA call that issues
 // or adds: a deposed leader must not, even for a moment.
 func (s *Signer) mayCall() bool { return s.Lease.Holds() }
+
+// The signer is the one way to the exactly-once memory (Attempts): the
+// request reconcilers only tell it that a request is final or gone.
+
+// Forget drops the memory of a request found final (by its UID): nothing
+// can be sent for it any more.
+func (s *Signer) Forget(uid types.UID) { s.Attempts.Done(uid) }
+
+// ForgetDeleted drops the memory of a request that no longer exists.
+func (s *Signer) ForgetDeleted(namespace, name string) { s.Attempts.Deleted(namespace, name) }
+
+// HoldsCertificate: EJBCA already issued the request's certificate and only
+// its status write is missing; Sign returns it without a call.
+func (s *Signer) HoldsCertificate(sr *SigningRequest) bool { return s.Attempts.Held(sr) != nil }
 
 // Sign asks EJBCA for the request's certificate, unless EJBCA already gave
 // it and only the status write failed.
