@@ -9,7 +9,10 @@ import (
 // (CertificateRequests and CertificateSigningRequests). They are part of the
 // user-visible interface: requesters, approvers, tests and tools use them.
 
-// FieldOwner is the field manager of every write the controllers make.
+// FieldOwner is the field manager of the controllers' writes: request and
+// issuer status. The revocation controller writes its Revoked condition as a
+// field manager of its own (ejbca-issuer-revocation), so that neither
+// controller's server-side apply removes the other's condition.
 const FieldOwner = "ejbca-issuer"
 
 // Names the revocation controller reads and writes on CertificateRequests.
