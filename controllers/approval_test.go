@@ -15,6 +15,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // approvalIssuer is a Ready issuer on the APPROVAL certificate profile,
@@ -63,7 +64,7 @@ func TestApprovalFlowApproved(t *testing.T) {
 	}
 	// The request polls EJBCA while it waits (the schedule itself is
 	// TestApprovalPollAfter's).
-	eventually(t, 30*time.Second, func() string {
+	testkit.Eventually(t, 30*time.Second, func() string {
 		if sim.Counters().Get("approval-status") < 1 {
 			return "no approval status poll yet"
 		}
@@ -80,7 +81,7 @@ func TestApprovalFlowApproved(t *testing.T) {
 		t.Errorf("calls: pkcs10enroll=%d (the refused one-call enrolment) endentity=%d certificaterequest=%d enrolments=%d; want 1 each",
 			c.Get("pkcs10enroll"), c.Get("endentity"), c.Get("certificaterequest"), c.Enrollments)
 	}
-	waitEventReason(t, cr, signing.EventWaitingForApproval)
+	testkit.WaitEvent(t, k8s, cr, testkit.EventMatch{Reason: signing.EventWaitingForApproval}, 30*time.Second)
 	// The manager never deletes Secrets: the used enrolment Secret stays,
 	// owned by the request, until garbage collection removes it with it.
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secretName}, &secret); err != nil || !metav1.IsControlledBy(&secret, cr) {

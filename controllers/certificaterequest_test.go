@@ -17,6 +17,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // readyIssuer makes a namespace with the simulator's Secrets and a Ready issuer.
@@ -80,8 +81,8 @@ func TestIssuesAnApprovedRequest(t *testing.T) {
 	if !approved {
 		t.Error("the Approved condition was lost")
 	}
-	eventually(t, 10*time.Second, func() string {
-		if !slices.Contains(events(t, cr), signing.EventIssued) {
+	testkit.Eventually(t, 10*time.Second, func() string {
+		if !slices.Contains(testkit.Reasons(testkit.EventsOf(t, k8s, cr)), signing.EventIssued) {
 			return "no Issued event"
 		}
 		return ""
@@ -92,16 +93,16 @@ func TestIgnoresWhatIsNotOurs(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	ns, _ := readyIssuer(t, sim)
-	_, csr := csrFor(t, "other.example.com", "other.example.com")
+	_, csr := testkit.CSR(t, testkit.CommonName("other.example.com"), testkit.DNSNames("other.example.com"))
 	foreign := newRequest(t, ns, "ejbca", "other", csr, func(cr *cmapi.CertificateRequest) {
 		cr.Spec.IssuerRef.Group = "cert-manager.io"
 		cr.Spec.IssuerRef.Kind = "Issuer"
 	})
 	approve(t, foreign)
-	_, csr2 := csrFor(t, "unapproved.example.com", "unapproved.example.com")
+	_, csr2 := testkit.CSR(t, testkit.CommonName("unapproved.example.com"), testkit.DNSNames("unapproved.example.com"))
 	unapproved := newRequest(t, ns, "ejbca", "unapproved", csr2)
 
-	_, csr3 := csrFor(t, "issued.example.com", "issued.example.com")
+	_, csr3 := testkit.CSR(t, testkit.CommonName("issued.example.com"), testkit.DNSNames("issued.example.com"))
 	marker := newRequest(t, ns, "ejbca", "marker", csr3)
 	approve(t, marker)
 	waitRequest(t, marker, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
@@ -123,7 +124,7 @@ func TestDeniedRequestFailsWithoutCallingEJBCA(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	ns, _ := readyIssuer(t, sim)
-	_, csr := csrFor(t, "denied.example.com", "denied.example.com")
+	_, csr := testkit.CSR(t, testkit.CommonName("denied.example.com"), testkit.DNSNames("denied.example.com"))
 	cr := newRequest(t, ns, "ejbca", "denied", csr)
 	setCondition(t, cr, cmapi.CertificateRequestConditionDenied, "policy.example.com")
 	c := waitRequest(t, cr, cmapi.CertificateRequestReasonDenied, "denied", 30*time.Second)
@@ -150,7 +151,7 @@ func TestWaitsForTheIssuerAndIsWokenByIt(t *testing.T) {
 	simSecrets(t, sim, ns)
 	waitIssuer(t, iss, v1alpha1.ReasonChecked)
 	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 20*time.Second)
-	waitEventReason(t, cr, signing.EventIssuerNotReady)
+	testkit.WaitEvent(t, k8s, cr, testkit.EventMatch{Reason: signing.EventIssuerNotReady}, 30*time.Second)
 }
 
 func TestClusterIssuerSignsRequestsInAnyNamespace(t *testing.T) {
@@ -197,7 +198,7 @@ func TestRefusedRequestsFailWithEJBCAsMessage(t *testing.T) {
 	if cr.Status.FailureTime == nil || c.Status != cmmeta.ConditionFalse {
 		t.Errorf("failed request without failureTime: %+v", cr.Status)
 	}
-	waitEventReason(t, cr, signing.EventFailed)
+	testkit.WaitEvent(t, k8s, cr, testkit.EventMatch{Reason: signing.EventFailed}, 30*time.Second)
 
 	sim.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, MismatchedKey: true})
 	mismatch, _ := requestFor(t, ns, "ejbca", "mismatch")
@@ -285,7 +286,7 @@ func TestForbiddenEnrolmentIsRetriedWithoutMarkingTheIssuer(t *testing.T) {
 	if c := waitIssuer(t, iss, v1alpha1.ReasonChecked); c.Reason != v1alpha1.ReasonChecked {
 		t.Errorf("issuer %s: %s", c.Reason, c.Message)
 	}
-	if !slices.Contains(events(t, cr), signing.EventRetrying) {
-		t.Errorf("no Retrying event on the request: %v", events(t, cr))
+	if !slices.Contains(testkit.Reasons(testkit.EventsOf(t, k8s, cr)), signing.EventRetrying) {
+		t.Errorf("no Retrying event on the request: %v", testkit.Reasons(testkit.EventsOf(t, k8s, cr)))
 	}
 }

@@ -15,11 +15,7 @@ package controllers_test
 
 import (
 	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"sort"
 	"strings"
@@ -33,6 +29,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // ejbcaProcessing is how long EJBCA takes over a slow call in the timeout
@@ -441,15 +438,8 @@ func compatLost202(t *testing.T, preset string) {
 // rsaCSR is a CSR for an RSA key of bits.
 func rsaCSR(t *testing.T, bits int, cn string) []byte {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, bits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}, DNSNames: []string{cn}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	_, csr := testkit.CSR(t, testkit.RSA(bits), testkit.CommonName(cn), testkit.DNSNames(cn))
+	return csr
 }
 
 // compatRefusedByTheProfile: EJBCA refuses the enrolment for a reason the
@@ -514,7 +504,7 @@ func restartManager(t *testing.T, between func()) {
 // (which then works on it for longer).
 func inFlight(t *testing.T, rc *restartCase) {
 	t.Helper()
-	eventually(t, 30*time.Second, func() string {
+	testkit.Eventually(t, 30*time.Second, func() string {
 		if len(rc.sim.Arrivals("pkcs10enroll")) == 0 {
 			return rc.preset + ": no enrolment has reached EJBCA yet"
 		}
@@ -553,7 +543,7 @@ func TestCompatibilityRestartDuringEnrolment(t *testing.T) {
 						}
 						continue
 					}
-					eventually(t, 30*time.Second, func() string {
+					testkit.Eventually(t, 30*time.Second, func() string {
 						if n := enrolments(rc.sim, rc.ns+"/restart"); n == 0 {
 							return rc.preset + ": EJBCA has not issued yet"
 						}

@@ -2,13 +2,8 @@ package controllers_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"strings"
 	"testing"
@@ -26,6 +21,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // Kubernetes CertificateSigningRequests against the real API server: it
@@ -70,7 +66,7 @@ func allowReference(t *testing.T, ns, user, signerName string) {
 		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}}})
 }
 
-type csrOption func(*certificatesv1.CertificateSigningRequest)
+type csrOption = func(*certificatesv1.CertificateSigningRequest)
 
 func expiring(seconds int32) csrOption {
 	return func(c *certificatesv1.CertificateSigningRequest) { c.Spec.ExpirationSeconds = &seconds }
@@ -88,20 +84,13 @@ func csrAnnotation(k, v string) csrOption {
 // newCSR creates a CSR for signer through cs, for a new key and host.
 func newCSR(t *testing.T, cs kubernetes.Interface, signer, host string, opts ...csrOption) *certificatesv1.CertificateSigningRequest {
 	t.Helper()
-	_, csrPEM := csrFor(t, host, host)
+	_, csrPEM := testkit.CSR(t, testkit.CommonName(host), testkit.DNSNames(host))
 	return newCSRFor(t, cs, signer, csrPEM, opts...)
 }
 
 func newCSRFor(t *testing.T, cs kubernetes.Interface, signer string, csrPEM []byte, opts ...csrOption) *certificatesv1.CertificateSigningRequest {
 	t.Helper()
-	c := &certificatesv1.CertificateSigningRequest{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "csr-"},
-		Spec: certificatesv1.CertificateSigningRequestSpec{Request: csrPEM, SignerName: signer,
-			Usages: []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth}},
-	}
-	for _, o := range opts {
-		o(c)
-	}
+	c := testkit.CertificateSigningRequest("csr-", signer, csrPEM, opts...)
 	created, err := cs.CertificatesV1().CertificateSigningRequests().Create(context.Background(), c, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("creating a CSR for %s: %v", signer, err)
@@ -117,7 +106,7 @@ func newCSRFor(t *testing.T, cs kubernetes.Interface, signer string, csrPEM []by
 func decideCSR(t *testing.T, c *certificatesv1.CertificateSigningRequest, typ certificatesv1.RequestConditionType) {
 	t.Helper()
 	csrs := clientsetAs(t, "").CertificatesV1().CertificateSigningRequests()
-	eventually(t, 10*time.Second, func() string {
+	testkit.Eventually(t, 10*time.Second, func() string {
 		cur, err := csrs.Get(context.Background(), c.Name, metav1.GetOptions{})
 		if err != nil {
 			return err.Error()
@@ -135,7 +124,7 @@ func decideCSR(t *testing.T, c *certificatesv1.CertificateSigningRequest, typ ce
 func waitCSR(t *testing.T, c *certificatesv1.CertificateSigningRequest, timeout time.Duration, cond func(*certificatesv1.CertificateSigningRequest) string) *certificatesv1.CertificateSigningRequest {
 	t.Helper()
 	var cur certificatesv1.CertificateSigningRequest
-	eventually(t, timeout, func() string {
+	testkit.Eventually(t, timeout, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKey{Name: c.Name}, &cur); err != nil {
 			return err.Error()
 		}
@@ -215,8 +204,8 @@ func TestCSRClusterIssuerSignsOnlyApproved(t *testing.T) {
 	if n := enrolments(sim, signing.CSREndEntityName(control.Name, control.UID)); n != 1 {
 		t.Errorf("%d enrolments for end entity %s, want 1", n, signing.CSREndEntityName(control.Name, control.UID))
 	}
-	waitEventReason(t, got, signing.EventIssued)
-	eventually(t, 10*time.Second, func() string {
+	testkit.WaitEvent(t, k8s, got, testkit.EventMatch{Reason: signing.EventIssued}, 30*time.Second)
+	testkit.Eventually(t, 10*time.Second, func() string {
 		labels := map[string]string{"issuer_kind": v1alpha1.ClusterIssuerKind, "request_kind": "CertificateSigningRequest", "outcome": "issued"}
 		if got := find(scrapeMetrics(t), "ejbca_issuer_certificaterequests_total", labels); len(got) == 0 || got[0].value < 1 {
 			return fmt.Sprintf("no issued CSR counted: %v", got)
@@ -275,7 +264,7 @@ func TestCSRRefusedProfileFails(t *testing.T) {
 	c := newCSR(t, clientsetAs(t, ""), signer, "refused.example.com", csrAnnotation(v1alpha1.AnnotationCertificateProfileName, "NOPE"))
 	decideCSR(t, c, certificatesv1.CertificateApproved)
 	got := waitCSR(t, c, 30*time.Second, failedWith(v1alpha1.CSRReasonSigningFailed, `"NOPE"`))
-	waitEventReason(t, got, signing.EventFailed)
+	testkit.WaitEvent(t, k8s, got, testkit.EventMatch{Reason: signing.EventFailed}, 30*time.Second)
 	if n := sim.Counters().Enrollments; n != 0 {
 		t.Errorf("%d certificates for a refused profile", n)
 	}
@@ -285,10 +274,6 @@ func TestCSRRefusedProfileFails(t *testing.T) {
 // usage and extended key usages.
 func csrWithUsages(t *testing.T, host string, ku x509.KeyUsage, eku ...x509.ExtKeyUsage) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	kuExt, err := pki.MarshalKeyUsage(ku)
 	if err != nil {
 		t.Fatal(err)
@@ -297,12 +282,8 @@ func csrWithUsages(t *testing.T, host string, ku x509.KeyUsage, eku ...x509.ExtK
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
-		ExtraExtensions: []pkix.Extension{kuExt, ekuExt}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	_, csr := testkit.CSR(t, testkit.CommonName(host), testkit.DNSNames(host), testkit.Extensions(kuExt, ekuExt))
+	return csr
 }
 
 func TestCSRUsagesMustFitTheCSR(t *testing.T) {
@@ -354,8 +335,7 @@ func TestCSRExpirationSeconds(t *testing.T) {
 		if tc.issuer == ignores {
 			// A year where an hour was asked for: the issuer's profile,
 			// reported on the issuer, not on each CSR.
-			waitEvent(t, &v1alpha1.EJBCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: ignores}}, corev1.EventTypeNormal,
-				signing.NoticeValidityFromProfile, "longer than the 1h0m0s requested")
+			testkit.WaitEvent(t, k8s, &v1alpha1.EJBCAClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: ignores}}, testkit.EventMatch{Type: corev1.EventTypeNormal, Reason: signing.NoticeValidityFromProfile, Message: "longer than the 1h0m0s requested"}, 30*time.Second)
 		}
 	}
 }
@@ -426,7 +406,7 @@ func TestCSRApprovalFlow(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	c, id := approvalCSR(t, sim)
-	waitEventReason(t, c, signing.EventWaitingForApproval)
+	testkit.WaitEvent(t, k8s, c, testkit.EventMatch{Reason: signing.EventWaitingForApproval}, 30*time.Second)
 	var secret corev1.Secret
 	key := client.ObjectKey{Namespace: clusterResourceNamespace, Name: "csr-" + string(c.UID) + "-ejbca-enrolment"}
 	if err := k8s.Get(context.Background(), key, &secret); err != nil {
@@ -469,7 +449,7 @@ func TestCSRWaitsForItsIssuer(t *testing.T) {
 	decideCSR(t, c, certificatesv1.CertificateApproved)
 	// The event says the CSR was decided on and waits; after it, the CSR is
 	// neither Failed nor signed.
-	waitEventReason(t, c, signing.EventIssuerNotReady)
+	testkit.WaitEvent(t, k8s, c, testkit.EventMatch{Reason: signing.EventIssuerNotReady}, 30*time.Second)
 	waiting, err := clientsetAs(t, "").CertificatesV1().CertificateSigningRequests().Get(context.Background(), c.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

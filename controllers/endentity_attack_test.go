@@ -12,6 +12,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // Attack: under an issuer whose end entity names come from the CSR (cn,
@@ -43,7 +44,7 @@ func TestAttackCSRNamesAnotherNamespacesEndEntity(t *testing.T) {
 			victimEntity, untouched := victimEndEntity(t, sim, tenant{ns: victimNS, issuer: "ejbca"})
 			attacker := tc.attacker(t, sim)
 
-			_, csr := csrFor(t, victimEntity, "attacker.example.com")
+			_, csr := testkit.CSR(t, testkit.CommonName(victimEntity), testkit.DNSNames("attacker.example.com"))
 			cr := newRequest(t, attacker.ns, attacker.issuer, "slash", csr, attacker.opts...)
 			approve(t, cr)
 			waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
@@ -52,7 +53,7 @@ func TestAttackCSRNamesAnotherNamespacesEndEntity(t *testing.T) {
 			}
 			untouched()
 
-			_, csr = csrFor(t, victimNS+";victim", "attacker.example.com")
+			_, csr = testkit.CSR(t, testkit.CommonName(victimNS+";victim"), testkit.DNSNames("attacker.example.com"))
 			cr = newRequest(t, attacker.ns, attacker.issuer, "semicolon", csr, attacker.opts...)
 			approve(t, cr)
 			waitRequest(t, cr, cmapi.CertificateRequestReasonFailed, "which EJBCA replaces with '/'", 30*time.Second)
@@ -82,7 +83,7 @@ func TestAttackReusedCSRNameGetsItsOwnEndEntity(t *testing.T) {
 	if err := clientsetAs(t, "").CertificatesV1().CertificateSigningRequests().Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() string {
+	testkit.Eventually(t, 10*time.Second, func() string {
 		if _, err := clientsetAs(t, "").CertificatesV1().CertificateSigningRequests().Get(context.Background(), name, metav1.GetOptions{}); err == nil {
 			return "the first CSR still exists"
 		}

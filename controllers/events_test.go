@@ -3,8 +3,6 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,33 +15,8 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
-
-// waitEvent waits for an event on obj with the type and reason whose
-// message contains message.
-func waitEvent(t *testing.T, obj interface {
-	GetNamespace() string
-	GetName() string
-}, typ, reason, message string) {
-	t.Helper()
-	eventually(t, 30*time.Second, func() string {
-		var list corev1.EventList
-		if err := k8s.List(context.Background(), &list); err != nil {
-			return err.Error()
-		}
-		var seen []string
-		for _, e := range list.Items {
-			if e.InvolvedObject.Name != obj.GetName() || e.InvolvedObject.Namespace != obj.GetNamespace() {
-				continue
-			}
-			if e.Type == typ && e.Reason == reason && strings.Contains(e.Message, message) {
-				return ""
-			}
-			seen = append(seen, e.Type+"/"+e.Reason+": "+e.Message)
-		}
-		return "no " + typ + " " + reason + " event containing " + message + "; seen: " + strings.Join(seen, " | ")
-	})
-}
 
 // Each Ready transition of an issuer is an event on it: why it is not Ready,
 // and when it is again.
@@ -53,10 +26,10 @@ func TestIssuerReadyTransitionsAreEvents(t *testing.T) {
 	ns := newNamespace(t)
 	iss := newIssuer(t, ns, "ejbca", issuerSpec(sim))
 	waitIssuer(t, iss, v1alpha1.ReasonSecretNotFound)
-	waitEvent(t, iss, corev1.EventTypeWarning, v1alpha1.ReasonSecretNotFound, "not found: create it in namespace "+ns)
+	testkit.WaitEvent(t, k8s, iss, testkit.EventMatch{Type: corev1.EventTypeWarning, Reason: v1alpha1.ReasonSecretNotFound, Message: "not found: create it in namespace " + ns}, 30*time.Second)
 	simSecrets(t, sim, ns)
 	waitIssuer(t, iss, v1alpha1.ReasonChecked)
-	waitEvent(t, iss, corev1.EventTypeNormal, v1alpha1.ReasonChecked, `has CA "IssuingCA"`)
+	testkit.WaitEvent(t, k8s, iss, testkit.EventMatch{Type: corev1.EventTypeNormal, Reason: v1alpha1.ReasonChecked, Message: `has CA "IssuingCA"`}, 30*time.Second)
 }
 
 // A certificate shorter than the requested duration says why, on the
@@ -70,7 +43,7 @@ func TestShorterValidityIsAWarning(t *testing.T) {
 		cr.Spec.Duration = &metav1.Duration{Duration: 2 * 8760 * time.Hour}
 	})
 	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
-	waitEvent(t, cr, corev1.EventTypeWarning, signing.EventDurationMismatch, "shorter than the requested 17520h0m0s: the issuer's useRequestedDuration is off")
+	testkit.WaitEvent(t, k8s, cr, testkit.EventMatch{Type: corev1.EventTypeWarning, Reason: signing.EventDurationMismatch, Message: "shorter than the requested 17520h0m0s: the issuer's useRequestedDuration is off"}, 30*time.Second)
 }
 
 // cert-manager asks for spec.duration on every request and for key
@@ -91,11 +64,11 @@ func TestConfigurationDifferencesAreReportedOnTheIssuer(t *testing.T) {
 	}
 	for _, cr := range crs {
 		waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
-		waitEvent(t, cr, corev1.EventTypeNormal, signing.EventIssued, "valid for 8760h10m0s, not the requested 2h0m0s (the issuer's configuration decides: see its ValidityFromProfile events)")
+		testkit.WaitEvent(t, k8s, cr, testkit.EventMatch{Type: corev1.EventTypeNormal, Reason: signing.EventIssued, Message: "valid for 8760h10m0s, not the requested 2h0m0s (the issuer's configuration decides: see its ValidityFromProfile events)"}, 30*time.Second)
 	}
-	waitEvent(t, iss, corev1.EventTypeNormal, signing.NoticeValidityFromProfile, "longer than the 2h0m0s requested: the issuer's useRequestedDuration is off")
-	waitEvent(t, iss, corev1.EventTypeNormal, signing.NoticeUsageNotForKey, "certificates for ECDSA keys lack usage key encipherment")
-	eventually(t, 30*time.Second, func() string {
+	testkit.WaitEvent(t, k8s, iss, testkit.EventMatch{Type: corev1.EventTypeNormal, Reason: signing.NoticeValidityFromProfile, Message: "longer than the 2h0m0s requested: the issuer's useRequestedDuration is off"}, 30*time.Second)
+	testkit.WaitEvent(t, k8s, iss, testkit.EventMatch{Type: corev1.EventTypeNormal, Reason: signing.NoticeUsageNotForKey, Message: "certificates for ECDSA keys lack usage key encipherment"}, 30*time.Second)
+	testkit.Eventually(t, 30*time.Second, func() string {
 		for _, s := range scrapeMetrics(t) {
 			if s.name == "ejbca_issuer_profile_differences_total" && s.labels["namespace"] == ns && s.labels["cause"] == signing.NoticeValidityFromProfile {
 				if s.value == n {
@@ -145,16 +118,4 @@ func certManagerShaped(revision int) crOption {
 		cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] = fmt.Sprint(revision + 1)
 		cr.Annotations[cmapi.CertificateRequestPrivateKeyAnnotationKey] = cr.Annotations[cmapi.CertificateNameKey] + "-abcde"
 	}
-}
-
-// waitEventReason waits for an event with reason on obj: events are
-// recorded asynchronously, after the status.
-func waitEventReason(t *testing.T, obj client.Object, reason string) {
-	t.Helper()
-	eventually(t, 30*time.Second, func() string {
-		if !slices.Contains(events(t, obj), reason) {
-			return "no " + reason + " event on " + obj.GetName() + "; events: " + strings.Join(events(t, obj), ", ")
-		}
-		return ""
-	})
 }

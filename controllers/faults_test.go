@@ -8,6 +8,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // faultCells are the EJBCA faults of the fault matrix, by when they strike
@@ -81,7 +82,7 @@ func TestFaultMatrixNoManagerEvent(t *testing.T) {
 // it stops the suite's manager.
 func TestFaultMatrixRestart(t *testing.T) {
 	cells := startFaultCells(t, "restart")
-	eventually(t, 30*time.Second, func() string {
+	testkit.Eventually(t, 30*time.Second, func() string {
 		for _, c := range cells {
 			if c.sim.Counters().Get("pkcs10enroll") == 0 {
 				return c.name + ": no enrolment reached EJBCA yet"

@@ -12,6 +12,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // TestInventoryListsBothKinds: the list a process takes as it begins
@@ -22,7 +23,7 @@ func TestInventoryListsBothKinds(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, ejbcasim.Config{})
 	ns, _ := readyIssuer(t, sim)
-	_, pem := csrFor(t, "inventoried.example.com", "inventoried.example.com")
+	_, pem := testkit.CSR(t, testkit.CommonName("inventoried.example.com"), testkit.DNSNames("inventoried.example.com"))
 	cr := newRequest(t, ns, "ejbca", "inventoried", pem) // not approved: never signed
 	foreign := &cmapi.CertificateRequest{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "for-another-issuer"},

@@ -15,6 +15,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // monitoringSelector is one series selector of the chart's alerts or
@@ -73,7 +74,7 @@ func TestMonitoringSelectorsMatchExportedSeries(t *testing.T) {
 	})
 	// A refusal by EJBCA, and a denial by an approver.
 	refused, _ := requestFor(t, ns, "ejbca", "refused", annotate(v1alpha1.AnnotationCertificateProfileName, "NOPE"))
-	_, csr := csrFor(t, "denied.example.com", "denied.example.com")
+	_, csr := testkit.CSR(t, testkit.CommonName("denied.example.com"), testkit.DNSNames("denied.example.com"))
 	denied := newRequest(t, ns, "ejbca", "denied", csr)
 	setCondition(t, denied, cmapi.CertificateRequestConditionDenied, "test")
 
@@ -129,7 +130,7 @@ func TestMonitoringSelectorsMatchExportedSeries(t *testing.T) {
 	}
 
 	var missing []string
-	eventually(t, 30*time.Second, func() string {
+	testkit.Eventually(t, 30*time.Second, func() string {
 		// The approvals gauge is back at 0 by now; its series was there
 		// while the request waited.
 		samples := append(scrapeMetrics(t), pendingSamples...)

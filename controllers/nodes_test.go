@@ -15,6 +15,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // simNodes is a simulator running as two nodes over one state.
@@ -114,7 +115,7 @@ func TestNodeDiesMidBurst(t *testing.T) {
 	if !killed {
 		// The requests were created faster than any was issued: kill
 		// once the first few are.
-		eventually(t, time.Minute, func() string {
+		testkit.Eventually(t, time.Minute, func() string {
 			if sim.Counters().Enrollments < 10 {
 				return "fewer than 10 enrolments"
 			}
@@ -124,7 +125,7 @@ func TestNodeDiesMidBurst(t *testing.T) {
 		dialedAtKill = a.Dialed()
 	}
 	issued := 0
-	eventually(t, 3*time.Minute, func() string {
+	testkit.Eventually(t, 3*time.Minute, func() string {
 		issued = 0
 		for _, cr := range crs {
 			if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
@@ -175,7 +176,7 @@ func TestNodeFrozenMidEnrolment(t *testing.T) {
 	waitIssuer(t, iss, v1alpha1.ReasonChecked)
 	a.SetFrozen(true)
 	cr, _ := requestFor(t, ns, "ejbca", "frozen")
-	eventually(t, time.Minute, func() string {
+	testkit.Eventually(t, time.Minute, func() string {
 		if a.Calls("/pkcs10enroll") == 0 {
 			return "the enrolment has not reached node A"
 		}
@@ -215,7 +216,7 @@ func TestNodeLossFoundByRequestWakesIssuerCheck(t *testing.T) {
 	}
 	// Within the spacing of checks plus a margin, well before the healthy
 	// interval's earliest jittered check (4.5 minutes).
-	eventually(t, 3*time.Minute, func() string {
+	testkit.Eventually(t, 3*time.Minute, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(iss), iss); err != nil {
 			return err.Error()
 		}

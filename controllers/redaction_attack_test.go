@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // Attack: a tenant probes for other tenants' end entities through EJBCA's
@@ -33,7 +34,7 @@ func TestAttackEJBCAMessagesNameNoOtherTenant(t *testing.T) {
 			v := victim.request(t, secret)
 			waitRequest(t, v, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
 
-			_, csr := csrFor(t, secret+".example.com", secret+".example.com")
+			_, csr := testkit.CSR(t, testkit.CommonName(secret+".example.com"), testkit.DNSNames(secret+".example.com"))
 			cr := newRequest(t, attacker.ns, attacker.issuer, "probe", csr, attacker.opts...)
 			approve(t, cr)
 			c := waitRequest(t, cr, cmapi.CertificateRequestReasonFailed, "is not allowed to use same subject DN as the user(s) '<another end entity>'", 30*time.Second)

@@ -9,6 +9,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // TestRetryAfterHoldsWhateverWakes: EJBCA answers the first enrolment of
@@ -29,7 +30,7 @@ func TestRetryAfterHoldsWhateverWakes(t *testing.T) {
 	for i := range crs {
 		crs[i], _ = requestFor(t, ns, "ejbca", fmt.Sprintf("ra-%d", i))
 	}
-	eventually(t, 30*time.Second, func() string {
+	testkit.Eventually(t, 30*time.Second, func() string {
 		if got := len(sim.Arrivals("pkcs10enroll")); got < n {
 			return fmt.Sprintf("%d of %d first enrolments arrived", got, n)
 		}

@@ -14,6 +14,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // Attack: an approver of their own namespace (cert-manager lets approvers
@@ -43,15 +44,15 @@ func TestAttackRevokingAnotherTenantsCertificate(t *testing.T) {
 			forgeCertificate(t, own, v.Status.Certificate)
 			c := waitRevoked(t, own, v1alpha1.RevokedReasonNotIssuedHere)
 			wantIn(t, c.Message, "serial "+victimSerial, "issued serial "+ownSerial)
-			waitEvent(t, own, corev1.EventTypeWarning, "RevocationRefused", "issued serial "+ownSerial)
+			testkit.WaitEvent(t, k8s, own, testkit.EventMatch{Type: corev1.EventTypeWarning, Reason: "RevocationRefused", Message: "issued serial " + ownSerial}, 30*time.Second)
 
 			// A request never issued: no record at all.
-			_, csr := csrFor(t, "never.example.com", "never.example.com")
+			_, csr := testkit.CSR(t, testkit.CommonName("never.example.com"), testkit.DNSNames("never.example.com"))
 			never := newRequest(t, attacker.ns, attacker.issuer, "never", csr, attacker.opts...)
 			forgeCertificate(t, never, v.Status.Certificate)
 			c = waitRevoked(t, never, v1alpha1.RevokedReasonNotIssuedHere)
 			wantIn(t, c.Message, "carries no", "serial "+victimSerial)
-			waitEvent(t, never, corev1.EventTypeWarning, "RevocationRefused", "serial "+victimSerial)
+			testkit.WaitEvent(t, k8s, never, testkit.EventMatch{Type: corev1.EventTypeWarning, Reason: "RevocationRefused", Message: "serial " + victimSerial}, 30*time.Second)
 
 			for _, s := range []string{victimSerial, ownSerial} {
 				if n := sim.RevokeCalls(s); n != 0 {
@@ -75,7 +76,7 @@ func TestAttackRevokingAnotherTenantsCertificate(t *testing.T) {
 // may, and annotates the request for revocation.
 func forgeCertificate(t *testing.T, cr *cmapi.CertificateRequest, cert []byte) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() string {
+	testkit.Eventually(t, 10*time.Second, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
 			return err.Error()
 		}
@@ -97,7 +98,7 @@ func forgeCertificate(t *testing.T, cr *cmapi.CertificateRequest, cert []byte) {
 func waitRevoked(t *testing.T, cr *cmapi.CertificateRequest, reason string) *cmapi.CertificateRequestCondition {
 	t.Helper()
 	var got *cmapi.CertificateRequestCondition
-	eventually(t, 30*time.Second, func() string {
+	testkit.Eventually(t, 30*time.Second, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
 			return err.Error()
 		}

@@ -12,6 +12,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // Attack: one tenant revokes 20 certificates through a shared cluster
@@ -42,7 +43,7 @@ func TestBystanderIsSignedWhileAnotherTenantRevokes(t *testing.T) {
 	iss := &v1alpha1.EJBCAClusterIssuer{}
 	iss.Name = name
 	update(t, iss, func(i *v1alpha1.EJBCAClusterIssuer) { i.Spec.RateLimit = &v1alpha1.RateLimit{QPS: 1, Burst: 1} })
-	eventually(t, 30*time.Second, func() string {
+	testkit.Eventually(t, 30*time.Second, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(iss), iss); err != nil {
 			return err.Error()
 		}

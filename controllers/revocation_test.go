@@ -20,6 +20,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // TestRevocationAfterRestartBetweenDeletionAndRevocation deletes a
@@ -67,7 +68,7 @@ func TestRevocationAfterRestartBetweenDeletionAndRevocation(t *testing.T) {
 			t.Fatalf("%d revoke calls with no manager running", n)
 		}
 	})
-	eventually(t, 30*time.Second, func() string {
+	testkit.Eventually(t, 30*time.Second, func() string {
 		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), &cmapi.CertificateRequest{})
 		if !apierrors.IsNotFound(err) {
 			return "the request still exists"
@@ -120,7 +121,7 @@ func TestRevocationAskedAgainWhileWaitingForApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 	var recorded *cmapi.CertificateRequestCondition
-	eventually(t, 30*time.Second, func() string {
+	testkit.Eventually(t, 30*time.Second, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
 			return err.Error()
 		}
@@ -132,7 +133,7 @@ func TestRevocationAskedAgainWhileWaitingForApproval(t *testing.T) {
 				}
 			}
 		}
-		return fmt.Sprintf("no Revoked/%s condition (revoke calls %d, events %v)", v1alpha1.RevokedReasonPending, sim.RevokeCalls(serial), events(t, cr))
+		return fmt.Sprintf("no Revoked/%s condition (revoke calls %d, events %v)", v1alpha1.RevokedReasonPending, sim.RevokeCalls(serial), testkit.Reasons(testkit.EventsOf(t, k8s, cr)))
 	})
 	if recorded.Status != cmmeta.ConditionUnknown {
 		t.Errorf("Revoked condition %+v, want Unknown", recorded)
@@ -147,7 +148,7 @@ func TestRevocationAskedAgainWhileWaitingForApproval(t *testing.T) {
 		t.Errorf("revoke answers %v, want one 400", got)
 	}
 	var warnings []string
-	for _, e := range eventsOf(t, cr) {
+	for _, e := range testkit.EventsOf(t, k8s, cr) {
 		if e.Type == corev1.EventTypeWarning {
 			warnings = append(warnings, e.Reason+": "+e.Message)
 		}
@@ -199,7 +200,7 @@ func TestPlainRevocationLogsNoError(t *testing.T) {
 	if err := k8s.Delete(context.Background(), cr); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() string {
+	testkit.Eventually(t, 30*time.Second, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), &cmapi.CertificateRequest{}); !apierrors.IsNotFound(err) {
 			return "the request still exists"
 		}

@@ -14,6 +14,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // Rotation: a change to a referenced Secret or ConfigMap, or to the spec, is
@@ -29,7 +30,7 @@ func healthChecksOK(sim *ejbcasim.Sim) int {
 // than the before first, and the issuer is Ready/Checked for its generation.
 func waitHealthCheck(t *testing.T, sim *ejbcasim.Sim, iss v1alpha1.Issuer, before int) {
 	t.Helper()
-	eventually(t, 20*time.Second, func() string {
+	testkit.Eventually(t, 20*time.Second, func() string {
 		if n := healthChecksOK(sim); n <= before {
 			return "the issuer was not re-checked against EJBCA"
 		}
@@ -205,8 +206,8 @@ func TestEJBCADownRequestWaitsAndIssuesAfterRecovery(t *testing.T) {
 	if n := enrolments(sim, ns+"/outage"); n != 1 {
 		t.Errorf("%d certificates issued, want 1", n)
 	}
-	eventually(t, 10*time.Second, func() string {
-		reasons := events(t, cr)
+	testkit.Eventually(t, 10*time.Second, func() string {
+		reasons := testkit.Reasons(testkit.EventsOf(t, k8s, cr))
 		// No answer, then Unreachable: both are waits for the issuer.
 		for _, want := range []string{signing.EventIssuerNotReady, signing.EventIssued} {
 			if !slices.Contains(reasons, want) {

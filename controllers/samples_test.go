@@ -3,11 +3,7 @@ package controllers_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"net/url"
@@ -28,6 +24,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 	"github.com/certctl-io/ejbca-issuer/internal/testenv"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // shippedObject is one object from config/samples or a YAML example of the docs.
@@ -242,22 +239,14 @@ func issueThroughSample(t *testing.T, s shippedObject, cert *cmapi.Certificate) 
 	waitIssuer(t, iss, v1alpha1.ReasonChecked)
 
 	// The request cert-manager would make for the sample Certificate.
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: pkix.Name{CommonName: cert.Spec.CommonName}, DNSNames: cert.Spec.DNSNames}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, csr := testkit.CSR(t, testkit.CommonName(cert.Spec.CommonName), testkit.DNSNames(cert.Spec.DNSNames...))
 	opts := []crOption{func(cr *cmapi.CertificateRequest) {
 		cr.Spec.Duration = cert.Spec.Duration
 		cr.Spec.Usages = cert.Spec.Usages
 		cr.Spec.IssuerRef.Kind = obj.GetKind()
 		cr.Spec.IssuerRef.Name = obj.GetName()
 	}}
-	cr := newRequest(t, ns, obj.GetName(), cert.Name, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), opts...)
+	cr := newRequest(t, ns, obj.GetName(), cert.Name, csr, opts...)
 	approve(t, cr)
 
 	// An administrator approves whatever the sample's profile holds back.
@@ -275,7 +264,7 @@ func issueThroughSample(t *testing.T, s shippedObject, cert *cmapi.Certificate) 
 			}
 		}
 	}()
-	eventually(t, 60*time.Second, func() string {
+	testkit.Eventually(t, 60*time.Second, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
 			return err.Error()
 		}

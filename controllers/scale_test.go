@@ -2,13 +2,8 @@ package controllers_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"fmt"
 	"sync"
 	"testing"
@@ -25,6 +20,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // TestForeignCSRsDoNotGrowTheCache: a tenant's CSRs for another signer,
@@ -33,17 +29,9 @@ import (
 // bytes is cached.
 func TestForeignCSRsDoNotGrowTheCache(t *testing.T) {
 	t.Parallel()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	big := make([]byte, 700<<10)
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "huge"},
-		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Value: big}}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	request := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	_, request := testkit.CSR(t, testkit.CommonName("huge"),
+		testkit.Extensions(pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Value: big}))
 	var names []string
 	for i := range 3 {
 		csr := &certificatesv1.CertificateSigningRequest{
@@ -56,7 +44,7 @@ func TestForeignCSRsDoNotGrowTheCache(t *testing.T) {
 		names = append(names, csr.Name)
 	}
 	for _, name := range names {
-		eventually(t, 30*time.Second, func() string {
+		testkit.Eventually(t, 30*time.Second, func() string {
 			cached := &certificatesv1.CertificateSigningRequest{}
 			if err := mgrCache.Get(context.Background(), client.ObjectKey{Name: name}, cached); err != nil {
 				return "not in the cache yet: " + err.Error()
@@ -88,7 +76,7 @@ func TestRevocationAfterRestartWithManyFinishedRequests(t *testing.T) {
 
 	restartManager(t, func() {
 		// Finished requests of ours, made while no manager runs.
-		_, csrPEM := csrFor(t, "finished.example.com")
+		_, csrPEM := testkit.CSR(t, testkit.CommonName("finished.example.com"))
 		var wg sync.WaitGroup
 		errs := make(chan error, finished)
 		sem := make(chan struct{}, 16)
@@ -119,7 +107,7 @@ func TestRevocationAfterRestartWithManyFinishedRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	eventually(t, 60*time.Second, func() string {
+	testkit.Eventually(t, 60*time.Second, func() string {
 		cached := &cmapi.CertificateRequest{}
 		if err := mgrCache.Get(context.Background(), client.ObjectKeyFromObject(cr), cached); err != nil {
 			return err.Error()
@@ -135,7 +123,7 @@ func TestRevocationAfterRestartWithManyFinishedRequests(t *testing.T) {
 		}
 		cr.Annotations[v1alpha1.RevokeAnnotation] = "keyCompromise"
 	})
-	eventually(t, 60*time.Second, func() string {
+	testkit.Eventually(t, 60*time.Second, func() string {
 		for _, c := range sim.Issued() {
 			if c.Serial.Text(16) == serial && c.RevocationReason == "KEY_COMPROMISE" {
 				return ""

@@ -13,13 +13,9 @@ package controllers_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -41,6 +37,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // The annotation keys earlier versions of the issuer read as internal state.
@@ -206,7 +203,7 @@ func TestAttackNamingSecretsToDelete(t *testing.T) {
 			for _, target := range targets {
 				crs = append(crs, attacker.request(t, "del-"+target, annotate(legacyEnrolmentSecretAnnotaton, target)))
 			}
-			_, csr := csrFor(t, "denied.example.com", "denied.example.com")
+			_, csr := testkit.CSR(t, testkit.CommonName("denied.example.com"), testkit.DNSNames("denied.example.com"))
 			denied := newRequest(t, attacker.ns, attacker.issuer, "denied", csr,
 				append(slices.Clone(attacker.opts), annotate(legacyEnrolmentSecretAnnotaton, "bystander"))...)
 			setCondition(t, denied, cmapi.CertificateRequestConditionDenied, "test")
@@ -236,7 +233,7 @@ func TestAttackPlantingTheEnrolmentSecret(t *testing.T) {
 		Labels: map[string]string{signing.LabelEnrolmentSecret: "true"}},
 		Data: map[string][]byte{"password": []byte("chosen-by-the-attacker")}}
 	create(t, planted)
-	_, csr := csrFor(t, "planted.example.com", "planted.example.com")
+	_, csr := testkit.CSR(t, testkit.CommonName("planted.example.com"), testkit.DNSNames("planted.example.com"))
 	cr := &cmapi.CertificateRequest{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: cmapi.CertificateRequestSpec{Request: csr,
@@ -270,7 +267,7 @@ func TestAttackPlantingAnOwnedEnrolmentSecret(t *testing.T) {
 				s.CertificateProfileName = "APPROVAL"
 				s.Approval = &v1alpha1.ApprovalSpec{PollInterval: &metav1.Duration{Duration: time.Second}}
 			})[0]
-			_, csr := csrFor(t, "owned.example.com", "owned.example.com")
+			_, csr := testkit.CSR(t, testkit.CommonName("owned.example.com"), testkit.DNSNames("owned.example.com"))
 			cr := newRequest(t, attacker.ns, attacker.issuer, "owned", csr, attacker.opts...)
 			planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: attacker.ns, Name: signing.EnrolmentSecretName(cr.Name),
 				Labels: map[string]string{signing.LabelEnrolmentSecret: "true"},
@@ -322,7 +319,7 @@ func TestAttackForgingTheApprovalStartWithTheEnrolmentPassword(t *testing.T) {
 				cr.Annotations[v1alpha1.AnnotationApprovalSeal] = hex.EncodeToString(m.Sum(nil))
 			})
 			waitRequest(t, cr, cmapi.CertificateRequestReasonFailed, "was not approved within the issuer's approval.maxWait", 60*time.Second)
-			waitEventReason(t, cr, signing.EventIgnoredAnnotations)
+			testkit.WaitEvent(t, k8s, cr, testkit.EventMatch{Reason: signing.EventIgnoredAnnotations}, 30*time.Second)
 		})
 	}
 }
@@ -355,7 +352,7 @@ func TestAttackBorrowingAnotherTenantsApproval(t *testing.T) {
 			if ownID == victimID {
 				t.Fatalf("the attacker's request waits on the victim's approval %d", victimID)
 			}
-			waitEventReason(t, cr, signing.EventIgnoredAnnotations)
+			testkit.WaitEvent(t, k8s, cr, testkit.EventMatch{Reason: signing.EventIgnoredAnnotations}, 30*time.Second)
 			if err := sim.Approve(victimID); err != nil {
 				t.Fatal(err)
 			}
@@ -401,7 +398,7 @@ func TestAttackForgedEnrolmentTimestamps(t *testing.T) {
 	csrs, old := map[string][]byte{}, map[string][]byte{}
 	offset.Store(int64(-time.Hour))
 	for name := range markers {
-		_, csrs[name] = csrFor(t, "svc.example.com", "svc.example.com")
+		_, csrs[name] = testkit.CSR(t, testkit.CommonName("svc.example.com"), testkit.DNSNames("svc.example.com"))
 		first := newRequest(t, ns, "ejbca", name, csrs[name])
 		approve(t, first)
 		waitRequest(t, first, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
@@ -455,15 +452,8 @@ func TestAttackOversizedCSRs(t *testing.T) {
 
 func bigCSR(t *testing.T, dns []string) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "big"}, DNSNames: dns}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	_, csr := testkit.CSR(t, testkit.CommonName("big"), testkit.DNSNames(dns...))
+	return csr
 }
 
 // Attack: ask for a CA certificate and a usage the profile does not give.
@@ -479,8 +469,8 @@ func TestUnmetRequestsWarnOrFail(t *testing.T) {
 	warnNS, _ := readyIssuer(t, sim)
 	cr, _ := requestFor(t, warnNS, "ejbca", "greedy", askTooMuch)
 	waitRequest(t, cr, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
-	eventually(t, 10*time.Second, func() string {
-		for _, e := range eventsOf(t, cr) {
+	testkit.Eventually(t, 10*time.Second, func() string {
+		for _, e := range testkit.EventsOf(t, k8s, cr) {
 			if e.Reason == signing.EventUnmetRequest && e.Type == corev1.EventTypeWarning &&
 				strings.Contains(e.Message, "isCA") && strings.Contains(e.Message, "usage code signing") {
 				return ""
@@ -501,16 +491,8 @@ func TestApprovalFlowEscapesRequestedNames(t *testing.T) {
 	sim := newSim(t, ejbcasim.Config{})
 	ns := approvalIssuer(t, sim)
 	u, _ := url.Parse("https://example.org/a,b?c=d")
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: pkix.Name{CommonName: `web, "inc"+1`}, URIs: []*url.URL{u}, DNSNames: []string{"web.example.com"}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cr := newRequest(t, ns, "ejbca", "escaped", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	_, csr := testkit.CSR(t, testkit.CommonName(`web, "inc"+1`), testkit.URIs(u.String()), testkit.DNSNames("web.example.com"))
+	cr := newRequest(t, ns, "ejbca", "escaped", csr)
 	approve(t, cr)
 	if err := sim.Approve(waitForApproval(t, cr)); err != nil {
 		t.Fatal(err)
@@ -524,22 +506,6 @@ func TestApprovalFlowEscapesRequestedNames(t *testing.T) {
 	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != u.String() || leaf.Subject.CommonName != `web, "inc"+1` {
 		t.Errorf("issued with URIs %v and CN %q, want %s and the CSR's CN", leaf.URIs, leaf.Subject.CommonName, u)
 	}
-}
-
-// eventsOf returns the events recorded on obj.
-func eventsOf(t *testing.T, obj client.Object) []corev1.Event {
-	t.Helper()
-	var list corev1.EventList
-	if err := k8s.List(context.Background(), &list, client.InNamespace(obj.GetNamespace())); err != nil {
-		t.Fatal(err)
-	}
-	var out []corev1.Event
-	for _, e := range list.Items {
-		if e.InvolvedObject.Name == obj.GetName() {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // Attack: on a cluster issuer shared by tenants that allows profile

@@ -4,15 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -36,6 +29,7 @@ import (
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 	"github.com/certctl-io/ejbca-issuer/internal/manager"
 	"github.com/certctl-io/ejbca-issuer/internal/testenv"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // The suite runs one control plane and one manager (the same code main.go
@@ -259,23 +253,6 @@ func newIssuer(t *testing.T, ns, name string, spec v1alpha1.IssuerSpec) *v1alpha
 	return iss
 }
 
-// eventually polls cond every 100ms until it returns "" or the timeout
-// passes, then fails with the last message.
-func eventually(t *testing.T, timeout time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		if last = cond(); last == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // waitIssuer waits for the issuer's Ready condition to have reason and
 // returns the condition.
 func waitIssuer(t *testing.T, iss v1alpha1.Issuer, reason string) metav1.Condition {
@@ -286,7 +263,7 @@ func waitIssuer(t *testing.T, iss v1alpha1.Issuer, reason string) metav1.Conditi
 func waitIssuerFor(t *testing.T, iss v1alpha1.Issuer, reason string, timeout time.Duration) metav1.Condition {
 	t.Helper()
 	var got metav1.Condition
-	eventually(t, timeout, func() string {
+	testkit.Eventually(t, timeout, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(iss), iss); err != nil {
 			return err.Error()
 		}
@@ -303,26 +280,7 @@ func waitIssuerFor(t *testing.T, iss v1alpha1.Issuer, reason string, timeout tim
 	return got
 }
 
-// csrFor makes a key and a PEM CSR for the names.
-func csrFor(t *testing.T, cn string, dnsNames ...string) (crypto.Signer, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}, DNSNames: dnsNames}
-	if len(dnsNames) > 0 && strings.HasPrefix(dnsNames[0], "spiffe://") {
-		u, _ := url.Parse(dnsNames[0])
-		tmpl.DNSNames, tmpl.URIs = nil, []*url.URL{u}
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-}
-
-type crOption func(*cmapi.CertificateRequest)
+type crOption = func(*cmapi.CertificateRequest)
 
 func clusterIssuerRef(name string) crOption {
 	return func(cr *cmapi.CertificateRequest) {
@@ -343,18 +301,10 @@ func annotate(k, v string) crOption {
 // cert-manager would for Certificate certName, without approving it.
 func newRequest(t *testing.T, ns, issuerName, certName string, csrPEM []byte, opts ...crOption) *cmapi.CertificateRequest {
 	t.Helper()
-	cr := &cmapi.CertificateRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: certName + "-",
-			Annotations: map[string]string{cmapi.CertificateNameKey: certName}},
-		Spec: cmapi.CertificateRequestSpec{
-			Request:   csrPEM,
-			IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: issuerName},
-			Usages:    []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageServerAuth},
-		},
+	named := func(cr *cmapi.CertificateRequest) {
+		cr.Annotations = map[string]string{cmapi.CertificateNameKey: certName}
 	}
-	for _, o := range opts {
-		o(cr)
-	}
+	cr := testkit.CertificateRequest(ns, certName+"-", csrPEM, testkit.IssuerRef(v1alpha1.IssuerKind, issuerName), append([]crOption{named}, opts...)...)
 	create(t, cr)
 	return cr
 }
@@ -363,7 +313,7 @@ func newRequest(t *testing.T, ns, issuerName, certName string, csrPEM []byte, op
 // field manager of its own, so our writes must leave it alone.
 func setCondition(t *testing.T, cr *cmapi.CertificateRequest, typ cmapi.CertificateRequestConditionType, reason string) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() string {
+	testkit.Eventually(t, 10*time.Second, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
 			return err.Error()
 		}
@@ -385,7 +335,7 @@ func approve(t *testing.T, cr *cmapi.CertificateRequest) {
 // requestFor creates and approves a request.
 func requestFor(t *testing.T, ns, issuerName, certName string, opts ...crOption) (*cmapi.CertificateRequest, crypto.Signer) {
 	t.Helper()
-	key, csr := csrFor(t, certName+".example.com", certName+".example.com")
+	key, csr := testkit.CSR(t, testkit.CommonName(certName+".example.com"), testkit.DNSNames(certName+".example.com"))
 	cr := newRequest(t, ns, issuerName, certName, csr, opts...)
 	approve(t, cr)
 	return cr, key
@@ -400,7 +350,7 @@ func readyOf(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCondition {
 func waitRequest(t *testing.T, cr *cmapi.CertificateRequest, reason, message string, timeout time.Duration) *cmapi.CertificateRequestCondition {
 	t.Helper()
 	var got *cmapi.CertificateRequestCondition
-	eventually(t, timeout, func() string {
+	testkit.Eventually(t, timeout, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cr), cr); err != nil {
 			return err.Error()
 		}
@@ -427,26 +377,10 @@ func enrolments(sim *ejbcasim.Sim, username string) int {
 	return n
 }
 
-// events returns the reasons of the events recorded on obj.
-func events(t *testing.T, obj client.Object) []string {
-	t.Helper()
-	var list corev1.EventList
-	if err := k8s.List(context.Background(), &list, client.InNamespace(obj.GetNamespace())); err != nil {
-		t.Fatal(err)
-	}
-	var reasons []string
-	for _, e := range list.Items {
-		if e.InvolvedObject.Name == obj.GetName() {
-			reasons = append(reasons, e.Reason)
-		}
-	}
-	return reasons
-}
-
 // update re-reads obj, applies mutate and writes it, retrying on conflicts.
 func update[T client.Object](t *testing.T, obj T, mutate func(T)) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() string {
+	testkit.Eventually(t, 10*time.Second, func() string {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err.Error()
 		}

@@ -3,20 +3,18 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/revocation"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // enrolmentHeld makes the simulator's next enrolment wait before it is
@@ -27,7 +25,7 @@ var enrolmentHeld = ejbcasim.Fault{Count: 1, Latency: 3 * time.Second}
 // waitArrival waits until the simulator received n calls of endpoint.
 func waitArrival(t *testing.T, sim *ejbcasim.Sim, endpoint string, n int) {
 	t.Helper()
-	eventually(t, 30*time.Second, func() string {
+	testkit.Eventually(t, 30*time.Second, func() string {
 		if got := len(sim.Arrivals(endpoint)); got < n {
 			return fmt.Sprintf("%d %s calls arrived, want %d", got, endpoint, n)
 		}
@@ -67,7 +65,7 @@ func TestCertificateIssuedForADeletedRequest(t *testing.T) {
 			if err := k8s.Delete(context.Background(), cr); err != nil {
 				t.Fatal(err)
 			}
-			note := waitEventOn(t, crt, tc.event)
+			note := testkit.WaitEvent(t, k8s, crt, testkit.EventMatch{Reason: tc.event}, 30*time.Second).Message
 			issued := sim.Issued()
 			if len(issued) != 1 {
 				t.Fatalf("%d certificates issued, want the 1 enrolled before the deletion", len(issued))
@@ -83,7 +81,7 @@ func TestCertificateIssuedForADeletedRequest(t *testing.T) {
 				t.Errorf("revoked with %q, want CESSATION_OF_OPERATION", issued[0].RevocationReason)
 			}
 			outcome := map[bool]string{true: "revoked", false: "kept"}[tc.revokes > 0]
-			eventually(t, 10*time.Second, func() string {
+			testkit.Eventually(t, 10*time.Second, func() string {
 				if got := find(scrapeMetrics(t), "ejbca_issuer_unclaimed_certificates_total", map[string]string{"outcome": outcome}); len(got) == 0 || got[0].value < 1 {
 					return fmt.Sprintf("no unclaimed certificate counted as %s: %v", outcome, got)
 				}
@@ -107,7 +105,7 @@ func TestCSRIssuedAfterItsDeletion(t *testing.T) {
 	if err := k8s.Delete(context.Background(), csr); err != nil {
 		t.Fatal(err)
 	}
-	waitEventOn(t, csr, revocation.EventUnclaimedRevoked)
+	testkit.WaitEvent(t, k8s, csr, testkit.EventMatch{Reason: revocation.EventUnclaimedRevoked}, 30*time.Second)
 	issued := sim.Issued()
 	if len(issued) != 1 {
 		t.Fatalf("%d certificates issued, want 1", len(issued))
@@ -115,32 +113,6 @@ func TestCSRIssuedAfterItsDeletion(t *testing.T) {
 	if n := sim.RevokeCalls(issued[0].Serial.Text(16)); n != 1 {
 		t.Errorf("%d revoke calls, want 1", n)
 	}
-}
-
-// waitEventOn waits for an event of reason on obj and returns its note.
-func waitEventOn(t *testing.T, obj client.Object, reason string) string {
-	t.Helper()
-	var note string
-	eventually(t, 30*time.Second, func() string {
-		var list corev1.EventList
-		if err := k8s.List(context.Background(), &list, client.InNamespace(obj.GetNamespace())); err != nil {
-			return err.Error()
-		}
-		var reasons []string
-		for _, e := range list.Items {
-			if e.InvolvedObject.Name != obj.GetName() {
-				continue
-			}
-			if e.Reason == reason {
-				note = e.Message
-				return ""
-			}
-			reasons = append(reasons, e.Reason)
-		}
-		slices.Sort(reasons)
-		return fmt.Sprintf("no %s event on %s; events: %v", reason, obj.GetName(), reasons)
-	})
-	return note
 }
 
 // TestApprovedRequestIssuedAfterItsDeletion: a request waiting for EJBCA
@@ -166,7 +138,7 @@ func TestApprovedRequestIssuedAfterItsDeletion(t *testing.T) {
 	if err := k8s.Delete(context.Background(), cr); err != nil {
 		t.Fatal(err)
 	}
-	waitEventOn(t, cr, revocation.EventUnclaimedRevoked)
+	testkit.WaitEvent(t, k8s, cr, testkit.EventMatch{Reason: revocation.EventUnclaimedRevoked}, 30*time.Second)
 	issued := sim.Issued()
 	if len(issued) != 1 {
 		t.Fatalf("%d certificates issued, want 1", len(issued))

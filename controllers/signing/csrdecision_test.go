@@ -1,12 +1,7 @@
 package signing
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +13,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 type csrOpt func(*certificatesv1.CertificateSigningRequest)
@@ -25,18 +21,10 @@ type csrOpt func(*certificatesv1.CertificateSigningRequest)
 // testCSRPEM asks for server auth in its extension request.
 func testCSRPEM(t *testing.T) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ku, _ := pki.MarshalKeyUsage(x509.KeyUsageDigitalSignature)
 	eku, _ := pki.MarshalExtKeyUsage([]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, nil)
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "web"},
-		ExtraExtensions: []pkix.Extension{ku, eku}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	_, csr := testkit.CSR(t, testkit.CommonName("web"), testkit.Extensions(ku, eku))
+	return csr
 }
 
 func kubeCSR(request []byte, signer string, opts ...csrOpt) *certificatesv1.CertificateSigningRequest {

@@ -3,20 +3,15 @@ package ejbca
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +20,7 @@ import (
 	"time"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 var updateFuzzSeeds = flag.Bool("update-fuzz-seeds", false,
@@ -148,24 +144,15 @@ func startSeedSim(t *testing.T, cfg ejbcasim.Config) *ejbcasim.Sim {
 // every kind of name the client compares.
 func writeFuzzCSR(t *testing.T) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uri, _ := url.Parse("spiffe://fuzz.example/ns/default/sa/fuzz")
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject:     pkix.Name{CommonName: "fuzz.example.com", Organization: []string{"Fuzz, Inc."}, OrganizationalUnit: []string{"Seeds"}},
-		DNSNames:    []string{"fuzz.example.com", "www.fuzz.example.com"},
-		IPAddresses: []net.IP{net.ParseIP("192.0.2.10")},
-		URIs:        []*url.URL{uri},
-	}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, csr := testkit.CSR(t,
+		testkit.Subject(pkix.Name{CommonName: "fuzz.example.com", Organization: []string{"Fuzz, Inc."}, OrganizationalUnit: []string{"Seeds"}}),
+		testkit.DNSNames("fuzz.example.com", "www.fuzz.example.com"),
+		testkit.IPAddresses(net.ParseIP("192.0.2.10")),
+		testkit.URIs("spiffe://fuzz.example/ns/default/sa/fuzz"))
 	if err := os.MkdirAll(filepath.Dir(fuzzCSRFile), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(fuzzCSRFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(fuzzCSRFile, csr, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -15,13 +15,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // Names of the simulator's default contents.
@@ -147,26 +147,13 @@ func newCSR(tb testing.TB, spec csrSpec) ([]byte, *ecdsa.PrivateKey) {
 // csrFor is a PEM CSR for key with spec's names.
 func csrFor(tb testing.TB, key *ecdsa.PrivateKey, spec csrSpec) []byte {
 	tb.Helper()
-	tmpl := &x509.CertificateRequest{
-		Subject:     pkix.Name{CommonName: spec.cn},
-		DNSNames:    spec.dns,
-		IPAddresses: spec.ips,
-	}
+	subject := pkix.Name{CommonName: spec.cn}
 	if spec.org != "" {
-		tmpl.Subject.Organization = []string{spec.org}
+		subject.Organization = []string{spec.org}
 	}
-	for _, raw := range spec.uris {
-		u, err := url.Parse(raw)
-		if err != nil {
-			tb.Fatalf("parse URI %q: %v", raw, err)
-		}
-		tmpl.URIs = append(tmpl.URIs, u)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
-	if err != nil {
-		tb.Fatalf("create CSR: %v", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	_, csr := testkit.CSR(tb, testkit.WithKey(key), testkit.Subject(subject), testkit.DNSNames(spec.dns...),
+		testkit.IPAddresses(spec.ips...), testkit.URIs(spec.uris...))
+	return csr
 }
 
 // simpleCSR is a CSR with just a common name.

@@ -7,12 +7,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/pem"
 	"math/big"
 	"net"
 	"net/url"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 var (
@@ -60,13 +63,11 @@ func (s sanSpec) urls(t *testing.T) []*url.URL {
 
 func testCSR(t *testing.T, key *ecdsa.PrivateKey, subject rdns, sans sanSpec) *x509.CertificateRequest {
 	t.Helper()
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+	_, pemCSR := testkit.CSR(t, testkit.WithKey(key), testkit.Template(x509.CertificateRequest{
 		RawSubject: subject.raw(t), DNSNames: sans.dns, IPAddresses: sans.ips, URIs: sans.urls(t), EmailAddresses: sans.emails,
-	}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := x509.ParseCertificateRequest(der)
+	}))
+	block, _ := pem.Decode(pemCSR)
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}

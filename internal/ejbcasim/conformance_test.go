@@ -1,21 +1,18 @@
 package ejbcasim_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // ejbcaExpectation is one expectation of EJBCA's own REST tests
@@ -267,13 +264,6 @@ func sha1Hex(der []byte) string {
 // csrWithSubject is a PEM CSR for subject.
 func csrWithSubject(t *testing.T, subject pkix.Name) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	_, csr := testkit.CSR(t, testkit.Subject(subject))
+	return string(csr)
 }

@@ -3,15 +3,11 @@ package ejbcasim_test
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +18,7 @@ import (
 	"time"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // harness is a running simulator with clients that trust it.
@@ -173,25 +170,17 @@ type csrSpec struct {
 
 func newCSR(t *testing.T, spec csrSpec) (string, crypto.Signer) {
 	t.Helper()
-	key := spec.key
-	if key == nil {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key = k
-	}
 	subject := pkix.Name{CommonName: spec.cn}
 	if spec.org != "" {
 		subject.Organization = []string{spec.org}
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: subject, DNSNames: spec.dns, IPAddresses: spec.ips, EmailAddresses: spec.emails, URIs: spec.uris,
-	}, key)
-	if err != nil {
-		t.Fatal(err)
+	opts := []testkit.CSROption{testkit.Template(x509.CertificateRequest{URIs: spec.uris}), testkit.Subject(subject),
+		testkit.DNSNames(spec.dns...), testkit.IPAddresses(spec.ips...), testkit.Emails(spec.emails...)}
+	if spec.key != nil {
+		opts = append(opts, testkit.WithKey(spec.key))
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), key
+	key, csr := testkit.CSR(t, opts...)
+	return string(csr), key
 }
 
 // enrollBody is a valid pkcs10enroll request for the default CA.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/big"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // revocationAbandonAfter is the suite manager's --revocation-abandon-after.
@@ -117,32 +117,6 @@ func waitRevokedCondition(t *testing.T, cr *cmapi.CertificateRequest, reason str
 	}
 }
 
-// eventFor waits for an event on the object with reason and a message
-// containing message.
-func eventFor(t *testing.T, ns, name, reason, message string, timeout time.Duration) corev1.Event {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var list corev1.EventList
-		if err := k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range list.Items {
-			if e.InvolvedObject.Name == name && e.Reason == reason && strings.Contains(e.Message, message) {
-				return e
-			}
-		}
-		if time.Now().After(deadline) {
-			var seen []string
-			for _, e := range list.Items {
-				seen = append(seen, fmt.Sprintf("%s/%s %s: %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message))
-			}
-			t.Fatalf("no event %s on %s containing %q after %s; events: %s", reason, name, message, timeout, strings.Join(seen, " | "))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // waitGone waits until the request no longer exists.
 func waitGone(t *testing.T, cr *cmapi.CertificateRequest, timeout time.Duration) {
 	t.Helper()
@@ -208,8 +182,8 @@ func TestRevocationOfSupersededAfterGracePeriod(t *testing.T) {
 	// default) as soon as it creates the renewal's: the finalizer held it
 	// until its certificate was revoked, then let its deletion complete.
 	waitGone(t, old, 10*time.Second)
-	eventFor(t, ns, old.Name, "Revoked", fmt.Sprintf("certificate serial %x revoked in EJBCA with reason SUPERSEDED", first.SerialNumber), 10*time.Second)
-	eventFor(t, ns, crt.Name, "Revoked", old.Name, 10*time.Second)
+	testkit.WaitEvent(t, k8s, &metav1.ObjectMeta{Namespace: ns, Name: old.Name}, testkit.EventMatch{Reason: "Revoked", Message: fmt.Sprintf("certificate serial %x revoked in EJBCA with reason SUPERSEDED", first.SerialNumber)}, 10*time.Second)
+	testkit.WaitEvent(t, k8s, &metav1.ObjectMeta{Namespace: ns, Name: crt.Name}, testkit.EventMatch{Reason: "Revoked", Message: old.Name}, 10*time.Second)
 	if c := simCert(t, second.SerialNumber); c.Revoked {
 		t.Errorf("the current certificate %X was revoked too", second.SerialNumber)
 	}
@@ -249,7 +223,7 @@ func TestRevocationWhenCertificateDeleted(t *testing.T) {
 	if n := stack.Sim.RevokeCalls(leaf.SerialNumber.Text(16)); n != 1 {
 		t.Errorf("%d revoke calls, want 1", n)
 	}
-	eventFor(t, ns, cr.Name, "Revoked", "CESSATION_OF_OPERATION", 10*time.Second)
+	testkit.WaitEvent(t, k8s, &metav1.ObjectMeta{Namespace: ns, Name: cr.Name}, testkit.EventMatch{Reason: "Revoked", Message: "CESSATION_OF_OPERATION"}, 10*time.Second)
 	t.Logf("deleted: 1 revoke call; revoked %s after the deletion", took.Round(10*time.Millisecond))
 }
 
@@ -265,7 +239,7 @@ func TestRevocationPrunedCurrentRequestIsNotRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, cr, 10*time.Second)
-	eventFor(t, ns, cr.Name, "RevocationNotNeeded", "still holds", 10*time.Second)
+	testkit.WaitEvent(t, k8s, &metav1.ObjectMeta{Namespace: ns, Name: cr.Name}, testkit.EventMatch{Reason: "RevocationNotNeeded", Message: "still holds"}, 10*time.Second)
 	if c := simCert(t, leaf.SerialNumber); c.Revoked {
 		t.Errorf("the current certificate was revoked (%s) when its request was pruned", c.RevocationReason)
 	}
@@ -287,7 +261,7 @@ func TestRevocationByAnnotation(t *testing.T) {
 	// An unknown reason: an event, and nothing revoked.
 	annotateRequest(t, cr, "KEY_COMPROMISE")
 	waitRevokedCondition(t, cr, v1alpha1.RevokedReasonInvalid, 10*time.Second)
-	eventFor(t, ns, cr.Name, "RevocationRefused", "not a revocation reason", 10*time.Second)
+	testkit.WaitEvent(t, k8s, &metav1.ObjectMeta{Namespace: ns, Name: cr.Name}, testkit.EventMatch{Reason: "RevocationRefused", Message: "not a revocation reason"}, 10*time.Second)
 	if n := stack.Sim.RevokeCalls(leaf.SerialNumber.Text(16)); n != 0 {
 		t.Fatalf("%d revoke calls for an unknown reason, want 0", n)
 	}
@@ -300,7 +274,7 @@ func TestRevocationByAnnotation(t *testing.T) {
 		t.Errorf("revoked with %s, want KEY_COMPROMISE", revoked.RevocationReason)
 	}
 	waitRevokedCondition(t, cr, "KEY_COMPROMISE", 10*time.Second)
-	eventFor(t, ns, crt.Name, "Revoked", "KEY_COMPROMISE", 10*time.Second)
+	testkit.WaitEvent(t, k8s, &metav1.ObjectMeta{Namespace: ns, Name: crt.Name}, testkit.EventMatch{Reason: "Revoked", Message: "KEY_COMPROMISE"}, 10*time.Second)
 	if n := stack.Sim.RevokeCalls(leaf.SerialNumber.Text(16)); n != 1 {
 		t.Errorf("%d revoke calls, want 1", n)
 	}
@@ -327,7 +301,7 @@ func TestRevocationAnnotationCopiedFromCertificateDoesNotRevoke(t *testing.T) {
 		t.Fatalf("cert-manager did not copy the annotation: %v", cr.Annotations)
 	}
 	waitRevokedCondition(t, cr, v1alpha1.RevokedReasonAtIssuance, 10*time.Second)
-	e := eventFor(t, ns, cr.Name, "RevocationRefused", "already carried it when it was issued", 10*time.Second)
+	e := testkit.WaitEvent(t, k8s, &metav1.ObjectMeta{Namespace: ns, Name: cr.Name}, testkit.EventMatch{Reason: "RevocationRefused", Message: "already carried it when it was issued"}, 10*time.Second)
 	if e.Type != corev1.EventTypeWarning {
 		t.Errorf("event type %s, want Warning", e.Type)
 	}
@@ -383,7 +357,7 @@ func TestRevocationAlreadyRevokedInEJBCAIsDone(t *testing.T) {
 	deleteCertificateAndRequests(t, crt)
 	waitGone(t, cr, 20*time.Second)
 	took := time.Since(start)
-	eventFor(t, ns, cr.Name, "Revoked", "already revoked", 10*time.Second)
+	testkit.WaitEvent(t, k8s, &metav1.ObjectMeta{Namespace: ns, Name: cr.Name}, testkit.EventMatch{Reason: "Revoked", Message: "already revoked"}, 10*time.Second)
 	if n := stack.Sim.RevokeCalls(leaf.SerialNumber.Text(16)); n != 1 {
 		t.Errorf("%d revoke calls, want 1 (answered 409)", n)
 	}
@@ -409,7 +383,7 @@ func TestRevocationWhileEJBCADown(t *testing.T) {
 		defer stack.Sim.SetDown(false)
 		start := time.Now()
 		deleteCertificateAndRequests(t, back)
-		eventFor(t, ns, backCR.Name, "RevocationFailed", "will retry", 10*time.Second)
+		testkit.WaitEvent(t, k8s, &metav1.ObjectMeta{Namespace: ns, Name: backCR.Name}, testkit.EventMatch{Reason: "RevocationFailed", Message: "will retry"}, 10*time.Second)
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(backCR), backCR); err != nil {
 			t.Fatalf("the request was not held while EJBCA was down: %v", err)
 		}
@@ -442,7 +416,7 @@ func TestRevocationWhileEJBCADown(t *testing.T) {
 		if took < revocationAbandonAfter-time.Second {
 			t.Errorf("the request was released after %s, before the bound %s", took, revocationAbandonAfter)
 		}
-		eventFor(t, ns, goneCR.Name, "RevocationAbandoned", "NOT revoked", 10*time.Second)
+		testkit.WaitEvent(t, k8s, &metav1.ObjectMeta{Namespace: ns, Name: goneCR.Name}, testkit.EventMatch{Reason: "RevocationAbandoned", Message: "NOT revoked"}, 10*time.Second)
 		if c := simCert(t, goneLeaf.SerialNumber); c.Revoked {
 			t.Error("revoked while EJBCA was down")
 		}

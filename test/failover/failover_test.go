@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // Where in the leader's work a round stops it.
@@ -224,7 +225,7 @@ func waitLeader(quiet bool) (*proc, error) {
 	if quiet {
 		timeout = 2*settleTime + 90*time.Second
 	}
-	err := eventually(timeout, func() string {
+	err := testkit.Poll(timeout, func() string {
 		pid, at := suite.api.leader()
 		pr := suite.pool.byPID(pid)
 		switch {
@@ -330,7 +331,7 @@ func runRound(t *testing.T, r *round) error {
 
 	switch r.mode {
 	case midCall:
-		err := eventually(20*time.Second, func() string {
+		err := testkit.Poll(20*time.Second, func() string {
 			if got := enrolments(); got < batch {
 				return fmt.Sprintf("%d of %d enrolments of the batch received", got, batch)
 			}
@@ -360,7 +361,7 @@ func runRound(t *testing.T, r *round) error {
 			}
 		}
 	case renewal:
-		if err := eventually(20*time.Second, func() string {
+		if err := testkit.Poll(20*time.Second, func() string {
 			if enrolments() == 0 {
 				return "no enrolment of the batch received"
 			}
@@ -390,7 +391,7 @@ func runRound(t *testing.T, r *round) error {
 	}
 
 	// A standby takes over once the lease has expired.
-	err = eventually(30*time.Second, func() string {
+	err = testkit.Poll(30*time.Second, func() string {
 		pid, at := suite.api.leader()
 		if pid != 0 && pid != old.pid && at.After(r.stopAt) {
 			r.newLeader, r.takeover = pid, at.Sub(r.stopAt)
@@ -423,7 +424,7 @@ func runRound(t *testing.T, r *round) error {
 		// not sent. Then resume the old leader, which goes on with the
 		// handshake of the call it had decided to make.
 		go func() {
-			err := eventually(2*settleTime+60*time.Second, func() string {
+			err := testkit.Poll(2*settleTime+60*time.Second, func() string {
 				if time.Since(r.stopAt) < settleTime {
 					return "within the settle time"
 				}
@@ -497,7 +498,7 @@ func verifyRound(r *round) (summary string, problems []string) {
 	// (it carries a call out even when its client has gone).
 	var notOnce []string
 	if err == nil {
-		if err := eventually(30*time.Second, func() string { return suite.ejA.inFlight(r.crs) }); err != nil {
+		if err := testkit.Poll(30*time.Second, func() string { return suite.ejA.inFlight(r.crs) }); err != nil {
 			problems = append(problems, err.Error())
 		}
 		notOnce = checkOnce(suite.simA, r.crs)

@@ -2,11 +2,7 @@ package failover
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"sort"
@@ -22,6 +18,7 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // newRequests creates and approves n CertificateRequests named
@@ -33,23 +30,8 @@ func newRequests(t *testing.T, issuer, prefix string, n int, created func()) []*
 	out := make([]*cmapi.CertificateRequest, n)
 	for i := range out {
 		name := fmt.Sprintf("%s-%d", prefix, i)
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-			Subject: pkix.Name{CommonName: name + ".example.com"}, DNSNames: []string{name + ".example.com"}}, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cr := &cmapi.CertificateRequest{
-			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
-			Spec: cmapi.CertificateRequestSpec{
-				Request:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
-				IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: issuer},
-				Usages:    []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageServerAuth},
-			},
-		}
+		_, csr := testkit.CSR(t, testkit.CommonName(name+".example.com"), testkit.DNSNames(name+".example.com"))
+		cr := testkit.CertificateRequest(namespace, name, csr, testkit.IssuerRef(v1alpha1.IssuerKind, issuer))
 		if err := suite.k8s.Create(ctx, cr); err != nil {
 			t.Fatalf("creating %s: %v", name, err)
 		}
@@ -151,22 +133,6 @@ func checkOnce(sim *ejbcasim.Sim, crs []*cmapi.CertificateRequest) []string {
 		problems = append(problems, fmt.Sprintf("finalize was called %d times", n))
 	}
 	return problems
-}
-
-// eventually polls cond every 50ms until it returns "" or the timeout
-// passes; it returns the last message then.
-func eventually(timeout time.Duration, cond func() string) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		msg := cond()
-		if msg == "" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %s: %s", timeout, msg)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // countBy formats a count of strings, sorted.

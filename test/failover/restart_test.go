@@ -10,6 +10,8 @@ import (
 
 	eventsv1 "k8s.io/api/events/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // TestRollingRestartHandsOver: a leader stopped as a rolling update stops
@@ -25,7 +27,7 @@ func TestRollingRestartHandsOver(t *testing.T) {
 	// turn, so the failover rounds go on meanwhile, and again with it (the
 	// slow test may create its requests only once it holds the turn).
 	settled := func() error {
-		return eventually(2*settleTime+120*time.Second, func() string { return pendingFor(issuerB) })
+		return testkit.Poll(2*settleTime+120*time.Second, func() string { return pendingFor(issuerB) })
 	}
 	if err := settled(); err != nil {
 		t.Fatal(err)
@@ -53,7 +55,7 @@ func TestRollingRestartHandsOver(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("%s did not stop within 30s of SIGTERM", old)
 		}
-		if err := eventually(30*time.Second, func() string {
+		if err := testkit.Poll(30*time.Second, func() string {
 			pid, at := suite.api.leader()
 			if pid == 0 || pid == old.pid || time.Since(at) > 2*retryPeriod {
 				return "no new leader renewing"

@@ -12,6 +12,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // TestSlowEJBCA: EJBCA takes longer than the managers' 1 s EJBCA timeout
@@ -67,7 +68,7 @@ func TestSlowEJBCA(t *testing.T) {
 			time.Sleep(1500 * time.Millisecond) // the next wave arrives while this one is in EJBCA's hands
 		}
 	}
-	if err := eventually(60*time.Second, func() string {
+	if err := testkit.Poll(60*time.Second, func() string {
 		if searchesWhileIssuing(suite.ejB.snapshot(), all) == 0 {
 			return "no recovery search has run while EJBCA was still issuing"
 		}
@@ -90,7 +91,7 @@ func TestSlowEJBCA(t *testing.T) {
 	// got. The requests are final: no manager decides to call for them any
 	// more.
 	frozen := suite.pool.frozenNow()
-	if err := eventually(90*time.Second, func() string {
+	if err := testkit.Poll(90*time.Second, func() string {
 		for _, p := range frozen {
 			if p.alive() {
 				return p.String() + " was frozen when the requests were issued and still runs"
