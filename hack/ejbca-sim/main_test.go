@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // lockedBuffer collects run's output while it runs.
@@ -47,18 +49,17 @@ func TestPresets(t *testing.T) {
 			go func() { done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--out", dir, "--preset", preset}, &out) }()
 
 			var baseURL string
-			deadline := time.Now().Add(20 * time.Second)
-			for baseURL == "" {
-				if time.Now().After(deadline) {
-					cancel()
-					t.Fatalf("no REST API line in %q", out.String())
-				}
+			if err := testkit.Poll(20*time.Second, func() string {
 				for _, line := range strings.Split(out.String(), "\n") {
 					if v, ok := strings.CutPrefix(strings.TrimSpace(line), "REST API:"); ok {
 						baseURL = strings.TrimSpace(v)
+						return ""
 					}
 				}
-				time.Sleep(10 * time.Millisecond)
+				return fmt.Sprintf("no REST API line in %q", out.String())
+			}); err != nil {
+				cancel()
+				t.Fatal(err)
 			}
 			if !strings.Contains(out.String(), "preset:     "+preset+" ") {
 				t.Errorf("output does not name the preset: %q", out.String())

@@ -16,6 +16,7 @@ import (
 	"github.com/certctl-io/ejbca-issuer/internal/manager"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 	"github.com/certctl-io/ejbca-issuer/internal/testenv"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // TestLeaderGauge runs the real manager with leader election against a real
@@ -105,13 +106,12 @@ func TestLeaderGauge(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("not elected within 60s of the lease's release")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(metrics.Leader) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("ejbca_issuer_leader is not 1 in the elected manager")
+	testkit.Eventually(t, 10*time.Second, func() string {
+		if testutil.ToFloat64(metrics.Leader) != 1 {
+			return "ejbca_issuer_leader is not 1 in the elected manager"
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ""
+	})
 
 	cancel()
 	<-done
