@@ -16,7 +16,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 )
 
-// holdForRevocation adds v1alpha1.RevocationFinalizer to a request about to be
+// HoldForRevocation adds v1alpha1.RevocationFinalizer to a request about to be
 // issued by an issuer that revokes deleted or superseded certificates, so
 // that its deletion waits for the revocation controller even if the
 // manager is not running when it happens (a request already being deleted
@@ -45,7 +45,7 @@ func HoldForRevocation(ctx context.Context, c client.Client, cr *cmapi.Certifica
 // followed by the quoted value.
 const atIssuancePrefix = v1alpha1.RevokeAnnotation + "="
 
-// revokeAnnotationAtIssuance is the condition recording, in the status write
+// RevokeAnnotationAtIssuance is the condition recording, in the status write
 // that stores the certificate, that the request already carried the revoke
 // annotation (nil when it did not).
 func RevokeAnnotationAtIssuance(cr *cmapi.CertificateRequest, at metav1.Time) *cmac.CertificateRequestConditionApplyConfiguration {

@@ -34,7 +34,7 @@ const (
 	unclaimedKept         = "kept"
 )
 
-// unclaimed handles a certificate EJBCA issued for a request (of either
+// Unclaimed handles a certificate EJBCA issued for a request (of either
 // kind) deleted while its enrolment was in flight: the request's status
 // can no longer store it, so no one holds it. Under an issuer that revokes
 // deleted certificates (revocation.deleted) it is revoked, with the reason

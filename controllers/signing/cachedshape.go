@@ -107,7 +107,7 @@ func ShapeOf(o metav1.Object) CachedShape {
 	return s
 }
 
-// isComplete: o carries every field the API server has (it was not reduced
+// IsComplete: o carries every field the API server has (it was not reduced
 // by the cache).
 func IsComplete(o metav1.Object) bool { return ShapeOf(o) == ShapeFull }
 
@@ -133,7 +133,7 @@ func (r IssuedRecord) Is(c *x509.Certificate) bool {
 	return r.Serial == SerialOf(c) && string(r.RawIssuer) == string(c.RawIssuer)
 }
 
-// issuedRecordOf is the request's certificate's record, from the cached
+// IssuedRecordOf is the request's certificate's record, from the cached
 // record or from status.certificate; false when it carries none that parses.
 func IssuedRecordOf(cr *cmapi.CertificateRequest) (IssuedRecord, bool) {
 	if ShapeOf(cr) == ShapeFinished {
@@ -153,7 +153,7 @@ func IssuedRecordOf(cr *cmapi.CertificateRequest) (IssuedRecord, bool) {
 	return recordOf(leaf), true
 }
 
-// hasIssued: the request carries a certificate (whole or as a record),
+// HasIssued: the request carries a certificate (whole or as a record),
 // without parsing it.
 func HasIssued(cr *cmapi.CertificateRequest) bool {
 	if ShapeOf(cr) == ShapeFinished {
@@ -284,7 +284,7 @@ func setAnnotation(m *metav1.ObjectMeta, k, v string) {
 	m.Annotations[k] = v
 }
 
-// certificateOwner is the request's controller reference to a Certificate.
+// CertificateOwner is the request's controller reference to a Certificate.
 func CertificateOwner(cr *cmapi.CertificateRequest) *metav1.OwnerReference {
 	ref := metav1.GetControllerOf(cr)
 	if ref == nil || ref.Kind != cmapi.CertificateKind || ref.APIVersion != cmapi.SchemeGroupVersion.String() {
@@ -293,7 +293,7 @@ func CertificateOwner(cr *cmapi.CertificateRequest) *metav1.OwnerReference {
 	return ref
 }
 
-// leafOf parses the first certificate of a PEM chain; nil if none parses.
+// LeafOf parses the first certificate of a PEM chain; nil if none parses.
 func LeafOf(pemChain []byte) *x509.Certificate {
 	if len(pemChain) == 0 {
 		return nil
@@ -305,5 +305,5 @@ func LeafOf(pemChain []byte) *x509.Certificate {
 	return chain[0]
 }
 
-// serialOf is the serial as EJBCA's REST API takes it: hex.
+// SerialOf is the serial as EJBCA's REST API takes it: hex.
 func SerialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }

@@ -68,7 +68,7 @@ func gateWait(until, now time.Time) time.Duration {
 	return 0
 }
 
-// requeueNoSooner spreads a requeue of d by jitter's factor (near 1, from
+// RequeueNoSooner spreads a requeue of d by jitter's factor (near 1, from
 // 0.9 to 1.1), only ever later: a wait EJBCA asked for, or a backoff, is
 // never cut short by the spread.
 func RequeueNoSooner(d time.Duration, jitter func() float64) time.Duration {

@@ -36,7 +36,7 @@ func SignerIssuer(signerName string) (kind, namespace, name string, ok bool) {
 	return "", "", "", false
 }
 
-// isOurSigner is the watch's cheap filter: a prefix test, nothing decoded.
+// IsOurSigner is the watch's cheap filter: a prefix test, nothing decoded.
 func IsOurSigner(signerName string) bool {
 	return strings.HasPrefix(signerName, v1alpha1.ClusterIssuerSignerPrefix) || strings.HasPrefix(signerName, v1alpha1.IssuerSignerPrefix)
 }
@@ -137,7 +137,7 @@ func csrCondition(csr *certificatesv1.CertificateSigningRequest, t certificatesv
 	return nil
 }
 
-// setCSRCondition adds or replaces the condition of c's type, keeping its
+// SetCSRCondition adds or replaces the condition of c's type, keeping its
 // transition time when its status is unchanged.
 func SetCSRCondition(csr *certificatesv1.CertificateSigningRequest, c certificatesv1.CertificateSigningRequestCondition, now metav1.Time) {
 	c.LastUpdateTime = now

@@ -288,7 +288,7 @@ func IsOurs(ref cmmeta.IssuerReference) bool {
 	return false
 }
 
-// isFinal: issued, failed or denied requests are never touched again (the
+// IsFinal: issued, failed or denied requests are never touched again (the
 // cache keeps them as ShapeFinished).
 func IsFinal(cr *cmapi.CertificateRequest) bool {
 	if ShapeOf(cr) == ShapeFinished {
@@ -311,7 +311,7 @@ func conditionTrue(cr *cmapi.CertificateRequest, t cmapi.CertificateRequestCondi
 	return c != nil && c.Status == cmmeta.ConditionTrue
 }
 
-// conditionOf is the request's condition of type t, or nil.
+// ConditionOf is the request's condition of type t, or nil.
 func ConditionOf(cr *cmapi.CertificateRequest, t cmapi.CertificateRequestConditionType) *cmapi.CertificateRequestCondition {
 	return apiutil.GetCertificateRequestCondition(cr, t)
 }

@@ -90,7 +90,7 @@ func (k IssuanceKey) seal(uid types.UID, is issuance) string {
 
 const issuanceRecordReason = "IssuedByEJBCAIssuer"
 
-// issuanceRecordCondition is the record of leaf's issuance for the request.
+// IssuanceRecordCondition is the record of leaf's issuance for the request.
 func (k IssuanceKey) IssuanceRecordCondition(uid types.UID, leaf *x509.Certificate, at metav1.Time) *cmac.CertificateRequestConditionApplyConfiguration {
 	is := issuance{Serial: SerialOf(leaf), IssuerDN: leaf.Issuer.String()}
 	return cmac.CertificateRequestCondition().WithType(ConditionIssuanceRecord).WithStatus(cmmeta.ConditionTrue).
@@ -131,7 +131,7 @@ func (k IssuanceKey) verifiedIssuance(cr *cmapi.CertificateRequest) (issuance, b
 	return is, true
 }
 
-// notIssuedHere says why the certificate (serial, issuerDN from the
+// NotIssuedHere says why the certificate (serial, issuerDN from the
 // request's status.certificate) is not one this manager issued for the
 // request; "" when the request's record verifies and names it.
 func (k IssuanceKey) NotIssuedHere(cr *cmapi.CertificateRequest, serial, issuerDN string) string {

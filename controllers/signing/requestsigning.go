@@ -71,7 +71,7 @@ func (s *RequestSigning) ForgetDeleted(key types.NamespacedName) {
 	s.Gate.Forget(key)
 }
 
-// loadIssuer loads an issuer of ours and what the decisions need of it.
+// LoadIssuer loads an issuer of ours and what the decisions need of it.
 // namespace is the request's (ignored for cluster issuers); a missing
 // issuer is no error: its state says not Found.
 func LoadIssuer(ctx context.Context, c client.Reader, kind, namespace, name string) (v1alpha1.Issuer, IssuerState, error) {
@@ -106,7 +106,7 @@ func LoadIssuer(ctx context.Context, c client.Reader, kind, namespace, name stri
 	return iss, state, nil
 }
 
-// signThrough asks EJBCA for sr's certificate through a Ready issuer. It
+// SignThrough asks EJBCA for sr's certificate through a Ready issuer. It
 // returns nil when the issuer's credentials no longer load (state then says
 // why the request waits), and ErrNotLeader as the result's error when this
 // process was deposed.
@@ -157,7 +157,7 @@ func suspectsIssuer(err error) bool {
 	return noResponse(err) || (requestForbidden(err) && !errors.As(err, &permanent))
 }
 
-// requestReport is what a decision leaves besides the request's status.
+// RequestReport is what a decision leaves besides the request's status.
 type RequestReport struct {
 	// RequestKind labels the metrics: metrics.RequestKindCertificateRequest
 	// or metrics.RequestKindCertificateSigningRequest.
@@ -175,7 +175,7 @@ type RequestReport struct {
 	IssuerFault *IssuerFault
 }
 
-// reportDecision records a decision's events and metrics on obj, and hands
+// ReportDecision records a decision's events and metrics on obj, and hands
 // an issuer fault to the issuer controller (dropping a client EJBCA
 // refused).
 func ReportDecision(rec events.EventRecorder, clients *issuerclients.Cache, wakes Issuers,
@@ -208,7 +208,7 @@ func ReportDecision(rec events.EventRecorder, clients *issuerclients.Cache, wake
 	}
 }
 
-// finishedRequests remembers the requests this process finished for
+// FinishedRequests remembers the requests this process finished for
 // finishedMemory, so a cache that has not yet seen the final status does
 // not make it sign again.
 type FinishedRequests struct {
@@ -216,7 +216,7 @@ type FinishedRequests struct {
 	stored atomic.Int64
 }
 
-// recent reports whether uid was finished less than finishedMemory ago.
+// Recent reports whether uid was finished less than finishedMemory ago.
 func (f *FinishedRequests) Recent(uid types.UID, now time.Time) bool {
 	t, ok := f.m.Load(uid)
 	if !ok {
@@ -229,7 +229,7 @@ func (f *FinishedRequests) Recent(uid types.UID, now time.Time) bool {
 	return false
 }
 
-// remember notes a finished request, and now and then forgets the ones
+// Remember notes a finished request, and now and then forgets the ones
 // older than finishedMemory so the map stays small; pruned says it did.
 func (f *FinishedRequests) Remember(uid types.UID, now time.Time) (pruned bool) {
 	f.m.Store(uid, now)
@@ -245,7 +245,7 @@ func (f *FinishedRequests) Remember(uid types.UID, now time.Time) (pruned bool) 
 	return true
 }
 
-// pendingApprovals keeps the approvals-pending gauge: one count per request
+// PendingApprovals keeps the approvals-pending gauge: one count per request
 // waiting for an EJBCA administrator, and when the longest wait began.
 type PendingApprovals struct{ m sync.Map }
 
@@ -263,7 +263,7 @@ func (p *PendingApprovals) Set(key any, waiting bool, since time.Time) {
 	}
 }
 
-// requestKind names a request's kind for messages and the request_kind
+// RequestKind names a request's kind for messages and the request_kind
 // label.
 func RequestKind(obj client.Object) string {
 	if _, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
@@ -272,11 +272,11 @@ func RequestKind(obj client.Object) string {
 	return metrics.RequestKindCertificateRequest
 }
 
-// notLeaderRequeue is how soon a request is looked at again by a process
+// NotLeaderRequeue is how soon a request is looked at again by a process
 // that found it no longer leads (if it does again by then).
 const NotLeaderRequeue = 5 * time.Second
 
-// finishedMemory is how long a request finished by this process is skipped
+// FinishedMemory is how long a request finished by this process is skipped
 // without a look, covering a cache that has not yet seen the final status.
 const FinishedMemory = 10 * time.Minute
 

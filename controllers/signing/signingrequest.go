@@ -56,7 +56,7 @@ type EnrolmentState interface {
 	Set(ctx context.Context, set map[string]*string) error
 }
 
-// certificateRequestSigning adapts a cert-manager CertificateRequest.
+// CertificateRequestSigning adapts a cert-manager CertificateRequest.
 func CertificateRequestSigning(c client.Client, cr *cmapi.CertificateRequest) *SigningRequest {
 	sr := &SigningRequest{
 		Object: cr, Namespace: cr.Namespace, Name: cr.Name, UID: cr.UID, Created: cr.CreationTimestamp.Time,
