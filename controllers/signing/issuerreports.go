@@ -63,7 +63,8 @@ func (e *IssuerUnansweredError) Error() string {
 func (e *IssuerUnansweredError) Unwrap() error { return e.Err }
 
 // Issuers is what the request side may say to the issuer controllers
-// (controllers/issuers.IssuerWakes); it writes no issuer itself.
+// (controllers/issuers.IssuerWakes); it writes no issuer itself. Nil (a
+// reconciler run alone in a test) suspects nothing and tells no one.
 type Issuers interface {
 	// Suspected: a request through the issuer got no answer from EJBCA
 	// since the issuer's last check.
@@ -79,22 +80,4 @@ type Issuers interface {
 	// Notice: a request's certificate differs from what it asked for
 	// because of the issuer's configuration.
 	Notice(kind string, key types.NamespacedName, n IssuerNotice)
-}
-
-// noIssuers is the Issuers of a request side wired to no issuer controller
-// (tests that run one reconciler alone): nothing is suspected, and what it
-// is told goes nowhere.
-type noIssuers struct{}
-
-func (noIssuers) Suspected(string, types.NamespacedName) bool       { return false }
-func (noIssuers) Suspect(string, types.NamespacedName)              {}
-func (noIssuers) Doubt(string, types.NamespacedName)                {}
-func (noIssuers) Report(string, types.NamespacedName, IssuerFault)  {}
-func (noIssuers) Notice(string, types.NamespacedName, IssuerNotice) {}
-
-func orNoIssuers(i Issuers) Issuers {
-	if i == nil {
-		return noIssuers{}
-	}
-	return i
 }

@@ -112,7 +112,6 @@ func LoadIssuer(ctx context.Context, c client.Reader, kind, namespace, name stri
 // process was deposed.
 func SignThrough(ctx context.Context, clients *issuerclients.Cache, signer *Signer, wakes Issuers,
 	issuer v1alpha1.Issuer, state *IssuerState, sr *SigningRequest) *SignResult {
-	wakes = orNoIssuers(wakes)
 	cl, err := clients.Client(ctx, issuer)
 	if err != nil {
 		// The issuer was Ready, but its credentials no longer load (a
@@ -121,7 +120,7 @@ func SignThrough(ctx context.Context, clients *issuerclients.Cache, signer *Sign
 		return nil
 	}
 	kind, key := v1alpha1.KindOf(issuer), client.ObjectKeyFromObject(issuer)
-	if wakes.Suspected(kind, key) && !signer.HoldsCertificate(sr) {
+	if wakes != nil && wakes.Suspected(kind, key) && !signer.HoldsCertificate(sr) {
 		// Another request just got no answer through this issuer: wait for
 		// its re-check rather than add a call to an EJBCA that may be down.
 		return &SignResult{Err: &IssuerUnansweredError{Issuer: state.Ref}}
@@ -180,7 +179,6 @@ type RequestReport struct {
 // refused).
 func ReportDecision(rec events.EventRecorder, clients *issuerclients.Cache, wakes Issuers,
 	obj client.Object, issuer v1alpha1.Issuer, now time.Time, r RequestReport) {
-	wakes = orNoIssuers(wakes)
 	if r.Event != nil {
 		eventrecord.Record(rec, obj, nil, r.Event.Type, r.Event.Reason, eventrecord.ActionSigning, r.Event.Message)
 	}
