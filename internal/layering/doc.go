@@ -3,5 +3,6 @@
 // must not reach for controller wiring (controller-runtime's builder,
 // handler or predicate packages) nor any other controllers package, and
 // only controllers/issuers writes an issuer (its status above all: the
-// issuer controllers are the one writer of an issuer's Ready condition).
+// issuer controllers are the one writer of an issuer's Ready condition), and
+// only the signer reaches the exactly-once memory (signing.Attempts).
 package layering

@@ -119,13 +119,7 @@ func checkSigningDeps(t *testing.T, pkgs map[string]*pkg) {
 func TestOnlyIssuersWriteIssuers(t *testing.T) {
 	pkgs := listModule(t)
 	fset := token.NewFileSet()
-	imp := importer.ForCompiler(fset, "gc", func(path string) (io.ReadCloser, error) {
-		p, ok := pkgs[path]
-		if !ok || p.Export == "" {
-			return nil, errors.New("no export data for " + path)
-		}
-		return os.Open(p.Export)
-	})
+	imp := exportImporter(fset, pkgs)
 	checked := 0
 	for path, p := range pkgs {
 		if !strings.HasPrefix(path, module) || path == issuersPkg || len(p.GoFiles) == 0 {
@@ -141,10 +135,8 @@ func TestOnlyIssuersWriteIssuers(t *testing.T) {
 	}
 }
 
-// issuerWrites type-checks p and returns the positions of its calls that
-// write an issuer: a subresource write (status) anywhere, any write in
-// controllers/.
-func issuerWrites(t *testing.T, fset *token.FileSet, imp types.Importer, p *pkg) []string {
+// typeCheck parses and type-checks p's non-test files.
+func typeCheck(t *testing.T, fset *token.FileSet, imp types.Importer, p *pkg) ([]*ast.File, *types.Info) {
 	t.Helper()
 	var files []*ast.File
 	for _, name := range p.GoFiles {
@@ -158,8 +150,22 @@ func issuerWrites(t *testing.T, fset *token.FileSet, imp types.Importer, p *pkg)
 	if _, err := (&types.Config{Importer: imp}).Check(p.ImportPath, fset, files, info); err != nil {
 		t.Fatalf("type-checking %s: %v", p.ImportPath, err)
 	}
-	inControllers := p.ImportPath == controllers || strings.HasPrefix(p.ImportPath, controllers+"/")
-	var found []string
+	return files, info
+}
+
+// exportImporter imports from the build cache's export data of pkgs.
+func exportImporter(fset *token.FileSet, pkgs map[string]*pkg) types.Importer {
+	return importer.ForCompiler(fset, "gc", func(path string) (io.ReadCloser, error) {
+		p, ok := pkgs[path]
+		if !ok || p.Export == "" {
+			return nil, errors.New("no export data for " + path)
+		}
+		return os.Open(p.Export)
+	})
+}
+
+// methodCalls calls visit with every method call in files.
+func methodCalls(files []*ast.File, info *types.Info, visit func(call *ast.CallExpr, m *types.Func)) {
 	for _, f := range files {
 		ast.Inspect(f, func(n ast.Node) bool {
 			call, ok := n.(*ast.CallExpr)
@@ -170,31 +176,88 @@ func issuerWrites(t *testing.T, fset *token.FileSet, imp types.Importer, p *pkg)
 			if !ok {
 				return true
 			}
-			s := info.Selections[sel]
-			if s == nil || s.Kind() != types.MethodVal {
-				return true
-			}
-			writer := clientWriter(s.Obj())
-			if writer == "" || (writer == "Writer" && !inControllers) {
-				return true
-			}
-			for _, arg := range call.Args {
-				if isIssuer(info.Types[arg].Type) {
-					found = append(found, fset.Position(call.Pos()).String())
+			if s := info.Selections[sel]; s != nil && s.Kind() == types.MethodVal {
+				if m, ok := s.Obj().(*types.Func); ok {
+					visit(call, m)
 				}
 			}
 			return true
 		})
 	}
+}
+
+// issuerWrites type-checks p and returns the positions of its calls that
+// write an issuer: a subresource write (status) anywhere, any write in
+// controllers/.
+func issuerWrites(t *testing.T, fset *token.FileSet, imp types.Importer, p *pkg) []string {
+	t.Helper()
+	files, info := typeCheck(t, fset, imp, p)
+	inControllers := p.ImportPath == controllers || strings.HasPrefix(p.ImportPath, controllers+"/")
+	var found []string
+	methodCalls(files, info, func(call *ast.CallExpr, m *types.Func) {
+		writer := clientWriter(m)
+		if writer == "" || (writer == "Writer" && !inControllers) {
+			return
+		}
+		for _, arg := range call.Args {
+			if isIssuer(info.Types[arg].Type) {
+				found = append(found, fset.Position(call.Pos()).String())
+			}
+		}
+	})
 	return found
+}
+
+// attemptsWiring are the methods of signing.Attempts that wire its life
+// (election, handover), which Setup calls; every other one is the signer's.
+var attemptsWiring = map[string]bool{"WithPredecessor": true, "Drained": true}
+
+// attemptsFiles are the files of controllers/signing that may reach
+// Attempts: its own, the signer's (the one way the request side reaches it)
+// and the readiness check's (whether its inventory was taken).
+var attemptsFiles = map[string]bool{"attempts.go": true, "signer.go": true, "readiness.go": true}
+
+// TestOnlyTheSignerTouchesAttempts fails when the exactly-once memory
+// (signing.Attempts) is called from anywhere but the signer (and its own
+// file and the readiness check), apart from the wiring of its life in
+// Setup: the request reconcilers reach it only through the Signer.
+func TestOnlyTheSignerTouchesAttempts(t *testing.T) {
+	pkgs := listModule(t)
+	fset := token.NewFileSet()
+	imp := exportImporter(fset, pkgs)
+	for path, p := range pkgs {
+		if !strings.HasPrefix(path, module) || len(p.GoFiles) == 0 {
+			continue
+		}
+		files, info := typeCheck(t, fset, imp, p)
+		methodCalls(files, info, func(call *ast.CallExpr, m *types.Func) {
+			recv := m.Type().(*types.Signature).Recv()
+			if recv == nil || !isNamed(recv.Type(), signingPkg, "Attempts") {
+				return
+			}
+			pos := fset.Position(call.Pos())
+			if (path == signingPkg && attemptsFiles[filepath.Base(pos.Filename)]) || attemptsWiring[m.Name()] {
+				return
+			}
+			t.Errorf("%s calls Attempts.%s; only the Signer reaches the exactly-once memory", pos, m.Name())
+		})
+	}
+}
+
+// isNamed: t is pkg.name or a pointer to it.
+func isNamed(t types.Type, pkg, name string) bool {
+	if p, ok := t.(*types.Pointer); ok {
+		t = p.Elem()
+	}
+	n, ok := t.(*types.Named)
+	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == pkg && n.Obj().Name() == name
 }
 
 // clientWriter names the controller-runtime client interface that declares
 // a write method m ("Writer" for the object, "SubResourceWriter" for status
 // and other subresources), or "" when m writes nothing.
-func clientWriter(m types.Object) string {
-	fn, ok := m.(*types.Func)
-	if !ok || fn.Pkg() == nil || fn.Pkg().Path() != clientPkg {
+func clientWriter(fn *types.Func) string {
+	if fn.Pkg() == nil || fn.Pkg().Path() != clientPkg {
 		return ""
 	}
 	switch fn.Name() {
