@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -51,7 +52,26 @@ func csrRequester(t *testing.T, user string) kubernetes.Interface {
 	create(t, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "csr-create-" + user},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "csr-create-" + user},
 		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}}})
+	waitAllowed(t, user, authorizationv1.ResourceAttributes{Group: "certificates.k8s.io", Resource: "certificatesigningrequests", Verb: "create"})
 	return clientsetAs(t, user)
+}
+
+// waitAllowed waits until the API server's authorizer allows user attrs:
+// RBAC reads bindings from its own cache, so a binding just created may not
+// count yet (a CSR create refused, or a reference check failing the CSR
+// for good).
+func waitAllowed(t *testing.T, user string, attrs authorizationv1.ResourceAttributes) {
+	t.Helper()
+	testkit.Eventually(t, 10*time.Second, func() string {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user, ResourceAttributes: &attrs}}
+		if err := k8s.Create(context.Background(), sar); err != nil {
+			return err.Error()
+		}
+		if !sar.Status.Allowed {
+			return fmt.Sprintf("%s may not %s %s %s/%s yet: %s", user, attrs.Verb, attrs.Resource, attrs.Namespace, attrs.Name, sar.Status.Reason)
+		}
+		return ""
+	})
 }
 
 // allowReference lets user reference the signer name (or wildcard) in ns,
@@ -64,6 +84,8 @@ func allowReference(t *testing.T, ns, user, signerName string) {
 	create(t, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "reference-" + user},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "reference-" + user},
 		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}}})
+	waitAllowed(t, user, authorizationv1.ResourceAttributes{Group: "certificates.k8s.io", Resource: "signers", Verb: "reference",
+		Namespace: ns, Name: signerName})
 }
 
 type csrOption = func(*certificatesv1.CertificateSigningRequest)
