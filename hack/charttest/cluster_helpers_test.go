@@ -3,9 +3,14 @@ package charttest
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -37,8 +42,6 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
-	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // The control plane: kube-apiserver and etcd from the repository's bin/
@@ -145,6 +148,22 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
+// eventually polls f until it returns "" or the timeout passes.
+func eventually(t testing.TB, timeout time.Duration, f func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msg := f()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, msg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func ensureNamespace(t testing.TB, name string, labels map[string]string) {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
@@ -213,7 +232,7 @@ func applyOne(ctx context.Context, o *unstructured.Unstructured, manager string,
 
 func waitEstablished(t testing.TB, name string) {
 	t.Helper()
-	testkit.Eventually(t, 30*time.Second, func() string {
+	eventually(t, 30*time.Second, func() string {
 		var crd apiextensionsv1.CustomResourceDefinition
 		if err := cp.k8s.Get(context.Background(), client.ObjectKey{Name: name}, &crd); err != nil {
 			return err.Error()
@@ -505,7 +524,7 @@ func startManager(t testing.TB, namespace, serviceAccount string, args []string)
 		}
 	})
 	for _, path := range []string{"/healthz", "/readyz"} {
-		testkit.Eventually(t, 30*time.Second, func() string {
+		eventually(t, 30*time.Second, func() string {
 			select {
 			case err := <-m.done:
 				m.done <- err
@@ -555,6 +574,21 @@ func (m *manager) forbiddenLines() []string {
 		}
 	}
 	return out
+}
+
+// csr makes a key and a PEM CSR for name.
+func csr(t testing.TB, name string) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader,
+		&x509.CertificateRequest{Subject: pkix.Name{CommonName: name}, DNSNames: []string{name}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 }
 
 func obj(apiVersion, kind, namespace, name string, fields map[string]any) *unstructured.Unstructured {

@@ -18,8 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -136,7 +134,7 @@ func TestApproverRBAC(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testkit.Eventually(t, 10*time.Second, func() string {
+	eventually(t, 10*time.Second, func() string {
 		if signerAllowed(t, user, groups, "ejbcaissuers", "team-a", "ejbca") {
 			return "cert-manager may approve without the approver binding"
 		}
@@ -144,7 +142,7 @@ func TestApproverRBAC(t *testing.T) {
 	})
 
 	apply(t, approver, "helm", false)
-	testkit.Eventually(t, 10*time.Second, func() string {
+	eventually(t, 10*time.Second, func() string {
 		if !signerAllowed(t, user, groups, "ejbcaissuers", "team-a", "ejbca") {
 			return "cert-manager may not approve requests for EJBCAIssuer team-a/ejbca with the approver binding"
 		}
@@ -236,7 +234,7 @@ func condition(u *unstructured.Unstructured, typ string) map[string]any {
 
 func waitIssuerReady(t *testing.T, i issuer) {
 	t.Helper()
-	testkit.Eventually(t, 30*time.Second, func() string {
+	eventually(t, 30*time.Second, func() string {
 		u := i.object()
 		if err := cp.k8s.Get(ctxFor(t, 5*time.Second), client.ObjectKeyFromObject(u), u); err != nil {
 			return err.Error()
@@ -254,7 +252,7 @@ func waitIssuerReady(t *testing.T, i issuer) {
 func request(t *testing.T, ns string, i issuer, name string) (*unstructured.Unstructured, *ecdsa.PrivateKey) {
 	t.Helper()
 	ensureNamespace(t, ns, nil)
-	key, csrPEM := testkit.CSR(t, testkit.CommonName(name+".example.com"), testkit.DNSNames(name+".example.com"))
+	key, csrPEM := csr(t, name+".example.com")
 	cr := obj("cert-manager.io/v1", "CertificateRequest", ns, name, map[string]any{"spec": map[string]any{
 		"request":   base64.StdEncoding.EncodeToString(csrPEM),
 		"issuerRef": map[string]any{"group": group, "kind": i.kind, "name": i.name},
@@ -263,7 +261,7 @@ func request(t *testing.T, ns string, i issuer, name string) (*unstructured.Unst
 	if err := cp.k8s.Create(ctxFor(t, 10*time.Second), cr); err != nil {
 		t.Fatalf("creating CertificateRequest %s/%s: %v", ns, name, err)
 	}
-	testkit.Eventually(t, 10*time.Second, func() string {
+	eventually(t, 10*time.Second, func() string {
 		if err := cp.k8s.Get(ctxFor(t, 5*time.Second), client.ObjectKeyFromObject(cr), cr); err != nil {
 			return err.Error()
 		}
@@ -285,7 +283,7 @@ func request(t *testing.T, ns string, i issuer, name string) (*unstructured.Unst
 // is for the request's key.
 func waitIssued(t *testing.T, cr *unstructured.Unstructured, key *ecdsa.PrivateKey) {
 	t.Helper()
-	testkit.Eventually(t, 30*time.Second, func() string {
+	eventually(t, 30*time.Second, func() string {
 		if err := cp.k8s.Get(ctxFor(t, 5*time.Second), client.ObjectKeyFromObject(cr), cr); err != nil {
 			return err.Error()
 		}

@@ -14,8 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 const (
@@ -36,7 +34,7 @@ func argValue(args []string, flag string) string {
 // election namespace, which only the leader election Role lets it write.
 func checkLeader(t *testing.T, namespace string) {
 	t.Helper()
-	testkit.Eventually(t, 20*time.Second, func() string {
+	eventually(t, 20*time.Second, func() string {
 		var l coordinationv1.Lease
 		if err := cp.k8s.Get(ctxFor(t, 5*time.Second), client.ObjectKey{Namespace: namespace, Name: leaderElectionID}, &l); err != nil {
 			return "leader election Lease: " + err.Error()
@@ -90,7 +88,7 @@ func TestManagerWithChartRBAC(t *testing.T) {
 
 	cr3, key3 := request(t, "team-a", approval, "approved-in-ejbca")
 	var id string
-	testkit.Eventually(t, 30*time.Second, func() string {
+	eventually(t, 30*time.Second, func() string {
 		if err := cp.k8s.Get(ctxFor(t, 5*time.Second), client.ObjectKeyFromObject(cr3), cr3); err != nil {
 			return err.Error()
 		}
@@ -194,7 +192,7 @@ func TestManagerWithNamespaceOnlySecretAccess(t *testing.T) {
 	// errors.
 	nsIssuer := mtlsIssuer(t, "team-c", "ejbca", "SERVER")
 	t.Cleanup(func() { deleteIssuers(t, nsIssuer) })
-	testkit.Eventually(t, 30*time.Second, func() string {
+	eventually(t, 30*time.Second, func() string {
 		u := nsIssuer.object()
 		if err := cp.k8s.Get(ctxFor(t, 5*time.Second), client.ObjectKeyFromObject(u), u); err != nil {
 			return err.Error()

@@ -29,8 +29,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // requireRunc skips when runc cannot run containers here (not root, or
@@ -293,7 +291,7 @@ func TestImageRunsInRunc(t *testing.T) {
 		}
 	})
 	for _, path := range []string{"/healthz", "/readyz"} {
-		testkit.Eventually(t, 60*time.Second, func() string {
+		eventually(t, 60*time.Second, func() string {
 			select {
 			case err := <-done:
 				done <- err
@@ -346,7 +344,7 @@ func TestImageRunsInRunc(t *testing.T) {
 	}}))
 	unknown := issuer{"EJBCAClusterIssuer", "", "in-runc-unknown-root"}
 	t.Cleanup(func() { deleteIssuers(t, unknown) })
-	testkit.Eventually(t, 30*time.Second, func() string {
+	eventually(t, 30*time.Second, func() string {
 		u := unknown.object()
 		if err := cp.k8s.Get(ctxFor(t, 5*time.Second), client.ObjectKeyFromObject(u), u); err != nil {
 			return err.Error()
