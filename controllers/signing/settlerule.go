@@ -1,8 +1,6 @@
 package signing
 
 import (
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
@@ -69,42 +67,4 @@ func InheritanceFrom(p leadership.Predecessor, began time.Time) Inheritance {
 		return Inheritance{Search: true, LastCall: last}
 	}
 	return Inheritance{Search: true, LastCall: began}
-}
-
-// StillIssuingError: EJBCA gave no answer to an attempt and may still be
-// issuing; the request waits and searches again instead of enrolling.
-type StillIssuingError struct {
-	Attempted, LookAgain time.Time
-	// Inherited: this process sent nothing; a previous manager may have,
-	// at the latest at Attempted.
-	Inherited bool
-}
-
-func (e *StillIssuingError) Error() string {
-	if e.Inherited {
-		return fmt.Sprintf("a previous manager may have sent an enrolment for this request at the latest at %s and EJBCA may still be issuing it; no certificate found yet, looking again at %s before enrolling",
-			e.Attempted.UTC().Format(time.RFC3339), e.LookAgain.UTC().Format(time.RFC3339))
-	}
-	return fmt.Sprintf("EJBCA gave no answer to the enrolment sent at %s and may still be issuing it; looking for the certificate again at %s before enrolling again",
-		e.Attempted.UTC().Format(time.RFC3339), e.LookAgain.UTC().Format(time.RFC3339))
-}
-
-// ErrNotLeader: this process no longer holds its leader election lease
-// (judged from its last renewal), so it must not call EJBCA or write.
-var ErrNotLeader = errors.New("this process no longer holds the leader election lease")
-
-// IssuerRefusedError: EJBCA refused the issuer's own CA or profile (not one
-// a request chose through an allowed override). That is the issuer's fault:
-// the request waits for the issuer instead of failing.
-type IssuerRefusedError struct{ Err error }
-
-func (e *IssuerRefusedError) Error() string { return e.Err.Error() }
-func (e *IssuerRefusedError) Unwrap() error { return e.Err }
-
-// ThrottledError: the issuer's rate limit on EJBCA calls holds the request
-// back until it lets a call go. The request is never Failed for it.
-type ThrottledError struct{ Wait time.Duration }
-
-func (e *ThrottledError) Error() string {
-	return "held back by the issuer's rate limit on EJBCA calls (spec.rateLimit, or the manager's --ejbca-qps); tried again as soon as the limit lets a call go"
 }

@@ -23,19 +23,6 @@ import (
 // minutes) and clock skew when recovering a certificate.
 const backdateAllowance = 15 * time.Minute
 
-// PermanentError is a request problem no retry can fix (a CSR the issuer
-// cannot name, an approval rejected in EJBCA, a wait past maxWait). Err,
-// when set, is the error it was found from (EJBCA's refusal, a parse
-// error); Msg already says it. A PermanentError fails the request whatever
-// Err is, even an error that alone would be retried or waited out.
-type PermanentError struct {
-	Msg string
-	Err error
-}
-
-func (e *PermanentError) Error() string { return e.Msg }
-func (e *PermanentError) Unwrap() error { return e.Err }
-
 // Signer enrols CertificateRequests with EJBCA: one call when it can, the
 // approval flow when EJBCA needs an administrator, and recovery of a
 // certificate whose answer was lost, so nothing is issued twice. Everything
