@@ -111,7 +111,11 @@ const batch = 3
 //   - the new leader took over no sooner than a held lease allows;
 //   - the resumed leader sends no EJBCA call that issues or adds after it
 //     was resumed (judged from the EJBCA proxies' records), never writes
-//     the lease again, and exits.
+//     the lease again, and exits;
+//   - once resumed (the new leader wrote the lease before), the old leader
+//     sends no other write to the API server either: no event, no request
+//     status, no change to a request, issuer or Secret (judged from the API
+//     proxy's records, read after it exited).
 func TestLeaderFailover(t *testing.T) {
 	t.Parallel()
 	n := roundsPerMode(t)
@@ -587,6 +591,14 @@ func verifyRound(r *round) (summary string, problems []string) {
 		if w.kind == "lease" && w.status/100 == 2 {
 			problems = append(problems, fmt.Sprintf("deposed leader %s wrote the lease (holder %q) %s after it was resumed, though pid %d leads",
 				r.old, w.holder, w.received.Sub(r.resumeAt).Round(time.Millisecond), r.newLeader))
+		}
+		if w.kind != "lease" {
+			// Resumed, it has lost the lease (the new leader wrote it
+			// before the resume): every event, status or object write from
+			// here on tells a story the new leader may tell otherwise,
+			// whether or not the API server took it.
+			problems = append(problems, fmt.Sprintf("deposed leader %s sent a %s write (%s %s, about %q) %s after it was resumed, though pid %d leads",
+				r.old, w.kind, w.method, w.path, w.request, w.received.Sub(r.resumeAt).Round(time.Millisecond), r.newLeader))
 		}
 	}
 	summary += fmt.Sprintf("; after SIGCONT: EJBCA calls [%s], API writes [%s]", strings.Join(late, ", "), countBy(lateWrites))

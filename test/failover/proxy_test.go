@@ -231,9 +231,12 @@ type apiWrite struct {
 	path   string
 	// kind: "lease"; "status" (a CertificateRequest's status); "request"
 	// (the CertificateRequest itself: its annotations); "event"; "other".
-	kind     string
-	request  string // namespace/name of the CertificateRequest written, or an event is about
-	holder   string // the lease holder written, for lease writes
+	kind    string
+	request string // namespace/name of the CertificateRequest written, or an event is about
+	holder  string // the lease holder written, for lease writes
+	// body is what a status or event write sent (JSON or protobuf): the
+	// condition messages and event notes users read.
+	body     string
 	received time.Time
 	// answered is when the response header went back to the manager, and
 	// status what it got (0: nothing, it had gone); upstream is the API
@@ -333,12 +336,12 @@ func (px *apiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// JSON or protobuf: the identity is hostname_uuid in either.
 		rec.holder = identityRE.FindString(string(body))
 	case m != nil && m[3] == "/status":
-		rec.kind, rec.request = "status", m[1]+"/"+m[2]
+		rec.kind, rec.request, rec.body = "status", m[1]+"/"+m[2], string(body)
 	case m != nil:
 		rec.kind, rec.request = "request", m[1]+"/"+m[2]
 	default:
 		if e := eventPath.FindStringSubmatch(r.URL.Path); e != nil {
-			rec.kind = "event"
+			rec.kind, rec.body = "event", string(body)
 			// JSON or protobuf: the event's name is in the path of a patch,
 			// and in the body of a create.
 			name := e[2]
