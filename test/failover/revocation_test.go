@@ -214,6 +214,6 @@ func TestDeposedLeaderDuringRevocation(t *testing.T) {
 	for _, l := range old.logFrom(logAt) {
 		logged = append(logged, logMessage(l))
 	}
-	t.Logf("%s frozen in its revoke call; pid %d took over %s later and recorded %s; revoke calls reaching EJBCA for %s: %d; writes about the request after the freeze, all by the new leader: [%s]; the old leader exited after SIGCONT, its log then: %s",
+	t.Logf("%s frozen in its revoke call; pid %d took over %s later and recorded %s; revoke calls reaching EJBCA for %s: %d; writes about the request after the freeze by the new leader: [%s]; the old leader exited after SIGCONT, its log then: %s",
 		old, newLeader, takeover.Sub(stopAt).Round(time.Millisecond), alreadyRevoked, serial, suite.simA.RevokeCalls(serial), countBy(theirs), countBy(logged))
 }
