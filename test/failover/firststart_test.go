@@ -51,7 +51,7 @@ func TestWrongProfileFixedAtFirstStart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const name = "first-start"
+	name := freshName("first-start")
 	iss := &v1alpha1.EJBCAIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Spec: v1alpha1.IssuerSpec{
 		URL: suite.ejA.url, CAName: "IssuingCA", CertificateProfileName: "SERVERX", EndEntityProfileName: "EMPTY",
 		EndEntityName: v1alpha1.EndEntityNameRequestName,

@@ -19,11 +19,9 @@ import (
 
 // What users write and read on a request to revoke it (docs/revocation.md).
 const (
-	revokeAnnotation   = "ejbca-issuer.certctl.io/revoke"
-	revokedCondition   = "ejbca-issuer.certctl.io/Revoked"
-	alreadyRevoked     = "AlreadyRevoked"
-	revocationIssuer   = "ejbca-revoking"
-	revocationRequests = "rv"
+	revokeAnnotation = "ejbca-issuer.certctl.io/revoke"
+	revokedCondition = "ejbca-issuer.certctl.io/Revoked"
+	alreadyRevoked   = "AlreadyRevoked"
 )
 
 // TestDeposedLeaderDuringRevocation is issue 28's case 3 with the real
@@ -38,6 +36,7 @@ const (
 func TestDeposedLeaderDuringRevocation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
+	revocationIssuer, revocationRequests := freshName("ejbca-revoking"), freshName("rv")
 	iss := &v1alpha1.EJBCAIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: revocationIssuer}, Spec: v1alpha1.IssuerSpec{
 		URL: suite.ejA.url, CAName: "IssuingCA", CertificateProfileName: "SERVER", EndEntityProfileName: "EMPTY",
 		EndEntityName: v1alpha1.EndEntityNameRequestName,
