@@ -86,7 +86,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		r := &IssuerReconciler{
 			Kind: kind, Client: mgr.GetClient(), Clients: clients, ClusterResourceNamespace: o.ClusterResourceNamespace,
 			Interval: o.HealthCheckInterval, Clock: clk, Jitter: jitter, Reachability: reach, SecretsNamespaceOnly: o.SecretsNamespaceOnly,
-			Recorder: recorder,
+			Recorder: recorder, Lease: o.Lease,
 		}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
