@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -49,11 +50,19 @@ type Options struct {
 	// Clock is the clock of every schedule and timestamp; nil means the real
 	// one.
 	Clock clock.WithTicker
+	// EventRecorder records the controllers' events; nil means the
+	// manager's. With leader election the manager passes one whose sink
+	// checks the lease right before each write.
+	EventRecorder events.EventRecorder
 	// SelectByIssuerGroup: the API server selects CertificateRequests by
 	// IssuerGroupField (IssuerGroupSelectable), and the cache holds only
 	// those of our group.
 	SelectByIssuerGroup bool
 }
+
+// EventReporter is the reporting controller of every event the controllers
+// record.
+const EventReporter = "ejbca-issuer"
 
 // jitter is a factor in [0.9, 1.1) spreading timers so issuers and requests
 // created together do not call EJBCA in lockstep.
@@ -85,12 +94,16 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(reach); err != nil {
 		return err
 	}
-	recorder := eventrecord.LeaderOnly(mgr.GetEventRecorder("ejbca-issuer"), o.Lease)
+	rec := o.EventRecorder
+	if rec == nil {
+		rec = mgr.GetEventRecorder(EventReporter)
+	}
+	recorder := eventrecord.LeaderOnly(rec, o.Lease)
 	for _, kind := range []string{v1alpha1.IssuerKind, v1alpha1.ClusterIssuerKind} {
 		r := &issuers.IssuerReconciler{
 			Kind: kind, Client: mgr.GetClient(), Clients: clients, ClusterResourceNamespace: o.ClusterResourceNamespace,
 			Interval: o.HealthCheckInterval, Clock: clk, Jitter: jitter, Reachability: reach, SecretsNamespaceOnly: o.SecretsNamespaceOnly,
-			Recorder: recorder,
+			Recorder: recorder, Lease: o.Lease,
 		}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err

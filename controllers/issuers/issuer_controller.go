@@ -31,6 +31,7 @@ import (
 	"github.com/certctl-io/ejbca-issuer/internal/ejbca"
 	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
@@ -56,6 +57,9 @@ type IssuerReconciler struct {
 	Reachability *Reachability
 	// Recorder records an event on each Ready transition.
 	Recorder events.EventRecorder
+	// Lease says whether this process still leads (nil: always): a deposed
+	// leader checks no issuer and writes no issuer status.
+	Lease *leadership.Lease
 	// SecretsNamespaceOnly: the manager reads Secrets and ConfigMaps only in
 	// the cluster resource namespace (--secrets-in-cluster-resource-namespace-only).
 	SecretsNamespaceOnly bool
@@ -155,6 +159,10 @@ func (r *IssuerReconciler) newIssuer() v1alpha1.Issuer {
 
 // Reconcile checks the issuer when its inputs changed or a check is due.
 func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if !r.Lease.Holds() {
+		// Deposed (frozen past the lease, say): the new leader checks.
+		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
+	}
 	iss := r.newIssuer()
 	if err := r.Client.Get(ctx, req.NamespacedName, iss); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -279,6 +287,11 @@ func (r *IssuerReconciler) reconcile(ctx context.Context, req ctrl.Request, iss 
 		} else {
 			r.Reachability.Forget(r.Kind, req.NamespacedName)
 		}
+	}
+	if !r.Lease.Holds() {
+		// Deposed during the check (frozen in an EJBCA call, say): the new
+		// leader's check writes; one from here could contradict it.
+		return ctrl.Result{RequeueAfter: signing.NotLeaderRequeue}, nil
 	}
 	if err := setIssuerStatus(ctx, r.Client, r.Recorder, iss, status, reason, message, now, ca); err != nil {
 		return ctrl.Result{}, err

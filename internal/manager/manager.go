@@ -5,30 +5,27 @@ package manager
 
 import (
 	"context"
-	"os"
-
-	"k8s.io/apimachinery/pkg/util/uuid"
-	"k8s.io/client-go/kubernetes"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"k8s.io/client-go/tools/record"
-	"k8s.io/utils/clock"
-
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"time"
-
-	"github.com/certctl-io/ejbca-issuer/internal/credentials"
-	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,6 +36,8 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
+	"github.com/certctl-io/ejbca-issuer/internal/credentials"
+	"github.com/certctl-io/ejbca-issuer/internal/leadership"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 )
 
@@ -162,6 +161,13 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		lock = held.Watch(l)
 	}
 	o.Options.Lease = held
+	if held != nil {
+		rec, err := holderOnlyRecorder(cfg, held)
+		if err != nil {
+			return nil, err
+		}
+		o.Options.EventRecorder = rec
+	}
 	selectByGroup, err := signing.IssuerGroupSelectable(cfg)
 	if err != nil {
 		ctrl.Log.WithName("setup").Info("CertificateRequests of other issuers are cached as stubs: the API server does not select them by issuer group", "reason", err.Error())
@@ -260,6 +266,23 @@ func leaderElectionLock(cfg *rest.Config, namespace string, renew time.Duration)
 	recorder := broadcaster.NewRecorder(Scheme(), corev1.EventSource{Component: id})
 	return resourcelock.New(resourcelock.LeasesResourceLock, namespace, LeaderElectionID, cs.CoreV1(), cs.CoordinationV1(),
 		resourcelock.ResourceLockConfig{Identity: id, EventRecorder: recorder})
+}
+
+// holderOnlyRecorder records events through a broadcaster whose sink checks
+// the lease right before each write: the broadcaster sends from a queue, and
+// a leader frozen with events queued must not send them once it wakes
+// deposed. Recording starts at once, as controller-runtime's own does, so no
+// event recorded before the manager starts is lost.
+func holderOnlyRecorder(cfg *rest.Config, lease *leadership.Lease) (events.EventRecorder, error) {
+	cs, err := eventsv1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b := events.NewBroadcaster(leadership.HolderOnly(&events.EventSinkImpl{Interface: cs}, lease))
+	if err := b.StartRecordingToSinkWithContext(context.Background()); err != nil {
+		return nil, err
+	}
+	return b.NewRecorder(Scheme(), controllers.EventReporter), nil
 }
 
 // The leader election Lease lives in the leader election namespace (the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 	"github.com/certctl-io/ejbca-issuer/internal/testkit"
+	"github.com/certctl-io/ejbca-issuer/internal/manager"
 )
 
 // Where in the leader's work a round stops it.
@@ -112,7 +113,12 @@ const batch = 3
 //   - the new leader took over no sooner than a held lease allows;
 //   - the resumed leader sends no EJBCA call that issues or adds after it
 //     was resumed (judged from the EJBCA proxies' records), never writes
-//     the lease again, and exits.
+//     the lease again, and exits;
+//   - once resumed (the new leader wrote the lease before), the old leader
+//     sends no other write to the API server either: no event, no request
+//     status, no change to a request, issuer or Secret (judged from the API
+//     proxy's records, read after it exited); only client-go's own event on
+//     the Lease that it stopped leading.
 func TestLeaderFailover(t *testing.T) {
 	t.Parallel()
 	n := roundsPerMode(t)
@@ -589,6 +595,14 @@ func verifyRound(r *round) (summary string, problems []string) {
 			problems = append(problems, fmt.Sprintf("deposed leader %s wrote the lease (holder %q) %s after it was resumed, though pid %d leads",
 				r.old, w.holder, w.received.Sub(r.resumeAt).Round(time.Millisecond), r.newLeader))
 		}
+		if w.kind != "lease" && !stoppedLeading(w) {
+			// Resumed, it has lost the lease (the new leader wrote it
+			// before the resume): every event, status or object write from
+			// here on tells a story the new leader may tell otherwise,
+			// whether or not the API server took it.
+			problems = append(problems, fmt.Sprintf("deposed leader %s sent a %s write (%s %s, about %q) %s after it was resumed, though pid %d leads",
+				r.old, w.kind, w.method, w.path, w.request, w.received.Sub(r.resumeAt).Round(time.Millisecond), r.newLeader))
+		}
 	}
 	summary += fmt.Sprintf("; after SIGCONT: EJBCA calls [%s], API writes [%s]", strings.Join(late, ", "), countBy(lateWrites))
 	var logged []string
@@ -597,6 +611,12 @@ func verifyRound(r *round) (summary string, problems []string) {
 	}
 	summary += fmt.Sprintf("; its log after SIGCONT: %s", countBy(logged))
 	return summary, problems
+}
+
+// stoppedLeading is client-go's leader election event on the Lease saying
+// that this process stopped leading: true, and about the lease alone.
+func stoppedLeading(w apiWrite) bool {
+	return w.kind == "event" && w.request == clusterResourceNamespace+"/"+manager.LeaderElectionID && strings.Contains(w.body, "stopped leading")
 }
 
 // logMessage is the message of a JSON or klog log line (or the line,

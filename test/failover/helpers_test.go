@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,6 +134,24 @@ func checkOnce(sim *ejbcasim.Sim, crs []*cmapi.CertificateRequest) []string {
 		problems = append(problems, fmt.Sprintf("finalize was called %d times", n))
 	}
 	return problems
+}
+
+// runs counts the runs of each name's test, so that -count=N makes new
+// objects each time.
+var runs = struct {
+	sync.Mutex
+	n map[string]int
+}{n: map[string]int{}}
+
+// freshName is base for a test's first run, base-<run> for the next.
+func freshName(base string) string {
+	runs.Lock()
+	defer runs.Unlock()
+	runs.n[base]++
+	if n := runs.n[base]; n > 1 {
+		return fmt.Sprintf("%s-%d", base, n)
+	}
+	return base
 }
 
 // countBy formats a count of strings, sorted.

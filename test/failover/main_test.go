@@ -3,7 +3,9 @@
 // EJBCA simulators, and proves with the simulators' records that every
 // CertificateRequest gets exactly one certificate when the leader is frozen
 // (SIGSTOP) or killed (SIGKILL) with EJBCA calls in flight, and when EJBCA is
-// slower than the manager's EJBCA timeout.
+// slower than the manager's EJBCA timeout; that a leader frozen past its
+// lease writes nothing once resumed (enrolments and a revocation); and that
+// a rolling restart and a first start make no request wait.
 //
 // Everything the managers send goes through two proxies of this package on
 // 127.0.0.1, which tell the processes apart by the socket each request came

@@ -145,7 +145,10 @@ type pool struct {
 	mu       sync.Mutex
 	procs    []*proc
 	stopping bool
-	wg       sync.WaitGroup
+	// held, while not nil, keeps the supervisors from starting managers
+	// (hold); it is closed by release or stop.
+	held chan struct{}
+	wg   sync.WaitGroup
 
 	bin, kubeconfig, dir string
 	args                 []string
@@ -167,7 +170,15 @@ func (p *pool) supervise(slot int) {
 		if p.isStopping() {
 			return
 		}
-		pr, err := p.spawn(slot, gen)
+		p.waitUnheld()
+		if p.isStopping() {
+			return
+		}
+		pr, err := p.spawn(slot, gen, false)
+		if err == errHeld {
+			gen-- // held after waitUnheld returned: wait again
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "starting manager %d.%d: %v\n", slot, gen, err)
 			time.Sleep(time.Second)
@@ -177,13 +188,54 @@ func (p *pool) supervise(slot int) {
 	}
 }
 
+// waitUnheld returns once the pool is not held.
+func (p *pool) waitUnheld() {
+	p.mu.Lock()
+	held := p.held
+	p.mu.Unlock()
+	if held != nil {
+		<-held
+	}
+}
+
+// hold stops every manager (SIGTERM: the leader hands its lease over) and
+// starts none until release: a test that needs the cluster to itself runs
+// its own manager meanwhile (spawnExtra).
+func (p *pool) hold() {
+	p.mu.Lock()
+	if p.held == nil {
+		p.held = make(chan struct{})
+	}
+	procs := append([]*proc(nil), p.procs...)
+	p.mu.Unlock()
+	p.end(procs)
+}
+
+// release lets the supervisors start the managers again.
+func (p *pool) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held != nil {
+		close(p.held)
+		p.held = nil
+	}
+}
+
+// spawnExtra starts a manager outside the supervised slots (it is not
+// started again when it exits), with the pool's arguments.
+func (p *pool) spawnExtra(slot int) (*proc, error) { return p.spawn(slot, 0, true) }
+
+var errHeld = fmt.Errorf("the pool is held")
+
 func (p *pool) isStopping() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.stopping
 }
 
-func (p *pool) spawn(slot, gen int) (*proc, error) {
+// spawn starts a manager; a supervised one (not extra) only while the pool
+// is not held.
+func (p *pool) spawn(slot, gen int, extra bool) (*proc, error) {
 	logPath := filepath.Join(p.dir, fmt.Sprintf("manager-%d.%d.log", slot, gen))
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -203,6 +255,10 @@ func (p *pool) spawn(slot, gen int) (*proc, error) {
 	if p.stopping {
 		logFile.Close()
 		return nil, fmt.Errorf("stopping")
+	}
+	if p.held != nil && !extra {
+		logFile.Close()
+		return nil, errHeld
 	}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
@@ -286,6 +342,14 @@ func (p *pool) stop() {
 	p.stopping = true
 	procs := append([]*proc(nil), p.procs...)
 	p.mu.Unlock()
+	p.release()
+	p.end(procs)
+	p.wg.Wait()
+}
+
+// end stops the processes that still run (SIGTERM, SIGKILL after 15 s) and
+// waits for them.
+func (p *pool) end(procs []*proc) {
 	for _, pr := range procs {
 		if !pr.alive() {
 			continue
@@ -301,7 +365,6 @@ func (p *pool) stop() {
 			<-pr.done
 		}
 	}
-	p.wg.Wait()
 }
 
 // dumpLogs writes the last lines of every manager's log.

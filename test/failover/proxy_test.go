@@ -231,9 +231,12 @@ type apiWrite struct {
 	path   string
 	// kind: "lease"; "status" (a CertificateRequest's status); "request"
 	// (the CertificateRequest itself: its annotations); "event"; "other".
-	kind     string
-	request  string // namespace/name of the CertificateRequest written, or an event is about
-	holder   string // the lease holder written, for lease writes
+	kind    string
+	request string // namespace/name of the CertificateRequest written, or an event is about
+	holder  string // the lease holder written, for lease writes
+	// body is what a status or event write sent (JSON or protobuf): the
+	// condition messages and event notes users read.
+	body     string
 	received time.Time
 	// answered is when the response header went back to the manager, and
 	// status what it got (0: nothing, it had gone); upstream is the API
@@ -333,12 +336,12 @@ func (px *apiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// JSON or protobuf: the identity is hostname_uuid in either.
 		rec.holder = identityRE.FindString(string(body))
 	case m != nil && m[3] == "/status":
-		rec.kind, rec.request = "status", m[1]+"/"+m[2]
+		rec.kind, rec.request, rec.body = "status", m[1]+"/"+m[2], string(body)
 	case m != nil:
 		rec.kind, rec.request = "request", m[1]+"/"+m[2]
 	default:
 		if e := eventPath.FindStringSubmatch(r.URL.Path); e != nil {
-			rec.kind = "event"
+			rec.kind, rec.body = "event", string(body)
 			// JSON or protobuf: the event's name is in the path of a patch,
 			// and in the body of a create.
 			name := e[2]
@@ -469,6 +472,7 @@ func (px *apiProxy) leader() (pid int, at time.Time) {
 type ejbcaCall struct {
 	pid      int
 	endpoint string // the simulator's endpoint names: pkcs10enroll, search-v2, ...
+	path     string
 	username string
 	received time.Time
 	// delivered is when the request was written to the simulator, simDone
@@ -503,6 +507,7 @@ type ejbcaProxy struct {
 	mu    sync.Mutex
 	calls []*ejbcaCall
 	hello *helloHook
+	call  *callHook
 	// conns are the open connections and their state.
 	conns map[net.Conn]http.ConnState
 }
@@ -591,6 +596,33 @@ func (px *ejbcaProxy) onHello(hello *tls.ClientHelloInfo) {
 	h.fired <- struct{}{}
 }
 
+// callHook freezes (or kills) a process when one of its calls that match
+// has arrived, before the proxy passes it on: EJBCA then carries the call
+// out while its caller cannot act on the answer.
+type callHook struct {
+	pid   int
+	match func(*ejbcaCall, *http.Request) bool
+	fire  func()
+	fired chan struct{}
+}
+
+// armCall installs h; only one at a time. It fires once.
+func (px *ejbcaProxy) armCall(h *callHook) {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	px.call = h
+}
+
+func (px *ejbcaProxy) disarmCall(h *callHook) bool {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	if px.call != h {
+		return false
+	}
+	px.call = nil
+	return true
+}
+
 type callKey struct{}
 
 func startEJBCAProxy(sim *ejbcasim.Sim, ca *testCA, p *pool) (*ejbcaProxy, error) {
@@ -667,13 +699,23 @@ func (px *ejbcaProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	call := &ejbcaCall{endpoint: endpointName(r.URL.Path), username: usernameIn(body), received: time.Now()}
+	call := &ejbcaCall{endpoint: endpointName(r.URL.Path), path: r.URL.Path, username: usernameIn(body), received: time.Now()}
 	if ci != nil {
 		call.pid = ci.owner()
 	}
 	px.mu.Lock()
 	px.calls = append(px.calls, call)
+	h := px.call
+	if h != nil && h.pid == call.pid && h.match(call, r) {
+		px.call = nil
+	} else {
+		h = nil
+	}
 	px.mu.Unlock()
+	if h != nil {
+		h.fire()
+		h.fired <- struct{}{}
+	}
 	rw := &recordingWriter{ResponseWriter: w, ctx: r.Context(), mu: &px.mu, at: &call.answered, status: &call.answeredStatus}
 	px.rp.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), callKey{}, call)))
 }
@@ -722,6 +764,8 @@ func endpointName(path string) string {
 		return "search-v2"
 	case strings.HasSuffix(p, "/status"):
 		return "status"
+	case strings.HasSuffix(strings.TrimSuffix(p, "/"), "/revoke"):
+		return "revoke"
 	}
 	return "other " + p
 }
