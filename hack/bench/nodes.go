@@ -37,10 +37,18 @@ type nodesResult struct {
 	Requests      int       `json:"requests"`
 	KilledAfter   int       `json:"enrolments_before_the_kill"`
 	BeforePerSec  float64   `json:"before_certs_per_second"`
-	AfterPerSec   float64   `json:"after_certs_per_second"`
-	AfterOverOne  float64   `json:"after_over_one_node"`
-	ToFirstSecond float64   `json:"seconds_from_kill_to_first_certificate_through_the_other_node"`
-	ToSteady      float64   `json:"seconds_from_kill_to_steady_throughput"`
+	// AfterPerSec is steady throughput after the move: from the first
+	// certificate through the other node on. AfterWholePerSec is the whole
+	// window from the kill itself, the move and any stall included. Both
+	// end at the 95th percentile of the Ready times after the kill, as the
+	// baseline's rate does (the drain at the end, when the workers run out
+	// of requests, counts in neither).
+	AfterPerSec       float64 `json:"after_certs_per_second"`
+	AfterOverOne      float64 `json:"after_over_one_node"`
+	AfterWholePerSec  float64 `json:"after_whole_window_certs_per_second"`
+	AfterWholeOverOne float64 `json:"after_whole_window_over_one_node"`
+	ToFirstSecond     float64 `json:"seconds_from_kill_to_first_certificate_through_the_other_node"`
+	ToSteady          float64 `json:"seconds_from_kill_to_steady_throughput"`
 	// CutOff is the enrolment calls node 1 had taken but not answered
 	// when it was killed; Searches the recovery searches after the kill
 	// (a cut-off call is searched for, never simply sent again).
@@ -173,22 +181,25 @@ func (b *bench) scenarioNodes(ctx context.Context, rep *report) error {
 	res.ToSteady = steadyAfter(res.afterTimes, res.killAt, window, 0.8*res.OneNodePerSec)
 	if res.OneNodePerSec > 0 {
 		res.AfterOverOne = res.AfterPerSec / res.OneNodePerSec
+		res.AfterWholeOverOne = res.AfterWholePerSec / res.OneNodePerSec
 	}
 	rep.Results["nodes"] = []any{res}
 	fmt.Printf("\n### nodes: an issuer of two EJBCA nodes loses the first after %d of %d enrolments; %d workers, %s per EJBCA call, EJBCA timeout %s (settle %s)\n\n",
 		res.KilledAfter, count, b.opts.workers, b.opts.latency, timeout, controllers.SettleTime(timeout))
-	fmt.Println("| one node certs/s (before, after) | two nodes: before the kill certs/s | after certs/s | after ÷ one node | s kill → first cert through the other node | s kill → steady (≥ 80% of one node) | enrolments cut off by the kill | searches after the kill | s kill → all issued | enrolments/request (max) | Failed | enrolments node 1 / node 2 | connections to the dead node after the kill | s kill → Ready names it |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-	fmt.Printf("| %.1f (%.1f, %.1f) | %.1f | %.1f | %.0f%% | %.2f | %s | %d | %d | %.1f | %.2f (%d) | %d | %d / %d | %d | %s |\n",
-		res.OneNodePerSec, res.OneNodeRuns[0], res.OneNodeRuns[1], res.BeforePerSec, res.AfterPerSec, 100*res.AfterOverOne, res.ToFirstSecond,
+	fmt.Println("| one node certs/s (before, after) | two nodes: before the kill certs/s | after, steady certs/s | ÷ one node | after, whole window from the kill certs/s | ÷ one node | s kill → first cert through the other node | s kill → steady (≥ 80% of one node) | enrolments cut off by the kill | searches after the kill | s kill → all issued | enrolments/request (max) | Failed | enrolments node 1 / node 2 | connections to the dead node after the kill | s kill → Ready names it |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Printf("| %.1f (%.1f, %.1f) | %.1f | %.1f | %.0f%% | %.1f | %.0f%% | %.2f | %s | %d | %d | %.1f | %.2f (%d) | %d | %d / %d | %d | %s |\n",
+		res.OneNodePerSec, res.OneNodeRuns[0], res.OneNodeRuns[1], res.BeforePerSec, res.AfterPerSec, 100*res.AfterOverOne,
+		res.AfterWholePerSec, 100*res.AfterWholeOverOne, res.ToFirstSecond,
 		secondsOrDash(res.ToSteady), res.CutOff, res.Searches, res.ToAllIssued, res.EnrolPerReq, res.MaxEnrolPerReq, res.Failed,
 		res.EnrolFirst, res.EnrolSecond, res.DeadNodeDials, secondsOrDash(res.ToReadyNames))
 	fmt.Println()
 	phaseTable(res.Phases)
 	fmt.Printf("\nCertificates Ready per 100 ms from 1 s before the kill (marked *) to 5 s after it: %s\n", timeline(res.NearKill, 10))
 	fmt.Printf("\nTwo-node run, certificates Ready per %s from the first (node 1 killed in the window marked *): %s\n", window, timeline(res.Timeline, res.KillBin))
-	if res.AfterOverOne < 0.8 {
-		progress("nodes: throughput after the loss is %.0f%% of one node's, under the 80%% target (a loaded machine, or a short quick run, varies by more than that)", 100*res.AfterOverOne)
+	if res.AfterOverOne < 0.8 || res.AfterWholeOverOne < 0.8 {
+		progress("nodes: throughput after the loss is %.0f%% (steady) and %.0f%% (whole window) of one node's, under the 80%% target (a loaded machine, or a short quick run, varies by more than that)",
+			100*res.AfterOverOne, 100*res.AfterWholeOverOne)
 	}
 	a.SetDown(false)
 	if err := b.cleanup(ctx, nsOne); err != nil {
@@ -314,46 +325,53 @@ func (b *bench) nodesFailover(ctx context.Context, mgr *managerProcess, sim *ejb
 		return err
 	}
 	rw.mu.Lock()
-	var after []time.Time
-	firstViaB := time.Time{}
+	var after, viaB []time.Time
 	for _, cr := range list.Items {
 		t, ok := rw.ready[cr.Name]
-		if !ok {
+		if !ok || !t.After(killAt) {
 			continue
 		}
-		if t.After(killAt) {
-			after = append(after, t)
-		}
-		if serial := serialOf(cr.Status.Certificate); serial != "" && !beforeKill[serial] && (firstViaB.IsZero() || t.Before(firstViaB)) {
-			firstViaB = t
+		after = append(after, t)
+		if serial := serialOf(cr.Status.Certificate); serial != "" && !beforeKill[serial] {
+			viaB = append(viaB, t)
 		}
 	}
 	rw.mu.Unlock()
 	all := readyTimes(rw)
 	sort.Slice(after, func(i, j int) bool { return after[i].Before(after[j]) })
+	sort.Slice(viaB, func(i, j int) bool { return viaB[i].Before(viaB[j]) })
 	res.BeforePerSec = rateBetween(all, all[0], killAt)
-	if !firstViaB.IsZero() {
+	var firstViaB time.Time
+	if len(viaB) > 0 {
+		firstViaB = viaB[0]
 		res.ToFirstSecond = firstViaB.Sub(killAt).Seconds()
 	}
-	// A call the kill cut off whose enrolment EJBCA never carried out is
-	// searched for, found absent only once the settle time from its
-	// attempt (at most one EJBCA timeout before the kill) has passed, and
-	// only then enrolled through B: such requests arrive last. Steady
-	// throughput after the loss is measured from the first certificate
-	// through B over the backlog left before they could, up to its 95th
-	// percentile (as the baseline's, so the drain at the end, when the
-	// workers run out of requests, counts in neither).
+	// Steady throughput after the move is node 2's: the certificates
+	// issued through it, from the first on. The requests the kill cut off
+	// count in the whole window below, not here: their certificates, issued
+	// by node 1 before it died, are found by a search after their retry's
+	// backoff; one whose enrolment node 1 never carried out is found absent
+	// only once the settle time from its attempt (at most one EJBCA timeout
+	// before the kill) has passed, and only then enrolled through node 2,
+	// last. The window ends at the 95th percentile of node 2's certificates
+	// before that time (as the baseline's, so the drain at the end, when
+	// the workers run out of requests, counts in neither).
 	settled := killAt.Add(settle - time.Duration(res.EJBCATimeoutS*float64(time.Second)))
 	var fresh []time.Time
-	for _, t := range after {
+	for _, t := range viaB {
 		if t.Before(settled) {
 			fresh = append(fresh, t)
 		}
 	}
-	if len(fresh) > 1 && !firstViaB.IsZero() {
+	if len(fresh) > 1 {
 		if last := fresh[len(fresh)-1-len(fresh)/20]; last.After(firstViaB) {
-			res.AfterPerSec = rateBetween(after, firstViaB, last)
+			res.AfterPerSec = rateBetween(viaB, firstViaB, last)
 		}
+	}
+	// The whole window: from the kill, over every certificate after it
+	// (the cut-off requests' too), to the same 95th percentile.
+	if len(after) > 1 {
+		res.AfterWholePerSec = rateBetween(after, killAt, after[len(after)-1-len(after)/20])
 	}
 	res.afterTimes, res.killAt = after, killAt
 	for _, t := range all {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ type phaseMark struct {
 	calls  []int
 	dials  []int
 	enrols []int
+	load   float64
 }
 
 // nodesPhase is one phase of the nodes scenario (a one-node run, the
@@ -29,9 +32,11 @@ type phaseMark struct {
 // Ready in it, so that a drop in throughput can be traced to the calls,
 // writes or CPU that grew.
 type nodesPhase struct {
-	Name    string  `json:"name"`
-	Seconds float64 `json:"seconds"`
-	Certs   int     `json:"certificates_ready"`
+	Name string `json:"name"`
+	// Load is the machine's 1-minute load average at the start and end.
+	Load    [2]float64 `json:"load_average"`
+	Seconds float64    `json:"seconds"`
+	Certs   int        `json:"certificates_ready"`
 	// Outcomes are the manager's requests by outcome (issued, pending,
 	// issuer_not_ready, ...): every reconcile that decided something.
 	Outcomes map[string]float64 `json:"manager_outcomes"`
@@ -51,7 +56,7 @@ type nodesPhase struct {
 }
 
 func (b *bench) mark(ctx context.Context, mgr *managerProcess, nodes ...*ejbcasim.Node) phaseMark {
-	m := phaseMark{at: time.Now(), sim: b.stack.Sim.Counters()}
+	m := phaseMark{at: time.Now(), sim: b.stack.Sim.Counters(), load: loadAverage()}
 	m.mgr, _ = mgr.metrics()
 	m.api, _ = b.apiMetrics(ctx)
 	m.cpu, _ = mgr.cpu()
@@ -67,7 +72,8 @@ func (b *bench) mark(ctx context.Context, mgr *managerProcess, nodes ...*ejbcasi
 // Ready in it.
 func phaseBetween(name string, m0, m1 phaseMark, certs int) nodesPhase {
 	p := nodesPhase{Name: name, Seconds: m1.at.Sub(m0.at).Seconds(), Certs: certs, Outcomes: map[string]float64{},
-		EJBCACalls: map[string]int{}, WritesPerCert: map[string]float64{}, TLSHandshakes: m1.sim.TLSHandshakes - m0.sim.TLSHandshakes}
+		EJBCACalls: map[string]int{}, WritesPerCert: map[string]float64{}, TLSHandshakes: m1.sim.TLSHandshakes - m0.sim.TLSHandshakes,
+		Load: [2]float64{m0.load, m1.load}}
 	for series, v := range m1.mgr {
 		if strings.HasPrefix(series, "ejbca_issuer_certificaterequests_total{") {
 			if d := v - m0.mgr[series]; d > 0 {
@@ -94,13 +100,28 @@ func phaseBetween(name string, m0, m1 phaseMark, certs int) nodesPhase {
 
 // phaseTable prints the phases as a Markdown table.
 func phaseTable(phases []nodesPhase) {
-	fmt.Println("| phase | s | certs | outcomes (manager) | issuer checks | EJBCA calls | calls node 1 / node 2 | connections node 1 / node 2 | TLS handshakes | CPU ms/cert | API writes/cert |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| phase | load | s | certs | outcomes (manager) | issuer checks | EJBCA calls | calls node 1 / node 2 | connections node 1 / node 2 | TLS handshakes | CPU ms/cert | API writes/cert |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, p := range phases {
-		fmt.Printf("| %s | %.2f | %d | %s | %.0f | %s | %s | %s | %d | %.2f | %s |\n", p.Name, p.Seconds, p.Certs, formatCounts(p.Outcomes),
+		fmt.Printf("| %s | %.1f–%.1f | %.2f | %d | %s | %.0f | %s | %s | %s | %d | %.2f | %s |\n", p.Name, p.Load[0], p.Load[1], p.Seconds, p.Certs, formatCounts(p.Outcomes),
 			p.HealthChecks, formatIntCounts(p.EJBCACalls), joinInts(p.NodeCalls), joinInts(p.NodeDials), p.TLSHandshakes, p.CPUMsPerCert,
 			formatPerCert(p.WritesPerCert))
 	}
+}
+
+// loadAverage is the machine's 1-minute load average (0 if unknown): the
+// figures of a shared machine mean little without it.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 func formatCounts(m map[string]float64) string {
