@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
 	"github.com/certctl-io/ejbca-issuer/internal/metrics"
 	"github.com/certctl-io/ejbca-issuer/internal/testkit"
@@ -162,6 +164,41 @@ func TestNodeDiesMidBurst(t *testing.T) {
 		t.Errorf("node A was tried %d times after it died, want no more than the calls in flight plus a check and a probe", tries)
 	}
 	t.Logf("after the kill: node A tried %d times; enrolments A %d, B %d", a.Dialed()-dialedAtKill, a.Calls("/pkcs10enroll"), b.Calls("/pkcs10enroll"))
+}
+
+// TestNodeCutOffHoldsNoOtherRequest: node A takes a request's enrolment,
+// issues, and drops the connection unanswered; A is set aside. With node B
+// usable the issuer is not made suspect: a request created after that is
+// enrolled through B at once instead of waiting for the issuer's re-check
+// (here EJBCA's status endpoint gives no answer, so the probe that would
+// bring the re-check forward fails, and a held request would wait for the
+// check a minute after the last). The cut-off request finds its certificate
+// through B by the recovery search: one enrolment each.
+func TestNodeCutOffHoldsNoOtherRequest(t *testing.T) {
+	t.Parallel()
+	sim, a, b := simNodes(t)
+	ns, iss := nodesIssuer(t, sim, "cutoff", a, b)
+	waitIssuer(t, iss, v1alpha1.ReasonChecked)
+	sim.InjectFault("status", ejbcasim.Fault{ResetBeforeHandling: true})
+	sim.InjectFault("pkcs10enroll", ejbcasim.Fault{Count: 1, ResetAfterIssuing: true})
+	cut, _ := requestFor(t, ns, "cutoff", "cut-off")
+	// Its call's failure, naming node A, is in its status: the manager has
+	// acted on it.
+	waitRequest(t, cut, cmapi.CertificateRequestReasonPending, a.URL(), time.Minute)
+	after, _ := requestFor(t, ns, "cutoff", "after")
+	waitRequest(t, after, cmapi.CertificateRequestReasonIssued, "", 30*time.Second)
+	if reasons := testkit.Reasons(testkit.EventsOf(t, k8s, after)); slices.Contains(reasons, signing.EventIssuerNotReady) {
+		t.Errorf("the request after the cut-off waited for the issuer: events %v", reasons)
+	}
+	waitRequest(t, cut, cmapi.CertificateRequestReasonIssued, "", time.Minute)
+	for _, name := range []string{"cut-off", "after"} {
+		if got := enrolments(sim, ns+"/"+name); got != 1 {
+			t.Errorf("%s: %d enrolments, want 1", name, got)
+		}
+	}
+	if a.Calls("/pkcs10enroll") != 1 || b.Calls("/pkcs10enroll") != 1 {
+		t.Errorf("enrolment calls: node A %d, node B %d; want the cut-off one on A, the next on B", a.Calls("/pkcs10enroll"), b.Calls("/pkcs10enroll"))
+	}
 }
 
 // TestNodeFrozenMidEnrolment: the first node takes a request's enrolment

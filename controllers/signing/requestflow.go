@@ -127,15 +127,18 @@ func SignThrough(ctx context.Context, clients *issuerclients.Cache, signer *Sign
 	}
 	res := signer.Sign(ctx, sr, issuer, cl)
 	// After the call: no answer from EJBCA makes the issuer suspected
-	// (requests through it wait for its re-check); a 403 that may be the
-	// issuer's, or a node of several set aside by this or another call (the
-	// request itself may have gone through the next node), asks for a
-	// re-check at the usual spacing without holding other requests, so one
-	// tenant's refusal never stalls a shared issuer.
+	// (requests through it wait for its re-check), unless it was one node's
+	// of several and another is still usable: the next calls go there, so
+	// holding them would only stall the issuer (the request itself retries
+	// on its backoff, searching first). A 403 that may be the issuer's, or
+	// a node of several set aside by this or another call (the request
+	// itself may have gone through the next node), asks for a re-check at
+	// the usual spacing without holding other requests, so one tenant's
+	// refusal never stalls a shared issuer.
 	lost := cl.TakeNodeLoss()
 	switch {
 	case wakes == nil || errors.Is(res.Err, ErrNotLeader):
-	case noResponse(res.Err):
+	case noResponse(res.Err) && !cl.OtherNodeUsable(res.Err):
 		wakes.Suspect(kind, key)
 		res.Err = &IssuerUnansweredError{Issuer: state.Ref, Err: res.Err}
 	case suspectsIssuer(res.Err) || lost:

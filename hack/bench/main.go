@@ -41,6 +41,9 @@ type options struct {
 	plot      string
 	keep      bool
 	profile   string
+	// manager is a manager binary to measure instead of building this
+	// tree's: two builds compared in one window of a shared machine.
+	manager string
 	// scaleSizes are the scale scenario's counts of finished requests.
 	scaleSizes []int
 	// scaleVariants are the manager settings each scale point runs with.
@@ -77,6 +80,7 @@ func run() error {
 	flag.StringVar(&o.plot, "plot", "", "write the throughput scenario's plot (SVG) here")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the manager during each issue run to this directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (manager logs, kubeconfig) and print its path")
+	flag.StringVar(&o.manager, "manager", "", "measure this manager binary instead of building the source tree's (to compare two builds run after one another)")
 	var scaleSizes string
 	flag.StringVar(&scaleSizes, "scale-sizes", "", "comma-separated counts of finished requests for the scale scenario (default 0,2000,10000,30000; 0,600 with --quick)")
 	var scaleVariants string
@@ -121,10 +125,12 @@ func run() error {
 		defer os.RemoveAll(work)
 	}
 
-	progress("building the manager binary with the release flags")
-	bin, err := buildManager(root, work)
-	if err != nil {
-		return fmt.Errorf("building the manager: %w", err)
+	bin := o.manager
+	if bin == "" {
+		progress("building the manager binary with the release flags")
+		if bin, err = buildManager(root, work); err != nil {
+			return fmt.Errorf("building the manager: %w", err)
+		}
 	}
 	progress("starting the control plane, the EJBCA simulator and cert-manager's controllers")
 	stack, err := devstack.Start(ctx, devstack.Options{Dir: work, NoManager: true, Progress: progress})

@@ -117,6 +117,18 @@ func (s *nodeSet) succeeded(i int) {
 	n.suspect, n.since, n.reason, n.retryAt = false, time.Time{}, "", time.Time{}
 }
 
+// anyUsable reports whether a node is believed usable.
+func (s *nodeSet) anyUsable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if !n.suspect {
+			return true
+		}
+	}
+	return false
+}
+
 // NodeState is what the client believes of one EJBCA node.
 type NodeState struct {
 	// URL as written in the issuer.

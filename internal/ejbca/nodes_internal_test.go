@@ -116,3 +116,37 @@ func TestJudge(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherNodeUsable: a node's failure leaves the issuer's other requests
+// free to call only when the client has several nodes and still believes
+// one usable; a client of one node, every node set aside, and failures no
+// node caused (the rate limit, the token endpoint, no error) never do.
+func TestOtherNodeUsable(t *testing.T) {
+	noAnswer := &Error{Kind: KindRetryable, Err: errors.New("connection reset by peer")}
+	for _, tc := range []struct {
+		name    string
+		nodes   int
+		suspect []int
+		err     error
+		want    bool
+	}{
+		{"two nodes, the first set aside", 2, []int{0}, noAnswer, true},
+		{"two nodes, the second set aside", 2, []int{1}, noAnswer, true},
+		{"three nodes, two set aside", 3, []int{0, 1}, noAnswer, true},
+		{"two nodes, both set aside", 2, []int{0, 1}, noAnswer, false},
+		{"one node, set aside", 1, []int{0}, noAnswer, false},
+		{"one node, still usable", 1, nil, noAnswer, false},
+		{"two nodes, the rate limit held the call back", 2, nil, &Error{Kind: KindRetryable, NotSent: true, heldBack: true}, false},
+		{"two nodes, the token endpoint failed", 2, nil, &Error{Kind: KindRetryable, TokenURL: "https://idp"}, false},
+		{"two nodes, EJBCA answered 400", 2, nil, &Error{Kind: KindPermanent, StatusCode: 400}, false},
+		{"two nodes, no error", 2, nil, nil, false},
+	} {
+		c := &Client{nodes: testNodes(t, tc.nodes)}
+		for _, i := range tc.suspect {
+			c.nodes.failed(i, time.Now(), "connection reset by peer")
+		}
+		if got := c.OtherNodeUsable(tc.err); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

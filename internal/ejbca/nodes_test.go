@@ -125,6 +125,9 @@ func TestEnrolmentWithoutAnswerIsNotSentToAnotherNode(t *testing.T) {
 	if e := asError(t, err); e.Node != a.URL() {
 		t.Errorf("the error names node %q, want %q", e.Node, a.URL())
 	}
+	if !c.OtherNodeUsable(err) {
+		t.Error("OtherNodeUsable = false with node B untouched: the issuer's other requests would wait for nothing")
+	}
 	if n := b.Calls("/pkcs10enroll"); n != 0 {
 		t.Fatalf("node B got the enrolment %d times after node A gave no answer, want never", n)
 	}
@@ -238,6 +241,9 @@ func TestEveryNodeDown(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), a.URL()) || !strings.Contains(err.Error(), b.URL()) {
 		t.Errorf("the error does not name both nodes: %v", err)
+	}
+	if c.OtherNodeUsable(err) {
+		t.Error("OtherNodeUsable = true with every node down")
 	}
 	for i, s := range c.Nodes() {
 		if s.Usable {

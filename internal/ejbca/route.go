@@ -136,6 +136,20 @@ func (c *Client) note(i int, resp *response, err error, v verdict) (lost bool) {
 // reports a loss: its calls' own errors say EJBCA could not be reached.
 func (c *Client) TakeNodeLoss() bool { return c.nodeLost.CompareAndSwap(true, false) }
 
+// OtherNodeUsable reports whether err, a call's failure, was one node's
+// (no connection, TLS failure, timeout, 5xx: the node is set aside) while
+// the client, of several nodes, still believes another usable: its next
+// calls go there, so the failure says nothing of EJBCA as a whole and is no
+// reason to hold the issuer's other requests. False for a client of one
+// node (its node's failure is EJBCA's), with every node set aside, and for
+// failures no node caused (the issuer's rate limit, the token endpoint).
+func (c *Client) OtherNodeUsable(err error) bool {
+	if err == nil || c.nodes.len() < 2 || !judge(false, nil, err).nodeFailed {
+		return false
+	}
+	return c.nodes.anyUsable()
+}
+
 // annotate names the node and what the nodes before it said.
 func (c *Client) annotate(resp *response, err error, node string, earlier []string) (*response, error) {
 	others := strings.Join(earlier, "; ")
