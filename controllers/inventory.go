@@ -69,12 +69,14 @@ func (r InventoryReaders) cache() client.Reader {
 	return r.Cache
 }
 
-// CertificateRequestInventory lists the CertificateRequests for our
-// issuers. Final ones are kept: this process's cache may still show one
-// unfinished, and must then search before it signs; the reconciler forgets
-// them as it sees them final (Attempts.Done). Those for other issuers are
-// left out (spec.issuerRef is immutable): they would never be reconciled,
-// and so never forgotten.
+// CertificateRequestInventory lists the unfinished CertificateRequests for
+// our issuers. One the cache shows final is left out: final states never
+// revert, so nothing is sent for it, and the reconciler does not reconcile
+// a request final when first seen, so nothing would forget it. One the
+// cache still shows unfinished is kept (it must be searched before it is
+// signed); the reconciler forgets it as it sees it final (Attempts.Done).
+// Those for other issuers are left out (spec.issuerRef is immutable): they
+// would never be reconciled, and so never forgotten.
 func CertificateRequestInventory(r InventoryReaders) Inventory {
 	gvk := cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")
 	if r.SelectByIssuerGroup {
@@ -84,6 +86,10 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 				sel := fields.AndSelectors(fields.OneTermEqualSelector(IssuerGroupField, v1alpha1.GroupVersion.Group),
 					fields.OneTermEqualSelector(issuerKindField, kind))
 				err := listMetadata(ctx, r.API, gvk, []client.ListOption{client.MatchingFieldsSelector{Selector: sel}}, func(m *metav1.PartialObjectMetadata) error {
+					cr := &cmapi.CertificateRequest{}
+					if err := readListed(ctx, r, m, cr); err != nil || cr.UID != m.UID || isFinal(cr) {
+						return err // gone meanwhile, or final: nothing to inherit
+					}
 					found = append(found, Existing{UID: m.UID, Namespace: m.Namespace, Name: m.Name})
 					return nil
 				})
@@ -101,7 +107,7 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 			if err := readListed(ctx, r, m, cr); err != nil || cr.UID != m.UID {
 				return err // gone meanwhile: nothing to inherit
 			}
-			if IsOurs(cr.Spec.IssuerRef) {
+			if IsOurs(cr.Spec.IssuerRef) && !isFinal(cr) {
 				found = append(found, Existing{UID: m.UID, Namespace: m.Namespace, Name: m.Name})
 			}
 			return nil
@@ -111,8 +117,9 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 }
 
 // CertificateSigningRequestInventory is CertificateRequestInventory for
-// Kubernetes CSRs of our signers (a signer name cannot be selected by
-// prefix: every CSR's metadata is listed, its signer read from the cache).
+// unfinished Kubernetes CSRs of our signers (a signer name cannot be
+// selected by prefix: every CSR's metadata is listed, its signer read from
+// the cache).
 func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
 	gvk := certificatesv1.SchemeGroupVersion.WithKind("CertificateSigningRequestList")
 	return func(ctx context.Context) ([]Existing, error) {
@@ -122,7 +129,7 @@ func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
 			if err := readListed(ctx, r, m, csr); err != nil || csr.UID != m.UID {
 				return err
 			}
-			if isOurSigner(csr.Spec.SignerName) {
+			if isOurSigner(csr.Spec.SignerName) && !csrIsFinal(csr) {
 				found = append(found, Existing{UID: m.UID, Name: m.Name})
 			}
 			return nil

@@ -65,3 +65,41 @@ func TestInventoryListsBothKinds(t *testing.T) {
 		t.Errorf("not in the inventory: %v", want)
 	}
 }
+
+// TestInventoryLeavesOutFinishedRequests: a request of ours that is final
+// (here denied) when the inventory is taken is not in it, however the
+// requests are listed: nothing is sent for it again, and the reconciler,
+// which does not reconcile requests final when first seen, would never
+// forget it (every finished request would be held for the process's life).
+func TestInventoryLeavesOutFinishedRequests(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, ejbcasim.Config{})
+	ns, _ := readyIssuer(t, sim)
+	_, pem := csrFor(t, "finished.example.com", "finished.example.com")
+	open := newRequest(t, ns, "ejbca", "still-open", pem) // not approved: never signed
+	denied := newRequest(t, ns, "ejbca", "denied", pem)
+	now := metav1.Now()
+	denied.Status.Conditions = []cmapi.CertificateRequestCondition{
+		{Type: cmapi.CertificateRequestConditionDenied, Status: cmmeta.ConditionTrue, Reason: "Test", Message: "denied", LastTransitionTime: &now},
+		{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonDenied, Message: "denied", LastTransitionTime: &now},
+	}
+	if err := k8s.Status().Update(context.Background(), denied); err != nil {
+		t.Fatal(err)
+	}
+	for _, selected := range []bool{false, true} {
+		found, err := controllers.CertificateRequestInventory(controllers.InventoryReaders{API: k8s, SelectByIssuerGroup: selected})(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := map[types.UID]bool{}
+		for _, e := range found {
+			listed[e.UID] = true
+		}
+		if listed[denied.UID] {
+			t.Errorf("selected by issuer group %v: the denied request is in the inventory", selected)
+		}
+		if !listed[open.UID] {
+			t.Errorf("selected by issuer group %v: the unfinished request is not in the inventory", selected)
+		}
+	}
+}
