@@ -6,8 +6,11 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"hash"
+	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unique"
 
@@ -22,8 +25,11 @@ import (
 // memory grows with the issuer's own unfinished work, not with the cluster:
 //
 //   - another issuer's or signer's request: a stub of its identity and its
-//     issuerRef or signerName (ShapeStub);
-//   - a final request of ours: its metadata and conditions, its certificate
+//     issuerRef or signerName (ShapeStub), unmarked: its issuerRef or
+//     signerName says it is foreign, and nothing reads a foreign request
+//     beyond that;
+//   - a final request of ours: its identity, finalizers, owners, the
+//     annotations revocation reads and its conditions, its certificate
 //     reduced to the record revocation needs, parsed once here
 //     (ShapeFinished; a final request never changes back);
 //   - an unfinished request of ours: whole (ShapeFull).
@@ -79,15 +85,23 @@ var cacheKey = func() []byte {
 	return k
 }()
 
+// cacheMACs reuses keyed HMACs: every predicate, index and reconcile that
+// asks a cached request's shape checks its seal, and keying an HMAC costs
+// more than the check.
+var cacheMACs = sync.Pool{New: func() any { return hmac.New(sha256.New, cacheKey) }}
+
 // cacheSeal authenticates the cache annotations of o's version.
 func cacheSeal(o metav1.Object) string {
 	a := o.GetAnnotations()
-	m := hmac.New(sha256.New, cacheKey)
+	m := cacheMACs.Get().(hash.Hash)
+	defer cacheMACs.Put(m)
+	m.Reset()
+	var sum [sha256.Size]byte
 	for _, v := range []string{string(o.GetUID()), o.GetResourceVersion(), a[cacheShapeAnnotation], a[cacheRecordAnnotation], a[cacheIssuerAnnotation]} {
-		m.Write([]byte(v))
+		io.WriteString(m, v)
 		m.Write([]byte{0})
 	}
-	return base64.RawStdEncoding.EncodeToString(m.Sum(nil)[:16])
+	return base64.RawStdEncoding.EncodeToString(m.Sum(sum[:0])[:16])
 }
 
 // sealed: o's cache annotations were written by this process's transforms.
@@ -96,9 +110,27 @@ func sealed(o metav1.Object) bool {
 	return got != "" && hmac.Equal([]byte(got), []byte(cacheSeal(o)))
 }
 
-// ShapeOf is the shape the cache keeps o in; ShapeFull for anything read
-// from the API server (whatever annotations a requester wrote).
+// ShapeOf is the shape the cache keeps o in: ShapeStub for any request of
+// another issuer or signer, wherever it was read (only its identity and
+// issuerRef or signerName are ever read); otherwise ShapeFull for anything
+// read from the API server (whatever annotations a requester wrote).
 func ShapeOf(o metav1.Object) CachedShape {
+	switch o := o.(type) {
+	case *cmapi.CertificateRequest:
+		if !IsOurs(o.Spec.IssuerRef) {
+			return ShapeStub
+		}
+	case *certificatesv1.CertificateSigningRequest:
+		if !isOurSigner(o.Spec.SignerName) {
+			return ShapeStub
+		}
+	}
+	return markedShape(o)
+}
+
+// markedShape is the shape this process's transforms marked o with;
+// ShapeFull when unmarked (or marked by anyone else).
+func markedShape(o metav1.Object) CachedShape {
 	s := CachedShape(o.GetAnnotations()[cacheShapeAnnotation])
 	if s == ShapeFull || !sealed(o) {
 		return ShapeFull
@@ -167,7 +199,7 @@ func TrimCertificateRequest(in any) (any, error) {
 	if !ok {
 		return in, nil
 	}
-	if ShapeOf(cr) != ShapeFull {
+	if markedShape(cr) != ShapeFull {
 		return cr, nil // already reduced by this transform
 	}
 	cr.ManagedFields = nil
@@ -175,12 +207,14 @@ func TrimCertificateRequest(in any) (any, error) {
 	switch {
 	case !IsOurs(cr.Spec.IssuerRef):
 		stub := &cmapi.CertificateRequest{TypeMeta: cr.TypeMeta, ObjectMeta: stubMeta(&cr.ObjectMeta)}
-		stub.Spec.IssuerRef = cr.Spec.IssuerRef
+		stub.Spec.IssuerRef = cmmeta.IssuerReference{Name: intern(cr.Spec.IssuerRef.Name), Kind: intern(cr.Spec.IssuerRef.Kind), Group: intern(cr.Spec.IssuerRef.Group)}
 		return stub, nil
 	case isFinal(cr):
 		leaf := leafOf(cr.Status.Certificate)
-		cr.Spec = cmapi.CertificateRequestSpec{IssuerRef: cr.Spec.IssuerRef}
-		cr.Status.Certificate, cr.Status.CA = nil, nil
+		ref := cr.Spec.IssuerRef
+		cr.Spec = cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Name: intern(ref.Name), Kind: intern(ref.Kind), Group: intern(ref.Group)}}
+		cr.Status.Certificate, cr.Status.CA, cr.Status.FailureTime = nil, nil, nil
+		cr.ObjectMeta = finishedMeta(&cr.ObjectMeta)
 		setAnnotation(&cr.ObjectMeta, cacheShapeAnnotation, string(ShapeFinished))
 		if leaf != nil {
 			rec := recordOf(leaf)
@@ -201,7 +235,7 @@ func TrimCertificateSigningRequest(in any) (any, error) {
 	if !ok {
 		return in, nil
 	}
-	if ShapeOf(csr) != ShapeFull {
+	if markedShape(csr) != ShapeFull {
 		return csr, nil
 	}
 	csr.ManagedFields = nil
@@ -216,7 +250,7 @@ func TrimCertificateSigningRequest(in any) (any, error) {
 		return csr, nil
 	}
 	stub := &certificatesv1.CertificateSigningRequest{TypeMeta: csr.TypeMeta, ObjectMeta: stubMeta(&csr.ObjectMeta)}
-	stub.Spec.SignerName = csr.Spec.SignerName
+	stub.Spec.SignerName = intern(csr.Spec.SignerName)
 	if shape == ShapeFinished {
 		setAnnotation(&stub.ObjectMeta, cacheShapeAnnotation, string(ShapeFinished))
 		setAnnotation(&stub.ObjectMeta, cacheSealAnnotation, cacheSeal(stub))
@@ -232,7 +266,7 @@ func TrimCertificate(in any) (any, error) {
 	if !ok {
 		return in, nil
 	}
-	if ShapeOf(crt) != ShapeFull {
+	if markedShape(crt) != ShapeFull {
 		return crt, nil
 	}
 	crt.ManagedFields = nil
@@ -242,19 +276,48 @@ func TrimCertificate(in any) (any, error) {
 	}
 	stub := &cmapi.Certificate{TypeMeta: crt.TypeMeta, ObjectMeta: stubMeta(&crt.ObjectMeta)}
 	stub.Spec.IssuerRef = crt.Spec.IssuerRef
+	setAnnotation(&stub.ObjectMeta, cacheShapeAnnotation, string(ShapeStub))
+	setAnnotation(&stub.ObjectMeta, cacheSealAnnotation, cacheSeal(stub))
 	return stub, nil
 }
 
-// stubMeta is an object's identity, marked ShapeStub.
+// stubMeta is an object's identity.
 func stubMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
-	out := metav1.ObjectMeta{
-		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion, Generation: m.Generation,
+	return metav1.ObjectMeta{
+		Name: m.Name, Namespace: intern(m.Namespace), UID: m.UID, ResourceVersion: m.ResourceVersion, Generation: m.Generation,
 		CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp,
-		Annotations: map[string]string{cacheShapeAnnotation: string(ShapeStub)},
 	}
-	out.Annotations[cacheSealAnnotation] = cacheSeal(&out)
+}
+
+// finishedAnnotations are the annotations of a final request that anything
+// reads (the revocation controller); the others (cert-manager's, those
+// copied from a Certificate) are not kept.
+var finishedAnnotations = []string{RevokeAnnotation, cmapi.CertificateRequestRevisionAnnotationKey}
+
+// finishedMeta is what a final request of ours keeps of its metadata: its
+// identity, finalizers and owners, and finishedAnnotations, with room for
+// the cache's own; no labels. Strings shared by many requests are interned.
+func finishedMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	out := stubMeta(m)
+	out.DeletionGracePeriodSeconds, out.Finalizers = m.DeletionGracePeriodSeconds, m.Finalizers
+	for i := range m.Finalizers {
+		m.Finalizers[i] = intern(m.Finalizers[i])
+	}
+	for _, ref := range m.OwnerReferences {
+		ref.APIVersion, ref.Kind = intern(ref.APIVersion), intern(ref.Kind)
+		out.OwnerReferences = append(out.OwnerReferences, ref)
+	}
+	out.Annotations = make(map[string]string, len(finishedAnnotations)+4)
+	for _, k := range finishedAnnotations {
+		if v, ok := m.Annotations[k]; ok {
+			out.Annotations[k] = intern(v)
+		}
+	}
 	return out
 }
+
+// intern shares one copy of a string that many cached objects hold.
+func intern(s string) string { return unique.Make(s).Value() }
 
 func dropCacheAnnotations(m *metav1.ObjectMeta) {
 	for k := range m.Annotations {
