@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"hash"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -221,7 +222,7 @@ func TrimCertificateRequest(in any) (any, error) {
 			setAnnotation(&cr.ObjectMeta, cacheRecordAnnotation, rec.Serial+" "+strconv.FormatInt(rec.NotAfter.Unix(), 10))
 			setAnnotation(&cr.ObjectMeta, cacheIssuerAnnotation, unique.Make(base64.StdEncoding.EncodeToString(rec.RawIssuer)+" "+rec.IssuerDN).Value())
 		}
-		internConditions(cr.Status.Conditions)
+		cr.Status.Conditions = finishedConditions(cr.Status.Conditions)
 		setAnnotation(&cr.ObjectMeta, cacheSealAnnotation, cacheSeal(cr))
 	}
 	return cr, nil
@@ -327,16 +328,41 @@ func dropCacheAnnotations(m *metav1.ObjectMeta) {
 	}
 }
 
-// internConditions shares the condition texts of finished requests, which
-// repeat from one request to the next (the same reasons and messages).
-func internConditions(conds []cmapi.CertificateRequestCondition) {
-	for i := range conds {
-		c := &conds[i]
-		c.Type = cmapi.CertificateRequestConditionType(unique.Make(string(c.Type)).Value())
-		c.Status = cmmeta.ConditionStatus(unique.Make(string(c.Status)).Value())
-		c.Reason = unique.Make(c.Reason).Value()
-		c.Message = unique.Make(c.Message).Value()
+// finishedConditionTypes are the conditions of a final request that
+// anything reads (revocation: when it was issued, its issuance record, its
+// revocation); the others (Approved, Denied, other controllers') are not
+// kept.
+var finishedConditionTypes = []cmapi.CertificateRequestConditionType{
+	cmapi.CertificateRequestConditionReady, ConditionIssuanceRecord, ConditionRevoked, ConditionIssuedWithRevokeAnnotation,
+}
+
+// finishedConditions is finishedConditionTypes of a final request's
+// conditions, in a slice of their own, the texts that repeat from one
+// request to the next shared (types, reasons, Ready's message).
+func finishedConditions(conds []cmapi.CertificateRequestCondition) []cmapi.CertificateRequestCondition {
+	n := 0
+	for _, c := range conds {
+		if slices.Contains(finishedConditionTypes, c.Type) {
+			n++
+		}
 	}
+	if n == 0 {
+		return nil
+	}
+	kept := make([]cmapi.CertificateRequestCondition, 0, n)
+	for _, c := range conds {
+		if !slices.Contains(finishedConditionTypes, c.Type) {
+			continue
+		}
+		c.Type = cmapi.CertificateRequestConditionType(intern(string(c.Type)))
+		c.Status = cmmeta.ConditionStatus(intern(string(c.Status)))
+		c.Reason = intern(c.Reason)
+		if c.Type == cmapi.CertificateRequestConditionReady {
+			c.Message = intern(c.Message) // the others name the certificate
+		}
+		kept = append(kept, c)
+	}
+	return kept
 }
 
 func setAnnotation(m *metav1.ObjectMeta, k, v string) {

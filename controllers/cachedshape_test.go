@@ -131,7 +131,11 @@ func TestTrimCertificateRequest(t *testing.T) {
 		}
 	})
 	t.Run("ours, issued: metadata, conditions and the parsed record", func(t *testing.T) {
-		got := trim(request(ours, ready, revoked))
+		approved := cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionApproved, Status: cmmeta.ConditionTrue, Reason: "cert-manager.io"}
+		got := trim(request(ours, approved, ready, revoked))
+		if len(got.Status.Conditions) != 2 || got.Status.Conditions[0].Type != ready.Type || got.Status.Conditions[1].Type != revoked.Type {
+			t.Errorf("conditions kept: %+v; want Ready and Revoked (what revocation reads), not Approved", got.Status.Conditions)
+		}
 		if ShapeOf(got) != ShapeFinished || isComplete(got) || !isFinal(got) {
 			t.Fatalf("shape %q, want finished", ShapeOf(got))
 		}
