@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,6 +20,7 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // The manager's cache keeps each CertificateRequest and
@@ -35,12 +37,14 @@ import (
 //     (ShapeFinished; a final request never changes back);
 //   - an unfinished request of ours: whole (ShapeFull).
 //
-// The shape is marked on the cached copy under cacheAnnotationPrefix and
-// sealed with a key that never leaves the process (cacheSeal): anything the
-// API server sends under that prefix is a requester's and is ignored, so a
-// record cannot be forged (say, to have another certificate revoked), and
-// the transforms, which client-go may run again on their own output,
-// recognise what they made. Code that reads requests from the
+// A finished request's record rides in its cached copy's spec.request,
+// which it no longer needs (finishedRecord: no annotation map per request);
+// other shapes are marked under cacheAnnotationPrefix. Both are sealed
+// with a key that never leaves the process (cacheSeal, sealRecord):
+// anything the API server sends that looks like them is a requester's and
+// is ignored, so a record cannot be forged (say, to have another
+// certificate revoked), and the transforms, which client-go may run again
+// on their own output, recognise what they made. Code that reads requests from the
 // cache goes through the accessors here (isFinal, csrIsFinal, issuedRecord,
 // hasIssued, isComplete), never through spec.request, status.certificate or
 // status.ca of a cached object directly; what needs those reads through the
@@ -55,9 +59,10 @@ const (
 	// ShapeStub: identity (name, namespace, UID, resourceVersion, creation
 	// and deletion times) and spec.issuerRef or spec.signerName, nothing else.
 	ShapeStub CachedShape = "stub"
-	// ShapeFinished: a final request of ours: metadata and status
-	// conditions; spec.request, status.certificate and status.ca dropped,
-	// the certificate's identity kept as an IssuedRecord.
+	// ShapeFinished: a final request of ours: identity, finalizers,
+	// owners, the revoke annotation and the conditions revocation reads;
+	// spec.request holds the sealed finishedRecord instead of the CSR,
+	// status.certificate and status.ca dropped.
 	ShapeFinished CachedShape = "finished"
 )
 
@@ -67,14 +72,7 @@ const cacheAnnotationPrefix = "cache.ejbca-issuer.certctl.io/"
 
 const (
 	cacheShapeAnnotation = cacheAnnotationPrefix + "shape"
-	// cacheRecordAnnotation is a finished request's certificate: its
-	// serial and notAfter (Unix seconds), space-separated.
-	cacheRecordAnnotation = cacheAnnotationPrefix + "record"
-	// cacheIssuerAnnotation is the certificate's issuer: the name's DER in
-	// base64, a space, and its DN. Interned: every certificate of a CA
-	// shares one copy.
-	cacheIssuerAnnotation = cacheAnnotationPrefix + "issuer"
-	cacheSealAnnotation   = cacheAnnotationPrefix + "seal"
+	cacheSealAnnotation  = cacheAnnotationPrefix + "seal"
 )
 
 // cacheKey seals what the transforms write; made at start, never shown.
@@ -98,7 +96,7 @@ func cacheSeal(o metav1.Object) string {
 	defer cacheMACs.Put(m)
 	m.Reset()
 	var sum [sha256.Size]byte
-	for _, v := range []string{string(o.GetUID()), o.GetResourceVersion(), a[cacheShapeAnnotation], a[cacheRecordAnnotation], a[cacheIssuerAnnotation]} {
+	for _, v := range []string{string(o.GetUID()), o.GetResourceVersion(), a[cacheShapeAnnotation]} {
 		io.WriteString(m, v)
 		m.Write([]byte{0})
 	}
@@ -132,6 +130,12 @@ func ShapeOf(o metav1.Object) CachedShape {
 // markedShape is the shape this process's transforms marked o with;
 // ShapeFull when unmarked (or marked by anyone else).
 func markedShape(o metav1.Object) CachedShape {
+	if cr, ok := o.(*cmapi.CertificateRequest); ok {
+		if _, ok := cachedRecord(cr); ok {
+			return ShapeFinished
+		}
+		return ShapeFull
+	}
 	s := CachedShape(o.GetAnnotations()[cacheShapeAnnotation])
 	if s == ShapeFull || !sealed(o) {
 		return ShapeFull
@@ -168,15 +172,14 @@ func (r IssuedRecord) Is(c *x509.Certificate) bool {
 // issuedRecord is the request's certificate's record, from the cached
 // record or from status.certificate; false when it carries none that parses.
 func issuedRecord(cr *cmapi.CertificateRequest) (IssuedRecord, bool) {
-	if ShapeOf(cr) == ShapeFinished {
-		serial, notAfter, ok := strings.Cut(cr.Annotations[cacheRecordAnnotation], " ")
-		rawB64, dn, ok2 := strings.Cut(cr.Annotations[cacheIssuerAnnotation], " ")
+	if rec, ok := cachedRecord(cr); ok {
+		rawB64, dn, ok := strings.Cut(rec.issuer, " ")
 		raw, err := base64.StdEncoding.DecodeString(rawB64)
-		unix, err2 := strconv.ParseInt(notAfter, 10, 64)
-		if !ok || !ok2 || serial == "" || err != nil || err2 != nil {
+		unix, err2 := strconv.ParseInt(rec.notAfter, 10, 64)
+		if !ok || rec.serial == "" || err != nil || err2 != nil {
 			return IssuedRecord{}, false
 		}
-		return IssuedRecord{Serial: serial, IssuerDN: dn, RawIssuer: raw, NotAfter: time.Unix(unix, 0).UTC()}, true
+		return IssuedRecord{Serial: rec.serial, IssuerDN: dn, RawIssuer: raw, NotAfter: time.Unix(unix, 0).UTC()}, true
 	}
 	leaf := leafOf(cr.Status.Certificate)
 	if leaf == nil {
@@ -188,10 +191,82 @@ func issuedRecord(cr *cmapi.CertificateRequest) (IssuedRecord, bool) {
 // hasIssued: the request carries a certificate (whole or as a record),
 // without parsing it.
 func hasIssued(cr *cmapi.CertificateRequest) bool {
-	if ShapeOf(cr) == ShapeFinished {
-		return cr.Annotations[cacheRecordAnnotation] != ""
+	if rec, ok := cachedRecord(cr); ok {
+		return rec.serial != ""
 	}
 	return len(cr.Status.Certificate) > 0
+}
+
+// requestRevision is the request's cert-manager revision annotation, kept
+// in the record of a finished request.
+func requestRevision(cr *cmapi.CertificateRequest) string {
+	if rec, ok := cachedRecord(cr); ok {
+		return rec.revision
+	}
+	return cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey]
+}
+
+// finishedRecord is what a final request of ours keeps of its certificate
+// and of the annotations revocation reads besides the revoke annotation:
+// the leaf's serial (hex) and notAfter (Unix seconds), its issuer (the
+// name's DER in base64, a space, its DN), and the revision (a number, or
+// empty). Empty certificate fields when the request carries no
+// certificate that parses.
+type finishedRecord struct {
+	serial, notAfter, issuer, revision string
+}
+
+// recordPrefix starts a finished record in spec.request (a PEM CSR never
+// starts with a NUL); recordSep separates its fields, the last its seal.
+const (
+	recordPrefix = "\x00ejbca-issuer-record\x00"
+	recordSep    = "\x00"
+)
+
+// sealRecord is rec as a finished request's cached spec.request, sealed
+// with the request's UID and resourceVersion.
+func sealRecord(uid types.UID, resourceVersion string, rec finishedRecord) []byte {
+	b := make([]byte, 0, len(recordPrefix)+len(rec.serial)+len(rec.notAfter)+len(rec.issuer)+len(rec.revision)+4*len(recordSep)+22)
+	b = append(b, recordPrefix...)
+	for _, f := range []string{rec.serial, rec.notAfter, rec.revision, rec.issuer} {
+		b = append(b, f...)
+		b = append(b, recordSep...)
+	}
+	return append(b, recordMAC(uid, resourceVersion, b)...)
+}
+
+// cachedRecord is the finished record a cached request carries, if this
+// process's transform made it for this version of this request.
+func cachedRecord(cr *cmapi.CertificateRequest) (finishedRecord, bool) {
+	b := cr.Spec.Request
+	if !bytes.HasPrefix(b, []byte(recordPrefix)) {
+		return finishedRecord{}, false
+	}
+	i := bytes.LastIndex(b, []byte(recordSep))
+	if !hmac.Equal(b[i+len(recordSep):], []byte(recordMAC(cr.UID, cr.ResourceVersion, b[:i+len(recordSep)]))) {
+		return finishedRecord{}, false
+	}
+	// The issuer, last, is the only field that may hold a NUL.
+	f := strings.SplitN(string(b[len(recordPrefix):i]), recordSep, 4)
+	if len(f) != 4 {
+		return finishedRecord{}, false
+	}
+	return finishedRecord{serial: f[0], notAfter: f[1], revision: f[2], issuer: f[3]}, true
+}
+
+// recordMAC authenticates a finished record's body for one version of a
+// request.
+func recordMAC(uid types.UID, resourceVersion string, body []byte) string {
+	m := cacheMACs.Get().(hash.Hash)
+	defer cacheMACs.Put(m)
+	m.Reset()
+	var sum [sha256.Size]byte
+	io.WriteString(m, string(uid))
+	m.Write([]byte{0})
+	io.WriteString(m, resourceVersion)
+	m.Write([]byte{0})
+	m.Write(body)
+	return base64.RawStdEncoding.EncodeToString(m.Sum(sum[:0])[:16])
 }
 
 // TrimCertificateRequest is the cache transform of CertificateRequests.
@@ -211,19 +286,21 @@ func TrimCertificateRequest(in any) (any, error) {
 		stub.Spec.IssuerRef = cmmeta.IssuerReference{Name: intern(cr.Spec.IssuerRef.Name), Kind: intern(cr.Spec.IssuerRef.Kind), Group: intern(cr.Spec.IssuerRef.Group)}
 		return stub, nil
 	case isFinal(cr):
-		leaf := leafOf(cr.Status.Certificate)
+		rec := finishedRecord{}
+		if n, err := strconv.Atoi(cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey]); err == nil {
+			rec.revision = strconv.Itoa(n) // a number, as revisionOf reads it
+		}
+		if leaf := leafOf(cr.Status.Certificate); leaf != nil {
+			issued := recordOf(leaf)
+			rec.serial, rec.notAfter = issued.Serial, strconv.FormatInt(issued.NotAfter.Unix(), 10)
+			rec.issuer = base64.StdEncoding.EncodeToString(issued.RawIssuer) + " " + issued.IssuerDN
+		}
 		ref := cr.Spec.IssuerRef
-		cr.Spec = cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Name: intern(ref.Name), Kind: intern(ref.Kind), Group: intern(ref.Group)}}
+		cr.Spec = cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Name: intern(ref.Name), Kind: intern(ref.Kind), Group: intern(ref.Group)},
+			Request: sealRecord(cr.UID, cr.ResourceVersion, rec)}
 		cr.Status.Certificate, cr.Status.CA, cr.Status.FailureTime = nil, nil, nil
 		cr.ObjectMeta = finishedMeta(&cr.ObjectMeta)
-		setAnnotation(&cr.ObjectMeta, cacheShapeAnnotation, string(ShapeFinished))
-		if leaf != nil {
-			rec := recordOf(leaf)
-			setAnnotation(&cr.ObjectMeta, cacheRecordAnnotation, rec.Serial+" "+strconv.FormatInt(rec.NotAfter.Unix(), 10))
-			setAnnotation(&cr.ObjectMeta, cacheIssuerAnnotation, unique.Make(base64.StdEncoding.EncodeToString(rec.RawIssuer)+" "+rec.IssuerDN).Value())
-		}
 		cr.Status.Conditions = finishedConditions(cr.Status.Conditions)
-		setAnnotation(&cr.ObjectMeta, cacheSealAnnotation, cacheSeal(cr))
 	}
 	return cr, nil
 }
@@ -290,14 +367,11 @@ func stubMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 	}
 }
 
-// finishedAnnotations are the annotations of a final request that anything
-// reads (the revocation controller); the others (cert-manager's, those
-// copied from a Certificate) are not kept.
-var finishedAnnotations = []string{RevokeAnnotation, cmapi.CertificateRequestRevisionAnnotationKey}
-
 // finishedMeta is what a final request of ours keeps of its metadata: its
-// identity, finalizers and owners, and finishedAnnotations, with room for
-// the cache's own; no labels. Strings shared by many requests are interned.
+// identity, finalizers and owners, and the revoke annotation, the only one
+// read of it besides the revision (kept in its finishedRecord); no labels,
+// and no annotation map at all without the revoke annotation. Strings
+// shared by many requests are interned.
 func finishedMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 	out := stubMeta(m)
 	out.DeletionGracePeriodSeconds, out.Finalizers = m.DeletionGracePeriodSeconds, m.Finalizers
@@ -308,11 +382,8 @@ func finishedMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 		ref.APIVersion, ref.Kind = intern(ref.APIVersion), intern(ref.Kind)
 		out.OwnerReferences = append(out.OwnerReferences, ref)
 	}
-	out.Annotations = make(map[string]string, len(finishedAnnotations)+4)
-	for _, k := range finishedAnnotations {
-		if v, ok := m.Annotations[k]; ok {
-			out.Annotations[k] = intern(v)
-		}
+	if v, ok := m.Annotations[RevokeAnnotation]; ok {
+		out.Annotations = map[string]string{RevokeAnnotation: v}
 	}
 	return out
 }

@@ -427,7 +427,7 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 
 // revisionOf is the request's cert-manager revision, 0 when unknown.
 func revisionOf(cr *cmapi.CertificateRequest) int {
-	n, err := strconv.Atoi(cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey])
+	n, err := strconv.Atoi(requestRevision(cr))
 	if err != nil {
 		return 0
 	}

@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -124,7 +125,7 @@ func TestRevocationAfterRestartWithManyFinishedRequests(t *testing.T) {
 		if err := mgrCache.Get(context.Background(), client.ObjectKeyFromObject(cr), cached); err != nil {
 			return err.Error()
 		}
-		if controllers.ShapeOf(cached) != controllers.ShapeFinished || len(cached.Status.Certificate) > 0 || len(cached.Spec.Request) > 0 {
+		if controllers.ShapeOf(cached) != controllers.ShapeFinished || len(cached.Status.Certificate) > 0 || bytes.Contains(cached.Spec.Request, []byte("CERTIFICATE REQUEST")) {
 			return fmt.Sprintf("the cache holds the issued request as %q with %d certificate bytes", controllers.ShapeOf(cached), len(cached.Status.Certificate))
 		}
 		return ""
