@@ -69,12 +69,14 @@ func (r InventoryReaders) cache() client.Reader {
 	return r.Cache
 }
 
-// CertificateRequestInventory lists the unfinished CertificateRequests for
-// our issuers. One the cache shows final is left out: final states never
-// revert, so nothing is sent for it, and the reconciler does not reconcile
-// a request final when first seen, so nothing would forget it. One the
-// cache still shows unfinished is kept (it must be searched before it is
-// signed); the reconciler forgets it as it sees it final (Attempts.Done).
+// CertificateRequestInventory lists the CertificateRequests for our
+// issuers but those the cache (the reconciler's) shows final: final states
+// never revert and that cache only moves forward, so the reconciler never
+// sends anything for them, and as it does not reconcile a request final
+// when first seen, nothing would forget them. One the cache still shows
+// unfinished, or does not hold, is kept (final or not on the API server:
+// it must be searched before it is signed from that cache); the reconciler
+// forgets it as it sees it final (Attempts.Done).
 // Those for other issuers are left out (spec.issuerRef is immutable): they
 // would never be reconciled, and so never forgotten.
 func CertificateRequestInventory(r InventoryReaders) Inventory {
@@ -87,8 +89,8 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 					fields.OneTermEqualSelector(issuerKindField, kind))
 				err := listMetadata(ctx, r.API, gvk, []client.ListOption{client.MatchingFieldsSelector{Selector: sel}}, func(m *metav1.PartialObjectMetadata) error {
 					cr := &cmapi.CertificateRequest{}
-					if err := readListed(ctx, r, m, cr); err != nil || cr.UID != m.UID || isFinal(cr) {
-						return err // gone meanwhile, or final: nothing to inherit
+					if final, err := finalInCache(ctx, r, m, cr, isFinal); err != nil || final {
+						return err
 					}
 					found = append(found, Existing{UID: m.UID, Namespace: m.Namespace, Name: m.Name})
 					return nil
@@ -104,10 +106,11 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 		var found []Existing
 		err := listMetadata(ctx, r.API, gvk, nil, func(m *metav1.PartialObjectMetadata) error {
 			cr := &cmapi.CertificateRequest{}
-			if err := readListed(ctx, r, m, cr); err != nil || cr.UID != m.UID {
+			cached, err := readListed(ctx, r, m, cr)
+			if err != nil || cr.UID != m.UID {
 				return err // gone meanwhile: nothing to inherit
 			}
-			if IsOurs(cr.Spec.IssuerRef) && !isFinal(cr) {
+			if IsOurs(cr.Spec.IssuerRef) && !(cached && isFinal(cr)) {
 				found = append(found, Existing{UID: m.UID, Namespace: m.Namespace, Name: m.Name})
 			}
 			return nil
@@ -126,10 +129,11 @@ func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
 		var found []Existing
 		err := listMetadata(ctx, r.API, gvk, nil, func(m *metav1.PartialObjectMetadata) error {
 			csr := &certificatesv1.CertificateSigningRequest{}
-			if err := readListed(ctx, r, m, csr); err != nil || csr.UID != m.UID {
+			cached, err := readListed(ctx, r, m, csr)
+			if err != nil || csr.UID != m.UID {
 				return err
 			}
-			if isOurSigner(csr.Spec.SignerName) && !csrIsFinal(csr) {
+			if isOurSigner(csr.Spec.SignerName) && !(cached && csrIsFinal(csr)) {
 				found = append(found, Existing{UID: m.UID, Name: m.Name})
 			}
 			return nil
@@ -140,24 +144,39 @@ func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
 
 // readListed reads a listed object from the cache, or from the API server
 // when the cache does not hold that object (created since it synced); an
-// object deleted meanwhile is left with an empty UID.
-func readListed(ctx context.Context, r InventoryReaders, m *metav1.PartialObjectMetadata, into client.Object) error {
+// object deleted meanwhile is left with an empty UID. cached: it was read
+// from the cache (Cache set and holding it).
+func readListed(ctx context.Context, r InventoryReaders, m *metav1.PartialObjectMetadata, into client.Object) (cached bool, err error) {
 	key := client.ObjectKeyFromObject(m)
-	err := r.cache().Get(ctx, key, into)
+	err = r.cache().Get(ctx, key, into)
 	if err == nil && into.GetUID() == m.UID {
-		return nil
+		return r.Cache != nil, nil
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
-		return err
+		return false, err
 	}
 	if err := r.API.Get(ctx, key, into); err != nil {
 		if apierrors.IsNotFound(err) {
 			into.SetUID("")
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("reading %s: %w", key, err)
+		return false, fmt.Errorf("reading %s: %w", key, err)
 	}
-	return nil
+	return false, nil
+}
+
+// finalInCache: r.Cache holds the listed object, and final says it is.
+func finalInCache[T client.Object](ctx context.Context, r InventoryReaders, m *metav1.PartialObjectMetadata, into T, final func(T) bool) (bool, error) {
+	if r.Cache == nil {
+		return false, nil
+	}
+	if err := r.Cache.Get(ctx, client.ObjectKeyFromObject(m), into); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	return into.GetUID() == m.UID && final(into), nil
 }
 
 // listMetadata lists the metadata of every object of a kind (gvk names its
