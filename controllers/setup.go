@@ -119,7 +119,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(attempts); err != nil {
 		return err
 	}
-	ready := &Readiness{Cache: mgr.GetCache(), Elected: mgr.Elected(), Attempts: attempts}
+	ready := &Readiness{Cache: mgr.GetCache(), Elected: mgr.Elected(), Attempts: attempts, LeaderElection: o.Lease != nil}
 	if err := mgr.Add(ready); err != nil {
 		return err
 	}
