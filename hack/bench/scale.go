@@ -150,10 +150,11 @@ func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
 		if n > 0 {
 			// cert-manager's controllers in the stack work off the new
 			// requests for a while after the last create: let the API
-			// server settle before a manager is measured. (Under heavy
-			// machine load, the first manager at 30,000 still twice
-			// took 79 s from start to its first signature, once over
-			// 2 minutes, ready after 8 s; not seen in quiet windows.)
+			// server settle before a manager is measured. (The first
+			// signatures of 74-93 s seen before, ready after 0.4-13 s,
+			// were not the API server's: /readyz said Ready before the
+			// inventory was taken, so the first request was inherited
+			// and waited the settle time; controllers.Readiness.)
 			time.Sleep(20 * time.Second)
 		}
 		for _, v := range b.opts.scaleVariants {
