@@ -94,13 +94,13 @@ func run(args []string) error {
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting ejbca-issuer", "version", version.Version, "commit", version.Commit, "clusterResourceNamespace", o.ClusterResourceNamespace,
 		"maxConcurrentReconciles", o.MaxConcurrentReconciles, "leaderElection", o.LeaderElection)
-	limit, ok, err := manager.SoftMemoryLimit(os.Getenv)
+	limit, ok, err := manager.SoftMemoryLimit(os.Getenv, os.ReadFile)
 	if err != nil {
 		return err
 	}
 	if ok {
 		debug.SetMemoryLimit(limit)
-		log.Info("Go memory limit set from the container's", "GOMEMLIMIT", limit)
+		log.Info("Go memory limit set from the container's (MEMORY_LIMIT, or its cgroup's)", "GOMEMLIMIT", limit)
 	}
 
 	cfg, err := ctrl.GetConfig()

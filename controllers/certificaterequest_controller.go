@@ -158,7 +158,8 @@ func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error 
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &cmapi.CertificateRequest{}, requestIssuerIndex,
 		func(o client.Object) []string {
 			cr := o.(*cmapi.CertificateRequest)
-			if !signing.IsOurs(cr.Spec.IssuerRef) {
+			if !signing.IsOurs(cr.Spec.IssuerRef) || signing.IsFinal(cr) {
+				// Only unfinished requests are woken by their issuer.
 				return nil
 			}
 			return []string{issuerIndexKey(cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name)}
@@ -209,12 +210,20 @@ func (r *CertificateRequestReconciler) requestsFor(kind string) handler.MapFunc 
 	}
 }
 
-// approvalChanged passes creations and updates that change a condition other
-// than our Ready condition (Approved, Denied). Our own status writes and
-// annotation patches do not trigger a reconcile: a Pending request is woken by
-// its requeue or its issuer, never by its own write.
+// approvalChanged passes creations of unfinished requests and updates that
+// change a condition other than our Ready condition (Approved, Denied). Our
+// own status writes and annotation patches do not trigger a reconcile: a
+// Pending request is woken by its requeue or its issuer, never by its own
+// write.
 func approvalChanged() predicate.Predicate {
 	return predicate.Funcs{
+		// A request final when first seen (every finished request at
+		// start) needs no reconcile: nothing is sent for it, and the
+		// inventory leaves it out (CertificateRequestInventory).
+		CreateFunc: func(e event.CreateEvent) bool {
+			cr, ok := e.Object.(*cmapi.CertificateRequest)
+			return !ok || !signing.IsFinal(cr)
+		},
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, ok1 := e.ObjectOld.(*cmapi.CertificateRequest)
 			n, ok2 := e.ObjectNew.(*cmapi.CertificateRequest)

@@ -177,7 +177,8 @@ func (r *CertificateSigningRequestReconciler) SetupWithManager(mgr ctrl.Manager)
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &certificatesv1.CertificateSigningRequest{}, csrSignerIndex,
 		func(o client.Object) []string {
 			csr := o.(*certificatesv1.CertificateSigningRequest)
-			if !signing.IsOurSigner(csr.Spec.SignerName) {
+			if !signing.IsOurSigner(csr.Spec.SignerName) || signing.CSRIsFinal(csr) {
+				// Only unfinished CSRs are woken by their issuer.
 				return nil
 			}
 			return []string{csr.Spec.SignerName}
@@ -219,6 +220,11 @@ func (r *CertificateSigningRequestReconciler) csrsFor(kind string) handler.MapFu
 // other than our records (Approved, Denied, Failed).
 func csrApprovalChanged() predicate.Predicate {
 	return predicate.Funcs{
+		// A CSR final when first seen needs no reconcile (approvalChanged).
+		CreateFunc: func(e event.CreateEvent) bool {
+			csr, ok := e.Object.(*certificatesv1.CertificateSigningRequest)
+			return !ok || !signing.CSRIsFinal(csr)
+		},
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, ok1 := e.ObjectOld.(*certificatesv1.CertificateSigningRequest)
 			n, ok2 := e.ObjectNew.(*certificatesv1.CertificateSigningRequest)

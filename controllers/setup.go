@@ -136,7 +136,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(attempts); err != nil {
 		return err
 	}
-	ready := &signing.Readiness{Cache: mgr.GetCache(), Elected: mgr.Elected(), Attempts: attempts}
+	ready := &signing.Readiness{Cache: mgr.GetCache(), Elected: mgr.Elected(), Attempts: attempts, LeaderElection: o.Lease != nil}
 	if err := mgr.Add(ready); err != nil {
 		return err
 	}

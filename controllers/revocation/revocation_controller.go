@@ -428,7 +428,7 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 
 // revisionOf is the request's cert-manager revision, 0 when unknown.
 func revisionOf(cr *cmapi.CertificateRequest) int {
-	n, err := strconv.Atoi(cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey])
+	n, err := strconv.Atoi(signing.RequestRevision(cr))
 	if err != nil {
 		return 0
 	}
@@ -460,7 +460,14 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 	return ctrl.ControllerManagedBy(mgr).
 		Named("revocation").
 		WithOptions(controller.Options{LogConstructor: reconcilelog.For(mgr.GetLogger(), "revocation")}).
-		For(&cmapi.CertificateRequest{}, ctrl.WithPredicates(ours)).
+		For(&cmapi.CertificateRequest{}, ctrl.WithPredicates(ours, predicate.Funcs{
+			// At start every request is created: only those whose
+			// revocation may be due now are looked at (revocationIdle).
+			CreateFunc: func(e event.CreateEvent) bool {
+				cr, ok := e.Object.(*cmapi.CertificateRequest)
+				return !ok || !revocationIdle(cr)
+			},
+		})).
 		Watches(&cmapi.Certificate{}, handler.EnqueueRequestsFromMapFunc(r.requestsOf)).
 		// A request's issuance can supersede its siblings: the Certificate's
 		// revision change wakes them too, but may be seen before the
@@ -507,7 +514,22 @@ func (r *RevocationReconciler) requestsOf(ctx context.Context, o client.Object) 
 	}
 	out := make([]reconcile.Request, 0, len(list.Items))
 	for i := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})
+		if !revocationIdle(&list.Items[i]) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})
+		}
 	}
 	return out
+}
+
+// revocationIdle: RevocationDecide can decide nothing for cr until cr
+// itself changes (its update wakes it): cr is not being deleted and asks
+// for no revocation, and its revocation is recorded for good, or it carries
+// no certificate, or no Certificate owns it (only a Certificate's new
+// revision or deletion acts on a request that is not deleted). Such a
+// request is not looked at when first seen or when its Certificate changes.
+func revocationIdle(cr *cmapi.CertificateRequest) bool {
+	if _, asked := cr.Annotations[v1alpha1.RevokeAnnotation]; asked || cr.DeletionTimestamp != nil {
+		return false
+	}
+	return revocationFinal(revokedCondition(cr)) || !signing.HasIssued(cr) || signing.CertificateOwner(cr) == nil
 }

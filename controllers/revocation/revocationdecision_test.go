@@ -303,3 +303,49 @@ func TestAtIssuanceValueRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// TestRevocationIdle: the requests the revocation controller does not look
+// at when first seen (every request at start) or when their Certificate
+// changes are exactly those RevocationDecide can do nothing for until they
+// change themselves.
+func TestRevocationIdle(t *testing.T) {
+	owner := metav1.OwnerReference{APIVersion: cmapi.SchemeGroupVersion.String(), Kind: cmapi.CertificateKind, Name: "web", Controller: new(true)}
+	issued := func(mods ...func(*cmapi.CertificateRequest)) *cmapi.CertificateRequest {
+		cr := &cmapi.CertificateRequest{ObjectMeta: metav1.ObjectMeta{Name: "r", OwnerReferences: []metav1.OwnerReference{owner}},
+			Status: cmapi.CertificateRequestStatus{Certificate: []byte("-----BEGIN CERTIFICATE-----")}}
+		for _, m := range mods {
+			m(cr)
+		}
+		return cr
+	}
+	now := metav1.Now()
+	for _, tc := range []struct {
+		name string
+		cr   *cmapi.CertificateRequest
+		idle bool
+	}{
+		{"issued, owned by a Certificate: may be superseded or its Certificate gone", issued(), false},
+		{"issued, made without a Certificate", issued(func(cr *cmapi.CertificateRequest) { cr.OwnerReferences = nil }), true},
+		{"not issued", issued(func(cr *cmapi.CertificateRequest) { cr.Status.Certificate = nil }), true},
+		{"revoked already", issued(func(cr *cmapi.CertificateRequest) {
+			cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: v1alpha1.ConditionRevoked, Status: cmmeta.ConditionTrue, Reason: "KEY_COMPROMISE"}}
+		}), true},
+		{"a refused annotation recorded, owned: may still be superseded", issued(func(cr *cmapi.CertificateRequest) {
+			cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: v1alpha1.ConditionRevoked, Status: cmmeta.ConditionFalse, Reason: v1alpha1.RevokedReasonInvalid}}
+		}), false},
+		{"being deleted, made without a Certificate", issued(func(cr *cmapi.CertificateRequest) {
+			cr.OwnerReferences, cr.DeletionTimestamp = nil, &now
+		}), false},
+		{"being deleted, revoked already (its finalizer is released)", issued(func(cr *cmapi.CertificateRequest) {
+			cr.DeletionTimestamp = &now
+			cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: v1alpha1.ConditionRevoked, Status: cmmeta.ConditionTrue, Reason: "KEY_COMPROMISE"}}
+		}), false},
+		{"annotated, made without a Certificate", issued(func(cr *cmapi.CertificateRequest) {
+			cr.OwnerReferences, cr.Annotations = nil, map[string]string{v1alpha1.RevokeAnnotation: "keyCompromise"}
+		}), false},
+	} {
+		if got := revocationIdle(tc.cr); got != tc.idle {
+			t.Errorf("%s: idle %v, want %v", tc.name, got, tc.idle)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,7 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
@@ -62,7 +62,7 @@ func TestTrimCertificateRequest(t *testing.T) {
 				Annotations: map[string]string{
 					v1alpha1.RevokeAnnotation: "keyCompromise", cmapi.CertificateRequestRevisionAnnotationKey: "3",
 					// A requester's forgery of the cache's own record.
-					cacheShapeAnnotation: string(ShapeFinished), cacheRecordAnnotation: "ff 1999999999", cacheSealAnnotation: "AAAAAAAAAAAAAAAAAAAAAA",
+					cacheShapeAnnotation: string(ShapeFinished), cacheSealAnnotation: "AAAAAAAAAAAAAAAAAAAAAA",
 				},
 				Finalizers:      []string{v1alpha1.RevocationFinalizer},
 				OwnerReferences: []metav1.OwnerReference{{APIVersion: "cert-manager.io/v1", Kind: "Certificate", Name: "c", UID: "cu", Controller: &isController}},
@@ -94,9 +94,22 @@ func TestTrimCertificateRequest(t *testing.T) {
 		if ShapeOf(cr) != ShapeFull || IsFinal(cr) {
 			t.Errorf("forged annotations make a request read as %q", ShapeOf(cr))
 		}
+		// A record in spec.request as this process writes them, with a
+		// seal made without its key.
+		cr.Spec.Request = []byte(recordPrefix + "ff" + recordSep + "1999999999" + recordSep + "3" + recordSep + "AAAA CN=x" + recordSep + "AAAAAAAAAAAAAAAAAAAAAA")
 		cr.Status.Certificate = nil
+		if ShapeOf(cr) != ShapeFull || IsFinal(cr) || HasIssued(cr) {
+			t.Errorf("a forged record makes a request read as %q", ShapeOf(cr))
+		}
 		if _, ok := IssuedRecordOf(cr); ok {
 			t.Error("a forged serial reads as the request's certificate")
+		}
+		// A record this process made, on another version of the request.
+		made := trim(request(ours, ready))
+		replayed := request(ours, pending)
+		replayed.Spec.Request, replayed.ResourceVersion = made.Spec.Request, "43"
+		if ShapeOf(replayed) != ShapeFull || IsFinal(replayed) {
+			t.Error("a record made for one version of a request is believed on another")
 		}
 	})
 
@@ -110,7 +123,7 @@ func TestTrimCertificateRequest(t *testing.T) {
 				t.Errorf("identity lost: %+v", got.ObjectMeta)
 			}
 			if len(got.Spec.Request) > 0 || len(got.Status.Certificate) > 0 || len(got.Status.CA) > 0 || len(got.Status.Conditions) > 0 ||
-				len(got.Labels) > 0 || len(got.Annotations) != 2 || len(got.ManagedFields) > 0 || len(got.OwnerReferences) > 0 || len(got.Finalizers) > 0 {
+				len(got.Labels) > 0 || len(got.Annotations) > 0 || len(got.ManagedFields) > 0 || len(got.OwnerReferences) > 0 || len(got.Finalizers) > 0 {
 				t.Errorf("a foreign request keeps more than its identity: %+v", got)
 			}
 			if _, ok := IssuedRecordOf(got); ok || HasIssued(got) {
@@ -123,7 +136,7 @@ func TestTrimCertificateRequest(t *testing.T) {
 		if !IsComplete(got) || len(got.Spec.Request) != 2000 || len(got.Status.Certificate) == 0 {
 			t.Errorf("an unfinished request of ours is not kept whole: shape %q", ShapeOf(got))
 		}
-		if _, forged := got.Annotations[cacheRecordAnnotation]; forged || len(got.ManagedFields) > 0 {
+		if _, forged := got.Annotations[cacheShapeAnnotation]; forged || len(got.ManagedFields) > 0 {
 			t.Error("the requester's cache annotations or managedFields were kept")
 		}
 		if IsFinal(got) {
@@ -131,15 +144,19 @@ func TestTrimCertificateRequest(t *testing.T) {
 		}
 	})
 	t.Run("ours, issued: metadata, conditions and the parsed record", func(t *testing.T) {
-		got := trim(request(ours, ready, revoked))
+		approved := cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionApproved, Status: cmmeta.ConditionTrue, Reason: "cert-manager.io"}
+		got := trim(request(ours, approved, ready, revoked))
+		if len(got.Status.Conditions) != 2 || got.Status.Conditions[0].Type != ready.Type || got.Status.Conditions[1].Type != revoked.Type {
+			t.Errorf("conditions kept: %+v; want Ready and Revoked (what revocation reads), not Approved", got.Status.Conditions)
+		}
 		if ShapeOf(got) != ShapeFinished || IsComplete(got) || !IsFinal(got) {
 			t.Fatalf("shape %q, want finished", ShapeOf(got))
 		}
-		if len(got.Spec.Request) > 0 || len(got.Status.Certificate) > 0 || len(got.Status.CA) > 0 || len(got.Spec.Usages) > 0 {
-			t.Error("the request, certificate or CA is still cached")
+		if len(got.Spec.Request) > 200 || bytes.Contains(got.Spec.Request, []byte("rrrr")) || len(got.Status.Certificate) > 0 || len(got.Status.CA) > 0 || len(got.Spec.Usages) > 0 {
+			t.Errorf("the request (%d bytes), certificate or CA is still cached", len(got.Spec.Request))
 		}
 		if got.Spec.IssuerRef != ours || len(got.Finalizers) != 1 || got.Annotations[v1alpha1.RevokeAnnotation] != "keyCompromise" ||
-			got.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] != "3" || CertificateOwner(got) == nil || ConditionOf(got, v1alpha1.ConditionRevoked) == nil {
+			RequestRevision(got) != "3" || CertificateOwner(got) == nil || ConditionOf(got, v1alpha1.ConditionRevoked) == nil {
 			t.Errorf("what revocation reads is lost: %+v", got)
 		}
 		rec, ok := IssuedRecordOf(got)
@@ -149,20 +166,16 @@ func TestTrimCertificateRequest(t *testing.T) {
 		if rec.Serial != "1234abcd" || rec.IssuerDN != leaf.Issuer.String() || !rec.NotAfter.Equal(leaf.NotAfter) || !rec.Is(leaf) {
 			t.Errorf("record %+v does not describe the leaf (issuer %s)", rec, leaf.Issuer)
 		}
-		// Memory: the record costs three annotations besides the shape,
-		// and records of one CA share their issuer's text.
-		cache := 0
-		for k := range got.Annotations {
-			if strings.HasPrefix(k, cacheAnnotationPrefix) {
-				cache++
-			}
+		// Memory: no annotation but the revoke one (the record rides in
+		// spec.request), no labels; without the revoke annotation, no
+		// annotation map at all.
+		if len(got.Annotations) != 1 || len(got.Labels) > 0 {
+			t.Errorf("a finished request keeps annotations %v, labels %v; want only the revoke annotation", got.Annotations, got.Labels)
 		}
-		if cache > 4 {
-			t.Errorf("%d cache annotations on a finished request, want at most 4: %v", cache, got.Annotations)
-		}
-		other := trim(request(ours, ready))
-		if a, b := got.Annotations[cacheIssuerAnnotation], other.Annotations[cacheIssuerAnnotation]; a == "" || unsafe.StringData(a) != unsafe.StringData(b) {
-			t.Error("two records of one CA keep two copies of its issuer")
+		plain := request(ours, ready)
+		delete(plain.Annotations, v1alpha1.RevokeAnnotation)
+		if other := trim(plain); other.Annotations != nil || RequestRevision(other) != "3" {
+			t.Errorf("a finished request without the revoke annotation keeps annotations %v (revision %q)", other.Annotations, RequestRevision(other))
 		}
 		whole, _ := IssuedRecordOf(request(ours, ready)) // forged annotations ignored
 		if whole.Serial != rec.Serial || whole.IssuerDN != rec.IssuerDN || !whole.Is(leaf) {
@@ -212,7 +225,7 @@ func TestTrimCertificateSigningRequest(t *testing.T) {
 	approved := certificatesv1.CertificateSigningRequestCondition{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue}
 	denied := certificatesv1.CertificateSigningRequestCondition{Type: certificatesv1.CertificateDenied, Status: corev1.ConditionTrue}
 	small := func(got *certificatesv1.CertificateSigningRequest) bool {
-		return len(got.Spec.Request) == 0 && len(got.Status.Certificate) == 0 && len(got.Spec.Extra) == 0 && len(got.Annotations) == 2
+		return len(got.Spec.Request) == 0 && len(got.Status.Certificate) == 0 && len(got.Spec.Extra) == 0 && len(got.Annotations) <= 2 && got.Annotations["big"] == ""
 	}
 	if got := trim(csr("kubernetes.io/kubelet-serving", nil, approved)); ShapeOf(got) != ShapeStub || !small(got) || got.Spec.SignerName != "kubernetes.io/kubelet-serving" || got.UID != "u" {
 		t.Errorf("a foreign CSR is cached as %q with %d request bytes", ShapeOf(got), len(got.Spec.Request))

@@ -70,11 +70,15 @@ func (r InventoryReaders) cache() client.Reader {
 }
 
 // CertificateRequestInventory lists the CertificateRequests for our
-// issuers. Final ones are kept: this process's cache may still show one
-// unfinished, and must then search before it signs; the reconciler forgets
-// them as it sees them final (Attempts.Done). Those for other issuers are
-// left out (spec.issuerRef is immutable): they would never be reconciled,
-// and so never forgotten.
+// issuers but those the cache (the reconciler's) shows final: final states
+// never revert and that cache only moves forward, so the reconciler never
+// sends anything for them, and as it does not reconcile a request final
+// when first seen, nothing would forget them. One the cache still shows
+// unfinished, or does not hold, is kept (final or not on the API server:
+// it must be searched before it is signed from that cache); the reconciler
+// forgets it as it sees it final (Attempts.Done).
+// Those for other issuers are left out (spec.issuerRef is immutable): they
+// would never be reconciled, and so never forgotten.
 func CertificateRequestInventory(r InventoryReaders) Inventory {
 	gvk := cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")
 	if r.SelectByIssuerGroup {
@@ -84,6 +88,10 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 				sel := fields.AndSelectors(fields.OneTermEqualSelector(IssuerGroupField, v1alpha1.GroupVersion.Group),
 					fields.OneTermEqualSelector(issuerKindField, kind))
 				err := listMetadata(ctx, r.API, gvk, []client.ListOption{client.MatchingFieldsSelector{Selector: sel}}, func(m *metav1.PartialObjectMetadata) error {
+					cr := &cmapi.CertificateRequest{}
+					if final, err := finalInCache(ctx, r, m, cr, IsFinal); err != nil || final {
+						return err
+					}
 					found = append(found, Existing{UID: m.UID, Namespace: m.Namespace, Name: m.Name})
 					return nil
 				})
@@ -98,10 +106,11 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 		var found []Existing
 		err := listMetadata(ctx, r.API, gvk, nil, func(m *metav1.PartialObjectMetadata) error {
 			cr := &cmapi.CertificateRequest{}
-			if err := readListed(ctx, r, m, cr); err != nil || cr.UID != m.UID {
+			cached, err := readListed(ctx, r, m, cr)
+			if err != nil || cr.UID != m.UID {
 				return err // gone meanwhile: nothing to inherit
 			}
-			if IsOurs(cr.Spec.IssuerRef) {
+			if IsOurs(cr.Spec.IssuerRef) && !(cached && IsFinal(cr)) {
 				found = append(found, Existing{UID: m.UID, Namespace: m.Namespace, Name: m.Name})
 			}
 			return nil
@@ -111,18 +120,20 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 }
 
 // CertificateSigningRequestInventory is CertificateRequestInventory for
-// Kubernetes CSRs of our signers (a signer name cannot be selected by
-// prefix: every CSR's metadata is listed, its signer read from the cache).
+// unfinished Kubernetes CSRs of our signers (a signer name cannot be
+// selected by prefix: every CSR's metadata is listed, its signer read from
+// the cache).
 func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
 	gvk := certificatesv1.SchemeGroupVersion.WithKind("CertificateSigningRequestList")
 	return func(ctx context.Context) ([]Existing, error) {
 		var found []Existing
 		err := listMetadata(ctx, r.API, gvk, nil, func(m *metav1.PartialObjectMetadata) error {
 			csr := &certificatesv1.CertificateSigningRequest{}
-			if err := readListed(ctx, r, m, csr); err != nil || csr.UID != m.UID {
+			cached, err := readListed(ctx, r, m, csr)
+			if err != nil || csr.UID != m.UID {
 				return err
 			}
-			if IsOurSigner(csr.Spec.SignerName) {
+			if IsOurSigner(csr.Spec.SignerName) && !(cached && CSRIsFinal(csr)) {
 				found = append(found, Existing{UID: m.UID, Name: m.Name})
 			}
 			return nil
@@ -133,24 +144,39 @@ func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
 
 // readListed reads a listed object from the cache, or from the API server
 // when the cache does not hold that object (created since it synced); an
-// object deleted meanwhile is left with an empty UID.
-func readListed(ctx context.Context, r InventoryReaders, m *metav1.PartialObjectMetadata, into client.Object) error {
+// object deleted meanwhile is left with an empty UID. cached: it was read
+// from the cache (Cache set and holding it).
+func readListed(ctx context.Context, r InventoryReaders, m *metav1.PartialObjectMetadata, into client.Object) (cached bool, err error) {
 	key := client.ObjectKeyFromObject(m)
-	err := r.cache().Get(ctx, key, into)
+	err = r.cache().Get(ctx, key, into)
 	if err == nil && into.GetUID() == m.UID {
-		return nil
+		return r.Cache != nil, nil
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
-		return err
+		return false, err
 	}
 	if err := r.API.Get(ctx, key, into); err != nil {
 		if apierrors.IsNotFound(err) {
 			into.SetUID("")
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("reading %s: %w", key, err)
+		return false, fmt.Errorf("reading %s: %w", key, err)
 	}
-	return nil
+	return false, nil
+}
+
+// finalInCache: r.Cache holds the listed object, and final says it is.
+func finalInCache[T client.Object](ctx context.Context, r InventoryReaders, m *metav1.PartialObjectMetadata, into T, final func(T) bool) (bool, error) {
+	if r.Cache == nil {
+		return false, nil
+	}
+	if err := r.Cache.Get(ctx, client.ObjectKeyFromObject(m), into); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	return into.GetUID() == m.UID && final(into), nil
 }
 
 // listMetadata lists the metadata of every object of a kind (gvk names its

@@ -13,12 +13,18 @@ import (
 // Readiness is the manager's /readyz check: Ready means this process can
 // sign now, or, as a standby, take over at once. It holds once the cache
 // has synced and, when this process leads (elected closed; without leader
-// election, at once), once the inventory of requests its predecessor may
+// election, always), once the inventory of requests its predecessor may
 // have sent has been taken: until then the signer waits.
 type Readiness struct {
 	Cache    cache.Cache
 	Elected  <-chan struct{}
 	Attempts *Attempts
+	// LeaderElection: this process may be a standby. Without it, it leads
+	// from its start, though controller-runtime closes Elected only once
+	// every controller has started: a standby's Ready before that let a
+	// request created meanwhile be taken into the inventory (searched for,
+	// and enrolled only after the settle time, 70 s by default).
+	LeaderElection bool
 
 	synced atomic.Bool
 }
@@ -46,12 +52,14 @@ func (r *Readiness) Check(*http.Request) error {
 	if !r.synced.Load() {
 		return ErrCacheNotSynced
 	}
+	leading := !r.LeaderElection
 	select {
 	case <-r.Elected:
-		if !r.Attempts.Taken() {
-			return ErrNoInventory
-		}
+		leading = true
 	default:
+	}
+	if leading && !r.Attempts.Taken() {
+		return ErrNoInventory
 	}
 	return nil
 }

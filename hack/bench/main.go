@@ -84,7 +84,7 @@ func run() error {
 	var scaleSizes string
 	flag.StringVar(&scaleSizes, "scale-sizes", "", "comma-separated counts of finished requests for the scale scenario (default 0,2000,10000,30000; 0,600 with --quick)")
 	var scaleVariants string
-	flag.StringVar(&scaleVariants, "scale-variants", "default", `manager settings to compare at each scale point: "name=TOKEN ...;name2=..." where a token is a manager --flag or KEY=VALUE for its environment`)
+	flag.StringVar(&scaleVariants, "scale-variants", "default", `manager settings to compare at each scale point: "name=TOKEN ...;name2=..." where a token is a manager --flag, bin=PATH (another manager binary) or KEY=VALUE for its environment`)
 	flag.StringVar(&o.scalePlot, "scale-plot", "", "write the scale scenario's plot (SVG) here")
 	flag.Parse()
 	o.scaleVariants = parseScaleVariants(scaleVariants)

@@ -59,6 +59,9 @@ type scaleResult struct {
 	// requests created once settled (compare with the empty cluster's).
 	NewPerSecond float64 `json:"new_requests_per_second"`
 	FillSeconds  float64 `json:"fill_seconds,omitempty"`
+	// Load is the machine's 1-minute load average as the manager started
+	// (the machine is shared: figures from busy windows are not comparable).
+	Load float64 `json:"load_average"`
 }
 
 // afterStartBatch is how many new requests each scale run signs once the
@@ -67,16 +70,20 @@ const afterStartBatch = 200
 
 // scaleVariant is a way to run the manager in the scale scenario: extra
 // environment (KEY=VALUE) and flags, so that settings (streaming lists,
-// GOMEMLIMIT) can be compared against the same cluster in the same window.
+// GOMEMLIMIT) can be compared against the same cluster in the same window;
+// Bin, when set, is another manager binary (an older build, to compare a
+// change against the code before it in the same window).
 type scaleVariant struct {
 	Name  string
 	Env   []string
 	Flags []string
+	Bin   string
 }
 
 // parseScaleVariants reads "name=TOKEN TOKEN;name2=..." where a token
-// starting with "--" is a manager flag and any other is KEY=VALUE for its
-// environment; a bare name runs the defaults.
+// starting with "--" is a manager flag, bin=PATH the manager binary to run,
+// and any other KEY=VALUE for its environment; a bare name runs the
+// defaults.
 func parseScaleVariants(spec string) []scaleVariant {
 	var out []scaleVariant
 	for _, part := range strings.Split(spec, ";") {
@@ -89,6 +96,8 @@ func parseScaleVariants(spec string) []scaleVariant {
 		for _, tok := range strings.Fields(rest) {
 			if strings.HasPrefix(tok, "--") {
 				v.Flags = append(v.Flags, tok)
+			} else if path, ok := strings.CutPrefix(tok, "bin="); ok {
+				v.Bin = path
 			} else {
 				v.Env = append(v.Env, tok)
 			}
@@ -141,10 +150,11 @@ func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
 		if n > 0 {
 			// cert-manager's controllers in the stack work off the new
 			// requests for a while after the last create: let the API
-			// server settle before a manager is measured. (Under heavy
-			// machine load, the first manager at 30,000 still twice
-			// took 79 s from start to its first signature, once over
-			// 2 minutes, ready after 8 s; not seen in quiet windows.)
+			// server settle before a manager is measured. (The first
+			// signatures of 74-93 s seen before, ready after 0.4-13 s,
+			// were not the API server's: /readyz said Ready before the
+			// inventory was taken, so the first request was inherited
+			// and waited the settle time; controllers.Readiness.)
 			time.Sleep(20 * time.Second)
 		}
 		for _, v := range b.opts.scaleVariants {
@@ -160,8 +170,8 @@ func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
 		}
 	}
 	fmt.Printf("\n### scale: a fresh manager against finished requests in the cluster (half ours), and N/3 foreign CSRs\n\n")
-	fmt.Println("| variant | finished requests | foreign CSRs | request JSON bytes | cache synced s | ready s | first signature s | settled RSS MiB | peak RSS MiB | live heap MiB | start-up CPU s | new requests/s |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| variant | finished requests | foreign CSRs | request JSON bytes | cache synced s | ready s | first signature s | settled RSS MiB | peak RSS MiB | live heap MiB | start-up CPU s | new requests/s | load |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		fmt.Println(r.row())
 	}
@@ -175,8 +185,8 @@ func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
 }
 
 func (r *scaleResult) row() string {
-	return fmt.Sprintf("| %s | %d | %d | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f | %.1f |", r.Variant, r.Finished, r.ForeignCSRs, r.RequestBytes,
-		r.CacheSyncSeconds, r.ReadySeconds, r.FirstSignatureSeconds, r.SettledRSSMiB, r.PeakRSSMiB, r.LiveHeapMiB, r.StartupCPUSeconds, r.NewPerSecond)
+	return fmt.Sprintf("| %s | %d | %d | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f |", r.Variant, r.Finished, r.ForeignCSRs, r.RequestBytes,
+		r.CacheSyncSeconds, r.ReadySeconds, r.FirstSignatureSeconds, r.SettledRSSMiB, r.PeakRSSMiB, r.LiveHeapMiB, r.StartupCPUSeconds, r.NewPerSecond, r.Load)
 }
 
 // scaleRun starts a manager, follows /readyz, signs one request as soon as
@@ -199,8 +209,13 @@ func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssu
 		return nil, err
 	}
 	defer func() { _ = b.cleanup(context.Background(), newNS) }()
+	bin := b.bin
+	if v.Bin != "" {
+		bin = v.Bin
+	}
+	load := loadAverage()
 	start := time.Now()
-	mgr, err := startManagerEnv(b.bin, b.stack.Kubeconfig, filepath.Join(b.work, fmt.Sprintf("scale-%d-%s.log", n, v.Name)), b.opts.workers, v.Env,
+	mgr, err := startManagerEnv(bin, b.stack.Kubeconfig, filepath.Join(b.work, fmt.Sprintf("scale-%d-%s.log", n, v.Name)), b.opts.workers, v.Env,
 		append(append(b.managerFlags(), "--health-probe-bind-address="+health), v.Flags...)...)
 	if err != nil {
 		return nil, err
@@ -209,7 +224,7 @@ func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssu
 	tag := fmt.Sprintf("scale-%d-%s", n, v.Name)
 	profiled := b.scaleProfile(mgr, "/debug/pprof/profile?seconds=15", tag+".cpu.pprof")
 	defer profiled()
-	res := &scaleResult{Variant: v.Name, Finished: n, Ours: (n + 1) / 2, ForeignCSRs: n / 3}
+	res := &scaleResult{Variant: v.Name, Finished: n, Ours: (n + 1) / 2, ForeignCSRs: n / 3, Load: load}
 	synced, ready, err := waitReady(ctx, "http://"+health+"/readyz/signing", 5*time.Minute)
 	if err != nil {
 		return nil, err

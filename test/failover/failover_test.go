@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/certctl-io/ejbca-issuer/internal/ejbcasim"
-	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 	"github.com/certctl-io/ejbca-issuer/internal/manager"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // Where in the leader's work a round stops it.
