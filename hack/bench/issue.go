@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,6 +78,8 @@ type runResult struct {
 	Time timeUsage `json:"time_per_request"`
 	// Events are the process's events in the run's namespace.
 	Events eventUsage `json:"events"`
+	// Machine is the whole machine's CPU over the run (machinecpu.go).
+	Machine machineUsage `json:"machine"`
 }
 
 // managerUser is the API server user the manager runs as in issue runs, so
@@ -284,6 +287,7 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 
 	before := sim.Counters()
 	cpuBefore, _ := mgr.cpu()
+	machineBefore, _ := readMachineCPU()
 	metricsBefore, _ := mgr.metrics()
 	apiBefore, err := b.apiMetrics(ctx)
 	if err != nil {
@@ -315,6 +319,7 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	}
 	after := sim.Counters()
 	cpuAfter, _ := mgr.cpu()
+	machineAfter, _ := readMachineCPU()
 	metricsAfter, _ := mgr.metrics()
 	_, peakRSS, _ := mgr.rss()
 	// Events are sent after the status write, from a queue: give the last
@@ -372,6 +377,7 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	}
 	res.API = usage(apiBefore, apiAfter, user, issued)
 	res.Time = timeSpent(metricsBefore, metricsAfter, issued)
+	res.Machine = machineSpent(machineBefore, machineAfter, elapsed, issued, runtime.NumCPU())
 	if res.Events, err = b.countEvents(ctx, ns, issued); err != nil {
 		return nil, err
 	}
@@ -423,7 +429,7 @@ func (b *bench) profile(m *managerProcess, rc runConfig) func() {
 			progress("profile: %v", err)
 			return
 		}
-		path := filepath.Join(b.opts.profile, fmt.Sprintf("cpu-%s-%s-w%d-%s.pprof", rc.Auth, rc.Shape, rc.Workers, rc.Latency))
+		path := filepath.Join(b.opts.profile, fmt.Sprintf("cpu-%s-%s-%s-w%d-%s.pprof", rc.Namespace, rc.Auth, rc.Shape, rc.Workers, rc.Latency))
 		if err := os.WriteFile(path, data, 0o644); err == nil {
 			progress("profile: %s", path)
 		}

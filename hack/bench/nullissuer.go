@@ -11,6 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"math/big"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -70,8 +72,11 @@ func nullIssuerMain(args []string) error {
 	if err != nil {
 		return err
 	}
+	// pprof as the manager serves it with --enable-pprof, so --profile
+	// compares the two processes' CPU profiles.
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: testenv.Scheme,
-		Metrics: metricsserver.Options{BindAddress: *metricsAddr}, HealthProbeBindAddress: "0"})
+		Metrics: metricsserver.Options{BindAddress: *metricsAddr, ExtraHandlers: map[string]http.Handler{
+			"/debug/pprof/profile": http.HandlerFunc(pprof.Profile)}}, HealthProbeBindAddress: "0"})
 	if err != nil {
 		return err
 	}
