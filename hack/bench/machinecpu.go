@@ -17,6 +17,9 @@ import (
 type machineCPU struct {
 	busy, total time.Duration
 	self        time.Duration
+	// apiServer and etcd are the control plane's processes (the bench's
+	// children).
+	apiServer, etcd time.Duration
 }
 
 func readMachineCPU() (machineCPU, error) {
@@ -39,8 +42,39 @@ func readMachineCPU() (machineCPU, error) {
 			m.busy += d
 		}
 	}
-	m.self, err = processCPU(os.Getpid())
-	return m, err
+	if m.self, err = processCPU(os.Getpid()); err != nil {
+		return m, err
+	}
+	m.apiServer = childCPU("kube-apiserver")
+	m.etcd = childCPU("etcd")
+	return m, nil
+}
+
+// childCPU is the CPU time of the bench's child process named comm (0 when
+// there is none).
+func childCPU(comm string) time.Duration {
+	dirs, _ := os.ReadDir("/proc")
+	self := strconv.Itoa(os.Getpid())
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || closing < open || s[open+1:closing] != comm {
+			continue
+		}
+		if f := strings.Fields(s[closing+2:]); len(f) > 1 && f[1] == self {
+			pid, _ := strconv.Atoi(d.Name())
+			cpu, _ := processCPU(pid)
+			return cpu
+		}
+	}
+	return 0
 }
 
 // machineUsage is what the machine spent during a run.
@@ -54,6 +88,9 @@ type machineUsage struct {
 	// cert-manager's controllers).
 	MsPerCert      float64 `json:"ms_per_cert"`
 	BenchMsPerCert float64 `json:"bench_ms_per_cert"`
+	// APIServerMsPerCert and EtcdMsPerCert are the control plane's.
+	APIServerMsPerCert float64 `json:"apiserver_ms_per_cert"`
+	EtcdMsPerCert      float64 `json:"etcd_ms_per_cert"`
 }
 
 func machineSpent(before, after machineCPU, elapsed float64, certs, cores int) machineUsage {
@@ -63,7 +100,10 @@ func machineSpent(before, after machineCPU, elapsed float64, certs, cores int) m
 	}
 	if certs > 0 {
 		u.MsPerCert = float64((after.busy - before.busy).Microseconds()) / 1000 / float64(certs)
-		u.BenchMsPerCert = float64((after.self - before.self).Microseconds()) / 1000 / float64(certs)
+		per := func(a, b time.Duration) float64 { return float64((a - b).Microseconds()) / 1000 / float64(certs) }
+		u.BenchMsPerCert = per(after.self, before.self)
+		u.APIServerMsPerCert = per(after.apiServer, before.apiServer)
+		u.EtcdMsPerCert = per(after.etcd, before.etcd)
 	}
 	return u
 }

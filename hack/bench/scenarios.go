@@ -74,8 +74,8 @@ func (b *bench) scenarioIssue(ctx context.Context, rep *report) error {
 	fmt.Printf("\n### issue: %d approved CertificateRequests, one issuer, %d workers, %s per EJBCA call, manager client limits: %s\n\n",
 		b.opts.count, b.opts.workers, b.opts.latency, limits)
 	fmt.Printf("The ceiling is the null issuer's mean rate (client limits %d/%d, which do not bind), %.1f certificates/s.\n\n", nullIssuerQPS, 2*nullIssuerQPS, ceiling)
-	fmt.Println("| issuer | requests | certs/s | ceiling certs/s | fraction of ceiling | API requests/cert | API writes/cert | API requests/cert by verb | events/cert | Warnings/cert | events on the issuer | CPU ms/cert | all clients' writes/cert | machine busy cores | machine CPU ms/cert (bench process's) |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| issuer | requests | certs/s | ceiling certs/s | fraction of ceiling | API requests/cert | API writes/cert | API requests/cert by verb | events/cert | Warnings/cert | events on the issuer | CPU ms/cert | all clients' writes/cert | machine busy cores | machine CPU ms/cert | of which API server, etcd, bench process |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		name := "ejbca-issuer, " + r.Auth
 		if r.Auth == "null" {
@@ -85,15 +85,15 @@ func (b *bench) scenarioIssue(ctx context.Context, rep *report) error {
 		for _, v := range r.API.AllClientsWritesPerCert {
 			all += v
 		}
-		fmt.Printf("| %s | %s | %.1f | %.1f | %.0f%% | %.2f | %.2f | %s | %.2f | %.2f | %d | %.2f | %.2f | %.2f of %d | %.1f (%.1f) |\n", name, r.Shape, r.CertsPerSecond, ceiling, 100*r.FractionOfCeiling,
+		fmt.Printf("| %s | %s | %.1f | %.1f | %.0f%% | %.2f | %.2f | %s | %.2f | %.2f | %d | %.2f | %.2f | %.2f of %d | %.1f | %.1f, %.1f, %.1f |\n", name, r.Shape, r.CertsPerSecond, ceiling, 100*r.FractionOfCeiling,
 			r.API.RequestsPerCert, r.API.WritesPerCert, formatPerCert(r.API.PerCertByVerb), r.Events.PerCert, r.Events.WarningsPerCert, r.Events.OnIssuers, r.CPUMsPerCert, all,
-			r.Machine.BusyCores, r.Machine.Cores, r.Machine.MsPerCert, r.Machine.BenchMsPerCert)
+			r.Machine.BusyCores, r.Machine.Cores, r.Machine.MsPerCert, r.Machine.APIServerMsPerCert, r.Machine.EtcdMsPerCert, r.Machine.BenchMsPerCert)
 	}
 	fmt.Println()
 	fmt.Println("Where a request's time went (ms per certificate, from the manager's metrics; API time starts after client-go's token bucket, so throttling shows in \"other\"):")
 	fmt.Println()
-	fmt.Println("| issuer | requests | queue wait | worker | EJBCA | API by method | other (throttling, CPU) | events by reason |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| issuer | requests | reconciles/cert | queue wait | worker | EJBCA | API by method | other (throttling, CPU) | events by reason |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		if r.Auth == "null" {
 			continue
