@@ -43,6 +43,9 @@ type runConfig struct {
 	Latency   time.Duration `json:"latency_ns"`
 	Count     int           `json:"count"`
 	Namespace string        `json:"-"`
+	// NullWrites are the null issuer's writes (Auth "null"): "" for one
+	// merge patch, or nullWrites' others (the writecost scenario).
+	NullWrites string `json:"null_writes,omitempty"`
 }
 
 // runResult is everything measured in one run.
@@ -258,7 +261,7 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	user := managerUser
 	if rc.Auth == "null" {
 		user = nullIssuerUser
-		if mgr, err = b.startNullIssuer(ctx, filepath.Join(b.work, ns+".log"), rc.Workers); err != nil {
+		if mgr, err = b.startNullIssuer(ctx, filepath.Join(b.work, ns+".log"), rc.Workers, rc.NullWrites); err != nil {
 			return nil, err
 		}
 		defer mgr.stop()
@@ -429,9 +432,14 @@ func (b *bench) profile(m *managerProcess, rc runConfig) func() {
 			progress("profile: %v", err)
 			return
 		}
-		path := filepath.Join(b.opts.profile, fmt.Sprintf("cpu-%s-%s-%s-w%d-%s.pprof", rc.Namespace, rc.Auth, rc.Shape, rc.Workers, rc.Latency))
-		if err := os.WriteFile(path, data, 0o644); err == nil {
-			progress("profile: %s", path)
+		name := fmt.Sprintf("%s-%s-%s-w%d-%s.pprof", rc.Namespace, rc.Auth, rc.Shape, rc.Workers, rc.Latency)
+		if err := os.WriteFile(filepath.Join(b.opts.profile, "cpu-"+name), data, 0o644); err == nil {
+			progress("profile: %s", filepath.Join(b.opts.profile, "cpu-"+name))
+		}
+		// Every allocation since the process started (go tool pprof
+		// -sample_index=alloc_space): what keeps the GC busy.
+		if data, err := httpGet(strings.TrimSuffix(m.metricsURL, "/metrics") + "/debug/pprof/allocs"); err == nil {
+			_ = os.WriteFile(filepath.Join(b.opts.profile, "allocs-"+name), data, 0o644)
 		}
 	}()
 	return func() { <-done }

@@ -593,3 +593,38 @@ func healthCalls(m map[string]float64) float64 {
 	return sumMetric(m, "ejbca_issuer_ejbca_requests_total", `endpoint="GET /v1/ca"`) +
 		sumMetric(m, "ejbca_issuer_ejbca_requests_total", `endpoint="GET /v1/certificate/status"`)
 }
+
+// scenarioWriteCost prices the manager's writes on the API server: the null
+// issuer answers the same cert-manager-shaped load with a merge patch of the
+// status (the ceiling's write), a server-side apply with a resourceVersion
+// (the manager's status write), and each of them with one events.k8s.io
+// event per certificate, interleaved. The API server's and etcd's CPU per
+// certificate of each show what the manager's way of writing costs the
+// cluster, apart from its own CPU and EJBCA.
+func (b *bench) scenarioWriteCost(ctx context.Context, rep *report) error {
+	progress("writecost: warm-up, %d certificates answered by the null issuer (not reported)", min(b.opts.count, 100))
+	if _, err := b.issueRun(ctx, runConfig{Auth: "null", Shape: shapePlain, Workers: b.opts.workers, Count: min(b.opts.count, 100)}); err != nil {
+		return err
+	}
+	variants := []string{"merge", "apply", "merge+event", "apply+event"}
+	var results []*runResult
+	for round := range 2 {
+		for _, v := range variants {
+			progress("writecost: round %d, %d certificates, null issuer writing %s", round+1, b.opts.count, v)
+			r, err := b.issueRun(ctx, runConfig{Auth: "null", Shape: shapeCertManager, Workers: b.opts.workers, Count: b.opts.count, NullWrites: v})
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+			rep.Results["writecost"] = append(rep.Results["writecost"], r)
+		}
+	}
+	fmt.Printf("\n### writecost: the null issuer's writes priced on the API server (%d cert-manager-shaped requests, %d workers)\n\n", b.opts.count, b.opts.workers)
+	fmt.Println("| writes | certs/s | API writes/cert | null issuer CPU ms/cert | API server CPU ms/cert | etcd CPU ms/cert | bench process CPU ms/cert | machine busy cores | machine CPU ms/cert |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		fmt.Printf("| %s | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f of %d | %.1f |\n", r.NullWrites, r.CertsPerSecond, r.API.WritesPerCert, r.CPUMsPerCert,
+			r.Machine.APIServerMsPerCert, r.Machine.EtcdMsPerCert, r.Machine.BenchMsPerCert, r.Machine.BusyCores, r.Machine.Cores, r.Machine.MsPerCert)
+	}
+	return nil
+}

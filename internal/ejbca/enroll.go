@@ -207,15 +207,13 @@ func (c *Client) parseIssued(b certificateBody) (*Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the issued certificate: %w", err)
 	}
-	cas := make([]*x509.Certificate, 0, len(b.CertificateChain))
-	for i, s := range b.CertificateChain {
+	chainPEM, caPEM, err := c.chains.order(leaf, b.CertificateChain, func(i int, s string) (*x509.Certificate, error) {
 		ca, err := parseBase64Certificate(s)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %d of the chain: %w", i+1, err)
 		}
-		cas = append(cas, ca)
-	}
-	chainPEM, caPEM, err := c.chains.order(leaf, cas, b.CertificateChain)
+		return ca, nil
+	})
 	if err != nil {
 		return nil, err
 	}
