@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,7 +15,6 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	cmac "github.com/cert-manager/cert-manager/pkg/client/applyconfigurations/certmanager/v1"
-	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -443,16 +443,19 @@ func certificateOwner(cr *cmapi.CertificateRequest) *metav1.OwnerReference {
 	return ref
 }
 
-// leafOf parses the first certificate of a PEM chain; nil if none parses.
+// leafOf parses the first certificate of a PEM chain, and only that one
+// (it runs on every final request the cache sees); nil if it does not
+// parse.
 func leafOf(pemChain []byte) *x509.Certificate {
-	if len(pemChain) == 0 {
+	block, _ := pem.Decode(pemChain)
+	if block == nil || block.Type != "CERTIFICATE" {
 		return nil
 	}
-	chain, err := pki.DecodeX509CertificateChainBytes(pemChain)
-	if err != nil || len(chain) == 0 {
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
 		return nil
 	}
-	return chain[0]
+	return leaf
 }
 
 // serialOf is the serial as EJBCA's REST API takes it: hex.
