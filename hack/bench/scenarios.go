@@ -44,10 +44,14 @@ func (b *bench) scenarioIssue(ctx context.Context, rep *report) error {
 	var results, nulls []*runResult
 	for _, rc := range runs {
 		rc.Workers, rc.Latency, rc.Count = b.opts.workers, b.opts.latency, b.opts.count
-		if rc.Auth == "null" {
+		switch {
+		case rc.Auth == "null" && rc.NullWrites != "":
+			rc.Latency = 0
+			progress("issue: %d certificates answered by the null issuer writing as the manager does (%s), %d workers", b.opts.count, rc.NullWrites, b.opts.workers)
+		case rc.Auth == "null":
 			rc.Latency = 0
 			progress("issue: the ceiling, %d certificates answered by the null issuer (one status write each, no EJBCA), %d workers", b.opts.count, b.opts.workers)
-		} else {
+		default:
 			progress("issue: %d %s requests over %s, %d workers, %s EJBCA latency", b.opts.count, rc.Shape, rc.Auth, b.opts.workers, b.opts.latency)
 		}
 		r, err := b.issueRun(ctx, rc)
