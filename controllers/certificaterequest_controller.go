@@ -158,7 +158,9 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		return ctrl.Result{RequeueAfter: notLeaderRequeue}, nil
 	}
 	if len(d.Certificate) > 0 {
-		status.WithCertificate(d.Certificate...)
+		// Set, not WithCertificate(d.Certificate...), which appends the PEM
+		// byte by byte into a growing slice.
+		status.Certificate = d.Certificate
 		leaf := leafOf(d.Certificate)
 		if leaf == nil {
 			return ctrl.Result{}, fmt.Errorf("the certificate EJBCA issued does not parse as PEM")
@@ -177,7 +179,7 @@ func (r *CertificateRequestReconciler) apply(ctx context.Context, cr *cmapi.Cert
 		}
 	}
 	if len(d.CA) > 0 {
-		status.WithCA(d.CA...)
+		status.CA = d.CA
 	}
 	if d.Failed {
 		status.WithFailureTime(metav1.NewTime(now))
