@@ -103,7 +103,9 @@ func (k certificateRequests) write(ctx context.Context, cr *cmapi.CertificateReq
 		WithStatus(d.Status).WithReason(d.Reason).WithMessage(d.Message).WithLastTransitionTime(ltt)
 	status := cmac.CertificateRequestStatus().WithConditions(cond)
 	if len(d.Certificate) > 0 {
-		status.WithCertificate(d.Certificate...)
+		// Set, not WithCertificate(d.Certificate...), which appends the PEM
+		// byte by byte into a growing slice.
+		status.Certificate = d.Certificate
 		leaf := signing.LeafOf(d.Certificate)
 		if leaf == nil {
 			return false, fmt.Errorf("the certificate EJBCA issued does not parse as PEM")
@@ -122,7 +124,7 @@ func (k certificateRequests) write(ctx context.Context, cr *cmapi.CertificateReq
 		}
 	}
 	if len(d.CA) > 0 {
-		status.WithCA(d.CA...)
+		status.CA = d.CA
 	}
 	if d.Failed {
 		status.WithFailureTime(metav1.NewTime(now))

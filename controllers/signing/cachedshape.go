@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"hash"
 	"io"
 	"slices"
@@ -18,7 +19,6 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
-	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -455,16 +455,19 @@ func CertificateOwner(cr *cmapi.CertificateRequest) *metav1.OwnerReference {
 	return ref
 }
 
-// LeafOf parses the first certificate of a PEM chain; nil if none parses.
+// LeafOf parses the first certificate of a PEM chain, and only that one
+// (it runs on every final request the cache sees and in every status
+// write); nil if it does not parse.
 func LeafOf(pemChain []byte) *x509.Certificate {
-	if len(pemChain) == 0 {
+	block, _ := pem.Decode(pemChain)
+	if block == nil || block.Type != "CERTIFICATE" {
 		return nil
 	}
-	chain, err := pki.DecodeX509CertificateChainBytes(pemChain)
-	if err != nil || len(chain) == 0 {
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
 		return nil
 	}
-	return chain[0]
+	return leaf
 }
 
 // SerialOf is the serial as EJBCA's REST API takes it: hex.

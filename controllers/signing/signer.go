@@ -181,7 +181,7 @@ func (s *Signer) enrol(ctx context.Context, sr *SigningRequest, spec *v1alpha1.I
 	}
 	certProfile, eeProfile := profiles(spec, sr)
 	req := ejbca.EnrollRequest{
-		CSR: sr.CSR, CAName: spec.CAName, Username: username,
+		CSR: sr.CSR, ParsedCSR: csr, CAName: spec.CAName, Username: username,
 		CertificateProfileName: certProfile, EndEntityProfileName: eeProfile,
 	}
 	if spec.UseRequestedDuration && sr.Duration > 0 {

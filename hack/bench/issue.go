@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +43,9 @@ type runConfig struct {
 	Latency   time.Duration `json:"latency_ns"`
 	Count     int           `json:"count"`
 	Namespace string        `json:"-"`
+	// NullWrites are the null issuer's writes (Auth "null"): "" for one
+	// merge patch, or nullWrites' others (the writecost scenario).
+	NullWrites string `json:"null_writes,omitempty"`
 }
 
 // runResult is everything measured in one run.
@@ -77,6 +81,8 @@ type runResult struct {
 	Time timeUsage `json:"time_per_request"`
 	// Events are the process's events in the run's namespace.
 	Events eventUsage `json:"events"`
+	// Machine is the whole machine's CPU over the run (machinecpu.go).
+	Machine machineUsage `json:"machine"`
 }
 
 // managerUser is the API server user the manager runs as in issue runs, so
@@ -255,7 +261,7 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	user := managerUser
 	if rc.Auth == "null" {
 		user = nullIssuerUser
-		if mgr, err = b.startNullIssuer(ctx, filepath.Join(b.work, ns+".log"), rc.Workers); err != nil {
+		if mgr, err = b.startNullIssuer(ctx, filepath.Join(b.work, ns+".log"), rc.Workers, rc.NullWrites); err != nil {
 			return nil, err
 		}
 		defer mgr.stop()
@@ -284,6 +290,7 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 
 	before := sim.Counters()
 	cpuBefore, _ := mgr.cpu()
+	machineBefore, _ := readMachineCPU()
 	metricsBefore, _ := mgr.metrics()
 	apiBefore, err := b.apiMetrics(ctx)
 	if err != nil {
@@ -315,6 +322,7 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	}
 	after := sim.Counters()
 	cpuAfter, _ := mgr.cpu()
+	machineAfter, _ := readMachineCPU()
 	metricsAfter, _ := mgr.metrics()
 	_, peakRSS, _ := mgr.rss()
 	// Events are sent after the status write, from a queue: give the last
@@ -372,6 +380,7 @@ func (b *bench) issueRun(ctx context.Context, rc runConfig) (*runResult, error) 
 	}
 	res.API = usage(apiBefore, apiAfter, user, issued)
 	res.Time = timeSpent(metricsBefore, metricsAfter, issued)
+	res.Machine = machineSpent(machineBefore, machineAfter, elapsed, issued, runtime.NumCPU())
 	if res.Events, err = b.countEvents(ctx, ns, issued); err != nil {
 		return nil, err
 	}
@@ -423,9 +432,14 @@ func (b *bench) profile(m *managerProcess, rc runConfig) func() {
 			progress("profile: %v", err)
 			return
 		}
-		path := filepath.Join(b.opts.profile, fmt.Sprintf("cpu-%s-%s-w%d-%s.pprof", rc.Auth, rc.Shape, rc.Workers, rc.Latency))
-		if err := os.WriteFile(path, data, 0o644); err == nil {
-			progress("profile: %s", path)
+		name := fmt.Sprintf("%s-%s-%s-w%d-%s.pprof", rc.Namespace, rc.Auth, rc.Shape, rc.Workers, rc.Latency)
+		if err := os.WriteFile(filepath.Join(b.opts.profile, "cpu-"+name), data, 0o644); err == nil {
+			progress("profile: %s", filepath.Join(b.opts.profile, "cpu-"+name))
+		}
+		// Every allocation since the process started (go tool pprof
+		// -sample_index=alloc_space): what keeps the GC busy.
+		if data, err := httpGet(strings.TrimSuffix(m.metricsURL, "/metrics") + "/debug/pprof/allocs"); err == nil {
+			_ = os.WriteFile(filepath.Join(b.opts.profile, "allocs-"+name), data, 0o644)
 		}
 	}()
 	return func() { <-done }

@@ -69,7 +69,7 @@ func main() {
 func run() error {
 	var o options
 	var scenarios string
-	flag.StringVar(&scenarios, "scenario", "all", "comma-separated: issue, throughput, scale, cluster-size, outage, nodes, certificates, or all")
+	flag.StringVar(&scenarios, "scenario", "all", "comma-separated: issue, writecost, throughput, scale, cluster-size, outage, nodes, certificates, or all")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes: a smoke run in under 2 minutes")
 	flag.DurationVar(&o.latency, "latency", 50*time.Millisecond, "EJBCA simulator latency per call (issue, cluster-size, outage, certificates)")
 	flag.IntVar(&o.workers, "workers", 16, "the manager's --max-concurrent-reconciles (issue, cluster-size, outage, certificates)")
@@ -154,6 +154,8 @@ func run() error {
 		switch sc {
 		case "issue":
 			err = b.scenarioIssue(ctx, report)
+		case "writecost":
+			err = b.scenarioWriteCost(ctx, report)
 		case "throughput":
 			err = b.scenarioThroughput(ctx, report)
 		case "scale":

@@ -167,7 +167,14 @@ func (m *managerProcess) stop() {
 
 // cpu is the process's user+system CPU time so far.
 func (m *managerProcess) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.cmd.Process.Pid))
+	return processCPU(m.cmd.Process.Pid)
+}
+
+const ticksPerSecond = 100 // USER_HZ on Linux
+
+// processCPU is a process's user+system CPU time so far.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -175,7 +182,6 @@ func (m *managerProcess) cpu() (time.Duration, error) {
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	const ticksPerSecond = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
 }
 

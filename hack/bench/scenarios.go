@@ -34,24 +34,31 @@ func (b *bench) scenarioIssue(ctx context.Context, rep *report) error {
 	if _, err := b.issueRun(ctx, runConfig{Auth: "null", Shape: shapePlain, Workers: b.opts.workers, Count: min(b.opts.count, 100)}); err != nil {
 		return err
 	}
-	runs := []runConfig{{Auth: "null", Shape: shapeCertManager},
+	// Beside the ceiling, the null issuer writing as the manager does (a
+	// status apply and an event per certificate, nullWrites) shows what
+	// those two writes alone cost on this machine.
+	runs := []runConfig{{Auth: "null", Shape: shapeCertManager}, {Auth: "null", Shape: shapeCertManager, NullWrites: managersWrites},
 		{Auth: "mtls", Shape: shapeCertManager}, {Auth: "oauth2", Shape: shapeCertManager},
 		{Auth: "mtls", Shape: shapePlain}, {Auth: "oauth2", Shape: shapePlain},
-		{Auth: "null", Shape: shapeCertManager}}
+		{Auth: "null", Shape: shapeCertManager, NullWrites: managersWrites}, {Auth: "null", Shape: shapeCertManager}}
 	var results, nulls []*runResult
 	for _, rc := range runs {
 		rc.Workers, rc.Latency, rc.Count = b.opts.workers, b.opts.latency, b.opts.count
-		if rc.Auth == "null" {
+		switch {
+		case rc.Auth == "null" && rc.NullWrites != "":
+			rc.Latency = 0
+			progress("issue: %d certificates answered by the null issuer writing as the manager does (%s), %d workers", b.opts.count, rc.NullWrites, b.opts.workers)
+		case rc.Auth == "null":
 			rc.Latency = 0
 			progress("issue: the ceiling, %d certificates answered by the null issuer (one status write each, no EJBCA), %d workers", b.opts.count, b.opts.workers)
-		} else {
+		default:
 			progress("issue: %d %s requests over %s, %d workers, %s EJBCA latency", b.opts.count, rc.Shape, rc.Auth, b.opts.workers, b.opts.latency)
 		}
 		r, err := b.issueRun(ctx, rc)
 		if err != nil {
 			return err
 		}
-		if rc.Auth == "null" {
+		if rc.Auth == "null" && rc.NullWrites == "" {
 			nulls = append(nulls, r)
 		}
 		results = append(results, r)
@@ -74,25 +81,29 @@ func (b *bench) scenarioIssue(ctx context.Context, rep *report) error {
 	fmt.Printf("\n### issue: %d approved CertificateRequests, one issuer, %d workers, %s per EJBCA call, manager client limits: %s\n\n",
 		b.opts.count, b.opts.workers, b.opts.latency, limits)
 	fmt.Printf("The ceiling is the null issuer's mean rate (client limits %d/%d, which do not bind), %.1f certificates/s.\n\n", nullIssuerQPS, 2*nullIssuerQPS, ceiling)
-	fmt.Println("| issuer | requests | certs/s | ceiling certs/s | fraction of ceiling | API requests/cert | API writes/cert | API requests/cert by verb | events/cert | Warnings/cert | events on the issuer | CPU ms/cert | all clients' writes/cert |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| issuer | requests | certs/s | ceiling certs/s | fraction of ceiling | API requests/cert | API writes/cert | API requests/cert by verb | events/cert | Warnings/cert | events on the issuer | CPU ms/cert | all clients' writes/cert | machine busy cores | machine CPU ms/cert | of which API server, etcd, bench process |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		name := "ejbca-issuer, " + r.Auth
-		if r.Auth == "null" {
+		switch {
+		case r.Auth == "null" && r.NullWrites != "":
+			name = "null issuer writing as the manager (" + r.NullWrites + ")"
+		case r.Auth == "null":
 			name = "null issuer"
 		}
 		var all float64
 		for _, v := range r.API.AllClientsWritesPerCert {
 			all += v
 		}
-		fmt.Printf("| %s | %s | %.1f | %.1f | %.0f%% | %.2f | %.2f | %s | %.2f | %.2f | %d | %.2f | %.2f |\n", name, r.Shape, r.CertsPerSecond, ceiling, 100*r.FractionOfCeiling,
-			r.API.RequestsPerCert, r.API.WritesPerCert, formatPerCert(r.API.PerCertByVerb), r.Events.PerCert, r.Events.WarningsPerCert, r.Events.OnIssuers, r.CPUMsPerCert, all)
+		fmt.Printf("| %s | %s | %.1f | %.1f | %.0f%% | %.2f | %.2f | %s | %.2f | %.2f | %d | %.2f | %.2f | %.2f of %d | %.1f | %.1f, %.1f, %.1f |\n", name, r.Shape, r.CertsPerSecond, ceiling, 100*r.FractionOfCeiling,
+			r.API.RequestsPerCert, r.API.WritesPerCert, formatPerCert(r.API.PerCertByVerb), r.Events.PerCert, r.Events.WarningsPerCert, r.Events.OnIssuers, r.CPUMsPerCert, all,
+			r.Machine.BusyCores, r.Machine.Cores, r.Machine.MsPerCert, r.Machine.APIServerMsPerCert, r.Machine.EtcdMsPerCert, r.Machine.BenchMsPerCert)
 	}
 	fmt.Println()
 	fmt.Println("Where a request's time went (ms per certificate, from the manager's metrics; API time starts after client-go's token bucket, so throttling shows in \"other\"):")
 	fmt.Println()
-	fmt.Println("| issuer | requests | queue wait | worker | EJBCA | API by method | other (throttling, CPU) | events by reason |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| issuer | requests | reconciles/cert | queue wait | worker | EJBCA | API by method | other (throttling, CPU) | events by reason |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		if r.Auth == "null" {
 			continue
@@ -591,4 +602,43 @@ func (b *bench) scenarioCertificates(ctx context.Context, rep *report) error {
 func healthCalls(m map[string]float64) float64 {
 	return sumMetric(m, "ejbca_issuer_ejbca_requests_total", `endpoint="GET /v1/ca"`) +
 		sumMetric(m, "ejbca_issuer_ejbca_requests_total", `endpoint="GET /v1/certificate/status"`)
+}
+
+// managersWrites are the manager's writes per certificate, as the null
+// issuer can make them: a status apply with a resourceVersion, and an event.
+const managersWrites = "apply+event"
+
+// scenarioWriteCost prices the manager's writes on the API server: the null
+// issuer answers the same cert-manager-shaped load with a merge patch of the
+// status (the ceiling's write), a server-side apply with a resourceVersion
+// (the manager's status write), and each of them with one events.k8s.io
+// event per certificate, interleaved. The API server's and etcd's CPU per
+// certificate of each show what the manager's way of writing costs the
+// cluster, apart from its own CPU and EJBCA.
+func (b *bench) scenarioWriteCost(ctx context.Context, rep *report) error {
+	progress("writecost: warm-up, %d certificates answered by the null issuer (not reported)", min(b.opts.count, 100))
+	if _, err := b.issueRun(ctx, runConfig{Auth: "null", Shape: shapePlain, Workers: b.opts.workers, Count: min(b.opts.count, 100)}); err != nil {
+		return err
+	}
+	variants := []string{"merge", "apply", "merge+event", managersWrites}
+	var results []*runResult
+	for round := range 2 {
+		for _, v := range variants {
+			progress("writecost: round %d, %d certificates, null issuer writing %s", round+1, b.opts.count, v)
+			r, err := b.issueRun(ctx, runConfig{Auth: "null", Shape: shapeCertManager, Workers: b.opts.workers, Count: b.opts.count, NullWrites: v})
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+			rep.Results["writecost"] = append(rep.Results["writecost"], r)
+		}
+	}
+	fmt.Printf("\n### writecost: the null issuer's writes priced on the API server (%d cert-manager-shaped requests, %d workers)\n\n", b.opts.count, b.opts.workers)
+	fmt.Println("| writes | certs/s | API writes/cert | null issuer CPU ms/cert | API server CPU ms/cert | etcd CPU ms/cert | bench process CPU ms/cert | machine busy cores | machine CPU ms/cert |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		fmt.Printf("| %s | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f of %d | %.1f |\n", r.NullWrites, r.CertsPerSecond, r.API.WritesPerCert, r.CPUMsPerCert,
+			r.Machine.APIServerMsPerCert, r.Machine.EtcdMsPerCert, r.Machine.BenchMsPerCert, r.Machine.BusyCores, r.Machine.Cores, r.Machine.MsPerCert)
+	}
+	return nil
 }

@@ -28,6 +28,9 @@ type timeUsage struct {
 	// OtherMs is WorkMs less EJBCA and the worker-path API requests (GET,
 	// PATCH, PUT): throttling, CPU, locks.
 	OtherMs float64 `json:"other_ms"`
+	// Reconciles is the CertificateRequest controller's reconciles per
+	// certificate.
+	Reconciles float64 `json:"reconciles_per_cert"`
 }
 
 const crController = `controller="certificaterequest"`
@@ -49,6 +52,7 @@ func timeSpent(before, after map[string]float64, certs int) timeUsage {
 		}
 	}
 	t.OtherMs = t.WorkMs - t.EJBCAMs - t.APIMs["GET"] - t.APIMs["PATCH"] - t.APIMs["PUT"]
+	t.Reconciles = per("controller_runtime_reconcile_total", crController) / 1000
 	return t
 }
 
@@ -58,7 +62,7 @@ func (t timeUsage) String() string {
 		api = append(api, fmt.Sprintf("%s %.1f", m, v))
 	}
 	sort.Strings(api)
-	return fmt.Sprintf("%.1f | %.1f | %.1f | %s | %.1f", t.QueueWaitMs, t.WorkMs, t.EJBCAMs, strings.Join(api, ", "), t.OtherMs)
+	return fmt.Sprintf("%.2f | %.1f | %.1f | %.1f | %s | %.1f", t.Reconciles, t.QueueWaitMs, t.WorkMs, t.EJBCAMs, strings.Join(api, ", "), t.OtherMs)
 }
 
 // eventUsage counts the events the manager recorded in a run's namespace

@@ -11,9 +11,10 @@ import (
 )
 
 // chainCache remembers how a CA chain that EJBCA returned is ordered. Every
-// certificate of a CA comes with the same chain, so it is ordered by
-// signature once (cert-manager's pki.ParseSingleCertificateChain); after
-// that a certificate costs one signature check against its issuing CA.
+// certificate of a CA comes with the same chain, so it is parsed and ordered
+// by signature once (cert-manager's pki.ParseSingleCertificateChain); after
+// that a certificate costs one signature check against its issuing CA, and
+// the chain is neither parsed nor ordered again.
 type chainCache struct {
 	mu     sync.Mutex
 	chains map[string]*orderedChain
@@ -29,21 +30,30 @@ type orderedChain struct {
 
 const maxCachedChains = 64
 
-// order returns the leaf followed by its intermediates, and the root, from an
-// unordered chain (raw holds the chain as EJBCA sent it, as the cache key).
-func (c *chainCache) order(leaf *x509.Certificate, cas []*x509.Certificate, raw []string) (chainPEM, caPEM []byte, err error) {
+// order returns the leaf followed by its intermediates, and the root, from
+// the unordered chain raw (base64 DER, as EJBCA sent it; also the cache
+// key), whose certificates parse parses.
+func (c *chainCache) order(leaf *x509.Certificate, raw []string, parse func(i int, s string) (*x509.Certificate, error)) (chainPEM, caPEM []byte, err error) {
 	leafPEM, err := pki.EncodeX509(leaf)
 	if err != nil {
 		return nil, nil, err
 	}
 	key := strings.Join(raw, "|")
-	if len(cas) > 0 {
+	if len(raw) > 0 {
 		c.mu.Lock()
 		oc := c.chains[key]
 		c.mu.Unlock()
 		if oc != nil && leaf.CheckSignatureFrom(oc.issuer) == nil {
 			return append(leafPEM, oc.tail...), oc.caPEM, nil
 		}
+	}
+	cas := make([]*x509.Certificate, 0, len(raw))
+	for i, s := range raw {
+		ca, err := parse(i, s)
+		if err != nil {
+			return nil, nil, err
+		}
+		cas = append(cas, ca)
 	}
 	bundle, err := pki.ParseSingleCertificateChain(append([]*x509.Certificate{leaf}, cas...))
 	if err != nil {

@@ -1,6 +1,7 @@
 package ejbca
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
@@ -33,6 +34,10 @@ type EnrollRequest struct {
 	// NotAfter, when set, asks for this end of validity (EJBCA 9.3.3+, and
 	// only if the certificate profile allows validity override).
 	NotAfter time.Time
+	// ParsedCSR, when set, is CSR as the caller already parsed it, so it is
+	// not parsed twice; it is used only if it is the same DER, and its
+	// signature is checked here all the same.
+	ParsedCSR *x509.CertificateRequest
 }
 
 // enrollBody is pkcs10enroll's request. Both profile names are always sent:
@@ -97,7 +102,7 @@ func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*Certificate, e
 	if !req.NotAfter.IsZero() {
 		body.EndTime = req.NotAfter.UTC().Format(endTimeLayout)
 	}
-	return c.issue(ctx, "POST /v1/certificate/pkcs10enroll", "/v1/certificate/pkcs10enroll", req.CSR, func(csrPEM string) any {
+	return c.issue(ctx, "POST /v1/certificate/pkcs10enroll", "/v1/certificate/pkcs10enroll", req.CSR, req.ParsedCSR, func(csrPEM string) any {
 		body.CertificateRequest = csrPEM
 		return body
 	})
@@ -142,7 +147,7 @@ func (c *Client) EnrollForEndEntity(ctx context.Context, req EnrollForEndEntityR
 		IncludeChain:             true,
 		CertificateRequestType:   "PKCS10",
 	}
-	cert, err := c.issue(ctx, endpointCertificateRequest, "/v1/certificate/certificaterequest", req.CSR, func(csrPEM string) any {
+	cert, err := c.issue(ctx, endpointCertificateRequest, "/v1/certificate/certificaterequest", req.CSR, nil, func(csrPEM string) any {
 		body.CertificateRequest = csrPEM
 		return body
 	})
@@ -155,8 +160,8 @@ func (c *Client) EnrollForEndEntity(ctx context.Context, req EnrollForEndEntityR
 
 // issue checks the CSR (PEM or DER) before anything is sent, posts the body
 // build makes with the CSR's PEM and checks what comes back against it.
-func (c *Client) issue(ctx context.Context, endpoint, path string, rawCSR []byte, build func(csrPEM string) any) (*Certificate, error) {
-	csr, csrPEM, err := parseCSR(endpoint, rawCSR)
+func (c *Client) issue(ctx context.Context, endpoint, path string, rawCSR []byte, parsed *x509.CertificateRequest, build func(csrPEM string) any) (*Certificate, error) {
+	csr, csrPEM, err := parseCSRReusing(endpoint, rawCSR, parsed)
 	if err != nil {
 		return nil, err
 	}
@@ -186,13 +191,22 @@ func (c *Client) issue(ctx context.Context, endpoint, path string, rawCSR []byte
 
 // parseCSR accepts PEM or DER and returns the parsed request and its PEM.
 func parseCSR(endpoint string, raw []byte) (*x509.CertificateRequest, string, error) {
+	return parseCSRReusing(endpoint, raw, nil)
+}
+
+// parseCSRReusing is parseCSR taking parsed, when it holds the same DER,
+// instead of parsing again; the signature is checked either way.
+func parseCSRReusing(endpoint string, raw []byte, parsed *x509.CertificateRequest) (*x509.CertificateRequest, string, error) {
 	der := raw
 	if block, _ := pem.Decode(raw); block != nil {
 		der = block.Bytes
 	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		return nil, "", &Error{Endpoint: endpoint, Kind: KindPermanent, Message: "the certificate signing request does not parse", Err: err}
+	csr := parsed
+	if csr == nil || !bytes.Equal(csr.Raw, der) {
+		var err error
+		if csr, err = x509.ParseCertificateRequest(der); err != nil {
+			return nil, "", &Error{Endpoint: endpoint, Kind: KindPermanent, Message: "the certificate signing request does not parse", Err: err}
+		}
 	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, "", &Error{Endpoint: endpoint, Kind: KindPermanent, Message: "the certificate signing request's signature is invalid", Err: err}
@@ -207,15 +221,13 @@ func (c *Client) parseIssued(b certificateBody) (*Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the issued certificate: %w", err)
 	}
-	cas := make([]*x509.Certificate, 0, len(b.CertificateChain))
-	for i, s := range b.CertificateChain {
+	chainPEM, caPEM, err := c.chains.order(leaf, b.CertificateChain, func(i int, s string) (*x509.Certificate, error) {
 		ca, err := parseBase64Certificate(s)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %d of the chain: %w", i+1, err)
 		}
-		cas = append(cas, ca)
-	}
-	chainPEM, caPEM, err := c.chains.order(leaf, cas, b.CertificateChain)
+		return ca, nil
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package ejbca_test
 
 import (
+	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -389,5 +390,60 @@ func TestRequestBodies(t *testing.T) {
 	// No CA and no time: only the username narrows.
 	if got := fmt.Sprint(rec.sent(t, "/v1/certificate/search", 1)["criteria"]); got != fmt.Sprint(wantCriteria[:1]) {
 		t.Errorf("criteria without CA and time = %v", got)
+	}
+}
+
+// A CSR the caller already parsed is not parsed again, but its signature is
+// still checked, and a parsed CSR other than the one sent is not trusted:
+// what is checked is what goes to EJBCA.
+func TestEnrollParsedCSRIsCheckedAsTheSentOne(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, ejbcasim.Config{})
+	ctx := ctxFor(t)
+	c := clientFor(t, sim, modeMTLS)
+
+	good, key := simpleCSR(t, "parsed.example.com")
+	goodBlock, _ := pem.Decode(good)
+	goodParsed, err := x509.ParseCertificateRequest(goodBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamperedDER := append([]byte(nil), goodBlock.Bytes...)
+	tamperedDER[len(tamperedDER)-3] ^= 0xff // the signature
+	tampered := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: tamperedDER})
+	tamperedParsed, err := x509.ParseCertificateRequest(tamperedDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		csr    []byte
+		parsed *x509.CertificateRequest
+	}{
+		"tampered, parsed by the caller":            {tampered, tamperedParsed},
+		"tampered, a good CSR parsed by the caller": {tampered, goodParsed},
+	} {
+		req := enrolment(tc.csr, "parsed-bad")
+		req.ParsedCSR = tc.parsed
+		if _, err := c.Enroll(ctx, req); !ejbca.IsPermanent(err) || !strings.Contains(err.Error(), "signature") {
+			t.Errorf("%s: Enroll = %v, want a permanent error about the signature", name, err)
+		}
+	}
+	if got := sim.Counters(); len(got.Calls) != 0 {
+		t.Errorf("a bad CSR reached the server: %+v", got.Calls)
+	}
+	other, _ := simpleCSR(t, "other.example.com")
+	otherBlock, _ := pem.Decode(other)
+	otherParsed, err := x509.ParseCertificateRequest(otherBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, parsed := range map[string]*x509.CertificateRequest{"the same CSR": goodParsed, "another CSR": otherParsed} {
+		req := enrolment(good, "parsed-"+strings.ReplaceAll(name, " ", "-"))
+		req.ParsedCSR = parsed
+		cert, err := c.Enroll(ctx, req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		checkIssued(t, sim, cert, key)
 	}
 }
