@@ -56,15 +56,17 @@ type nodesPhase struct {
 }
 
 func (b *bench) mark(ctx context.Context, mgr *managerProcess, nodes ...*ejbcasim.Node) phaseMark {
+	// The simulator's counters first: they are read at once, the scrapes
+	// take a while (calls go on meanwhile).
 	m := phaseMark{at: time.Now(), sim: b.stack.Sim.Counters(), load: loadAverage()}
-	m.mgr, _ = mgr.metrics()
-	m.api, _ = b.apiMetrics(ctx)
-	m.cpu, _ = mgr.cpu()
 	for _, n := range nodes {
 		m.calls = append(m.calls, n.Calls(""))
 		m.dials = append(m.dials, n.Dialed())
 		m.enrols = append(m.enrols, n.Calls("/pkcs10enroll"))
 	}
+	m.cpu, _ = mgr.cpu()
+	m.mgr, _ = mgr.metrics()
+	m.api, _ = b.apiMetrics(ctx)
 	return m
 }
 
