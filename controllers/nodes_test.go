@@ -169,7 +169,7 @@ func TestNodeDiesMidBurst(t *testing.T) {
 // TestNodeCutOffHoldsNoOtherRequest: node A takes a request's enrolment,
 // issues, and drops the connection unanswered; A is set aside. With node B
 // usable the issuer is not made suspect: a request created after that is
-// enrolled through B at once instead of waiting for the issuer's re-check
+// enrolled at once instead of waiting for the issuer's re-check
 // (here EJBCA's status endpoint gives no answer, so the probe that would
 // bring the re-check forward fails, and a held request would wait for the
 // check a minute after the last). The cut-off request finds its certificate
@@ -196,8 +196,11 @@ func TestNodeCutOffHoldsNoOtherRequest(t *testing.T) {
 			t.Errorf("%s: %d enrolments, want 1", name, got)
 		}
 	}
-	if a.Calls("/pkcs10enroll") != 1 || b.Calls("/pkcs10enroll") != 1 {
-		t.Errorf("enrolment calls: node A %d, node B %d; want the cut-off one on A, the next on B", a.Calls("/pkcs10enroll"), b.Calls("/pkcs10enroll"))
+	// The cut-off enrolment went to A and was never sent again. Which node
+	// takes the next is not fixed: the failing status probe may set B aside
+	// too before it is sent, and with both set aside A comes first again.
+	if a.Calls("/pkcs10enroll") < 1 || a.Calls("/pkcs10enroll")+b.Calls("/pkcs10enroll") != 2 {
+		t.Errorf("enrolment calls: node A %d, node B %d; want the cut-off one on A and two in all", a.Calls("/pkcs10enroll"), b.Calls("/pkcs10enroll"))
 	}
 }
 
