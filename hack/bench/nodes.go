@@ -208,24 +208,37 @@ func (b *bench) scenarioNodes(ctx context.Context, rep *report) error {
 	return b.cleanup(ctx, nsTwo)
 }
 
+// nodesBatch creates n plain requests for the namespaced issuer named
+// issuer in ns, watched from before their creation; it returns the watch
+// (the caller stops it) and how many certificates the simulator had issued
+// before them.
+func (b *bench) nodesBatch(ctx context.Context, ns, issuer string, n int) (*readyWatcher, int, error) {
+	requests, err := csrs(n, shapePlain)
+	if err != nil {
+		return nil, 0, err
+	}
+	rw, err := b.watchRequests(ctx, ns)
+	if err != nil {
+		return nil, 0, err
+	}
+	issuedBefore := len(b.stack.Sim.Issued())
+	if _, err := b.createRequests(ctx, ns, v1alpha1.IssuerKind, issuer, shapePlain, requests); err != nil {
+		rw.stop()
+		return nil, 0, err
+	}
+	return rw, issuedBefore, nil
+}
+
 // nodesBaseline issues n requests through the one-node issuer "one" of ns
 // and adds its rate (between the 5th and 95th percentile of Ready times) to
 // res; every request must be issued with exactly one enrolment.
 func (b *bench) nodesBaseline(ctx context.Context, mgr *managerProcess, ns string, n int, credentials *corev1.Secret, res *nodesResult, nodes ...*ejbcasim.Node) error {
 	sim := b.stack.Sim
-	requests, err := csrs(n, shapePlain)
-	if err != nil {
-		return err
-	}
-	rw, err := b.watchRequests(ctx, ns)
+	rw, issuedBefore, err := b.nodesBatch(ctx, ns, "one", n)
 	if err != nil {
 		return err
 	}
 	defer rw.stop()
-	issuedBefore := len(sim.Issued())
-	if _, err := b.createRequests(ctx, ns, v1alpha1.IssuerKind, "one", shapePlain, requests); err != nil {
-		return err
-	}
 	m0 := b.mark(ctx, mgr, nodes...)
 	if err := b.stack.Client.Create(ctx, credentials); err != nil {
 		return err
@@ -252,19 +265,11 @@ func (b *bench) nodesBaseline(ctx context.Context, mgr *managerProcess, ns strin
 func (b *bench) nodesFailover(ctx context.Context, mgr *managerProcess, sim *ejbcasim.Sim, a, bn *ejbcasim.Node, two *v1alpha1.EJBCAIssuer, credentials *corev1.Secret,
 	res *nodesResult, window time.Duration) error {
 	n, ns := res.Requests, two.Namespace
-	requests, err := csrs(n, shapePlain)
-	if err != nil {
-		return err
-	}
-	rw, err := b.watchRequests(ctx, ns)
+	rw, issuedBefore, err := b.nodesBatch(ctx, ns, "two", n)
 	if err != nil {
 		return err
 	}
 	defer rw.stop()
-	issuedBefore := len(sim.Issued())
-	if _, err := b.createRequests(ctx, ns, v1alpha1.IssuerKind, "two", shapePlain, requests); err != nil {
-		return err
-	}
 	c0 := sim.Counters()
 	m0 := b.mark(ctx, mgr, a, bn)
 	if err := b.stack.Client.Create(ctx, credentials); err != nil {
