@@ -105,16 +105,28 @@ soak: control-plane ## Run the long suites: 20 leader failover rounds per mode, 
 	@$(MAKE) --no-print-directory test-fuzz
 
 .PHONY: test-fuzz
+# Go 1.26's fuzz coordinator can report a bare "context deadline exceeded"
+# as the target failing when -fuzztime ends while a worker is mid-input
+# (golang/go#75804, fixed in Go 1.27). Such a run wrote no failing input; it
+# is run once more, and any other failure counts at once.
 test-fuzz: ## Run each fuzz target of FUZZ_PKGS for FUZZTIME, one at a time (make test-fuzz FUZZTIME=1m).
-	@status=0; \
+	@status=0; out="$$(mktemp)"; \
 	for dir in $$(go list -f '{{.Dir}}' $(FUZZ_PKGS)); do \
 		pkg="./$${dir#$(CURDIR)/}"; \
 		for name in $$(cat "$$dir"/*_test.go 2>/dev/null | sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*\*testing\.F).*/\1/p'); do \
-			echo "go test $(FUZZ_FLAGS) -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
-			go test $(FUZZ_FLAGS) -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) "$$pkg" || status=$$?; \
+			for try in 1 2; do \
+				echo "go test $(FUZZ_FLAGS) -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+				rc=0; go test $(FUZZ_FLAGS) -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) "$$pkg" >"$$out" 2>&1 || rc=$$?; \
+				cat "$$out"; \
+				if [ $$rc -ne 0 ] && [ $$try -eq 1 ] && grep -q 'context deadline exceeded' "$$out" && \
+					! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$$out"; then \
+					echo "$$name: the fuzz coordinator's deadline race (golang/go#75804), no failing input: running it once more"; continue; \
+				fi; \
+				[ $$rc -eq 0 ] || status=$$rc; break; \
+			done; \
 		done; \
 	done; \
-	exit $$status
+	rm -f "$$out"; exit $$status
 
 ##@ Build
 
