@@ -22,6 +22,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
@@ -174,6 +175,10 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	o.Options.SelectByIssuerGroup = selectByGroup
 	o.Options.SecretsNamespaceOnly = o.SecretsInClusterResourceNamespaceOnly
+	cache, err := cacheOptions(cfg, o, selectByGroup)
+	if err != nil {
+		return nil, err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
 		Metrics:                 metricsOpts,
@@ -192,7 +197,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		RenewDeadline:                       &renew,
 		RetryPeriod:                         &retry,
 		Controller:                          config.Controller{SkipNameValidation: &o.RestartableInProcess},
-		Cache:                               cacheOptions(o, selectByGroup),
+		Cache:                               cache,
 	})
 	if err != nil {
 		return nil, err
@@ -293,15 +298,30 @@ func holderOnlyRecorder(cfg *rest.Config, lease *leadership.Lease) (events.Event
 // cacheOptions strips managedFields from everything cached, keeps requests
 // and Certificates in the shape the controllers need (signing.ShapeOf:
 // other issuers' and signers' as stubs, final ones of ours as a record),
-// watches only CertificateRequests of our API group when the API server can
-// select them by spec.issuerRef.group, and, when asked, limits the Secret
-// and ConfigMap metadata watches to the cluster resource namespace.
-func cacheOptions(o Options, selectByGroup bool) cache.Options {
+// lists CertificateRequests in that shape (requestLister), watches only
+// those of our API group when the API server can select them by
+// spec.issuerRef.group, and, when asked, limits the Secret and ConfigMap
+// metadata watches to the cluster resource namespace.
+func cacheOptions(cfg *rest.Config, o Options, selectByGroup bool) (cache.Options, error) {
 	requests := cache.ByObject{Transform: signing.TrimCertificateRequest}
 	if selectByGroup {
 		requests.Field = fields.OneTermEqualSelector(signing.IssuerGroupField, v1alpha1.GroupVersion.Group)
 	}
+	field := ""
+	if requests.Field != nil {
+		field = requests.Field.String()
+	}
+	lister, err := newRequestLister(cfg, field, requests.Transform)
+	if err != nil {
+		return cache.Options{}, err
+	}
 	opts := cache.Options{
+		NewInformer: func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
+			if _, ok := obj.(*cmapi.CertificateRequest); ok {
+				lw = lister.over(lw)
+			}
+			return toolscache.NewSharedIndexInformer(lw, obj, resync, indexers)
+		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&cmapi.CertificateRequest{}:                 requests,
@@ -314,5 +334,5 @@ func cacheOptions(o Options, selectByGroup bool) cache.Options {
 		opts.ByObject[credentials.KindSecret.Metadata()] = cache.ByObject{Namespaces: only}
 		opts.ByObject[credentials.KindConfigMap.Metadata()] = cache.ByObject{Namespaces: only}
 	}
-	return opts
+	return opts, nil
 }
