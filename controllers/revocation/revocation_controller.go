@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"sync"
@@ -48,9 +49,40 @@ const RevocationFieldOwner = "ejbca-issuer-revocation"
 // revocation EJBCA does not take.
 const DefaultRevocationAbandonAfter = 24 * time.Hour
 
-// requestOwnerIndex indexes CertificateRequests by the Certificate that
-// controls them, so a Certificate's change wakes its requests.
-const requestOwnerIndex = "ejbca-issuer.certctl.io/certificate"
+// requestOwnerIndex indexes CertificateRequests by a bucket of the name of
+// the Certificate that controls them (ownerBucket), so a Certificate's
+// change wakes its requests. Buckets rather than names: an index value
+// costs client-go a set of its own (about 200 bytes, twice over as
+// controller-runtime also indexes across namespaces), and most
+// Certificates own one or two requests; a bucket's few other requests are
+// filtered out by name (ownedRequests).
+const requestOwnerIndex = "ejbca-issuer.certctl.io/certificate-bucket"
+
+// ownerBuckets is how many buckets a namespace's requests are indexed in.
+const ownerBuckets = 1024
+
+// ownerBucket is the index value of the requests Certificate name controls.
+func ownerBucket(name string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	return strconv.FormatUint(uint64(h.Sum32()%ownerBuckets), 36)
+}
+
+// ownedRequests lists the cached requests (the cache's own copies: read
+// only) that the Certificate ns/name controls.
+func ownedRequests(ctx context.Context, c client.Reader, ns, name string) ([]cmapi.CertificateRequest, error) {
+	var list cmapi.CertificateRequestList
+	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{requestOwnerIndex: ownerBucket(name)}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	owned := list.Items[:0]
+	for i := range list.Items {
+		if ref := signing.CertificateOwner(&list.Items[i]); ref != nil && ref.Name == name {
+			owned = append(owned, list.Items[i])
+		}
+	}
+	return owned, nil
+}
 
 // RevocationReconciler revokes, in EJBCA, the certificates of
 // CertificateRequests that our issuers issued, as RevocationDecide says.
@@ -402,13 +434,13 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 		return true, time.Time{}, nil
 	}
 	ours := revisionOf(cr)
-	var list cmapi.CertificateRequestList
 	// Read only (issuedRecordOf, conditions): the cache's own copies.
-	if err := r.Client.List(ctx, &list, client.InNamespace(cr.Namespace), client.MatchingFields{requestOwnerIndex: crt.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	siblings, err := ownedRequests(ctx, r.Client, cr.Namespace, crt.Name)
+	if err != nil {
 		return false, time.Time{}, err
 	}
-	for i := range list.Items {
-		o := &list.Items[i]
+	for i := range siblings {
+		o := &siblings[i]
 		if o.UID == cr.UID || revisionOf(o) <= ours || signing.CertificateOwner(o) == nil || signing.CertificateOwner(o).UID != crt.UID {
 			continue
 		}
@@ -447,7 +479,7 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 		func(o client.Object) []string {
 			cr := o.(*cmapi.CertificateRequest)
 			if ref := signing.CertificateOwner(cr); ref != nil && signing.IsOurs(cr.Spec.IssuerRef) {
-				return []string{ref.Name}
+				return []string{ownerBucket(ref.Name)}
 			}
 			return nil
 		}); err != nil {
@@ -507,15 +539,15 @@ func issuedNow() predicate.Predicate {
 
 // requestsOf maps a Certificate to its requests.
 func (r *RevocationReconciler) requestsOf(ctx context.Context, o client.Object) []reconcile.Request {
-	var list cmapi.CertificateRequestList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{requestOwnerIndex: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
+	owned, err := ownedRequests(ctx, r.Client, o.GetNamespace(), o.GetName())
+	if err != nil {
 		logf.FromContext(ctx).Error(err, "listing a Certificate's requests", "certificate", o.GetName())
 		return nil
 	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		if !revocationIdle(&list.Items[i]) {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})
+	out := make([]reconcile.Request, 0, len(owned))
+	for i := range owned {
+		if !revocationIdle(&owned[i]) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: owned[i].Namespace, Name: owned[i].Name}})
 		}
 	}
 	return out

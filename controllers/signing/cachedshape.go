@@ -6,10 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/pem"
 	"hash"
 	"io"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -176,13 +180,17 @@ func (r IssuedRecord) Is(c *x509.Certificate) bool {
 // record or from status.certificate; false when it carries none that parses.
 func IssuedRecordOf(cr *cmapi.CertificateRequest) (IssuedRecord, bool) {
 	if rec, ok := cachedRecord(cr); ok {
-		rawB64, dn, ok := strings.Cut(rec.issuer, " ")
-		raw, err := base64.StdEncoding.DecodeString(rawB64)
-		unix, err2 := strconv.ParseInt(rec.notAfter, 10, 64)
-		if !ok || rec.serial == "" || err != nil || err2 != nil {
+		if rec.serial == nil {
 			return IssuedRecord{}, false
 		}
-		return IssuedRecord{Serial: rec.serial, IssuerDN: dn, RawIssuer: raw, NotAfter: time.Unix(unix, 0).UTC()}, true
+		var rdns pkix.RDNSequence
+		if rest, err := asn1.Unmarshal(rec.rawIssuer, &rdns); err != nil || len(rest) > 0 {
+			return IssuedRecord{}, false
+		}
+		var issuer pkix.Name
+		issuer.FillFromRDNSequence(&rdns) // as crypto/x509 fills Certificate.Issuer
+		return IssuedRecord{Serial: new(big.Int).SetBytes(rec.serial).Text(16), IssuerDN: issuer.String(), RawIssuer: rec.rawIssuer,
+			NotAfter: time.Unix(rec.notAfter, 0).UTC()}, true
 	}
 	leaf := LeafOf(cr.Status.Certificate)
 	if leaf == nil {
@@ -195,7 +203,7 @@ func IssuedRecordOf(cr *cmapi.CertificateRequest) (IssuedRecord, bool) {
 // without parsing it.
 func HasIssued(cr *cmapi.CertificateRequest) bool {
 	if rec, ok := cachedRecord(cr); ok {
-		return rec.serial != ""
+		return rec.serial != nil
 	}
 	return len(cr.Status.Certificate) > 0
 }
@@ -204,62 +212,88 @@ func HasIssued(cr *cmapi.CertificateRequest) bool {
 // in the record of a finished request.
 func RequestRevision(cr *cmapi.CertificateRequest) string {
 	if rec, ok := cachedRecord(cr); ok {
-		return rec.revision
+		if rec.revision == 0 {
+			return ""
+		}
+		return strconv.FormatUint(rec.revision-1, 10)
 	}
 	return cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey]
 }
 
 // finishedRecord is what a final request of ours keeps of its certificate
 // and of the annotations revocation reads besides the revoke annotation:
-// the leaf's serial (hex) and notAfter (Unix seconds), its issuer (the
-// name's DER in base64, a space, its DN), and the revision (a number, or
-// empty). Empty certificate fields when the request carries no
-// certificate that parses.
+// the leaf's serial (its bytes, nil when the request carries no
+// certificate that parses), notAfter (Unix seconds) and issuer name (DER;
+// its DN is made again when read, as crypto/x509 makes it), and the
+// revision plus one (0: none, or not a number ≥ 0).
 type finishedRecord struct {
-	serial, notAfter, issuer, revision string
+	serial    []byte
+	notAfter  int64
+	rawIssuer []byte
+	revision  uint64
 }
 
-// recordPrefix starts a finished record in spec.request (a PEM CSR never
-// starts with a NUL); recordSep separates its fields, the last its seal.
+// A finished record in spec.request is binary, the smallest it can be (a
+// cache holds one per finished request of ours): recordPrefix (a PEM CSR
+// never starts with a NUL), the serial's length plus one (0: no
+// certificate) and bytes, notAfter (8
+// bytes, big-endian), the revision (uvarint), the issuer's length (uvarint)
+// and DER, then recordMACSize bytes of seal.
 const (
-	recordPrefix = "\x00ejbca-issuer-record\x00"
-	recordSep    = "\x00"
+	recordPrefix  = "\x00r"
+	recordMACSize = 16
 )
 
 // sealRecord is rec as a finished request's cached spec.request, sealed
 // with the request's UID and resourceVersion.
 func sealRecord(uid types.UID, resourceVersion string, rec finishedRecord) []byte {
-	b := make([]byte, 0, len(recordPrefix)+len(rec.serial)+len(rec.notAfter)+len(rec.issuer)+len(rec.revision)+4*len(recordSep)+22)
+	b := make([]byte, 0, len(recordPrefix)+1+len(rec.serial)+8+2*binary.MaxVarintLen64+len(rec.rawIssuer)+recordMACSize)
 	b = append(b, recordPrefix...)
-	for _, f := range []string{rec.serial, rec.notAfter, rec.revision, rec.issuer} {
-		b = append(b, f...)
-		b = append(b, recordSep...)
+	if rec.serial == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, byte(len(rec.serial)+1))
+		b = append(b, rec.serial...)
 	}
-	return append(b, recordMAC(uid, resourceVersion, b)...)
+	b = binary.BigEndian.AppendUint64(b, uint64(rec.notAfter))
+	b = binary.AppendUvarint(b, rec.revision)
+	b = binary.AppendUvarint(b, uint64(len(rec.rawIssuer)))
+	b = append(b, rec.rawIssuer...)
+	return recordMAC(b, uid, resourceVersion, b)
 }
 
 // cachedRecord is the finished record a cached request carries, if this
 // process's transform made it for this version of this request.
 func cachedRecord(cr *cmapi.CertificateRequest) (finishedRecord, bool) {
 	b := cr.Spec.Request
-	if !bytes.HasPrefix(b, []byte(recordPrefix)) {
+	if len(b) < len(recordPrefix)+recordMACSize || !bytes.HasPrefix(b, []byte(recordPrefix)) {
 		return finishedRecord{}, false
 	}
-	i := bytes.LastIndex(b, []byte(recordSep))
-	if !hmac.Equal(b[i+len(recordSep):], []byte(recordMAC(cr.UID, cr.ResourceVersion, b[:i+len(recordSep)]))) {
+	body := b[:len(b)-recordMACSize]
+	var sum [recordMACSize]byte
+	if !hmac.Equal(b[len(body):], recordMAC(sum[:0], cr.UID, cr.ResourceVersion, body)) {
 		return finishedRecord{}, false
 	}
-	// The issuer, last, is the only field that may hold a NUL.
-	f := strings.SplitN(string(b[len(recordPrefix):i]), recordSep, 4)
-	if len(f) != 4 {
-		return finishedRecord{}, false
+	// Made by sealRecord: well formed.
+	var rec finishedRecord
+	p := body[len(recordPrefix):]
+	if n := int(p[0]); n > 0 {
+		rec.serial, p = p[1:n], p[n:]
+	} else {
+		p = p[1:]
 	}
-	return finishedRecord{serial: f[0], notAfter: f[1], revision: f[2], issuer: f[3]}, true
+	rec.notAfter = int64(binary.BigEndian.Uint64(p))
+	p = p[8:]
+	rev, k := binary.Uvarint(p)
+	rec.revision, p = rev, p[k:]
+	l, k := binary.Uvarint(p)
+	rec.rawIssuer = p[k : k+int(l)]
+	return rec, true
 }
 
-// recordMAC authenticates a finished record's body for one version of a
-// request.
-func recordMAC(uid types.UID, resourceVersion string, body []byte) string {
+// recordMAC appends the seal of a finished record's body for one version of
+// a request to dst.
+func recordMAC(dst []byte, uid types.UID, resourceVersion string, body []byte) []byte {
 	m := cacheMACs.Get().(hash.Hash)
 	defer cacheMACs.Put(m)
 	m.Reset()
@@ -269,7 +303,7 @@ func recordMAC(uid types.UID, resourceVersion string, body []byte) string {
 	io.WriteString(m, resourceVersion)
 	m.Write([]byte{0})
 	m.Write(body)
-	return base64.RawStdEncoding.EncodeToString(m.Sum(sum[:0])[:16])
+	return append(dst, m.Sum(sum[:0])[:recordMACSize]...)
 }
 
 // TrimCertificateRequest is the cache transform of CertificateRequests.
@@ -290,13 +324,17 @@ func TrimCertificateRequest(in any) (any, error) {
 		return stub, nil
 	case IsFinal(cr):
 		rec := finishedRecord{}
-		if n, err := strconv.Atoi(cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey]); err == nil {
-			rec.revision = strconv.Itoa(n) // a number, as revisionOf reads it
+		if n, err := strconv.ParseUint(cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey], 10, 63); err == nil {
+			rec.revision = n + 1 // a number, as revisionOf reads it
 		}
-		if leaf := LeafOf(cr.Status.Certificate); leaf != nil {
-			issued := recordOf(leaf)
-			rec.serial, rec.notAfter = issued.Serial, strconv.FormatInt(issued.NotAfter.Unix(), 10)
-			rec.issuer = base64.StdEncoding.EncodeToString(issued.RawIssuer) + " " + issued.IssuerDN
+		// A serial is positive and at most 20 bytes (RFC 5280, 4.1.2.2;
+		// crypto/x509 refuses negative ones); one that is not reads as no
+		// certificate.
+		if leaf := LeafOf(cr.Status.Certificate); leaf != nil && leaf.SerialNumber.Sign() >= 0 && len(leaf.SerialNumber.Bytes()) < 255 {
+			rec.serial, rec.notAfter, rec.rawIssuer = leaf.SerialNumber.Bytes(), leaf.NotAfter.Unix(), leaf.RawIssuer
+			if rec.serial == nil {
+				rec.serial = []byte{} // serial 0
+			}
 		}
 		ref := cr.Spec.IssuerRef
 		cr.Spec = cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Name: intern(ref.Name), Kind: intern(ref.Kind), Group: intern(ref.Group)},
@@ -383,12 +421,27 @@ func finishedMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 	}
 	for _, ref := range m.OwnerReferences {
 		ref.APIVersion, ref.Kind = intern(ref.APIVersion), intern(ref.Kind)
+		ref.Controller, ref.BlockOwnerDeletion = sharedBool(ref.Controller), sharedBool(ref.BlockOwnerDeletion)
 		out.OwnerReferences = append(out.OwnerReferences, ref)
 	}
 	if v, ok := m.Annotations[v1alpha1.RevokeAnnotation]; ok {
 		out.Annotations = map[string]string{v1alpha1.RevokeAnnotation: v}
 	}
 	return out
+}
+
+// sharedBools are what every cached owner reference's flags point to
+// (cached objects are read only, or copied before they are changed).
+var sharedBools = [2]bool{false, true}
+
+func sharedBool(p *bool) *bool {
+	if p == nil {
+		return nil
+	}
+	if *p {
+		return &sharedBools[1]
+	}
+	return &sharedBools[0]
 }
 
 // intern shares one copy of a string that many cached objects hold.

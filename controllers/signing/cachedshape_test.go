@@ -96,7 +96,11 @@ func TestTrimCertificateRequest(t *testing.T) {
 		}
 		// A record in spec.request as this process writes them, with a
 		// seal made without its key.
-		cr.Spec.Request = []byte(recordPrefix + "ff" + recordSep + "1999999999" + recordSep + "3" + recordSep + "AAAA CN=x" + recordSep + "AAAAAAAAAAAAAAAAAAAAAA")
+		forged := sealRecord(cr.UID, cr.ResourceVersion, finishedRecord{serial: []byte{0xff}, notAfter: 1999999999, rawIssuer: []byte{0x30, 0}, revision: 4})
+		for i := len(forged) - recordMACSize; i < len(forged); i++ {
+			forged[i] = 'A'
+		}
+		cr.Spec.Request = forged
 		cr.Status.Certificate = nil
 		if ShapeOf(cr) != ShapeFull || IsFinal(cr) || HasIssued(cr) {
 			t.Errorf("a forged record makes a request read as %q", ShapeOf(cr))
@@ -238,5 +242,58 @@ func TestTrimCertificateSigningRequest(t *testing.T) {
 	}
 	if got := trim(csr(ours, nil, approved)); !IsComplete(got) || len(got.Spec.Request) != 1<<20 || CSRIsFinal(got) {
 		t.Errorf("an unfinished CSR of ours is cached as %q", ShapeOf(got))
+	}
+}
+
+// TestFinishedRecordKeepsTheIssuedCertificate: a finished request's record
+// reads back the serial, issuer DN and expiry crypto/x509 reads from its
+// certificate, for issuer names as EJBCA CAs have them (multi-valued RDNs,
+// attributes crypto/x509 does not name, non-ASCII) and serials of every
+// length EJBCA gives (up to 20 bytes, and serial 0).
+func TestFinishedRecordKeepsTheIssuedCertificate(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := pkix.AttributeTypeAndValue{Type: []int{0, 9, 2342, 19200300, 100, 1, 1}, Value: "ca-7"}
+	names := []pkix.Name{
+		{CommonName: "ManagementCA", Organization: []string{"EJBCA Container Quickstart"}},
+		{CommonName: "Issuing CA G2", OrganizationalUnit: []string{"PKI", "Ops"}, Country: []string{"SE"}, SerialNumber: "42", ExtraNames: []pkix.AttributeTypeAndValue{uid}},
+		{ExtraNames: []pkix.AttributeTypeAndValue{{Type: []int{2, 5, 4, 3}, Value: "Zoë's CA, \"quoted\" + plus"}}},
+	}
+	serials := []*big.Int{big.NewInt(0), big.NewInt(1), new(big.Int).SetBytes(bytes.Repeat([]byte{0x7f}, 20))}
+	for i, name := range names {
+		ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: name, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			IsCA: true, BasicConstraintsValid: true}
+		for _, serial := range serials {
+			tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "leaf"}, NotBefore: time.Now().Add(-time.Hour),
+				NotAfter: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)}
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, err := x509.ParseCertificate(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cr := &cmapi.CertificateRequest{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "r", UID: "u", ResourceVersion: "9"},
+				Spec:       cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "e"}},
+				Status: cmapi.CertificateRequestStatus{Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+					Conditions: []cmapi.CertificateRequestCondition{{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued}}},
+			}
+			out, err := TrimCertificateRequest(cr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := out.(*cmapi.CertificateRequest)
+			if ShapeOf(got) != ShapeFinished || !HasIssued(got) {
+				t.Fatalf("issuer %d serial %s: shape %q", i, serial, ShapeOf(got))
+			}
+			rec, ok := IssuedRecordOf(got)
+			if want := recordOf(leaf); !ok || rec.Serial != want.Serial || rec.IssuerDN != want.IssuerDN || !rec.NotAfter.Equal(want.NotAfter) || !rec.Is(leaf) {
+				t.Errorf("issuer %d serial %s: record %+v, want %+v", i, serial, rec, want)
+			}
+		}
 	}
 }

@@ -27,7 +27,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -464,8 +466,12 @@ func (f *finishedFiller) request(ctx context.Context, i int) error {
 		ref = cmmeta.IssuerReference{Group: "cert-manager.io", Kind: "ClusterIssuer", Name: "letsencrypt-prod"}
 	}
 	name := fmt.Sprintf("done-%d", i)
+	// Owned by its Certificate, as cert-manager makes every request (the
+	// Certificate itself is not created: nothing here reconciles it).
+	owner := metav1.OwnerReference{APIVersion: cmapi.SchemeGroupVersion.String(), Kind: cmapi.CertificateKind, Name: "svc-" + name,
+		UID: types.UID(fmt.Sprintf("00000000-0000-4000-8000-%012d", i)), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}
 	cr := &cmapi.CertificateRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name, Annotations: map[string]string{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name, OwnerReferences: []metav1.OwnerReference{owner}, Annotations: map[string]string{
 			cmapi.CertificateNameKey: "svc-" + name, cmapi.CertificateRequestRevisionAnnotationKey: "1",
 			cmapi.CertificateRequestPrivateKeyAnnotationKey: "svc-" + name + "-tls", "cert-manager.io/certificate-secret-name": "svc-" + name + "-tls"}},
 		Spec: cmapi.CertificateRequestSpec{Request: f.csrPEM[i%len(f.csrPEM)], IssuerRef: ref,
