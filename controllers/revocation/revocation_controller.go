@@ -494,10 +494,11 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 		WithOptions(controller.Options{LogConstructor: reconcilelog.For(mgr.GetLogger(), "revocation")}).
 		For(&cmapi.CertificateRequest{}, ctrl.WithPredicates(ours, predicate.Funcs{
 			// At start every request is created: only those whose
-			// revocation may be due now are looked at (revocationIdle).
+			// revocation may be due now are looked at (revocationIdle,
+			// revokesNothing).
 			CreateFunc: func(e event.CreateEvent) bool {
 				cr, ok := e.Object.(*cmapi.CertificateRequest)
-				return !ok || !revocationIdle(cr)
+				return !ok || !(revocationIdle(cr) || r.revokesNothing(cr))
 			},
 		})).
 		Watches(&cmapi.Certificate{}, handler.EnqueueRequestsFromMapFunc(r.requestsOf)).
@@ -546,11 +547,32 @@ func (r *RevocationReconciler) requestsOf(ctx context.Context, o client.Object) 
 	}
 	out := make([]reconcile.Request, 0, len(owned))
 	for i := range owned {
-		if !revocationIdle(&owned[i]) {
+		if !revocationIdle(&owned[i]) && !r.revokesNothing(&owned[i]) {
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: owned[i].Namespace, Name: owned[i].Name}})
 		}
 	}
 	return out
+}
+
+// revokesNothing: cr's issuer, as cached, sets no spec.revocation, and cr
+// is neither annotated nor being deleted (both ask for a decision and a
+// note even so): whatever its Certificate did while no manager ran
+// (renewed, deleted) revokes nothing. A cluster holds a finished request
+// per Certificate and more, each owned by it: without this, a start with
+// revocation off queued every one of them. (Revocation turned on later
+// acts from the next change of a request or its Certificate, started or
+// not.) False when the issuer is not in the cache.
+func (r *RevocationReconciler) revokesNothing(cr *cmapi.CertificateRequest) bool {
+	if _, asked := cr.Annotations[v1alpha1.RevokeAnnotation]; asked || cr.DeletionTimestamp != nil {
+		return false
+	}
+	iss, ok := v1alpha1.NewIssuer(cr.Spec.IssuerRef.Kind)
+	if !ok {
+		return false
+	}
+	// Read only: the cache's own copy.
+	err := r.Client.Get(context.Background(), v1alpha1.IssuerKey(cr.Spec.IssuerRef.Kind, cr.Namespace, cr.Spec.IssuerRef.Name), iss, client.UnsafeDisableDeepCopy)
+	return err == nil && iss.GetSpec().Revocation == nil
 }
 
 // revocationIdle: RevocationDecide can decide nothing for cr until cr
