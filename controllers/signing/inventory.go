@@ -180,9 +180,14 @@ func finalInCache[T client.Object](ctx context.Context, r InventoryReaders, m *m
 }
 
 // listMetadata lists the metadata of every object of a kind (gvk names its
-// list kind) in pages, handing each item to take; only one page is held.
+// list kind) in pages, then hands each item's identity (name, namespace,
+// UID) to take. Every page is read before take is called: take reads the
+// cache, which waits until it has synced, and a start lists while the
+// cache fills rather than after; only one page is held, and of the others
+// only identities.
 func listMetadata(ctx context.Context, reader client.Reader, gvk schema.GroupVersionKind, opts []client.ListOption,
 	take func(*metav1.PartialObjectMetadata) error) error {
+	var listed []metav1.PartialObjectMetadata
 	cont := ""
 	for {
 		list := &metav1.PartialObjectMetadataList{}
@@ -195,12 +200,17 @@ func listMetadata(ctx context.Context, reader client.Reader, gvk schema.GroupVer
 			return err
 		}
 		for i := range list.Items {
-			if err := take(&list.Items[i]); err != nil {
-				return err
-			}
+			m := &list.Items[i]
+			listed = append(listed, metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID}})
 		}
 		if cont = list.GetContinue(); cont == "" {
-			return nil
+			break
 		}
 	}
+	for i := range listed {
+		if err := take(&listed[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
