@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -58,6 +59,9 @@ type Options struct {
 	// IssuerGroupField (IssuerGroupSelectable), and the cache holds only
 	// those of our group.
 	SelectByIssuerGroup bool
+	// OtherSignersCSR: the cache left out this CSR (by UID) as another
+	// signer's (nil: the cache holds every CSR).
+	OtherSignersCSR func(types.UID) bool
 }
 
 // EventReporter is the reporting controller of every event the controllers
@@ -127,7 +131,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	// Begun on election: unless the Lease says there was no predecessor,
 	// or it handed over with nothing in flight, requests of either kind
 	// that exist then may have been sent by it.
-	readers := signing.InventoryReaders{API: mgr.GetAPIReader(), Cache: mgr.GetCache(), SelectByIssuerGroup: o.SelectByIssuerGroup}
+	readers := signing.InventoryReaders{API: mgr.GetAPIReader(), Cache: mgr.GetCache(), SelectByIssuerGroup: o.SelectByIssuerGroup,
+		OtherSignersCSR: o.OtherSignersCSR}
 	attempts := signing.NewAttempts(clk, signing.Inventories(signing.CertificateRequestInventory(readers), signing.CertificateSigningRequestInventory(readers)))
 	if o.Lease != nil {
 		attempts.WithPredecessor(o.Lease.Predecessor)

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -60,6 +61,10 @@ type InventoryReaders struct {
 	// SelectByIssuerGroup: the API server selects CertificateRequests by
 	// IssuerGroupField, so only ours are listed at all.
 	SelectByIssuerGroup bool
+	// OtherSignersCSR: Cache left out this CSR as another signer's, so
+	// one it does not hold is not read from API (nil: Cache holds every
+	// CSR, as a stub if it is another signer's).
+	OtherSignersCSR func(types.UID) bool
 }
 
 func (r InventoryReaders) cache() client.Reader {
@@ -122,13 +127,16 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 // CertificateSigningRequestInventory is CertificateRequestInventory for
 // unfinished Kubernetes CSRs of our signers (a signer name cannot be
 // selected by prefix: every CSR's metadata is listed, its signer read from
-// the cache).
+// the cache, or known as another's by OtherSignersCSR).
 func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
 	gvk := certificatesv1.SchemeGroupVersion.WithKind("CertificateSigningRequestList")
 	return func(ctx context.Context) ([]Existing, error) {
 		var found []Existing
 		err := listMetadata(ctx, r.API, gvk, nil, func(m *metav1.PartialObjectMetadata) error {
 			csr := &certificatesv1.CertificateSigningRequest{}
+			if r.Cache != nil && r.OtherSignersCSR != nil && r.OtherSignersCSR(m.UID) {
+				return nil
+			}
 			cached, err := readListed(ctx, r, m, csr)
 			if err != nil || csr.UID != m.UID {
 				return err

@@ -175,7 +175,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	o.Options.SelectByIssuerGroup = selectByGroup
 	o.Options.SecretsNamespaceOnly = o.SecretsInClusterResourceNamespaceOnly
-	cache, err := cacheOptions(cfg, o, selectByGroup)
+	others := newOtherSigners()
+	o.Options.OtherSignersCSR = others.Has
+	cache, err := cacheOptions(cfg, o, selectByGroup, others)
 	if err != nil {
 		return nil, err
 	}
@@ -295,14 +297,14 @@ func holderOnlyRecorder(cfg *rest.Config, lease *leadership.Lease) (events.Event
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=ejbca-issuer,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=ejbca-issuer,resources=events,verbs=create;patch
 
-// cacheOptions strips managedFields from everything cached, keeps requests
-// and Certificates in the shape the controllers need (signing.ShapeOf:
+// cacheOptions strips managedFields from everything cached, never caches a
+// CSR of another signer (otherSigners), keeps requests and Certificates in the shape the controllers need (signing.ShapeOf:
 // other issuers' and signers' as stubs, final ones of ours as a record),
 // lists CertificateRequests in that shape (requestLister), watches only
 // those of our API group when the API server can select them by
 // spec.issuerRef.group, and, when asked, limits the Secret and ConfigMap
 // metadata watches to the cluster resource namespace.
-func cacheOptions(cfg *rest.Config, o Options, selectByGroup bool) (cache.Options, error) {
+func cacheOptions(cfg *rest.Config, o Options, selectByGroup bool, others *otherSigners) (cache.Options, error) {
 	requests := cache.ByObject{Transform: signing.TrimCertificateRequest}
 	if selectByGroup {
 		requests.Field = fields.OneTermEqualSelector(signing.IssuerGroupField, v1alpha1.GroupVersion.Group)
@@ -317,8 +319,11 @@ func cacheOptions(cfg *rest.Config, o Options, selectByGroup bool) (cache.Option
 	}
 	opts := cache.Options{
 		NewInformer: func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
-			if _, ok := obj.(*cmapi.CertificateRequest); ok {
+			switch obj.(type) {
+			case *cmapi.CertificateRequest:
 				lw = lister.over(lw)
+			case *certificatesv1.CertificateSigningRequest:
+				lw = others.over(lw)
 			}
 			return toolscache.NewSharedIndexInformer(lw, obj, resync, indexers)
 		},
