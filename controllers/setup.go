@@ -132,7 +132,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	// or it handed over with nothing in flight, requests of either kind
 	// that exist then may have been sent by it.
 	readers := signing.InventoryReaders{API: mgr.GetAPIReader(), Cache: mgr.GetCache(), SelectByIssuerGroup: o.SelectByIssuerGroup,
-		OtherSignersCSR: o.OtherSignersCSR}
+		OtherSignersCSR: o.OtherSignersCSR, FromCache: o.Lease == nil}
 	attempts := signing.NewAttempts(clk, signing.Inventories(signing.CertificateRequestInventory(readers), signing.CertificateSigningRequestInventory(readers)))
 	if o.Lease != nil {
 		attempts.WithPredecessor(o.Lease.Predecessor)

@@ -65,6 +65,30 @@ type InventoryReaders struct {
 	// one it does not hold is not read from API (nil: Cache holds every
 	// CSR, as a stub if it is another signer's).
 	OtherSignersCSR func(types.UID) bool
+	// FromCache: Cache's lists were taken after this process began (it
+	// runs without leader election, so it began when it started, and its
+	// informers listed after that): Cache holds every request that existed
+	// when it began, and the inventory reads Cache alone, with no list of
+	// its own.
+	FromCache bool
+}
+
+// cachedInventory is the inventory read from r.Cache alone (FromCache):
+// the unfinished requests in it that keep reports ours.
+func cachedInventory[L client.ObjectList](r InventoryReaders, list L, items func(L) []client.Object, keep func(client.Object) bool) Inventory {
+	return func(ctx context.Context) ([]Existing, error) {
+		// Read only: the cache's own copies.
+		if err := r.Cache.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, err
+		}
+		var found []Existing
+		for _, o := range items(list) {
+			if keep(o) {
+				found = append(found, Existing{UID: o.GetUID(), Namespace: o.GetNamespace(), Name: o.GetName()})
+			}
+		}
+		return found, nil
+	}
 }
 
 func (r InventoryReaders) cache() client.Reader {
@@ -86,6 +110,18 @@ func (r InventoryReaders) cache() client.Reader {
 // would never be reconciled, and so never forgotten.
 func CertificateRequestInventory(r InventoryReaders) Inventory {
 	gvk := cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")
+	if r.FromCache && r.Cache != nil {
+		return cachedInventory(r, &cmapi.CertificateRequestList{}, func(l *cmapi.CertificateRequestList) []client.Object {
+			out := make([]client.Object, len(l.Items))
+			for i := range l.Items {
+				out[i] = &l.Items[i]
+			}
+			return out
+		}, func(o client.Object) bool {
+			cr := o.(*cmapi.CertificateRequest)
+			return IsOurs(cr.Spec.IssuerRef) && !IsFinal(cr)
+		})
+	}
 	if r.SelectByIssuerGroup {
 		return func(ctx context.Context) ([]Existing, error) {
 			var found []Existing
@@ -130,6 +166,18 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 // the cache, or known as another's by OtherSignersCSR).
 func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
 	gvk := certificatesv1.SchemeGroupVersion.WithKind("CertificateSigningRequestList")
+	if r.FromCache && r.Cache != nil {
+		return cachedInventory(r, &certificatesv1.CertificateSigningRequestList{}, func(l *certificatesv1.CertificateSigningRequestList) []client.Object {
+			out := make([]client.Object, len(l.Items))
+			for i := range l.Items {
+				out[i] = &l.Items[i]
+			}
+			return out
+		}, func(o client.Object) bool {
+			csr := o.(*certificatesv1.CertificateSigningRequest)
+			return IsOurSigner(csr.Spec.SignerName) && !CSRIsFinal(csr)
+		})
+	}
 	return func(ctx context.Context) ([]Existing, error) {
 		var found []Existing
 		err := listMetadata(ctx, r.API, gvk, nil, func(m *metav1.PartialObjectMetadata) error {
