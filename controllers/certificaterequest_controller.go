@@ -105,7 +105,10 @@ func (k certificateRequests) write(ctx context.Context, cr *cmapi.CertificateReq
 		// Set, not WithCertificate(d.Certificate...), which appends the PEM
 		// byte by byte into a growing slice.
 		status.Certificate = d.Certificate
-		leaf := signing.LeafOf(d.Certificate)
+		leaf := d.Leaf
+		if leaf == nil {
+			leaf = signing.LeafOf(d.Certificate)
+		}
 		if leaf == nil {
 			return false, fmt.Errorf("the certificate EJBCA issued does not parse as PEM")
 		}
