@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -106,7 +105,10 @@ func (k certificateRequests) write(ctx context.Context, cr *cmapi.CertificateReq
 		// Set, not WithCertificate(d.Certificate...), which appends the PEM
 		// byte by byte into a growing slice.
 		status.Certificate = d.Certificate
-		leaf := signing.LeafOf(d.Certificate)
+		leaf := d.Leaf
+		if leaf == nil {
+			leaf = signing.LeafOf(d.Certificate)
+		}
 		if leaf == nil {
 			return false, fmt.Errorf("the certificate EJBCA issued does not parse as PEM")
 		}
@@ -153,9 +155,9 @@ func unchanged(cr *cmapi.CertificateRequest, d signing.Decision) bool {
 		c.Status == d.Status && c.Reason == d.Reason && c.Message == d.Message
 }
 
-// SetupWithManager watches CertificateRequests (only changes of their
-// approval, not our own writes) and the issuers, waking a request when its
-// issuer changes.
+// SetupWithManager watches CertificateRequests (only the events that can
+// change what we do for them, requestEvents) and the issuers, waking a
+// request when its issuer changes.
 func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &cmapi.CertificateRequest{}, requestIssuerIndex,
 		func(o client.Object) []string {
@@ -174,7 +176,7 @@ func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error 
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("certificaterequest").
-		For(&cmapi.CertificateRequest{}, builder.WithPredicates(ours, approvalChanged()))
+		For(&cmapi.CertificateRequest{}, builder.WithPredicates(ours, r.requestEvents()))
 	return wakeOnIssuers(b, r.Issuers, r.requestsFor).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, LogConstructor: reconcilelog.For(mgr.GetLogger(), "certificaterequest")}).
 		Complete(r)
@@ -203,46 +205,12 @@ func (r *CertificateRequestReconciler) requestsFor(kind string) handler.MapFunc 
 		}
 		out := make([]reconcile.Request, 0, len(list.Items))
 		for i := range list.Items {
-			if signing.IsFinal(&list.Items[i]) {
+			if signing.IsFinal(&list.Items[i]) || !signing.ApproverDecided(&list.Items[i]) {
+				// Unapproved: its approval wakes it, not its issuer.
 				continue
 			}
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})
 		}
 		return out
 	}
-}
-
-// approvalChanged passes creations of unfinished requests and updates that
-// change a condition other than our Ready condition (Approved, Denied). Our
-// own status writes and annotation patches do not trigger a reconcile: a
-// Pending request is woken by its requeue or its issuer, never by its own
-// write.
-func approvalChanged() predicate.Predicate {
-	return predicate.Funcs{
-		// A request final when first seen (every finished request at
-		// start) needs no reconcile: nothing is sent for it, and the
-		// inventory leaves it out (CertificateRequestInventory).
-		CreateFunc: func(e event.CreateEvent) bool {
-			cr, ok := e.Object.(*cmapi.CertificateRequest)
-			return !ok || !signing.IsFinal(cr)
-		},
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(*cmapi.CertificateRequest)
-			n, ok2 := e.ObjectNew.(*cmapi.CertificateRequest)
-			if !ok1 || !ok2 {
-				return true
-			}
-			return othersConditions(o) != othersConditions(n)
-		},
-	}
-}
-
-func othersConditions(cr *cmapi.CertificateRequest) string {
-	s := ""
-	for _, c := range cr.Status.Conditions {
-		if c.Type != cmapi.CertificateRequestConditionReady {
-			s += string(c.Type) + "=" + string(c.Status) + ";"
-		}
-	}
-	return s
 }

@@ -99,7 +99,10 @@ type Decision struct {
 	// Failed sets status.failureTime: the request is final.
 	Failed          bool
 	Certificate, CA []byte
-	RequeueAfter    time.Duration
+	// Leaf is Certificate's first certificate as EJBCA's answer was
+	// parsed, so the status write does not parse the PEM again.
+	Leaf         *x509.Certificate
+	RequeueAfter time.Duration
 	// CallAfter: EJBCA is not called for the request sooner than this
 	// after the decision, whatever wakes it (see CallGate).
 	CallAfter time.Duration
@@ -173,7 +176,7 @@ func decideResult(in Input) Decision {
 		}
 		return Decision{Action: ActionUpdate, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued,
 			Message:     fmt.Sprintf("Certificate issued by EJBCA (serial %s)", r.Certificate.SerialNumber),
-			Certificate: r.Certificate.ChainPEM, CA: r.Certificate.CAPEM, Outcome: "issued", Event: &s.Event, Warnings: s.Warnings, Notices: s.Notices}
+			Certificate: r.Certificate.ChainPEM, CA: r.Certificate.CAPEM, Leaf: r.Certificate.Leaf, Outcome: "issued", Event: &s.Event, Warnings: s.Warnings, Notices: s.Notices}
 	}
 	u := decideUnsigned(unsignedInput{Result: r, Issuer: in.Issuer, Now: in.Now, Created: cr.CreationTimestamp.Time,
 		RetryWindow: in.RetryWindow, ApprovalMaxWait: in.ApprovalMaxWait, Request: "CertificateRequest " + cr.Namespace + "/" + cr.Name})

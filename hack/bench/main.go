@@ -177,10 +177,15 @@ func run() error {
 		progress("scenario %s took %s", sc, time.Since(start).Round(time.Second))
 	}
 
-	if err := os.MkdirAll(filepath.Join(root, o.outDir), 0o755); err != nil {
+	outDir := o.outDir
+	if !filepath.IsAbs(outDir) {
+		// Relative to the repository, as `make bench` runs it.
+		outDir = filepath.Join(root, outDir)
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(root, o.outDir, time.Now().UTC().Format("20060102T150405Z")+".json")
+	path := filepath.Join(outDir, time.Now().UTC().Format("20060102T150405Z")+".json")
 	data, err := json.MarshalIndent(report, "", "  ")
 	if err != nil {
 		return err
