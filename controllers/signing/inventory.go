@@ -75,9 +75,11 @@ type InventoryReaders struct {
 
 // cachedInventory is the inventory read from r.Cache alone (FromCache):
 // the unfinished requests in it that keep reports ours.
-func cachedInventory[L client.ObjectList](r InventoryReaders, list L, items func(L) []client.Object, keep func(client.Object) bool) Inventory {
+func cachedInventory[L client.ObjectList](r InventoryReaders, newList func() L, items func(L) []client.Object, keep func(client.Object) bool) Inventory {
 	return func(ctx context.Context) ([]Existing, error) {
-		// Read only: the cache's own copies.
+		// Read only: the cache's own copies; a list of its own per call,
+		// so that none outlives the inventory.
+		list := newList()
 		if err := r.Cache.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
@@ -111,7 +113,7 @@ func (r InventoryReaders) cache() client.Reader {
 func CertificateRequestInventory(r InventoryReaders) Inventory {
 	gvk := cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")
 	if r.FromCache && r.Cache != nil {
-		return cachedInventory(r, &cmapi.CertificateRequestList{}, func(l *cmapi.CertificateRequestList) []client.Object {
+		return cachedInventory(r, func() *cmapi.CertificateRequestList { return &cmapi.CertificateRequestList{} }, func(l *cmapi.CertificateRequestList) []client.Object {
 			out := make([]client.Object, len(l.Items))
 			for i := range l.Items {
 				out[i] = &l.Items[i]
@@ -167,7 +169,7 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
 	gvk := certificatesv1.SchemeGroupVersion.WithKind("CertificateSigningRequestList")
 	if r.FromCache && r.Cache != nil {
-		return cachedInventory(r, &certificatesv1.CertificateSigningRequestList{}, func(l *certificatesv1.CertificateSigningRequestList) []client.Object {
+		return cachedInventory(r, func() *certificatesv1.CertificateSigningRequestList { return &certificatesv1.CertificateSigningRequestList{} }, func(l *certificatesv1.CertificateSigningRequestList) []client.Object {
 			out := make([]client.Object, len(l.Items))
 			for i := range l.Items {
 				out[i] = &l.Items[i]
