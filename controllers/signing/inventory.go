@@ -169,7 +169,9 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
 	gvk := certificatesv1.SchemeGroupVersion.WithKind("CertificateSigningRequestList")
 	if r.FromCache && r.Cache != nil {
-		return cachedInventory(r, func() *certificatesv1.CertificateSigningRequestList { return &certificatesv1.CertificateSigningRequestList{} }, func(l *certificatesv1.CertificateSigningRequestList) []client.Object {
+		return cachedInventory(r, func() *certificatesv1.CertificateSigningRequestList {
+			return &certificatesv1.CertificateSigningRequestList{}
+		}, func(l *certificatesv1.CertificateSigningRequestList) []client.Object {
 			out := make([]client.Object, len(l.Items))
 			for i := range l.Items {
 				out[i] = &l.Items[i]

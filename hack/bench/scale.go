@@ -65,8 +65,8 @@ type scaleResult struct {
 	NewRounds    []float64 `json:"new_requests_per_second_rounds"`
 	// VsEmpty is NewPerSecond over the same variant's with no finished
 	// requests in the same run (0 when the run measured no empty cluster).
-	VsEmpty float64 `json:"new_requests_vs_empty,omitempty"`
-	FillSeconds  float64 `json:"fill_seconds,omitempty"`
+	VsEmpty     float64 `json:"new_requests_vs_empty,omitempty"`
+	FillSeconds float64 `json:"fill_seconds,omitempty"`
 	// Load is the machine's 1-minute load average as the manager started
 	// (the machine is shared: figures from busy windows are not comparable).
 	Load float64 `json:"load_average"`
