@@ -2,13 +2,6 @@ package revocation
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -35,6 +28,7 @@ import (
 	"github.com/certctl-io/ejbca-issuer/internal/eventrecord"
 	"github.com/certctl-io/ejbca-issuer/internal/issuerclients"
 	"github.com/certctl-io/ejbca-issuer/internal/leadership"
+	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
 // TestRevocationWaitsForTheLease: a process whose lease is not (or no
@@ -58,7 +52,7 @@ func TestRevocationWaitsForTheLease(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web-1", UID: types.UID("uid-1"),
 			Finalizers: []string{v1alpha1.RevocationFinalizer}, DeletionTimestamp: &deleted},
 		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
-		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
+		Status: cmapi.CertificateRequestStatus{Certificate: testkit.SelfSignedPEM(t, 0x1a2b, "web.example.com")},
 	}
 	// Issued by this manager: its sealed record names the certificate.
 	key := signing.IssuanceKey("an issuance key of 32 bytes.....")
@@ -115,21 +109,6 @@ type renewingLock struct{ resourcelock.Interface }
 func (renewingLock) Update(context.Context, resourcelock.LeaderElectionRecord) error { return nil }
 func (renewingLock) Identity() string                                                { return "me" }
 
-func selfSignedPEM(t *testing.T) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(0x1a2b), Subject: pkix.Name{CommonName: "web.example.com"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
 // TestRevocationDeposedDuringTheCall: the lease is held when the revoke
 // call starts and lost while EJBCA answers it (the clock steps past the
 // lease's trust as the answer arrives, as for a leader frozen in the call).
@@ -170,7 +149,7 @@ func TestRevocationDeposedDuringTheCall(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web-1", UID: types.UID("uid-1"),
 			Finalizers: []string{v1alpha1.RevocationFinalizer}, DeletionTimestamp: &deleted},
 		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
-		Status: cmapi.CertificateRequestStatus{Certificate: selfSignedPEM(t)},
+		Status: cmapi.CertificateRequestStatus{Certificate: testkit.SelfSignedPEM(t, 0x1a2b, "web.example.com")},
 	}
 	// Issued by this manager: its sealed record names the certificate.
 	key := signing.IssuanceKey("an issuance key of 32 bytes.....")

@@ -2,14 +2,7 @@ package manager
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -57,7 +50,7 @@ func TestRequestListerListsWhatClientGoWould(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, csrPEM := testkit.CSR(t, testkit.CommonName("lister.example.com"))
-	chain := selfSigned(t)
+	chain := testkit.SelfSignedPEM(t, 0x5eed, "lister CA")
 	ours, theirs := testkit.IssuerRef(v1alpha1.IssuerKind, "ejbca"), cmmeta.IssuerReference{Group: "cert-manager.io", Kind: "ClusterIssuer", Name: "other"}
 	const n = 23
 	for i := range n {
@@ -164,19 +157,3 @@ func TestRequestListerListsWhatClientGoWould(t *testing.T) {
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// selfSigned is a PEM certificate for a finished request's status.
-func selfSigned(t *testing.T) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(0x5eed), Subject: pkix.Name{CommonName: "lister CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
