@@ -211,6 +211,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := mgr.Add(leaderGauge{}); err != nil {
 		return nil, err
 	}
+	if err := mgr.Add(releaseStartupMemory{cache: mgr.GetCache()}); err != nil {
+		return nil, err
+	}
 	if err := controllers.Setup(mgr, o.Options); err != nil {
 		return nil, err
 	}
