@@ -8,6 +8,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -75,7 +76,7 @@ type InventoryReaders struct {
 
 // cachedInventory is the inventory read from r.Cache alone (FromCache):
 // the unfinished requests in it that keep reports ours.
-func cachedInventory[L client.ObjectList](r InventoryReaders, newList func() L, items func(L) []client.Object, keep func(client.Object) bool) Inventory {
+func cachedInventory[T client.Object](r InventoryReaders, newList func() client.ObjectList, keep func(T) bool) Inventory {
 	return func(ctx context.Context) ([]Existing, error) {
 		// Read only: the cache's own copies; a list of its own per call,
 		// so that none outlives the inventory.
@@ -83,9 +84,13 @@ func cachedInventory[L client.ObjectList](r InventoryReaders, newList func() L, 
 		if err := r.Cache.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return nil, err
+		}
 		var found []Existing
-		for _, o := range items(list) {
-			if keep(o) {
+		for _, item := range items {
+			if o, ok := item.(T); ok && keep(o) {
 				found = append(found, Existing{UID: o.GetUID(), Namespace: o.GetNamespace(), Name: o.GetName()})
 			}
 		}
@@ -113,14 +118,7 @@ func (r InventoryReaders) cache() client.Reader {
 func CertificateRequestInventory(r InventoryReaders) Inventory {
 	gvk := cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")
 	if r.FromCache && r.Cache != nil {
-		return cachedInventory(r, func() *cmapi.CertificateRequestList { return &cmapi.CertificateRequestList{} }, func(l *cmapi.CertificateRequestList) []client.Object {
-			out := make([]client.Object, len(l.Items))
-			for i := range l.Items {
-				out[i] = &l.Items[i]
-			}
-			return out
-		}, func(o client.Object) bool {
-			cr := o.(*cmapi.CertificateRequest)
+		return cachedInventory(r, func() client.ObjectList { return &cmapi.CertificateRequestList{} }, func(cr *cmapi.CertificateRequest) bool {
 			return IsOurs(cr.Spec.IssuerRef) && !IsFinal(cr)
 		})
 	}
@@ -169,16 +167,7 @@ func CertificateRequestInventory(r InventoryReaders) Inventory {
 func CertificateSigningRequestInventory(r InventoryReaders) Inventory {
 	gvk := certificatesv1.SchemeGroupVersion.WithKind("CertificateSigningRequestList")
 	if r.FromCache && r.Cache != nil {
-		return cachedInventory(r, func() *certificatesv1.CertificateSigningRequestList {
-			return &certificatesv1.CertificateSigningRequestList{}
-		}, func(l *certificatesv1.CertificateSigningRequestList) []client.Object {
-			out := make([]client.Object, len(l.Items))
-			for i := range l.Items {
-				out[i] = &l.Items[i]
-			}
-			return out
-		}, func(o client.Object) bool {
-			csr := o.(*certificatesv1.CertificateSigningRequest)
+		return cachedInventory(r, func() client.ObjectList { return &certificatesv1.CertificateSigningRequestList{} }, func(csr *certificatesv1.CertificateSigningRequest) bool {
 			return IsOurSigner(csr.Spec.SignerName) && !CSRIsFinal(csr)
 		})
 	}
