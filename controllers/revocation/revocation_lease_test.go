@@ -47,17 +47,7 @@ func TestRevocationWaitsForTheLease(t *testing.T) {
 	clk := clocktesting.NewFakeClock(now)
 	iss := &v1alpha1.EJBCAIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "ejbca"},
 		Spec: v1alpha1.IssuerSpec{Revocation: &v1alpha1.RevocationSpec{Deleted: true}}}
-	deleted := metav1.NewTime(now.Add(-time.Minute))
-	cr := &cmapi.CertificateRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web-1", UID: types.UID("uid-1"),
-			Finalizers: []string{v1alpha1.RevocationFinalizer}, DeletionTimestamp: &deleted},
-		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
-		Status: cmapi.CertificateRequestStatus{Certificate: testkit.SelfSignedPEM(t, 0x1a2b, "web.example.com")},
-	}
-	// Issued by this manager: its sealed record names the certificate.
-	key := signing.IssuanceKey("an issuance key of 32 bytes.....")
-	rec := key.IssuanceRecordCondition(cr.UID, signing.LeafOf(cr.Status.Certificate), metav1.NewTime(now))
-	cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: *rec.Type, Status: *rec.Status, Reason: *rec.Reason, Message: *rec.Message}}
+	cr, key := deletedIssuedHere(t, now)
 	for _, tc := range []struct {
 		name  string
 		lease func(t *testing.T) *leadership.Lease
@@ -144,17 +134,7 @@ func TestRevocationDeposedDuringTheCall(t *testing.T) {
 			Data: map[string][]byte{corev1.TLSCertKey: sim.ClientCertPEM(), corev1.TLSPrivateKeyKey: sim.ClientKeyPEM()}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "ejbca-ca"}, Data: map[string]string{"ca.crt": string(sim.CABundlePEM())}},
 	}
-	deleted := metav1.NewTime(now.Add(-time.Minute))
-	cr := &cmapi.CertificateRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web-1", UID: types.UID("uid-1"),
-			Finalizers: []string{v1alpha1.RevocationFinalizer}, DeletionTimestamp: &deleted},
-		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
-		Status: cmapi.CertificateRequestStatus{Certificate: testkit.SelfSignedPEM(t, 0x1a2b, "web.example.com")},
-	}
-	// Issued by this manager: its sealed record names the certificate.
-	key := signing.IssuanceKey("an issuance key of 32 bytes.....")
-	rec := key.IssuanceRecordCondition(cr.UID, signing.LeafOf(cr.Status.Certificate), metav1.NewTime(now))
-	cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: *rec.Type, Status: *rec.Status, Reason: *rec.Reason, Message: *rec.Message}}
+	cr, key := deletedIssuedHere(t, now)
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(objs, cr.DeepCopy())...).WithStatusSubresource(cr).Build()
 	clients := issuerclients.New(c, c, "ejbca-issuer", clk.Now, func(_ v1alpha1.Issuer, o *ejbca.Options) {
 		o.OnRoundTrip = func(endpoint string, _ int, _ time.Duration) {
@@ -188,4 +168,22 @@ func TestRevocationDeposedDuringTheCall(t *testing.T) {
 	if len(recorder.Events) != 0 {
 		t.Errorf("a deposed process emitted %q", <-recorder.Events)
 	}
+}
+
+// deletedIssuedHere is a request of team/ejbca, deleted a minute before now
+// and held by the revocation finalizer, whose certificate this manager
+// issued: its sealed issuance record (made with the returned key) names it.
+func deletedIssuedHere(t *testing.T, now time.Time) (*cmapi.CertificateRequest, signing.IssuanceKey) {
+	t.Helper()
+	deleted := metav1.NewTime(now.Add(-time.Minute))
+	cr := &cmapi.CertificateRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web-1", UID: types.UID("uid-1"),
+			Finalizers: []string{v1alpha1.RevocationFinalizer}, DeletionTimestamp: &deleted},
+		Spec:   cmapi.CertificateRequestSpec{IssuerRef: cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: v1alpha1.IssuerKind, Name: "ejbca"}},
+		Status: cmapi.CertificateRequestStatus{Certificate: testkit.SelfSignedPEM(t, 0x1a2b, "web.example.com")},
+	}
+	key := signing.IssuanceKey("an issuance key of 32 bytes.....")
+	rec := key.IssuanceRecordCondition(cr.UID, signing.LeafOf(cr.Status.Certificate), metav1.NewTime(now))
+	cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: *rec.Type, Status: *rec.Status, Reason: *rec.Reason, Message: *rec.Message}}
+	return cr, key
 }
