@@ -161,8 +161,8 @@ func unchanged(cr *cmapi.CertificateRequest, d signing.Decision) bool {
 func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &cmapi.CertificateRequest{}, requestIssuerIndex,
 		func(o client.Object) []string {
-			cr := o.(*cmapi.CertificateRequest)
-			if !signing.IsOurs(cr.Spec.IssuerRef) || signing.IsFinal(cr) {
+			cr, ok := o.(*cmapi.CertificateRequest) // a FinishedRequest is final
+			if !ok || !signing.IsOurs(cr.Spec.IssuerRef) || signing.IsFinal(cr) {
 				// Only unfinished requests are woken by their issuer.
 				return nil
 			}
@@ -171,8 +171,8 @@ func (r *CertificateRequestReconciler) SetupWithManager(mgr ctrl.Manager) error 
 		return err
 	}
 	ours := predicate.NewPredicateFuncs(func(o client.Object) bool {
-		cr, ok := o.(*cmapi.CertificateRequest)
-		return ok && signing.IsOurs(cr.Spec.IssuerRef)
+		ref, ok := signing.CachedIssuerRef(o)
+		return ok && signing.IsOurs(ref)
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("certificaterequest").

@@ -18,12 +18,12 @@ func (r *CertificateRequestReconciler) requestEvents() predicate.Predicate {
 	finishedByUs := func(uid types.UID) bool { return r.memory.finished.Recent(uid, r.Clock.Now()) }
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool {
-			cr, ok := e.Object.(*cmapi.CertificateRequest)
+			cr, ok := signing.CachedRequest(e.Object)
 			return !ok || createMatters(cr)
 		},
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(*cmapi.CertificateRequest)
-			n, ok2 := e.ObjectNew.(*cmapi.CertificateRequest)
+			o, ok1 := signing.CachedRequest(e.ObjectOld)
+			n, ok2 := signing.CachedRequest(e.ObjectNew)
 			return !ok1 || !ok2 || updateMatters(o, n, finishedByUs)
 		},
 	}

@@ -131,6 +131,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	// Begun on election: unless the Lease says there was no predecessor,
 	// or it handed over with nothing in flight, requests of either kind
 	// that exist then may have been sent by it.
+	if err := signing.IndexUnfinishedRequests(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	readers := signing.InventoryReaders{API: mgr.GetAPIReader(), Cache: mgr.GetCache(), SelectByIssuerGroup: o.SelectByIssuerGroup,
 		OtherSignersCSR: o.OtherSignersCSR, FromCache: o.Lease == nil}
 	attempts := signing.NewAttempts(clk, signing.Inventories(signing.CertificateRequestInventory(readers), signing.CertificateSigningRequestInventory(readers)))

@@ -68,11 +68,13 @@ func ownerBucket(name string) string {
 	return strconv.FormatUint(uint64(h.Sum32()%ownerBuckets), 36)
 }
 
-// ownedRequests lists the cached requests (the cache's own copies: read
-// only) that the Certificate ns/name controls.
+// ownedRequests lists the cached requests that the Certificate ns/name
+// controls. They are copies: the cache holds final requests as
+// signing.FinishedRequests, which only a copy makes CertificateRequests
+// (a bucket holds a few dozen requests).
 func ownedRequests(ctx context.Context, c client.Reader, ns, name string) ([]cmapi.CertificateRequest, error) {
 	var list cmapi.CertificateRequestList
-	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{requestOwnerIndex: ownerBucket(name)}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{requestOwnerIndex: ownerBucket(name)}); err != nil {
 		return nil, err
 	}
 	owned := list.Items[:0]
@@ -434,7 +436,6 @@ func (r *RevocationReconciler) currentAndSuccessor(ctx context.Context, cr *cmap
 		return true, time.Time{}, nil
 	}
 	ours := revisionOf(cr)
-	// Read only (issuedRecordOf, conditions): the cache's own copies.
 	siblings, err := ownedRequests(ctx, r.Client, cr.Namespace, crt.Name)
 	if err != nil {
 		return false, time.Time{}, err
@@ -477,7 +478,10 @@ func revokedCondition(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCon
 func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &cmapi.CertificateRequest{}, requestOwnerIndex,
 		func(o client.Object) []string {
-			cr := o.(*cmapi.CertificateRequest)
+			cr, ok := signing.CachedRequest(o)
+			if !ok {
+				return nil
+			}
 			if ref := signing.CertificateOwner(cr); ref != nil && signing.IsOurs(cr.Spec.IssuerRef) {
 				return []string{ownerBucket(ref.Name)}
 			}
@@ -486,8 +490,8 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 		return err
 	}
 	ours := predicate.NewPredicateFuncs(func(o client.Object) bool {
-		cr, ok := o.(*cmapi.CertificateRequest)
-		return ok && signing.IsOurs(cr.Spec.IssuerRef)
+		ref, ok := signing.CachedIssuerRef(o)
+		return ok && signing.IsOurs(ref)
 	})
 	return ctrl.ControllerManagedBy(mgr).
 		Named("revocation").
@@ -497,7 +501,7 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 			// revocation may be due now are looked at (revocationIdle,
 			// revokesNothing).
 			CreateFunc: func(e event.CreateEvent) bool {
-				cr, ok := e.Object.(*cmapi.CertificateRequest)
+				cr, ok := signing.CachedRequest(e.Object)
 				return !ok || !(revocationIdle(cr) || r.revokesNothing(cr))
 			},
 		})).
@@ -511,7 +515,7 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 
 // siblingsOf maps a request to the other requests of its Certificate.
 func (r *RevocationReconciler) siblingsOf(ctx context.Context, o client.Object) []reconcile.Request {
-	cr, ok := o.(*cmapi.CertificateRequest)
+	cr, ok := signing.CachedRequest(o)
 	if !ok {
 		return nil
 	}
@@ -531,8 +535,8 @@ func issuedNow() predicate.Predicate {
 		DeleteFunc:  func(event.DeleteEvent) bool { return false },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(*cmapi.CertificateRequest)
-			n, ok2 := e.ObjectNew.(*cmapi.CertificateRequest)
+			o, ok1 := signing.CachedRequest(e.ObjectOld)
+			n, ok2 := signing.CachedRequest(e.ObjectNew)
 			return ok1 && ok2 && !signing.HasIssued(o) && signing.HasIssued(n)
 		},
 	}

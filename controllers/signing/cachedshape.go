@@ -130,6 +130,8 @@ func ShapeOf(o metav1.Object) CachedShape {
 		if !IsOurSigner(o.Spec.SignerName) {
 			return ShapeStub
 		}
+	case *FinishedRequest:
+		return ShapeFinished
 	}
 	return markedShape(o)
 }
@@ -137,6 +139,9 @@ func ShapeOf(o metav1.Object) CachedShape {
 // markedShape is the shape this process's transforms marked o with;
 // ShapeFull when unmarked (or marked by anyone else).
 func markedShape(o metav1.Object) CachedShape {
+	if _, ok := o.(*FinishedRequest); ok {
+		return ShapeFinished
+	}
 	if cr, ok := o.(*cmapi.CertificateRequest); ok {
 		if _, ok := cachedRecord(cr); ok {
 			return ShapeFinished

@@ -23,7 +23,7 @@ import (
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 )
 
-func testChain(t *testing.T) (leaf *x509.Certificate, chain []byte) {
+func testChain(t testing.TB) (leaf *x509.Certificate, chain []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -76,12 +76,12 @@ type InventoryReaders struct {
 
 // cachedInventory is the inventory read from r.Cache alone (FromCache):
 // the unfinished requests in it that keep reports ours.
-func cachedInventory[T client.Object](r InventoryReaders, newList func() client.ObjectList, keep func(T) bool) Inventory {
+func cachedInventory[T client.Object](r InventoryReaders, newList func() client.ObjectList, keep func(T) bool, opts ...client.ListOption) Inventory {
 	return func(ctx context.Context) ([]Existing, error) {
 		// Read only: the cache's own copies; a list of its own per call,
 		// so that none outlives the inventory.
 		list := newList()
-		if err := r.Cache.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		if err := r.Cache.List(ctx, list, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
 			return nil, err
 		}
 		items, err := meta.ExtractList(list)
@@ -96,6 +96,23 @@ func cachedInventory[T client.Object](r InventoryReaders, newList func() client.
 		}
 		return found, nil
 	}
+}
+
+// UnfinishedRequestIndex indexes the cache's unfinished CertificateRequests
+// of ours (IndexUnfinishedRequests), the ones the inventory reads from it.
+const UnfinishedRequestIndex = "ejbca-issuer.certctl.io/unfinished"
+
+const unfinishedRequestKey = "ours"
+
+// IndexUnfinishedRequests adds UnfinishedRequestIndex to the cache; the
+// inventory needs it when it reads the cache alone (FromCache).
+func IndexUnfinishedRequests(ctx context.Context, indexer client.FieldIndexer) error {
+	return indexer.IndexField(ctx, &cmapi.CertificateRequest{}, UnfinishedRequestIndex, func(o client.Object) []string {
+		if cr, ok := o.(*cmapi.CertificateRequest); ok && IsOurs(cr.Spec.IssuerRef) && !IsFinal(cr) {
+			return []string{unfinishedRequestKey}
+		}
+		return nil
+	})
 }
 
 func (r InventoryReaders) cache() client.Reader {
@@ -118,9 +135,11 @@ func (r InventoryReaders) cache() client.Reader {
 func CertificateRequestInventory(r InventoryReaders) Inventory {
 	gvk := cmapi.SchemeGroupVersion.WithKind("CertificateRequestList")
 	if r.FromCache && r.Cache != nil {
+		// The index holds no final request: those are FinishedRequests,
+		// which a typed list cannot hold without copying every one.
 		return cachedInventory(r, func() client.ObjectList { return &cmapi.CertificateRequestList{} }, func(cr *cmapi.CertificateRequest) bool {
 			return IsOurs(cr.Spec.IssuerRef) && !IsFinal(cr)
-		})
+		}, client.MatchingFields{UnfinishedRequestIndex: unfinishedRequestKey})
 	}
 	if r.SelectByIssuerGroup {
 		return func(ctx context.Context) ([]Existing, error) {

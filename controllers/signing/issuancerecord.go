@@ -95,7 +95,12 @@ func (k IssuanceKey) IssuanceRecordCondition(uid types.UID, leaf *x509.Certifica
 	is := issuance{Serial: SerialOf(leaf), IssuerDN: leaf.Issuer.String()}
 	return cmac.CertificateRequestCondition().WithType(ConditionIssuanceRecord).WithStatus(cmmeta.ConditionTrue).
 		WithReason(issuanceRecordReason).WithLastTransitionTime(at).
-		WithMessage(fmt.Sprintf("serial=%s issuerDN=%s seal=%s", is.Serial, strconv.Quote(is.IssuerDN), k.seal(uid, is)))
+		WithMessage(is.message(k.seal(uid, is)))
+}
+
+// message is the record's condition message, with its seal.
+func (is issuance) message(seal string) string {
+	return fmt.Sprintf("serial=%s issuerDN=%s seal=%s", is.Serial, strconv.Quote(is.IssuerDN), seal)
 }
 
 // verifiedIssuance is the one reading of a request's issuance record: what

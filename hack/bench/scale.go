@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
+	"github.com/certctl-io/ejbca-issuer/controllers/signing"
 )
 
 // scaleResult is one point of the scale scenario: a fresh manager in a
@@ -382,7 +383,8 @@ func waitReady(ctx context.Context, url string, limit time.Duration) (synced, re
 
 // finishedFiller creates final CertificateRequests shaped as cert-manager
 // leaves them (P-256 CSR, RSA-2048 leaf and intermediate, status.ca,
-// approved and Ready), half of them ours, and foreign CSRs, growing the
+// approved and Ready), half of them ours (with the issuance record the
+// manager writes), and foreign CSRs, growing the
 // cluster to a given count.
 type finishedFiller struct {
 	c           client.Client
@@ -391,7 +393,11 @@ type finishedFiller struct {
 	csrs        int
 	csrPEM      [][]byte
 	chains      [][]byte
+	leaves      []*x509.Certificate
 	ca          []byte
+	// key seals the issuance records of our half, as the manager's own
+	// key would (the manager cannot verify them: nothing is revoked here).
+	key signing.IssuanceKey
 	bytes, seen atomic.Int64
 }
 
@@ -405,7 +411,10 @@ func newFinishedFiller(cfg *rest.Config, scheme *runtime.Scheme, ns, issuer stri
 	if err != nil {
 		return nil, err
 	}
-	f := &finishedFiller{c: c, ns: ns, issuer: issuer}
+	f := &finishedFiller{c: c, ns: ns, issuer: issuer, key: make(signing.IssuanceKey, 32)}
+	if _, err := rand.Read(f.key); err != nil {
+		return nil, err
+	}
 	if f.csrPEM, err = csrs(8, shapePlain); err != nil {
 		return nil, err
 	}
@@ -436,6 +445,11 @@ func newFinishedFiller(cfg *rest.Config, scheme *runtime.Scheme, ns, issuer stri
 		if err != nil {
 			return nil, err
 		}
+		leaf, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, err
+		}
+		f.leaves = append(f.leaves, leaf)
 		f.chains = append(f.chains, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), f.ca...))
 	}
 	return f, nil
@@ -532,6 +546,12 @@ func (f *finishedFiller) request(ctx context.Context, i int) error {
 				{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued, Message: "Certificate fetched from issuer successfully", LastTransitionTime: &now},
 			},
 			Certificate: f.chains[i%len(f.chains)], CA: f.ca,
+		}
+		if i%2 == 0 {
+			// Ours: signed by the manager, which records what it issued.
+			rec := f.key.IssuanceRecordCondition(cr.UID, f.leaves[i%len(f.leaves)], now)
+			cr.Status.Conditions = append(cr.Status.Conditions, cmapi.CertificateRequestCondition{Type: *rec.Type, Status: *rec.Status,
+				Reason: *rec.Reason, Message: *rec.Message, LastTransitionTime: rec.LastTransitionTime})
 		}
 		err := f.c.Status().Update(ctx, cr)
 		if err == nil {

@@ -308,7 +308,7 @@ func holderOnlyRecorder(cfg *rest.Config, lease *leadership.Lease) (events.Event
 // spec.issuerRef.group, and, when asked, limits the Secret and ConfigMap
 // metadata watches to the cluster resource namespace.
 func cacheOptions(cfg *rest.Config, o Options, selectByGroup bool, others *otherSigners) (cache.Options, error) {
-	requests := cache.ByObject{Transform: signing.TrimCertificateRequest}
+	requests := cache.ByObject{Transform: signing.CacheCertificateRequest}
 	if selectByGroup {
 		requests.Field = fields.OneTermEqualSelector(signing.IssuerGroupField, v1alpha1.GroupVersion.Group)
 	}
@@ -316,7 +316,9 @@ func cacheOptions(cfg *rest.Config, o Options, selectByGroup bool, others *other
 	if requests.Field != nil {
 		field = requests.Field.String()
 	}
-	lister, err := newRequestLister(cfg, field, requests.Transform)
+	// The list's items are typed (a CertificateRequestList): trimmed there,
+	// held as the informer's transform makes them.
+	lister, err := newRequestLister(cfg, field, signing.TrimCertificateRequest)
 	if err != nil {
 		return cache.Options{}, err
 	}
