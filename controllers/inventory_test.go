@@ -109,6 +109,7 @@ func TestInventoryLeavesOutFinishedRequests(t *testing.T) {
 	}{
 		{"API server and cache", signing.InventoryReaders{API: k8s, Cache: mgrCache}, false},
 		{"API server and cache, selected by issuer group", signing.InventoryReaders{API: k8s, Cache: mgrCache, SelectByIssuerGroup: true}, false},
+		{"cache alone (no leader election)", signing.InventoryReaders{API: k8s, Cache: mgrCache, FromCache: true}, false},
 		{"API server alone", signing.InventoryReaders{API: k8s}, true},
 		{"API server alone, selected by issuer group", signing.InventoryReaders{API: k8s, SelectByIssuerGroup: true}, true},
 	} {

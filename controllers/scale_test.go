@@ -6,6 +6,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -63,6 +65,21 @@ func TestForeignCSRsNeverReachTheCache(t *testing.T) {
 			t.Errorf("the cache holds foreign CSR %s (or failed to say it does not): %v", name, err)
 		}
 	}
+}
+
+// heldByInformer is what the manager's CertificateRequest informer holds
+// for o, as its event handlers and index functions get it.
+func heldByInformer(t *testing.T, o client.Object) any {
+	t.Helper()
+	inf, err := mgrCache.GetInformer(context.Background(), &cmapi.CertificateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, _, err := inf.(toolscache.SharedIndexInformer).GetStore().GetByKey(o.GetNamespace() + "/" + o.GetName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return held
 }
 
 // TestRevocationAfterRestartWithManyFinishedRequests: a manager restarted
@@ -122,6 +139,12 @@ func TestRevocationAfterRestartWithManyFinishedRequests(t *testing.T) {
 		}
 		if signing.ShapeOf(cached) != signing.ShapeFinished || len(cached.Status.Certificate) > 0 || bytes.Contains(cached.Spec.Request, []byte("CERTIFICATE REQUEST")) {
 			return fmt.Sprintf("the cache holds the issued request as %q with %d certificate bytes", signing.ShapeOf(cached), len(cached.Status.Certificate))
+		}
+		if held := heldByInformer(t, cr); fmt.Sprintf("%T", held) != "*signing.FinishedRequest" {
+			return fmt.Sprintf("the informer holds the issued request as a %T", held)
+		}
+		if record := signing.ConditionOf(cached, signing.ConditionIssuanceRecord); record == nil || !strings.Contains(record.Message, "serial="+serial+" ") {
+			return fmt.Sprintf("read from the cache, the issued request's issuance record is %+v", record)
 		}
 		return ""
 	})
