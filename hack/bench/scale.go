@@ -387,17 +387,17 @@ func waitReady(ctx context.Context, url string, limit time.Duration) (synced, re
 // manager writes), and foreign CSRs, growing the
 // cluster to a given count.
 type finishedFiller struct {
-	c           client.Client
-	ns, issuer  string
-	requests    int
-	csrs        int
-	csrPEM      [][]byte
-	chains      [][]byte
-	leaves      []*x509.Certificate
-	ca          []byte
+	c          client.Client
+	ns, issuer string
+	requests   int
+	csrs       int
+	csrPEM     [][]byte
+	chains     [][]byte
+	leaves     []*x509.Certificate
+	ca         []byte
 	// key seals the issuance records of our half, as the manager's own
 	// key would (the manager cannot verify them: nothing is revoked here).
-	key signing.IssuanceKey
+	key         signing.IssuanceKey
 	bytes, seen atomic.Int64
 }
 
