@@ -80,7 +80,12 @@ func TestFinishedRequestReadsAsTheTrimmedRequest(t *testing.T) {
 		"revoked, annotated, deleting, finalized": finishedForCache(t, chain, 6, approved, ready, record, revoked),
 		"a record of another certificate":         finishedForCache(t, chain, 9, ready, otherRecord),
 		"a record and no certificate":             finishedForCache(t, nil, 10, failed, record),
+		"owned otherwise":                         finishedForCache(t, chain, 11, ready),
+		"no owner":                                finishedForCache(t, chain, 12, ready),
 	}
+	owned := cases["owned otherwise"]
+	owned.OwnerReferences = append(owned.OwnerReferences, metav1.OwnerReference{APIVersion: "example.com/v1", Kind: "Thing", Name: "t", UID: "NOT-A-UUID"})
+	cases["no owner"].OwnerReferences = nil
 	// Which conditions are held reduced (the rest are kept as they are).
 	reduced := map[string][2]bool{
 		"issued, as cert-manager leaves it":       {true, false},
@@ -91,6 +96,8 @@ func TestFinishedRequestReadsAsTheTrimmedRequest(t *testing.T) {
 		"revoked, annotated, deleting, finalized": {true, true},
 		"a record of another certificate":         {true, false},
 		"a record and no certificate":             {true, false},
+		"owned otherwise":                         {true, false},
+		"no owner":                                {true, false},
 	}
 	deleting := cases["revoked, annotated, deleting, finalized"]
 	deleting.Annotations[v1alpha1.RevokeAnnotation] = "keyCompromise"
@@ -117,6 +124,9 @@ func TestFinishedRequestReadsAsTheTrimmedRequest(t *testing.T) {
 			}
 			if got := [2]bool{f.ready != (unique.Handle[finishedReady]{}), f.issuanceSeal != ""}; got != reduced[name] {
 				t.Errorf("Ready and the issuance record held reduced: %v, want %v", got, reduced[name])
+			}
+			if wantHeld := name != "owned otherwise" && name != "no owner"; (f.owner != nil) != wantHeld {
+				t.Errorf("the owner held reduced: %v, want %v", f.owner != nil, wantHeld)
 			}
 			again, err := CacheCertificateRequest(f)
 			if err != nil || again != any(f) {
@@ -154,8 +164,10 @@ func TestFinishedRequestReadsAsTheTrimmedRequest(t *testing.T) {
 			}
 			// A copy is the caller's own.
 			got.Status.Conditions[0].Reason = "changed"
-			got.OwnerReferences[0].Name = "changed"
-			if again, _ := CachedRequest(f); again.Status.Conditions[0].Reason == "changed" || again.OwnerReferences[0].Name == "changed" {
+			if len(got.OwnerReferences) > 0 {
+				got.OwnerReferences[0].Name = "changed"
+			}
+			if again, _ := CachedRequest(f); again.Status.Conditions[0].Reason == "changed" || len(again.OwnerReferences) > 0 && again.OwnerReferences[0].Name == "changed" {
 				t.Error("changing a copy changed the cache")
 			}
 		})
