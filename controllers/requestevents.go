@@ -18,7 +18,10 @@ func (r *CertificateRequestReconciler) requestEvents() predicate.Predicate {
 	finishedByUs := func(uid types.UID) bool { return r.memory.finished.Recent(uid, r.Clock.Now()) }
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool {
-			cr, ok := signing.CachedRequest(e.Object)
+			if _, final := e.Object.(*signing.FinishedRequest); final {
+				return false // as createMatters says of a final request
+			}
+			cr, ok := e.Object.(*cmapi.CertificateRequest)
 			return !ok || createMatters(cr)
 		},
 		UpdateFunc: func(e event.UpdateEvent) bool {

@@ -478,11 +478,11 @@ func revokedCondition(cr *cmapi.CertificateRequest) *cmapi.CertificateRequestCon
 func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &cmapi.CertificateRequest{}, requestOwnerIndex,
 		func(o client.Object) []string {
-			cr, ok := signing.CachedRequest(o)
-			if !ok {
+			issuer, ok := signing.CachedIssuerRef(o)
+			if !ok || !signing.IsOurs(issuer) {
 				return nil
 			}
-			if ref := signing.CertificateOwner(cr); ref != nil && signing.IsOurs(cr.Spec.IssuerRef) {
+			if ref := signing.CertificateOwner(o); ref != nil {
 				return []string{ownerBucket(ref.Name)}
 			}
 			return nil

@@ -194,7 +194,7 @@ func IssuedRecordOf(cr *cmapi.CertificateRequest) (IssuedRecord, bool) {
 		}
 		var issuer pkix.Name
 		issuer.FillFromRDNSequence(&rdns) // as crypto/x509 fills Certificate.Issuer
-		return IssuedRecord{Serial: new(big.Int).SetBytes(rec.serial).Text(16), IssuerDN: issuer.String(), RawIssuer: rec.rawIssuer,
+		return IssuedRecord{Serial: rec.serialText(), IssuerDN: issuer.String(), RawIssuer: rec.rawIssuer,
 			NotAfter: time.Unix(rec.notAfter, 0).UTC()}, true
 	}
 	leaf := LeafOf(cr.Status.Certificate)
@@ -237,6 +237,9 @@ type finishedRecord struct {
 	rawIssuer []byte
 	revision  uint64
 }
+
+// serialText is the serial as SerialOf writes it.
+func (r finishedRecord) serialText() string { return new(big.Int).SetBytes(r.serial).Text(16) }
 
 // A finished record in spec.request is binary, the smallest it can be (a
 // cache holds one per finished request of ours): recordPrefix (a PEM CSR
@@ -504,8 +507,9 @@ func setAnnotation(m *metav1.ObjectMeta, k, v string) {
 	m.Annotations[k] = v
 }
 
-// CertificateOwner is the request's controller reference to a Certificate.
-func CertificateOwner(cr *cmapi.CertificateRequest) *metav1.OwnerReference {
+// CertificateOwner is the request's controller reference to a Certificate
+// (of a CertificateRequest, or of a FinishedRequest).
+func CertificateOwner(cr metav1.Object) *metav1.OwnerReference {
 	ref := metav1.GetControllerOf(cr)
 	if ref == nil || ref.Kind != cmapi.CertificateKind || ref.APIVersion != cmapi.SchemeGroupVersion.String() {
 		return nil

@@ -52,10 +52,12 @@ type FinishedRequest struct {
 	// record's seal, its serial and issuer being the record's), their
 	// times (Unix nanoseconds, noTime: none) and their places among the
 	// request's conditions; the other conditions as they are.
-	ready                     unique.Handle[finishedReady]
-	readyAt                   int64
-	issuanceSeal              string
-	issuanceAt                int64
+	ready        unique.Handle[finishedReady]
+	readyAt      int64
+	issuanceSeal string
+	issuanceAt   int64
+	// issuerDN is the record's issuer as its DN (made once, not per read).
+	issuerDN                  unique.Handle[string]
 	conditions                []cmapi.CertificateRequestCondition
 	readyIndex, issuanceIndex uint8
 }
@@ -143,10 +145,6 @@ func compactFinished(cr *cmapi.CertificateRequest) *FinishedRequest {
 	}
 	// The issuance record's message names the certificate the record
 	// holds: only its seal differs from what the record says.
-	var recorded string
-	if rec, ok := IssuedRecordOf(cr); ok {
-		recorded = issuance{Serial: rec.Serial, IssuerDN: rec.IssuerDN}.message("")
-	}
 	var rest []cmapi.CertificateRequestCondition
 	noReady := unique.Handle[finishedReady]{}
 	for i, c := range cr.Status.Conditions {
@@ -156,10 +154,15 @@ func compactFinished(cr *cmapi.CertificateRequest) *FinishedRequest {
 			f.ready = unique.Make(finishedReady{status: c.Status, reason: c.Reason, message: c.Message})
 			f.readyAt, f.readyIndex = heldTime(c), uint8(i)
 			continue
-		case c.Type == ConditionIssuanceRecord && f.issuanceSeal == "" && recorded != "" && c.Status == cmmeta.ConditionTrue && c.Reason == issuanceRecordReason:
-			seal, ok := strings.CutPrefix(c.Message, recorded)
+		case c.Type == ConditionIssuanceRecord && f.issuanceSeal == "" && c.Status == cmmeta.ConditionTrue && c.Reason == issuanceRecordReason:
+			rec, ok := IssuedRecordOf(cr)
+			if !ok {
+				break
+			}
+			seal, ok := strings.CutPrefix(c.Message, issuance{Serial: rec.Serial, IssuerDN: rec.IssuerDN}.message(""))
 			if raw, err := hex.DecodeString(seal); ok && err == nil && len(raw) > 0 && hex.EncodeToString(raw) == seal {
 				f.issuanceSeal, f.issuanceAt, f.issuanceIndex = string(raw), heldTime(c), uint8(i)
+				f.issuerDN = unique.Make(rec.IssuerDN)
 				continue
 			}
 		}
@@ -233,9 +236,9 @@ func (f *FinishedRequest) view() *cmapi.CertificateRequest {
 			Status: r.status, Reason: r.reason, Message: r.message, LastTransitionTime: timeOf(f.readyAt)}})
 	}
 	if f.issuanceSeal != "" {
-		rec, _ := IssuedRecordOf(cr)
+		rec, _ := cachedRecord(cr)
 		held = append(held, placed{int(f.issuanceIndex), cmapi.CertificateRequestCondition{Type: ConditionIssuanceRecord, Status: cmmeta.ConditionTrue,
-			Reason: issuanceRecordReason, Message: issuance{Serial: rec.Serial, IssuerDN: rec.IssuerDN}.message(hex.EncodeToString([]byte(f.issuanceSeal))),
+			Reason: issuanceRecordReason, Message: issuance{Serial: rec.serialText(), IssuerDN: f.issuerDN.Value()}.message(hex.EncodeToString([]byte(f.issuanceSeal))),
 			LastTransitionTime: timeOf(f.issuanceAt)}})
 	}
 	slices.SortFunc(held, func(a, b placed) int { return a.index - b.index })
