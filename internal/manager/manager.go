@@ -324,7 +324,7 @@ func cacheOptions(cfg *rest.Config, o Options, selectByGroup bool, others *other
 		NewInformer: func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
 			switch obj.(type) {
 			case *cmapi.CertificateRequest:
-				lw = lister.over(lw)
+				lw = lister // controller-runtime's own is not used
 			case *certificatesv1.CertificateSigningRequest:
 				lw = others.over(lw)
 			}
