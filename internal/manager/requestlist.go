@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/utils/clock"
 	sigsjson "sigs.k8s.io/json"
 )
 
@@ -47,6 +48,8 @@ type requestLister struct {
 	fieldSelector string
 	trim          toolscache.TransformFunc
 	pageSize      int64
+	// clock times the waits between attempts to open a watch.
+	clock clock.Clock
 }
 
 // newRequestLister reads and watches CertificateRequests with its own REST
@@ -68,7 +71,7 @@ func newRequestLister(cfg *rest.Config, fieldSelector string, trim toolscache.Tr
 	if err != nil {
 		return nil, err
 	}
-	return &requestLister{client: rc, watcher: wc, fieldSelector: fieldSelector, trim: trim, pageSize: requestListPage}, nil
+	return &requestLister{client: rc, watcher: wc, fieldSelector: fieldSelector, trim: trim, pageSize: requestListPage, clock: clock.RealClock{}}, nil
 }
 
 // IsWatchListSemanticsUnSupported turns client-go's streaming list off for

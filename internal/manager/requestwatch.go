@@ -68,12 +68,12 @@ func (l *requestLister) WatchWithContext(ctx context.Context, opts metav1.ListOp
 			// starts over
 			return watch.NewEmptyWatch(), nil
 		}
-		t := time.NewTimer(watchConnectRetryWait)
+		t := l.clock.NewTimer(watchConnectRetryWait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil, fmt.Errorf("watching CertificateRequests: %w (after %w)", ctx.Err(), err)
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }

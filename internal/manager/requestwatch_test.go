@@ -2,9 +2,11 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	restclientwatch "k8s.io/client-go/rest/watch"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -423,4 +426,111 @@ func (c *closeCounted) Close() error {
 		c.closed.Add(1)
 	}
 	return c.ReadCloser.Close()
+}
+
+// TestRequestWatchRetriesAConnectionAsClientGo: a watch whose connection
+// breaks before the API server answers is tried again as client-go tries
+// it (ten more times, a second apart), then handed over closed so that the
+// reflector starts over; a refusal from the API server is its error at
+// once, and a cancelled context ends the waiting.
+func TestRequestWatchRetriesAConnectionAsClientGo(t *testing.T) {
+	var hits atomic.Int32
+	var refuse atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if refuse.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Forbidden","code":403,"message":"certificaterequests is forbidden"}`)
+			return
+		}
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close() // the connection breaks before an answer
+		}
+	}))
+	defer srv.Close()
+	l, err := newRequestLister(&rest.Config{Host: srv.URL}, "", signing.TrimCertificateRequest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := clocktesting.NewFakeClock(time.Now())
+	l.clock = fake
+	// waiting: the watch waits on the fake clock (false: it returned).
+	waiting := func(done <-chan struct{}) bool {
+		deadline := time.Now().Add(time.Minute)
+		for !fake.HasWaiters() {
+			select {
+			case <-done:
+				return false
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the watch neither waited nor returned")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return true
+	}
+	waited := func(done <-chan struct{}) bool {
+		if !waiting(done) {
+			return false
+		}
+		fake.Step(watchConnectRetryWait)
+		return true
+	}
+
+	type result struct {
+		w   watch.Interface
+		err error
+	}
+	start := func(ctx context.Context) (chan struct{}, *result) {
+		done, res := make(chan struct{}), &result{}
+		go func() {
+			defer close(done)
+			res.w, res.err = l.WatchWithContext(ctx, metav1.ListOptions{ResourceVersion: "7"})
+		}()
+		return done, res
+	}
+
+	done, res := start(context.Background())
+	waits := 0
+	for waited(done) {
+		waits++
+	}
+	if res.err != nil || waits != watchConnectRetries || hits.Load() < watchConnectRetries+1 {
+		t.Fatalf("after %d waits and %d attempts: %v, want %d waits, %d attempts and no error", waits, hits.Load(), res.err, watchConnectRetries, watchConnectRetries+1)
+	}
+	if _, open := <-res.w.ResultChan(); open {
+		t.Error("the watch given up on is not closed")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done, res = start(ctx)
+	if !waited(done) || !waiting(done) {
+		t.Fatal("a broken connection was not tried again")
+	}
+	cancel()
+	ended(t, done)
+	if !errors.Is(res.err, context.Canceled) {
+		t.Errorf("a watch cancelled while waiting gave %v", res.err)
+	}
+
+	refuse.Store(true)
+	hits.Store(0)
+	done, res = start(context.Background())
+	ended(t, done)
+	if !apierrors.IsForbidden(res.err) || hits.Load() != 1 {
+		t.Errorf("a refused watch gave %v after %d attempts, want Forbidden after 1", res.err, hits.Load())
+	}
+}
+
+// ended waits for done (bounded: what never ends fails).
+func ended(t *testing.T, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("still running after a minute")
+	}
 }
