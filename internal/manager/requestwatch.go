@@ -187,9 +187,11 @@ func validEventType(typ watch.EventType) error {
 // resourceVersion and annotations). Its type fields are cleared, as
 // client-go's decoder clears them.
 //
-// client-go decodes an object as the kind it names, and its reflector drops
-// an event holding another kind than the informer's; here such an event
-// ends the watch as an error. The API server sends neither.
+// Two deliberate differences, for what the API server never sends: client-go
+// decodes an object as the kind it names, and its reflector drops an event
+// holding another kind than the informer's, where here such an event ends
+// the watch as an error; and client-go reads the kind case-insensitively
+// ("Kind" counts), where here, as for every other field, only "kind" does.
 func decodeEventObject(typ watch.EventType, decode func(any) error) (runtime.Object, error) {
 	if typ == watch.Error {
 		s := &metav1.Status{}
