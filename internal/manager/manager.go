@@ -200,6 +200,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		RetryPeriod:                         &retry,
 		Controller:                          config.Controller{SkipNameValidation: &o.RestartableInProcess},
 		Cache:                               cache,
+		NewClient:                           newClient,
 	})
 	if err != nil {
 		return nil, err
