@@ -433,9 +433,15 @@ func (b *bench) profile(m *managerProcess, rc runConfig) func() {
 			return
 		}
 		name := fmt.Sprintf("%s-%s-%s-w%d-%s.pprof", rc.Namespace, rc.Auth, rc.Shape, rc.Workers, rc.Latency)
-		if err := os.WriteFile(filepath.Join(b.opts.profile, "cpu-"+name), data, 0o644); err == nil {
-			progress("profile: %s", filepath.Join(b.opts.profile, "cpu-"+name))
+		if err := os.MkdirAll(b.opts.profile, 0o755); err != nil {
+			progress("profile: %v", err)
+			return
 		}
+		if err := os.WriteFile(filepath.Join(b.opts.profile, "cpu-"+name), data, 0o644); err != nil {
+			progress("profile: %v", err)
+			return
+		}
+		progress("profile: %s", filepath.Join(b.opts.profile, "cpu-"+name))
 		// Every allocation since the process started (go tool pprof
 		// -sample_index=alloc_space): what keeps the GC busy.
 		if data, err := httpGet(strings.TrimSuffix(m.metricsURL, "/metrics") + "/debug/pprof/allocs"); err == nil {

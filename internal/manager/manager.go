@@ -200,6 +200,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		RetryPeriod:                         &retry,
 		Controller:                          config.Controller{SkipNameValidation: &o.RestartableInProcess},
 		Cache:                               cache,
+		NewClient:                           newClient,
 	})
 	if err != nil {
 		return nil, err
@@ -326,7 +327,7 @@ func cacheOptions(cfg *rest.Config, o Options, selectByGroup bool, others *other
 		NewInformer: func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
 			switch obj.(type) {
 			case *cmapi.CertificateRequest:
-				lw = lister.over(lw)
+				lw = lister // controller-runtime's own is not used
 			case *certificatesv1.CertificateSigningRequest:
 				lw = others.over(lw)
 			}

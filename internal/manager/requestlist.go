@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/utils/clock"
 	sigsjson "sigs.k8s.io/json"
 )
 
@@ -32,20 +34,26 @@ const requestListPage = 500
 // until the last one arrives (hundreds of MiB at 30,000 requests). Here
 // the list is read page by page (a consistent read, which the API server
 // serves from its watch cache) and each request is decoded once, straight
-// from the response, then reduced at once. Watches are client-go's own:
-// they carry only what changes.
+// from the response, then reduced at once. Its watches too decode each
+// event once (requestwatch.go); the informer reduces what they carry.
+//
+// It replaces controller-runtime's ListWatch for this informer whole: the
+// cache's field selector is given here, as the reflector passes none.
 type requestLister struct {
 	client rest.Interface
-	// fieldSelector is the cache's own (see cacheOptions): the reflector
-	// passes none, controller-runtime adds it in the ListWatch it wraps.
+	// watcher is client on the same connections, never held back by the
+	// client's rate limit: client-go does not limit watches.
+	watcher rest.Interface
+	// fieldSelector is the cache's own (see cacheOptions).
 	fieldSelector string
 	trim          toolscache.TransformFunc
-	watch         toolscache.ListerWatcherWithContext
 	pageSize      int64
+	// clock times the waits between attempts to open a watch.
+	clock clock.Clock
 }
 
-// newRequestLister reads CertificateRequests with its own REST client (JSON,
-// decoded here); it watches through what over is given.
+// newRequestLister reads and watches CertificateRequests with its own REST
+// client (JSON, decoded here).
 func newRequestLister(cfg *rest.Config, fieldSelector string, trim toolscache.TransformFunc) (*requestLister, error) {
 	c := rest.CopyConfig(cfg)
 	c.GroupVersion = &cmapi.SchemeGroupVersion
@@ -57,13 +65,13 @@ func newRequestLister(cfg *rest.Config, fieldSelector string, trim toolscache.Tr
 	if err != nil {
 		return nil, err
 	}
-	return &requestLister{client: rc, fieldSelector: fieldSelector, trim: trim, pageSize: requestListPage}, nil
-}
-
-// over is l watching through lw (controller-runtime's, with its selectors).
-func (l requestLister) over(lw toolscache.ListerWatcher) *requestLister {
-	l.watch = toolscache.ToListerWatcherWithContext(lw)
-	return &l
+	unlimited := rest.CopyConfig(c)
+	unlimited.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
+	wc, err := rest.RESTClientForConfigAndClient(unlimited, rc.Client)
+	if err != nil {
+		return nil, err
+	}
+	return &requestLister{client: rc, watcher: wc, fieldSelector: fieldSelector, trim: trim, pageSize: requestListPage, clock: clock.RealClock{}}, nil
 }
 
 // IsWatchListSemanticsUnSupported turns client-go's streaming list off for
@@ -76,10 +84,6 @@ func (l *requestLister) List(opts metav1.ListOptions) (runtime.Object, error) {
 
 func (l *requestLister) Watch(opts metav1.ListOptions) (watch.Interface, error) {
 	return l.WatchWithContext(context.Background(), opts)
-}
-
-func (l *requestLister) WatchWithContext(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-	return l.watch.WatchWithContext(ctx, opts)
 }
 
 // ListWithContext lists every request as the cache keeps it. The reflector
