@@ -66,8 +66,16 @@ type scaleResult struct {
 	NewRounds    []float64 `json:"new_requests_per_second_rounds"`
 	// VsEmpty is NewPerSecond over the same variant's with no finished
 	// requests in the same run (0 when the run measured no empty cluster).
-	VsEmpty     float64 `json:"new_requests_vs_empty,omitempty"`
-	FillSeconds float64 `json:"fill_seconds,omitempty"`
+	VsEmpty float64 `json:"new_requests_vs_empty,omitempty"`
+	// NewCPUMillis: the manager's CPU per new request over a batch, the
+	// median of the batches; CPUVsEmpty is it over the same variant's
+	// with no finished requests. CPU is far less sensitive than throughput
+	// to what else runs on the machine: it shows whether the finished
+	// requests make each new one cost the manager more.
+	NewCPUMillis       float64   `json:"new_request_cpu_ms"`
+	NewCPUMillisRounds []float64 `json:"new_request_cpu_ms_rounds"`
+	CPUVsEmpty         float64   `json:"new_request_cpu_vs_empty,omitempty"`
+	FillSeconds        float64   `json:"fill_seconds,omitempty"`
 	// Load is the machine's 1-minute load average as the manager started
 	// (the machine is shared: figures from busy windows are not comparable).
 	Load float64 `json:"load_average"`
@@ -184,19 +192,19 @@ func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
 		}
 	}
 	fmt.Printf("\n### scale: a fresh manager against finished requests in the cluster (half ours), and N/3 foreign CSRs\n\n")
-	empty := map[string]float64{}
+	empty := map[string]*scaleResult{}
 	for _, r := range results {
 		if r.Finished == 0 {
-			empty[r.Variant] = r.NewPerSecond
+			empty[r.Variant] = r
 		}
 	}
 	for _, r := range results {
-		if e := empty[r.Variant]; e > 0 {
-			r.VsEmpty = r.NewPerSecond / e
+		if e := empty[r.Variant]; e != nil && e.NewPerSecond > 0 && e.NewCPUMillis > 0 {
+			r.VsEmpty, r.CPUVsEmpty = r.NewPerSecond/e.NewPerSecond, r.NewCPUMillis/e.NewCPUMillis
 		}
 	}
-	fmt.Println("| variant | finished requests | foreign CSRs | request JSON bytes | cache synced s | ready s | first signature s | settled RSS MiB | peak RSS MiB | live heap MiB | start-up CPU s | new requests/s (median of 3) | vs empty | load |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| variant | finished requests | foreign CSRs | request JSON bytes | cache synced s | ready s | first signature s | settled RSS MiB | peak RSS MiB | live heap MiB | start-up CPU s | new requests/s (median of 3) | vs empty | manager CPU ms per new request (median of 3) | vs empty | load |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		fmt.Println(r.row())
 	}
@@ -210,12 +218,12 @@ func (b *bench) scenarioScale(ctx context.Context, rep *report) error {
 }
 
 func (r *scaleResult) row() string {
-	vs := ""
+	vs, cpuVs := "", ""
 	if r.VsEmpty > 0 {
-		vs = fmt.Sprintf("%.2f", r.VsEmpty)
+		vs, cpuVs = fmt.Sprintf("%.2f", r.VsEmpty), fmt.Sprintf("%.2f", r.CPUVsEmpty)
 	}
-	return fmt.Sprintf("| %s | %d | %d | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f | %.1f | %s | %.1f |", r.Variant, r.Finished, r.ForeignCSRs, r.RequestBytes,
-		r.CacheSyncSeconds, r.ReadySeconds, r.FirstSignatureSeconds, r.SettledRSSMiB, r.PeakRSSMiB, r.LiveHeapMiB, r.StartupCPUSeconds, r.NewPerSecond, vs, r.Load)
+	return fmt.Sprintf("| %s | %d | %d | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f | %.1f | %s | %.2f | %s | %.1f |", r.Variant, r.Finished, r.ForeignCSRs, r.RequestBytes,
+		r.CacheSyncSeconds, r.ReadySeconds, r.FirstSignatureSeconds, r.SettledRSSMiB, r.PeakRSSMiB, r.LiveHeapMiB, r.StartupCPUSeconds, r.NewPerSecond, vs, r.NewCPUMillis, cpuVs, r.Load)
 }
 
 // scaleRun starts a manager, follows /readyz, signs one request as soon as
@@ -298,15 +306,29 @@ func (b *bench) scaleRun(ctx context.Context, ns string, iss *v1alpha1.EJBCAIssu
 		if err != nil {
 			return nil, err
 		}
+		before, err := mgr.cpu()
+		if err != nil {
+			return nil, err
+		}
 		rate, err := b.signBatch(ctx, newNS, newIss, batch)
 		if err != nil {
 			return nil, err
 		}
+		after, err := mgr.cpu()
+		if err != nil {
+			return nil, err
+		}
 		res.NewRounds = append(res.NewRounds, rate)
+		res.NewCPUMillisRounds = append(res.NewCPUMillisRounds, float64((after-before).Microseconds())/1000/float64(len(batch)))
 	}
-	sorted := slices.Sorted(slices.Values(res.NewRounds))
-	res.NewPerSecond = sorted[len(sorted)/2]
+	res.NewPerSecond = median(res.NewRounds)
+	res.NewCPUMillis = median(res.NewCPUMillisRounds)
 	return res, nil
+}
+
+func median(v []float64) float64 {
+	sorted := slices.Sorted(slices.Values(v))
+	return sorted[len(sorted)/2]
 }
 
 // signBatch creates and approves a request per CSR for iss and returns
