@@ -125,7 +125,10 @@ func noCertificate(t *testing.T, sim *ejbcasim.Sim) ejbcasim.Counters {
 func waitForApprovalWithoutID(t *testing.T, cr *cmapi.CertificateRequest) {
 	t.Helper()
 	want := fmt.Sprintf("waiting for EJBCA approval of the end entity %q since ", cr.Namespace+"/"+cr.Name)
-	c := waitRequest(t, cr, cmapi.CertificateRequestReasonPending, want, 30*time.Second)
+	// After a lost answer the request waits for EJBCA's status probe (one
+	// every few seconds) and the issuer's re-check: under make test's load
+	// (-race, alongside the failover suite) that took over 30 s once.
+	c := waitRequest(t, cr, cmapi.CertificateRequestReasonPending, want, 90*time.Second)
 	if !strings.HasSuffix(c.Message, " (EJBCA gave no approval request id)") {
 		t.Errorf("the message %q does not say that EJBCA gave no approval request id", c.Message)
 	}
