@@ -11,7 +11,6 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -20,7 +19,6 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
-	"github.com/certctl-io/ejbca-issuer/internal/testenv"
 	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
@@ -31,24 +29,9 @@ import (
 // certificate, ours failed), with and without the issuer-group selector,
 // and takes one request per page.
 func TestRequestListerListsWhatClientGoWould(t *testing.T) {
-	env, err := testenv.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	k8s, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
 	const ns = "lister"
-	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
+	cfg, k8s := apiServer(t, ns)
+	ctx := context.Background()
 	_, csrPEM := testkit.CSR(t, testkit.CommonName("lister.example.com"))
 	chain := testkit.SelfSignedPEM(t, 0x5eed, "lister CA")
 	ours, theirs := testkit.IssuerRef(v1alpha1.IssuerKind, "ejbca"), cmmeta.IssuerReference{Group: "cert-manager.io", Kind: "ClusterIssuer", Name: "other"}

@@ -14,7 +14,6 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,7 +31,6 @@ import (
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
 	"github.com/certctl-io/ejbca-issuer/controllers/signing"
-	"github.com/certctl-io/ejbca-issuer/internal/testenv"
 	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
@@ -168,24 +166,9 @@ func TestRequestEventsDecodeAsClientGo(t *testing.T) {
 // has (410, which makes the reflector list again) and for the initial
 // events of a list-by-watch ending in a bookmark.
 func TestRequestWatchYieldsWhatClientGoWould(t *testing.T) {
-	env, err := testenv.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	k8s, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
 	const ns = "watcher"
-	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
+	cfg, k8s := apiServer(t, ns)
+	ctx := context.Background()
 	// client-go's watch as the cache makes it (controller-runtime's REST
 	// client for a structured object).
 	hc, err := rest.HTTPClientFor(cfg)

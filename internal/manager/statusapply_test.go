@@ -8,14 +8,12 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	cmac "github.com/cert-manager/cert-manager/pkg/client/applyconfigurations/certmanager/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
-	"github.com/certctl-io/ejbca-issuer/internal/testenv"
 	"github.com/certctl-io/ejbca-issuer/internal/testkit"
 )
 
@@ -27,19 +25,8 @@ import (
 // gone, the same refusal to take another manager's field without force and
 // the same taking of it with force.
 func TestRequestStatusApplyAsControllerRuntime(t *testing.T) {
-	env, err := testenv.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	theirs, err := client.New(cfg, client.Options{Scheme: Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	const ns = "applies"
+	cfg, theirs := apiServer(t, ns)
 	ours, err := newClient(cfg, client.Options{Scheme: Scheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -48,10 +35,6 @@ func TestRequestStatusApplyAsControllerRuntime(t *testing.T) {
 		t.Fatalf("the manager's client is a %T", ours)
 	}
 	ctx := context.Background()
-	const ns = "applies"
-	if err := theirs.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
 	_, csrPEM := testkit.CSR(t, testkit.CommonName("applies.example.com"))
 	chain := testkit.SelfSignedPEM(t, 0x5eed, "applies CA")
 	create := func(name string) *cmapi.CertificateRequest {
