@@ -52,15 +52,22 @@ type requestLister struct {
 	clock clock.Clock
 }
 
-// newRequestLister reads and watches CertificateRequests with its own REST
-// client (JSON, decoded here).
-func newRequestLister(cfg *rest.Config, fieldSelector string, trim toolscache.TransformFunc) (*requestLister, error) {
+// requestRESTConfig is cfg for a REST client of CertificateRequests that
+// speaks JSON (CRDs have no protobuf), decoded by the caller.
+func requestRESTConfig(cfg *rest.Config) *rest.Config {
 	c := rest.CopyConfig(cfg)
 	c.GroupVersion = &cmapi.SchemeGroupVersion
 	c.APIPath = "/apis"
 	c.ContentType = runtime.ContentTypeJSON
 	c.AcceptContentTypes = runtime.ContentTypeJSON
 	c.NegotiatedSerializer = serializer.NewCodecFactory(Scheme()).WithoutConversion()
+	return c
+}
+
+// newRequestLister reads and watches CertificateRequests with its own REST
+// client (JSON, decoded here).
+func newRequestLister(cfg *rest.Config, fieldSelector string, trim toolscache.TransformFunc) (*requestLister, error) {
+	c := requestRESTConfig(cfg)
 	rc, err := rest.RESTClientFor(c)
 	if err != nil {
 		return nil, err

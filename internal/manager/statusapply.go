@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"net/http"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmac "github.com/cert-manager/cert-manager/pkg/client/applyconfigurations/certmanager/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/client-go/rest"
@@ -68,12 +66,7 @@ func applyRequestStatus(ctx context.Context, rc rest.Interface, ac *cmac.Certifi
 // newRequestStatusClient is the REST client the status applies go through:
 // the manager's connections, the limits of each of its clients (QPS, burst).
 func newRequestStatusClient(cfg *rest.Config, hc *http.Client) (rest.Interface, error) {
-	c := rest.CopyConfig(cfg)
-	c.GroupVersion = &cmapi.SchemeGroupVersion
-	c.APIPath = "/apis"
-	c.ContentType = runtime.ContentTypeJSON
-	c.AcceptContentTypes = runtime.ContentTypeJSON
-	c.NegotiatedSerializer = serializer.NewCodecFactory(Scheme()).WithoutConversion()
+	c := requestRESTConfig(cfg)
 	if hc == nil {
 		return rest.RESTClientFor(c)
 	}
