@@ -478,11 +478,44 @@ func (p pendingBody) message() string {
 	return p.ErrorMessage
 }
 
-// parsePending reads a 202 body; an unreadable one counts as carrying nothing.
+// parsePending reads a 202 body. One that does not decode cleanly, or
+// names a field twice (decoders disagree on which one counts), carries
+// nothing: the id it names picks the approval request the issuer follows,
+// so an ambiguous one must not pick.
 func parsePending(r *response) pendingBody {
 	var p pendingBody
-	_ = json.Unmarshal(r.body, &p)
+	if json.Unmarshal(r.body, &p) != nil || !distinctKeys(r.body) {
+		return pendingBody{}
+	}
 	return p
+}
+
+// distinctKeys reports whether a JSON object's top-level keys differ from
+// each other under case folding, as encoding/json matches them to fields.
+func distinctKeys(body []byte) bool {
+	d := json.NewDecoder(bytes.NewReader(body))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return true // not an object: no keys to repeat
+	}
+	var seen []string
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return false
+		}
+		key, _ := t.(string)
+		for _, k := range seen {
+			if strings.EqualFold(k, key) {
+				return false
+			}
+		}
+		seen = append(seen, key)
+		var skip json.RawMessage
+		if d.Decode(&skip) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Messages EJBCA words in ways the client has to recognise. See IsRetryable
