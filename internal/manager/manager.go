@@ -162,13 +162,11 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		lock = held.Watch(l)
 	}
 	o.Options.Lease = held
-	if held != nil {
-		rec, err := holderOnlyRecorder(cfg, held)
-		if err != nil {
-			return nil, err
-		}
-		o.Options.EventRecorder = rec
+	broadcaster, err := holderOnlyBroadcaster(cfg, held)
+	if err != nil {
+		return nil, err
 	}
+	o.Options.EventRecorder = broadcaster.NewRecorder(Scheme(), controllers.EventReporter)
 	selectByGroup, err := signing.IssuerGroupSelectable(cfg)
 	if err != nil {
 		ctrl.Log.WithName("setup").Info("CertificateRequests of other issuers are cached as stubs: the API server does not select them by issuer group", "reason", err.Error())
@@ -218,10 +216,23 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := controllers.Setup(mgr, o.Options); err != nil {
 		return nil, err
 	}
+	mgr = recording{Manager: mgr, events: broadcaster}
 	if held != nil {
 		return handingOver{Manager: mgr, lease: held}, nil
 	}
 	return mgr, nil
+}
+
+// recording is a manager that stops its event broadcaster once it has
+// stopped, as controller-runtime stops its own.
+type recording struct {
+	ctrl.Manager
+	events events.EventBroadcaster
+}
+
+func (m recording) Start(ctx context.Context) error {
+	defer m.events.Shutdown()
+	return m.Manager.Start(ctx)
 }
 
 // handingOver is a manager that, once stopped cleanly (every controller
@@ -279,12 +290,20 @@ func leaderElectionLock(cfg *rest.Config, namespace string, renew time.Duration)
 		resourcelock.ResourceLockConfig{Identity: id, EventRecorder: recorder})
 }
 
-// holderOnlyRecorder records events through a broadcaster whose sink checks
-// the lease right before each write: the broadcaster sends from a queue, and
-// a leader frozen with events queued must not send them once it wakes
-// deposed. Recording starts at once, as controller-runtime's own does, so no
-// event recorded before the manager starts is lost.
-func holderOnlyRecorder(cfg *rest.Config, lease *leadership.Lease) (events.EventRecorder, error) {
+// holderOnlyBroadcaster records events through a sink that checks the
+// lease (when there is one: nil without leader election) right before each
+// write: the broadcaster sends from a queue, and a leader frozen with events
+// queued must not send them once it wakes deposed. Recording starts at
+// once, as controller-runtime's own does, so no event recorded before the
+// manager starts is lost.
+//
+// Events are a built-in type, so they go as protobuf, which costs the
+// manager and the API server less than JSON for the one event of every
+// certificate (CertificateRequests, a CRD, can only be JSON).
+func holderOnlyBroadcaster(cfg *rest.Config, lease *leadership.Lease) (events.EventBroadcaster, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.ContentType = runtime.ContentTypeProtobuf
+	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	cs, err := eventsv1client.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -293,7 +312,7 @@ func holderOnlyRecorder(cfg *rest.Config, lease *leadership.Lease) (events.Event
 	if err := b.StartRecordingToSinkWithContext(context.Background()); err != nil {
 		return nil, err
 	}
-	return b.NewRecorder(Scheme(), controllers.EventReporter), nil
+	return b, nil
 }
 
 // The leader election Lease lives in the leader election namespace (the

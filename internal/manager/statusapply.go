@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 
 	cmac "github.com/cert-manager/cert-manager/pkg/client/applyconfigurations/certmanager/v1"
@@ -59,8 +60,19 @@ func applyRequestStatus(ctx context.Context, rc rest.Interface, ac *cmac.Certifi
 	if err != nil {
 		return fmt.Errorf("applying a CertificateRequest status: %w", err)
 	}
-	return rc.Patch(types.ApplyYAMLPatchType).Namespace(*ac.Namespace).Resource("certificaterequests").Name(*ac.Name).
-		SubResource("status").VersionedParams(o.AsPatchOptions(), metav1.ParameterCodec).Body(body).Do(ctx).Error()
+	answer, err := rc.Patch(types.ApplyYAMLPatchType).Namespace(*ac.Namespace).Resource("certificaterequests").Name(*ac.Name).
+		SubResource("status").VersionedParams(o.AsPatchOptions(), metav1.ParameterCodec).Body(body).Stream(ctx)
+	if err != nil {
+		return err // a failure's Status, decoded as Do decodes it
+	}
+	// A success's answer, the whole request, is drained into a shared
+	// buffer rather than read into a new one, and closed so the stream
+	// can be reused.
+	_, err = io.Copy(io.Discard, answer)
+	if cerr := answer.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // newRequestStatusClient is the REST client the status applies go through:
