@@ -34,16 +34,9 @@ func TestRequestListerListsWhatClientGoWould(t *testing.T) {
 	ctx := context.Background()
 	_, csrPEM := testkit.CSR(t, testkit.CommonName("lister.example.com"))
 	chain := testkit.SelfSignedPEM(t, 0x5eed, "lister CA")
-	ours, theirs := testkit.IssuerRef(v1alpha1.IssuerKind, "ejbca"), cmmeta.IssuerReference{Group: "cert-manager.io", Kind: "ClusterIssuer", Name: "other"}
 	const n = 23
 	for i := range n {
-		ref, state := ours, i%4
-		if state == 0 {
-			ref = theirs
-		}
-		cr := testkit.CertificateRequest(ns, fmt.Sprintf("r-%02d", i), csrPEM, ref, func(cr *cmapi.CertificateRequest) {
-			cr.Annotations = map[string]string{cmapi.CertificateRequestRevisionAnnotationKey: "3"}
-		})
+		cr, state := mixedRequest(ns, i, csrPEM)
 		if err := k8s.Create(ctx, cr); err != nil {
 			t.Fatal(err)
 		}

@@ -233,15 +233,9 @@ func TestRequestWatchYieldsWhatClientGoWould(t *testing.T) {
 
 		_, csrPEM := testkit.CSR(t, testkit.CommonName("watcher.example.com"))
 		chain := testkit.SelfSignedPEM(t, 0x5eed, "watcher CA")
-		ours, theirs := testkit.IssuerRef(v1alpha1.IssuerKind, "ejbca"), cmmeta.IssuerReference{Group: "cert-manager.io", Kind: "ClusterIssuer", Name: "other"}
+		ours := testkit.IssuerRef(v1alpha1.IssuerKind, "ejbca")
 		for i := range 12 {
-			ref, state := ours, i%4
-			if state == 0 {
-				ref = theirs
-			}
-			cr := testkit.CertificateRequest(ns, fmt.Sprintf("r-%02d", i), csrPEM, ref, func(cr *cmapi.CertificateRequest) {
-				cr.Annotations = map[string]string{cmapi.CertificateRequestRevisionAnnotationKey: "3"}
-			})
+			cr, state := mixedRequest(ns, i, csrPEM)
 			if err := k8s.Create(ctx, cr); err != nil {
 				t.Fatal(err)
 			}
