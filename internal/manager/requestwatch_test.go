@@ -56,18 +56,36 @@ func ourEvents(body io.ReadCloser) watch.Interface {
 // drain reads w until it closes (bounded: a watch that does not end fails).
 func drain(t *testing.T, w watch.Interface) []watch.Event {
 	t.Helper()
+	return readEvents(t, w, nil)
+}
+
+// readEvents reads w until it closes, or, when last is given, up to the
+// first event last says is the last, then stops w; a watch that closes
+// before that fails. Bounded: a watch that gets to neither within a minute
+// fails.
+func readEvents(t *testing.T, w watch.Interface, last func(watch.Event) bool) []watch.Event {
+	t.Helper()
+	if last != nil {
+		defer w.Stop()
+	}
 	var out []watch.Event
 	deadline := time.After(time.Minute)
 	for {
 		select {
 		case ev, ok := <-w.ResultChan():
-			if !ok {
+			switch {
+			case !ok && last == nil:
 				return out
+			case !ok:
+				t.Fatalf("the watch closed after %s", describe(out))
 			}
 			out = append(out, ev)
+			if last != nil && last(ev) {
+				return out
+			}
 		case <-deadline:
 			w.Stop()
-			t.Fatalf("the watch did not end after %d events", len(out))
+			t.Fatalf("the watch reached neither its end nor its last event after %s", describe(out))
 		}
 	}
 }
@@ -200,29 +218,6 @@ func TestRequestWatchYieldsWhatClientGoWould(t *testing.T) {
 		}
 		return pair{ours, theirs}
 	}
-	// until reads w up to the first event that done says is the last
-	// (bounded: a watch that never gets there fails).
-	until := func(t *testing.T, w watch.Interface, done func(watch.Event) bool) []watch.Event {
-		t.Helper()
-		defer w.Stop()
-		var out []watch.Event
-		deadline := time.After(time.Minute)
-		for {
-			select {
-			case ev, ok := <-w.ResultChan():
-				if !ok {
-					t.Fatalf("the watch closed after %s", describe(out))
-				}
-				out = append(out, ev)
-				if done(ev) {
-					return out
-				}
-			case <-deadline:
-				t.Fatalf("no last event after %s", describe(out))
-			}
-		}
-	}
-
 	t.Run("changes", func(t *testing.T) {
 		var from cmapi.CertificateRequestList
 		if err := k8s.List(ctx, &from, client.InNamespace(ns)); err != nil {
@@ -286,7 +281,7 @@ func TestRequestWatchYieldsWhatClientGoWould(t *testing.T) {
 			minEvents int
 		}{{"all", all, true, 12*3 + 9 + 3 + 1}, {"selectByGroup", ofOurs, false, 9*3 + 6 + 2 + 1}} {
 			t.Run(w.name, func(t *testing.T) {
-				got, want := until(t, w.pair.ours, isLast), until(t, w.pair.theirs, isLast)
+				got, want := readEvents(t, w.pair.ours, isLast), readEvents(t, w.pair.theirs, isLast)
 				sameEvents(t, got, want)
 				seen := map[watch.EventType]int{}
 				foreign, withCertificate := 0, 0
@@ -329,7 +324,7 @@ func TestRequestWatchYieldsWhatClientGoWould(t *testing.T) {
 		opts := metav1.ListOptions{AllowWatchBookmarks: true, SendInitialEvents: ptr.To(true), ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan}
 		w := open(t, byGroup, opts)
 		isEnd := func(ev watch.Event) bool { return ev.Type == watch.Bookmark }
-		got, want := until(t, w.ours, isEnd), until(t, w.theirs, isEnd)
+		got, want := readEvents(t, w.ours, isEnd), readEvents(t, w.theirs, isEnd)
 		sameEvents(t, got, want)
 		end := got[len(got)-1].Object.(*cmapi.CertificateRequest)
 		if end.ResourceVersion == "" || end.Annotations[metav1.InitialEventsAnnotationKey] != "true" || end.Name != "" {
