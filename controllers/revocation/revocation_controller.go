@@ -496,15 +496,7 @@ func (r *RevocationReconciler) SetupWithManager(mgr manager.Manager) error {
 	return ctrl.ControllerManagedBy(mgr).
 		Named("revocation").
 		WithOptions(controller.Options{LogConstructor: reconcilelog.For(mgr.GetLogger(), "revocation")}).
-		For(&cmapi.CertificateRequest{}, ctrl.WithPredicates(ours, predicate.Funcs{
-			// At start every request is created: only those whose
-			// revocation may be due now are looked at (revocationIdle,
-			// revokesNothing).
-			CreateFunc: func(e event.CreateEvent) bool {
-				cr, ok := signing.CachedRequest(e.Object)
-				return !ok || !(revocationIdle(cr) || r.revokesNothing(cr))
-			},
-		})).
+		For(&cmapi.CertificateRequest{}, ctrl.WithPredicates(ours, r.requestChanges())).
 		Watches(&cmapi.Certificate{}, handler.EnqueueRequestsFromMapFunc(r.requestsOf)).
 		// A request's issuance can supersede its siblings: the Certificate's
 		// revision change wakes them too, but may be seen before the
@@ -556,6 +548,26 @@ func (r *RevocationReconciler) requestsOf(ctx context.Context, o client.Object) 
 		}
 	}
 	return out
+}
+
+// requestChanges: which of a request's own events wake it. At start every
+// request is created, and each changes on its way to a certificate
+// (approved, issued), a reconcile each time were it looked at: only a
+// request whose revocation may be due as it now is (mayDecide) is. A
+// deletion always is (the request is gone: nothing to do, the reconcile
+// says so).
+func (r *RevocationReconciler) requestChanges() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return r.mayDecide(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool { return r.mayDecide(e.ObjectNew) },
+	}
+}
+
+// mayDecide: RevocationDecide may have something to do for o as it now
+// is (a request the cache did not shape as one is looked at).
+func (r *RevocationReconciler) mayDecide(o client.Object) bool {
+	cr, ok := signing.CachedRequest(o)
+	return !ok || !(revocationIdle(cr) || r.revokesNothing(cr))
 }
 
 // revokesNothing: cr's issuer, as cached, sets no spec.revocation, and cr
