@@ -1,7 +1,12 @@
 package manager
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/certctl-io/ejbca-issuer/api/v1alpha1"
@@ -27,7 +33,13 @@ import (
 func TestRequestStatusApplyAsControllerRuntime(t *testing.T) {
 	const ns = "applies"
 	cfg, theirs := apiServer(t, ns)
-	ours, err := newClient(cfg, client.Options{Scheme: Scheme()})
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := &statusAnswers{next: hc.Transport}
+	hc.Transport = answers
+	ours, err := newClient(cfg, client.Options{Scheme: Scheme(), HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +110,11 @@ func TestRequestStatusApplyAsControllerRuntime(t *testing.T) {
 	}
 	gotA, gotB := get(a), get(b)
 	same("issued", gotA, gotB)
+	// what came back was the request's metadata, not the request
+	if got := answers.last(); !strings.Contains(got, `"kind":"PartialObjectMetadata"`) || strings.Contains(got, `"status":{`) || strings.Contains(got, `"spec":{`) ||
+		!strings.Contains(got, `"name":"b"`) {
+		t.Errorf("the apply was answered with %q, want the request's metadata only", got)
+	}
 	if ms := managed(gotB, v1alpha1.FieldOwner); len(ms) != 1 || ms[0].Operation != metav1.ManagedFieldsOperationApply || ms[0].Subresource != "status" || len(gotB.Status.Certificate) == 0 {
 		t.Errorf("our apply left %+v (certificate %d bytes), want the status applied by %s", ms, len(gotB.Status.Certificate), v1alpha1.FieldOwner)
 	}
@@ -134,4 +151,34 @@ func TestRequestStatusApplyAsControllerRuntime(t *testing.T) {
 	if !apierrors.IsNotFound(errA) || !apierrors.IsNotFound(errB) {
 		t.Errorf("a request gone: %v; controller-runtime's: %v; want not found", errB, errA)
 	}
+}
+
+// statusAnswers keeps the answer to the last status PATCH that succeeded.
+type statusAnswers struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	body []byte
+}
+
+func (a *statusAnswers) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := a.next.RoundTrip(req)
+	if err != nil || req.Method != http.MethodPatch || !strings.HasSuffix(req.URL.Path, "/status") || res.StatusCode != http.StatusOK {
+		return res, err
+	}
+	body, err := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.body = body
+	a.mu.Unlock()
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	return res, nil
+}
+
+func (a *statusAnswers) last() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return string(a.body)
 }
