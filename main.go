@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -102,14 +101,6 @@ func run(args []string) error {
 	if ok {
 		debug.SetMemoryLimit(limit)
 		log.Info("Go memory limit set from the container's (MEMORY_LIMIT, or its cgroup's)", "GOMEMLIMIT", limit)
-	}
-	procs, ok, err := manager.ProcsForCPURequest(os.Getenv)
-	if err != nil {
-		return err
-	}
-	if ok {
-		runtime.GOMAXPROCS(procs)
-		log.Info("Go scheduler threads set from the container's CPU request (CPU_REQUEST)", "GOMAXPROCS", procs)
 	}
 
 	cfg, err := ctrl.GetConfig()

@@ -80,7 +80,6 @@ func run() error {
 	flag.StringVar(&o.plot, "plot", "", "write the throughput scenario's plot (SVG) here")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the manager during each issue run to this directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (manager logs, kubeconfig) and print its path")
-	flag.IntVar(&managerCPURequest, "cpu-request", 1, "the manager's CPU_REQUEST, as the chart sets it from requests.cpu (its default, 50m, rounds up to 1): the manager's GOMAXPROCS; 0 leaves it unset (the runtime's default: a thread per core)")
 	flag.StringVar(&o.manager, "manager", "", "measure this manager binary instead of building the source tree's (to compare two builds run after one another)")
 	var scaleSizes string
 	flag.StringVar(&scaleSizes, "scale-sizes", "", "comma-separated counts of finished requests for the scale scenario (default 0,2000,10000,30000; 0,600 with --quick)")

@@ -55,19 +55,12 @@ func startManager(bin, kubeconfig, logPath string, workers int, extra ...string)
 	return startManagerEnv(bin, kubeconfig, logPath, workers, nil, extra...)
 }
 
-// managerCPURequest is the CPU_REQUEST every manager process gets, as the
-// chart's default gives it (--cpu-request; 0: none).
-var managerCPURequest = 1
-
 // startManagerEnv is startManager with further environment variables
-// (KEY=VALUE) for the manager process, after the chart's CPU_REQUEST.
+// (KEY=VALUE) for the manager process.
 func startManagerEnv(bin, kubeconfig, logPath string, workers int, env []string, extra ...string) (*managerProcess, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
-	}
-	if managerCPURequest > 0 {
-		env = append([]string{"CPU_REQUEST=" + strconv.Itoa(managerCPURequest)}, env...)
 	}
 	args := append([]string{
 		"--cluster-resource-namespace=ejbca-issuer",

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -79,12 +78,8 @@ func (b *bench) scenarioIssue(ctx context.Context, rep *report) error {
 	if b.opts.qps > 0 {
 		limits = fmt.Sprintf("%d/%d", b.opts.qps, 2*b.opts.qps)
 	}
-	procs := "unset (a scheduler thread per core)"
-	if managerCPURequest > 0 {
-		procs = strconv.Itoa(managerCPURequest) + " (GOMAXPROCS)"
-	}
-	fmt.Printf("\n### issue: %d approved CertificateRequests, one issuer, %d workers, %s per EJBCA call, manager client limits: %s, manager CPU_REQUEST: %s\n\n",
-		b.opts.count, b.opts.workers, b.opts.latency, limits, procs)
+	fmt.Printf("\n### issue: %d approved CertificateRequests, one issuer, %d workers, %s per EJBCA call, manager client limits: %s\n\n",
+		b.opts.count, b.opts.workers, b.opts.latency, limits)
 	fmt.Printf("The ceiling is the null issuer's mean rate (client limits %d/%d, which do not bind), %.1f certificates/s.\n\n", nullIssuerQPS, 2*nullIssuerQPS, ceiling)
 	fmt.Println("| issuer | requests | certs/s | ceiling certs/s | fraction of ceiling | API requests/cert | API writes/cert | API requests/cert by verb | events/cert | Warnings/cert | events on the issuer | CPU ms/cert | all clients' writes/cert | machine busy cores | machine CPU ms/cert | of which API server, etcd, bench process |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -90,7 +90,6 @@ func TestRenderDefaults(t *testing.T) {
 	}
 	checkPodNamespaceEnv(t, c)
 	checkMemoryLimitEnv(t, c)
-	checkCPURequestEnv(t, c)
 	checkProbes(t, c, 8081)
 	if *d.Spec.Replicas != 1 || d.Spec.Template.Spec.ServiceAccountName != "ejbca-issuer" {
 		t.Errorf("replicas %d, serviceAccountName %q", *d.Spec.Replicas, d.Spec.Template.Spec.ServiceAccountName)
@@ -198,22 +197,6 @@ func checkMemoryLimitEnv(t *testing.T, c corev1.Container) {
 		}
 	}
 	t.Errorf("no MEMORY_LIMIT env: %+v", c.Env)
-}
-
-// checkCPURequestEnv: CPU_REQUEST is the container's CPU request in whole
-// cores, rounded up (the manager sets GOMAXPROCS from it).
-func checkCPURequestEnv(t *testing.T, c corev1.Container) {
-	t.Helper()
-	for _, e := range c.Env {
-		if e.Name == "CPU_REQUEST" {
-			if e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil || e.ValueFrom.ResourceFieldRef.Resource != "requests.cpu" ||
-				e.ValueFrom.ResourceFieldRef.Divisor.String() != "1" {
-				t.Errorf("CPU_REQUEST is not the downward API's requests.cpu in cores: %+v", e)
-			}
-			return
-		}
-	}
-	t.Errorf("no CPU_REQUEST env: %+v", c.Env)
 }
 
 // checkProbes: liveness and readiness probes GET /healthz and /readyz on the
