@@ -543,7 +543,7 @@ func (r *RevocationReconciler) requestsOf(ctx context.Context, o client.Object) 
 	}
 	out := make([]reconcile.Request, 0, len(owned))
 	for i := range owned {
-		if !revocationIdle(&owned[i]) && !r.revokesNothing(&owned[i]) {
+		if r.mayDecide(&owned[i]) {
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: owned[i].Namespace, Name: owned[i].Name}})
 		}
 	}
